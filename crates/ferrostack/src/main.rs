@@ -12,7 +12,12 @@ use tokio_util::sync::CancellationToken;
 /// One binary for every ferrostack role. Every flag can also be set through the
 /// environment variable FERROSTACK_<FLAG> (e.g. --work-delay as FERROSTACK_WORK_DELAY).
 #[derive(Parser, Debug)]
-#[command(name = "ferrostack", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "ferrostack",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(flatten)]
     global: cmd::GlobalArgs,
@@ -36,10 +41,16 @@ enum Role {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Role::CliReference = cli.role {
-        print!("{}", cmd::reference::markdown(&<Cli as clap::CommandFactory>::command()));
+        print!(
+            "{}",
+            cmd::reference::markdown(&<Cli as clap::CommandFactory>::command())
+        );
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return cmd::fail(&cmd::Failure::Run(e.into())),
     };

@@ -21,7 +21,12 @@ pub struct Context {
 impl Context {
     /// A context for `role`, stopped when `shutdown` is cancelled.
     pub fn new(role: &'static str, shutdown: CancellationToken, log_events: LogEvents) -> Self {
-        Self { role, shutdown, readiness: Readiness::default(), log_events }
+        Self {
+            role,
+            shutdown,
+            readiness: Readiness::default(),
+            log_events,
+        }
     }
 
     /// The role's name, as in `ferrostack_build_info{role}` and the `role` log field.

@@ -36,7 +36,11 @@ pub struct ErrorDetail {
 impl ApiError {
     /// An error with any status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400: the request is malformed.
@@ -68,7 +72,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: ErrorDetail { code: self.code.to_owned(), message: self.message },
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
         };
         (self.status, Json(body)).into_response()
     }

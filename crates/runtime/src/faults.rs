@@ -93,7 +93,9 @@ impl Faults {
             return Err(FaultConfigError::Ratio(args.random_error_ratio));
         }
         Ok(Self {
-            delay: args.random_delay.then_some((args.random_delay_min, args.random_delay_max)),
+            delay: args
+                .random_delay
+                .then_some((args.random_delay_min, args.random_delay_max)),
             error_ratio: args.random_error.then_some(args.random_error_ratio),
             endpoints: args.fault_injection,
             enabled: Arc::new(AtomicBool::new(false)),
@@ -124,7 +126,9 @@ struct SwitchState {
 
 fn state_of(faults: &Faults) -> Json<SwitchState> {
     let on = faults.enabled.load(Ordering::SeqCst);
-    Json(SwitchState { fault_injection: if on { "enabled" } else { "disabled" } })
+    Json(SwitchState {
+        fault_injection: if on { "enabled" } else { "disabled" },
+    })
 }
 
 async fn enable(State(faults): State<Faults>) -> impl IntoResponse {
@@ -146,18 +150,30 @@ async fn status(State(faults): State<Faults>) -> impl IntoResponse {
 /// Middleware applied to a role's API routes only.
 pub(crate) async fn inject(State(faults): State<Faults>, request: Request, next: Next) -> Response {
     if faults.enabled.load(Ordering::SeqCst) {
-        return ApiError::internal("fault_injected", "fault injection is enabled on this instance")
-            .into_response();
+        return ApiError::internal(
+            "fault_injected",
+            "fault injection is enabled on this instance",
+        )
+        .into_response();
     }
     // Draw everything before the await: the thread-local RNG is not Send.
     let (delay, fail) = {
         let mut rng = rand::rng();
         let delay = faults.delay.map(|(min, max)| {
-            if max > min { rng.random_range(min..=max) } else { min }
+            if max > min {
+                rng.random_range(min..=max)
+            } else {
+                min
+            }
         });
-        let fail = faults.error_ratio.is_some_and(|ratio| rng.random_bool(ratio));
-        let status = [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_GATEWAY, StatusCode::SERVICE_UNAVAILABLE]
-            [rng.random_range(0..3)];
+        let fail = faults
+            .error_ratio
+            .is_some_and(|ratio| rng.random_bool(ratio));
+        let status = [
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::BAD_GATEWAY,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ][rng.random_range(0..3)];
         (delay, fail.then_some(status))
     };
     if let Some(delay) = delay {
@@ -180,13 +196,26 @@ mod tests {
             random_delay_max: Duration::from_secs(1),
             ..FaultArgs::default()
         };
-        assert!(Faults::new(&args).unwrap_err().to_string().contains("--random-delay-min"));
+        assert!(
+            Faults::new(&args)
+                .unwrap_err()
+                .to_string()
+                .contains("--random-delay-min")
+        );
     }
 
     #[test]
     fn a_ratio_above_one_is_refused() {
-        let args = FaultArgs { random_error_ratio: 1.5, ..FaultArgs::default() };
-        assert!(Faults::new(&args).unwrap_err().to_string().contains("--random-error-ratio"));
+        let args = FaultArgs {
+            random_error_ratio: 1.5,
+            ..FaultArgs::default()
+        };
+        assert!(
+            Faults::new(&args)
+                .unwrap_err()
+                .to_string()
+                .contains("--random-error-ratio")
+        );
     }
 
     #[test]

@@ -23,5 +23,6 @@ pub const COMMIT: &str = match option_env!("FERROSTACK_GIT_SHA") {
 
 /// Parses a human duration (`3s`, `500ms`, `1h 30m`) for clap flags.
 pub fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(value).map_err(|e| format!("{e} (expected a duration such as 3s, 500ms, 1h)"))
+    humantime::parse_duration(value)
+        .map_err(|e| format!("{e} (expected a duration such as 3s, 500ms, 1h)"))
 }

@@ -68,7 +68,11 @@ pub struct BackendApiArgs {
     pub external_logs_timeout: Duration,
     /// Directory holding one file per environment with its integration key (a mounted
     /// Secret); INTEGRATION_KEY_<ENV> env vars are the fallback.
-    #[arg(long, env = "FERROSTACK_INTEGRATION_KEYS_DIR", default_value = "/etc/ferrostack/integration-keys")]
+    #[arg(
+        long,
+        env = "FERROSTACK_INTEGRATION_KEYS_DIR",
+        default_value = "/etc/ferrostack/integration-keys"
+    )]
     pub integration_keys_dir: PathBuf,
     /// Environments /download_external_logs accepts.
     #[arg(
@@ -140,7 +144,11 @@ impl Config {
         Ok(Self {
             role: Role::DataApi,
             server: ServerConfig::new(&args.server, args.port)?,
-            log_dir: args.service.log_dir.clone().unwrap_or_else(|| default_log_dir(Role::DataApi)),
+            log_dir: args
+                .service
+                .log_dir
+                .clone()
+                .unwrap_or_else(|| default_log_dir(Role::DataApi)),
             work_delay: args.service.work_delay,
             external: None,
         })
@@ -160,7 +168,9 @@ impl Config {
         for name in &args.environments {
             let name = name.trim();
             let valid = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !valid {
                 return Err(ConfigError::Environment(name.to_owned()));
             }
@@ -179,7 +189,11 @@ impl Config {
         Ok(Self {
             role: Role::BackendApi,
             server: ServerConfig::new(&args.server, args.port)?,
-            log_dir: args.service.log_dir.clone().unwrap_or_else(|| default_log_dir(Role::BackendApi)),
+            log_dir: args
+                .service
+                .log_dir
+                .clone()
+                .unwrap_or_else(|| default_log_dir(Role::BackendApi)),
             work_delay: args.service.work_delay,
             external: Some(ExternalConfig {
                 url,
@@ -197,16 +211,25 @@ fn default_log_dir(role: Role) -> PathBuf {
 }
 
 fn parse_url(raw: &str) -> Result<reqwest::Url, ConfigError> {
-    let url = reqwest::Url::parse(raw).map_err(|e| ConfigError::Url { url: raw.to_owned(), reason: e.to_string() })?;
+    let url = reqwest::Url::parse(raw).map_err(|e| ConfigError::Url {
+        url: raw.to_owned(),
+        reason: e.to_string(),
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(ConfigError::Url { url: raw.to_owned(), reason: "the scheme must be http or https".to_owned() });
+        return Err(ConfigError::Url {
+            url: raw.to_owned(),
+            reason: "the scheme must be http or https".to_owned(),
+        });
     }
     Ok(url)
 }
 
 /// `INTEGRATION_KEY_<ENV>`: upper case, `-` as `_`.
 pub(crate) fn env_var_for(environment: &str) -> String {
-    format!("INTEGRATION_KEY_{}", environment.to_ascii_uppercase().replace('-', "_"))
+    format!(
+        "INTEGRATION_KEY_{}",
+        environment.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 #[cfg(test)]
@@ -222,7 +245,9 @@ mod tests {
     }
 
     fn parse(argv: &[&str]) -> BackendApiArgs {
-        Cli::try_parse_from(std::iter::once("x").chain(argv.iter().copied())).unwrap().args
+        Cli::try_parse_from(std::iter::once("x").chain(argv.iter().copied()))
+            .unwrap()
+            .args
     }
 
     #[test]
@@ -238,14 +263,18 @@ mod tests {
     #[test]
     fn a_non_http_url_is_refused_naming_the_flag() {
         let args = parse(&["--external-logs-url", "ftp://x"]);
-        let err = Config::backend_api(&args, Vec::new()).unwrap_err().to_string();
+        let err = Config::backend_api(&args, Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("--external-logs-url"), "{err}");
     }
 
     #[test]
     fn an_environment_name_with_a_slash_is_refused() {
         let args = parse(&["--environments", "dev,../etc"]);
-        let err = Config::backend_api(&args, Vec::new()).unwrap_err().to_string();
+        let err = Config::backend_api(&args, Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("../etc"), "{err}");
     }
 

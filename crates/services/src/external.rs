@@ -23,9 +23,13 @@ use crate::{AppState, params};
         (status = 502, description = "the external API failed, timed out or is unreachable", body = runtime::error::ErrorBody),
         (status = 503, description = "no key or no URL configured", body = runtime::error::ErrorBody),
     ))]
-pub(crate) async fn download_external_logs(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+pub(crate) async fn download_external_logs(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let Some(external) = state.inner.config.external.as_ref() else {
-        return Error::internal("not_backend", "this role has no external logs API").into_response();
+        return Error::internal("not_backend", "this role has no external logs API")
+            .into_response();
     };
     let params = match params::parse_query(query.as_deref().unwrap_or("")) {
         Ok(p) => p,
@@ -34,18 +38,31 @@ pub(crate) async fn download_external_logs(State(state): State<AppState>, RawQue
     let valid = external.environments.join(", ");
     let env = match params.get("env") {
         None => {
-            return Error::bad_request("missing_environment", format!("the env query parameter is required; valid: {valid}"))
-                .into_response();
+            return Error::bad_request(
+                "missing_environment",
+                format!("the env query parameter is required; valid: {valid}"),
+            )
+            .into_response();
         }
         Some(serde_json::Value::String(env)) if external.environments.contains(env) => env.clone(),
         Some(other) => {
-            let given = other.as_str().map_or_else(|| other.to_string(), str::to_owned);
-            return Error::bad_request("unknown_environment", format!("unknown environment {given:?}; valid: {valid}"))
-                .into_response();
+            let given = other
+                .as_str()
+                .map_or_else(|| other.to_string(), str::to_owned);
+            return Error::bad_request(
+                "unknown_environment",
+                format!("unknown environment {given:?}; valid: {valid}"),
+            )
+            .into_response();
         }
     };
     let (outcome, response) = call(&state, external, &env).await;
-    state.inner.metrics.external.get_or_create(&ExternalLabels { env, outcome }).inc();
+    state
+        .inner
+        .metrics
+        .external
+        .get_or_create(&ExternalLabels { env, outcome })
+        .inc();
     response
 }
 
@@ -79,7 +96,13 @@ async fn call(state: &AppState, external: &ExternalConfig, env: &str) -> (&'stat
         return ("key_invalid", e.into_response());
     };
     auth.set_sensitive(true);
-    let sent = state.inner.http.get(url).header(header::AUTHORIZATION, auth).send().await;
+    let sent = state
+        .inner
+        .http
+        .get(url)
+        .header(header::AUTHORIZATION, auth)
+        .send()
+        .await;
     match sent {
         Ok(upstream) if upstream.status().is_success() => {
             let content_type = upstream
@@ -88,11 +111,18 @@ async fn call(state: &AppState, external: &ExternalConfig, env: &str) -> (&'stat
                 .cloned()
                 .unwrap_or(HeaderValue::from_static("application/octet-stream"));
             let body = Body::from_stream(upstream.bytes_stream());
-            ("ok", ([(header::CONTENT_TYPE, content_type)], body).into_response())
+            (
+                "ok",
+                ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+            )
         }
         Ok(upstream) => {
             let status = upstream.status();
-            tracing::warn!(env, upstream_status = status.as_u16(), "external logs API answered an error");
+            tracing::warn!(
+                env,
+                upstream_status = status.as_u16(),
+                "external logs API answered an error"
+            );
             let e = Error::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
@@ -105,7 +135,10 @@ async fn call(state: &AppState, external: &ExternalConfig, env: &str) -> (&'stat
             let e = Error::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream_timeout",
-                format!("the external logs API did not answer within {:?}", external.timeout),
+                format!(
+                    "the external logs API did not answer within {:?}",
+                    external.timeout
+                ),
             );
             ("upstream_timeout", e.into_response())
         }
@@ -127,7 +160,9 @@ async fn call(state: &AppState, external: &ExternalConfig, env: &str) -> (&'stat
 /// the env var captured at start. Empty files count as absent.
 async fn key_for(external: &ExternalConfig, env: &str) -> Option<SecretString> {
     match tokio::fs::read_to_string(external.keys_dir.join(env)).await {
-        Ok(text) if !text.trim().is_empty() => return Some(SecretString::from(text.trim().to_owned())),
+        Ok(text) if !text.trim().is_empty() => {
+            return Some(SecretString::from(text.trim().to_owned()));
+        }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => tracing::warn!(env, error = %e, "cannot read the integration key file"),

@@ -11,7 +11,9 @@ mod metrics;
 mod params;
 pub mod sample_upstream;
 
-pub use config::{BackendApiArgs, Config, ConfigError, DataApiArgs, ExternalConfig, Role, ServiceArgs};
+pub use config::{
+    BackendApiArgs, Config, ConfigError, DataApiArgs, ExternalConfig, Role, ServiceArgs,
+};
 pub use logdir::LogDir;
 
 use std::sync::Arc;
@@ -47,18 +49,33 @@ pub enum StartError {
 
 impl AppState {
     /// Builds the state, registering the service's metrics in `registry`.
-    pub fn new(config: Config, registry: &mut prometheus_client::registry::Registry) -> Result<Self, StartError> {
-        let timeout = config.external.as_ref().map_or(std::time::Duration::from_secs(10), |e| e.timeout);
+    pub fn new(
+        config: Config,
+        registry: &mut prometheus_client::registry::Registry,
+    ) -> Result<Self, StartError> {
+        let timeout = config
+            .external
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(10), |e| e.timeout);
         let http = reqwest::Client::builder().timeout(timeout).build()?;
         let logs = LogDir::new(config.log_dir.clone());
         let metrics = metrics::ServiceMetrics::register(registry);
-        Ok(Self { inner: Arc::new(Inner { config, logs, metrics, http }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                logs,
+                metrics,
+                http,
+            }),
+        })
     }
 }
 
 /// The service's API routes (runtime adds probes, metrics and the rest).
 pub fn app(state: AppState) -> OpenApiRouter {
-    let mut router = OpenApiRouter::new().routes(routes!(generate::generate)).routes(routes!(params::api));
+    let mut router = OpenApiRouter::new()
+        .routes(routes!(generate::generate))
+        .routes(routes!(params::api));
     if state.inner.config.role == Role::BackendApi {
         router = router.routes(routes!(external::download_external_logs));
     }

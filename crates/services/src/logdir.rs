@@ -24,7 +24,10 @@ pub struct LogDir {
 impl LogDir {
     /// A writer into `dir` (created on first write if missing).
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir, ids: Arc::new(Mutex::new(ulid::Generator::new())) }
+        Self {
+            dir,
+            ids: Arc::new(Mutex::new(ulid::Generator::new())),
+        }
     }
 
     /// The directory.
@@ -38,7 +41,8 @@ impl LogDir {
         let name = self.next_name()?;
         fs::create_dir_all(&self.dir)?;
         let tmp = self.dir.join(format!(".tmp-{name}"));
-        let result = write_synced(&tmp, contents).and_then(|()| fs::rename(&tmp, self.dir.join(&name)));
+        let result =
+            write_synced(&tmp, contents).and_then(|()| fs::rename(&tmp, self.dir.join(&name)));
         if result.is_err() {
             // Best effort: a half-written temp file must not linger, and is never shipped
             // (shippers skip names starting with '.').
@@ -49,7 +53,10 @@ impl LogDir {
 
     fn next_name(&self) -> io::Result<String> {
         let id = {
-            let mut ids = self.ids.lock().map_err(|_| io::Error::other("log file id generator poisoned"))?;
+            let mut ids = self
+                .ids
+                .lock()
+                .map_err(|_| io::Error::other("log file id generator poisoned"))?;
             match ids.generate() {
                 Ok(id) => id,
                 // More than 2^80 ids in one millisecond: move into the next millisecond.
@@ -59,7 +66,9 @@ impl LogDir {
         // The time prefix is the ULID's own millisecond, so name order equals ULID order.
         let at = UNIX_EPOCH + Duration::from_millis(id.timestamp_ms());
         let stamp = OffsetDateTime::from(at)
-            .format(format_description!("[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"))
+            .format(format_description!(
+                "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
+            ))
             .map_err(io::Error::other)?;
         Ok(format!("{stamp}-{id}.json"))
     }
@@ -79,7 +88,9 @@ mod tests {
     fn names_are_unique_and_sorted_by_creation() {
         let dir = tempfile::tempdir().unwrap();
         let logs = LogDir::new(dir.path().join("nested"));
-        let names: Vec<String> = (0..200).map(|i| logs.write(format!("{i}").as_bytes()).unwrap()).collect();
+        let names: Vec<String> = (0..200)
+            .map(|i| logs.write(format!("{i}").as_bytes()).unwrap())
+            .collect();
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(names, sorted);

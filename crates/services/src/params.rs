@@ -53,7 +53,12 @@ fn decode(raw: &str) -> Result<String, Error> {
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()
         .map(|s| s.into_owned())
-        .map_err(|_| Error::bad_request("invalid_query", format!("{raw:?} is not percent-encoded UTF-8")))
+        .map_err(|_| {
+            Error::bad_request(
+                "invalid_query",
+                format!("{raw:?} is not percent-encoded UTF-8"),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -63,7 +68,10 @@ mod tests {
     #[test]
     fn repeated_names_become_arrays_in_order() {
         let p = parse_query("a=1&b=x+y&a=2&a=3&c").unwrap();
-        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"a":["1","2","3"],"b":"x y","c":""}"#);
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"a":["1","2","3"],"b":"x y","c":""}"#
+        );
     }
 
     #[test]

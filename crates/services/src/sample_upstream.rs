@@ -18,7 +18,9 @@ struct Keys(Arc<Vec<SecretString>>);
 
 /// The sample API accepting any of `keys`.
 pub fn app(keys: Vec<SecretString>) -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(logs)).with_state(Keys(Arc::new(keys)))
+    OpenApiRouter::new()
+        .routes(routes!(logs))
+        .with_state(Keys(Arc::new(keys)))
 }
 
 /// Sample log lines for an authorised caller.
@@ -33,8 +35,12 @@ async fn logs(State(keys): State<Keys>, headers: HeaderMap) -> Response {
         .and_then(|v| v.strip_prefix("Bearer "));
     let authorised = presented.is_some_and(|p| keys.0.iter().any(|k| k.expose_secret() == p));
     if !authorised {
-        return Error::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid integration key is required")
-            .into_response();
+        return Error::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid integration key is required",
+        )
+        .into_response();
     }
     let body = concat!(
         "{\"level\":\"info\",\"message\":\"nightly export finished\",\"source\":\"sample-external-logs\"}\n",

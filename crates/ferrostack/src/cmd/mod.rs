@@ -14,7 +14,12 @@ use tokio_util::sync::CancellationToken;
 #[derive(clap::Args, Debug)]
 pub(crate) struct GlobalArgs {
     /// Log filter, as RUST_LOG (e.g. `info`, `debug,hyper=info`).
-    #[arg(long, global = true, env = "FERROSTACK_LOG_LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "FERROSTACK_LOG_LEVEL",
+        default_value = "info"
+    )]
     pub(crate) log_level: String,
 }
 
@@ -47,7 +52,10 @@ pub(crate) fn init_telemetry(global: &GlobalArgs) -> Result<LogEvents, Failure> 
 /// The first SIGTERM or SIGINT starts a graceful shutdown; a second one exits at once.
 pub(crate) async fn signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return;
     };

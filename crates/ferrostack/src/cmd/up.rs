@@ -56,11 +56,18 @@ fn defaults<T: Args + FromArgMatches>() -> anyhow::Result<T> {
     Ok(T::from_arg_matches(&matches)?)
 }
 
-pub(crate) async fn run(args: UpArgs, shutdown: CancellationToken, events: LogEvents) -> Result<(), Failure> {
+pub(crate) async fn run(
+    args: UpArgs,
+    shutdown: CancellationToken,
+    events: LogEvents,
+) -> Result<(), Failure> {
     let base = args.base_port;
     let port = |offset: u16| {
-        base.checked_add(offset)
-            .ok_or_else(|| Failure::Config(anyhow::anyhow!("--base-port {base}: N+{offset} exceeds 65535")))
+        base.checked_add(offset).ok_or_else(|| {
+            Failure::Config(anyhow::anyhow!(
+                "--base-port {base}: N+{offset} exceeds 65535"
+            ))
+        })
     };
     let host = args.host;
     let root = args.data_dir.clone();
@@ -98,8 +105,8 @@ pub(crate) async fn run(args: UpArgs, shutdown: CancellationToken, events: LogEv
     let sample_port = port(6)?;
     let mut sample_server = server(sample_port)?;
     sample_server.faults.fault_injection = false;
-    let sample_server =
-        runtime::http::ServerConfig::new(&sample_server, sample_port).map_err(|e| Failure::Config(e.into()))?;
+    let sample_server = runtime::http::ServerConfig::new(&sample_server, sample_port)
+        .map_err(|e| Failure::Config(e.into()))?;
 
     let root_ctx = Context::new("up", shutdown.clone(), events);
     let mut contexts = Vec::new();
@@ -107,22 +114,45 @@ pub(crate) async fn run(args: UpArgs, shutdown: CancellationToken, events: LogEv
 
     let ctx = root_ctx.for_role("backend-api");
     contexts.push((ctx.clone(), format!("http://{}/", socket(host, port(0)?))));
-    roles.spawn(async move { ("backend-api", services::run(backend, ctx).await.map_err(Into::into)) });
+    roles.spawn(async move {
+        (
+            "backend-api",
+            services::run(backend, ctx).await.map_err(Into::into),
+        )
+    });
 
     let ctx = root_ctx.for_role("data-api");
     contexts.push((ctx.clone(), format!("http://{}/", socket(host, port(1)?))));
-    roles.spawn(async move { ("data-api", services::run(data, ctx).await.map_err(Into::into)) });
+    roles.spawn(async move {
+        (
+            "data-api",
+            services::run(data, ctx).await.map_err(Into::into),
+        )
+    });
 
     let ctx = root_ctx.for_role("sample-external-logs");
-    contexts.push((ctx.clone(), format!("http://{}/logs", socket(host, sample_port))));
+    contexts.push((
+        ctx.clone(),
+        format!("http://{}/logs", socket(host, sample_port)),
+    ));
     roles.spawn(async move {
         let span = ctx.span();
         let served = async {
             let registry = runtime::metrics::registry(&ctx);
-            let app = runtime::http::app(services::sample_upstream::app(keys), registry, &sample_server, &ctx);
+            let app = runtime::http::app(
+                services::sample_upstream::app(keys),
+                registry,
+                &sample_server,
+                &ctx,
+            );
             runtime::http::serve(&sample_server, &ctx, app).await
         };
-        ("sample-external-logs", tracing::Instrument::instrument(served, span).await.map_err(Into::into))
+        (
+            "sample-external-logs",
+            tracing::Instrument::instrument(served, span)
+                .await
+                .map_err(Into::into),
+        )
     });
 
     let table = url_table(host, base, &root);
@@ -165,9 +195,17 @@ fn url_table(host: IpAddr, base: u16, root: &Path) -> String {
     let url = |offset: u16| format!("http://{}", socket(host, base.saturating_add(offset)));
     let mut t = String::from("\nferrostack up — all roles on localhost (Ctrl-C to stop)\n\n");
     let rows = [
-        ("backend-api", format!("{}/", url(0)), "GET /  /download_external_logs?env=development  /api"),
+        (
+            "backend-api",
+            format!("{}/", url(0)),
+            "GET /  /download_external_logs?env=development  /api",
+        ),
         ("data-api", format!("{}/", url(1)), "GET /  /api"),
-        ("sample external logs", format!("{}/logs", url(6)), "the API backend-api calls; keys generated in the data dir"),
+        (
+            "sample external logs",
+            format!("{}/logs", url(6)),
+            "the API backend-api calls; keys generated in the data dir",
+        ),
     ];
     for (role, url, what) in rows {
         t.push_str(&format!("  {role:<22} {url:<32} {what}\n"));

@@ -56,8 +56,12 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     if state.readiness.is_ready() {
         Json(Probe { status: "ok" }).into_response()
     } else {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "not ready: starting or shutting down")
-            .into_response()
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "not ready: starting or shutting down",
+        )
+        .into_response()
     }
 }
 
@@ -72,7 +76,11 @@ struct Version {
 /// The running version, commit and role.
 #[utoipa::path(get, path = "/version", tag = "probes", responses((status = 200, body = Version)))]
 async fn version(State(state): State<AdminState>) -> Json<Version> {
-    Json(Version { version: crate::VERSION, commit: crate::COMMIT, role: state.role })
+    Json(Version {
+        version: crate::VERSION,
+        commit: crate::COMMIT,
+        role: state.role,
+    })
 }
 
 /// Prometheus metrics in the OpenMetrics text format.
@@ -80,16 +88,25 @@ async fn version(State(state): State<AdminState>) -> Json<Version> {
 async fn metrics(State(state): State<AdminState>) -> Response {
     match crate::metrics::encode(&state.registry) {
         Ok(text) => (
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             text,
         )
             .into_response(),
-        Err(_) => ApiError::internal("metrics_encoding", "could not encode the metrics").into_response(),
+        Err(_) => {
+            ApiError::internal("metrics_encoding", "could not encode the metrics").into_response()
+        }
     }
 }
 
 /// This OpenAPI 3 document, generated from the handlers.
 #[utoipa::path(get, path = "/openapi.json", tag = "probes", responses((status = 200, content_type = "application/json", body = Object)))]
 async fn openapi(State(state): State<AdminState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], state.openapi.to_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.to_string(),
+    )
+        .into_response()
 }

@@ -30,7 +30,11 @@ impl MakeRequestId for MakeId {
 /// Runs the request in a `request` span carrying the role and the request id (connection
 /// tasks do not inherit the role's span, so the role is named again here) and logs one line
 /// when it is answered. Probe and metrics requests log at debug so they do not drown the rest.
-pub(super) async fn access_log(State(role): State<&'static str>, request: Request, next: Next) -> Response {
+pub(super) async fn access_log(
+    State(role): State<&'static str>,
+    request: Request,
+    next: Next,
+) -> Response {
     let id = request
         .headers()
         .get("x-request-id")
@@ -62,16 +66,26 @@ pub(super) struct Limits {
 
 /// 414 for a URI longer than the limit, 431 for headers larger than the limit.
 pub(super) async fn limits(State(limits): State<Limits>, request: Request, next: Next) -> Response {
-    let uri_len = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
     if uri_len > limits.max_uri_bytes {
         return ApiError::new(
             StatusCode::URI_TOO_LONG,
             "uri_too_long",
-            format!("the request URI is {uri_len} bytes; the limit is {} (--max-uri-bytes)", limits.max_uri_bytes),
+            format!(
+                "the request URI is {uri_len} bytes; the limit is {} (--max-uri-bytes)",
+                limits.max_uri_bytes
+            ),
         )
         .into_response();
     }
-    let header_len: usize = request.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let header_len: usize = request
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
     if header_len > limits.max_header_bytes {
         return ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -88,8 +102,12 @@ pub(super) async fn limits(State(limits): State<Limits>, request: Request, next:
 
 /// The fallback for paths no route matches.
 pub(super) async fn not_found(request: Request) -> Response {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", request.uri().path()))
-        .into_response()
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {}", request.uri().path()),
+    )
+    .into_response()
 }
 
 /// Rewrites any 4xx/5xx answer that is not JSON into the JSON error envelope, keeping the

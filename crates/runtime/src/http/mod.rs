@@ -129,11 +129,19 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `/healthz`, `/readyz`, `/version`, `/metrics`, `/openapi.json`, wrapped in request ids,
 /// access logs, RED metrics, size limits, the request timeout and JSON error bodies.
 /// Register the role's own metrics in `registry` before calling this.
-pub fn app(api: OpenApiRouter, mut registry: Registry, cfg: &ServerConfig, ctx: &Context) -> Router {
+pub fn app(
+    api: OpenApiRouter,
+    mut registry: Registry,
+    cfg: &ServerConfig,
+    ctx: &Context,
+) -> Router {
     let http_metrics = HttpMetrics::register(&mut registry);
     let (mut api, mut doc) = api.split_for_parts();
     if cfg.faults.active() {
-        api = api.layer(axum::middleware::from_fn_with_state(cfg.faults.clone(), crate::faults::inject));
+        api = api.layer(axum::middleware::from_fn_with_state(
+            cfg.faults.clone(),
+            crate::faults::inject,
+        ));
     }
     if let Some(switch) = cfg.faults.routes() {
         api = api.merge(switch);
@@ -151,16 +159,34 @@ pub fn app(api: OpenApiRouter, mut registry: Registry, cfg: &ServerConfig, ctx: 
         registry: Arc::new(registry),
         openapi: Arc::from(doc.to_json().unwrap_or_else(|_| "{}".to_owned())),
     };
-    let limits = middleware::Limits { max_uri_bytes: cfg.max_uri_bytes, max_header_bytes: cfg.max_header_bytes };
+    let limits = middleware::Limits {
+        max_uri_bytes: cfg.max_uri_bytes,
+        max_header_bytes: cfg.max_header_bytes,
+    };
     api.merge(admin.with_state(state))
         .fallback(middleware::not_found)
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, cfg.request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            cfg.request_timeout,
+        ))
         .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(http_metrics, crate::metrics::http_record))
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            crate::metrics::http_record,
+        ))
         .layer(axum::middleware::from_fn(middleware::json_errors))
-        .layer(axum::middleware::from_fn_with_state(limits, middleware::limits))
-        .layer(axum::middleware::from_fn_with_state(ctx.role(), middleware::access_log))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            middleware::limits,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.role(),
+            middleware::access_log,
+        ))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
-        .layer(SetRequestIdLayer::new(X_REQUEST_ID.clone(), middleware::MakeId))
+        .layer(SetRequestIdLayer::new(
+            X_REQUEST_ID.clone(),
+            middleware::MakeId,
+        ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
 }

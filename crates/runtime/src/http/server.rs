@@ -32,12 +32,20 @@ pub enum ServeError {
 pub async fn serve(cfg: &ServerConfig, ctx: &Context, app: Router) -> Result<(), ServeError> {
     let listener = TcpListener::bind(cfg.addr)
         .await
-        .map_err(|source| ServeError::Bind { addr: cfg.addr, source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.addr,
+            source,
+        })?;
     serve_on(listener, cfg, ctx, app).await
 }
 
 /// Serves `app` on an already bound listener (a TCP listener, or a TLS one).
-pub async fn serve_on<L>(listener: L, cfg: &ServerConfig, ctx: &Context, app: Router) -> Result<(), ServeError>
+pub async fn serve_on<L>(
+    listener: L,
+    cfg: &ServerConfig,
+    ctx: &Context,
+    app: Router,
+) -> Result<(), ServeError>
 where
     L: Listener,
     L::Addr: std::fmt::Debug,
@@ -63,7 +71,9 @@ where
         Ok(Ok(Err(e))) => Err(ServeError::Task(e.to_string())),
         Ok(Err(e)) => Err(ServeError::Task(e.to_string())),
         Err(_) => {
-            tracing::warn!("shutdown: timeout reached with requests still in flight; dropping them");
+            tracing::warn!(
+                "shutdown: timeout reached with requests still in flight; dropping them"
+            );
             Ok(())
         }
     }

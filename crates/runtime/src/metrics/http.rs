@@ -13,7 +13,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Buckets in seconds; 3 and 4 bracket the services' simulated 3 s of work.
-const BUCKETS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 3.5, 4.0, 5.0, 10.0];
+const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 3.5, 4.0, 5.0, 10.0,
+];
 
 /// Labels of `http_requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -48,7 +50,11 @@ impl HttpMetrics {
             duration: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
             in_flight: Gauge::default(),
         };
-        registry.register("http_requests", "HTTP requests answered", metrics.requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests answered",
+            metrics.requests.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "Time to answer an HTTP request",
@@ -74,7 +80,11 @@ impl Drop for InFlight {
 
 /// Middleware recording the RED metrics; must run after routing (`Router::layer`) so the
 /// route template is known. Requests no route matched count under `route="unmatched"`.
-pub(crate) async fn record(State(metrics): State<HttpMetrics>, request: Request, next: Next) -> Response {
+pub(crate) async fn record(
+    State(metrics): State<HttpMetrics>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -87,8 +97,18 @@ pub(crate) async fn record(State(metrics): State<HttpMetrics>, request: Request,
     let status = response.status().as_u16();
     metrics
         .duration
-        .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
+        .get_or_create(&RouteLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
         .observe(start.elapsed().as_secs_f64());
-    metrics.requests.get_or_create(&StatusLabels { method, route, status }).inc();
+    metrics
+        .requests
+        .get_or_create(&StatusLabels {
+            method,
+            route,
+            status,
+        })
+        .inc();
     response
 }

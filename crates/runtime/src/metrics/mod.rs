@@ -4,13 +4,13 @@
 mod http;
 mod process;
 
-pub use http::{HttpMetrics, RouteLabels, StatusLabels};
 pub(crate) use http::record as http_record;
+pub use http::{HttpMetrics, RouteLabels, StatusLabels};
 pub use process::ProcessCollector;
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::Context;
@@ -35,7 +35,11 @@ pub fn registry(ctx: &Context) -> Registry {
             role: ctx.role(),
         })
         .set(1);
-    registry.register("ferrostack_build_info", "Build information of the running role", build);
+    registry.register(
+        "ferrostack_build_info",
+        "Build information of the running role",
+        build,
+    );
     registry.register(
         "ferrostack_log_events",
         "Log events the process emitted, by level",

@@ -1,11 +1,11 @@
 //! Process metrics read from /proc on each scrape: resident memory, CPU seconds, open file
 //! descriptors, start time (the names Prometheus' client libraries use).
 
+use procfs::process::Process;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use procfs::process::Process;
 
 /// Reads the process metrics of this process on every scrape. Missing values (another OS,
 /// a restricted /proc) are left out rather than reported as zero.
@@ -14,7 +14,9 @@ pub struct ProcessCollector;
 
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let Ok(me) = Process::myself() else { return Ok(()) };
+        let Ok(me) = Process::myself() else {
+            return Ok(());
+        };
         if let Ok(stat) = me.stat() {
             let ticks = procfs::ticks_per_second() as f64;
             let cpu = ConstCounter::new((stat.utime + stat.stime) as f64 / ticks);
