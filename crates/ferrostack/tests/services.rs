@@ -2,6 +2,8 @@
 //! and status, the external logs API played by a real local HTTP server, the log-file
 //! writer under 1,000 concurrent requests, a read-only log dir, and graceful shutdown.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::sync::{Arc, Mutex};
