@@ -87,10 +87,8 @@ impl Proc {
     pub fn wait_ready(&self, url: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(r) = reqwest::blocking_get(url) {
-                if r == 200 {
-                    return;
-                }
+            if matches!(reqwest::blocking_get(url), Ok(200)) {
+                return;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
