@@ -259,16 +259,12 @@ lifecycle:
     {{- end }}
 {{- end -}}
 
-{{/* The healthcheck targets (the two services) and alert settings, for run and serve. */}}
+{{/* The healthcheck targets (the two services) and alert settings, for run, serve and helm test. */}}
 {{- define "ferrostack.healthcheckTargetsEnv" -}}
 - name: FERROSTACK_BACKEND_URL
   value: "http://{{ include "ferrostack.componentName" (dict "ctx" . "component" "backend-api") }}:{{ .Values.backendApi.port }}"
 - name: FERROSTACK_DATA_URL
   value: "http://{{ include "ferrostack.componentName" (dict "ctx" . "component" "data-api") }}:{{ .Values.dataApi.port }}"
-- name: FERROSTACK_FAILURE_THRESHOLD
-  value: {{ .Values.healthcheck.failureThreshold | quote }}
-- name: FERROSTACK_SUCCESS_THRESHOLD
-  value: {{ .Values.healthcheck.successThreshold | quote }}
 {{- with .Values.healthcheck.alertmanagerUrl }}
 - name: FERROSTACK_ALERTMANAGER_URL
   value: {{ . | quote }}
@@ -277,6 +273,12 @@ lifecycle:
 - name: FERROSTACK_PUSHGATEWAY_URL
   value: {{ . | quote }}
 {{- end }}
-- name: FERROSTACK_LOG_LEVEL
-  value: {{ .Values.logLevel | quote }}
+{{- end -}}
+
+{{/* Consecutive results before a target changes state. */}}
+{{- define "ferrostack.healthcheckThresholdsEnv" -}}
+- name: FERROSTACK_FAILURE_THRESHOLD
+  value: {{ .Values.healthcheck.failureThreshold | quote }}
+- name: FERROSTACK_SUCCESS_THRESHOLD
+  value: {{ .Values.healthcheck.successThreshold | quote }}
 {{- end -}}
