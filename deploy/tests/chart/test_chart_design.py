@@ -211,6 +211,8 @@ def test_self_signed_hooks():
     assert secret in pod_spec(create)["containers"][0]["args"]
     assert secret in pod_spec(patch)["containers"][0]["args"]
     assert f'--webhook-name={name("webhook")}' in pod_spec(patch)["containers"][0]["args"]
+    # The Secret keys the webhook Deployment reads (--tls-cert / --tls-key paths).
+    assert {"--cert-name=tls.crt", "--key-name=tls.key"} <= set(pod_spec(create)["containers"][0]["args"])
     assert f'--host={name("webhook")},{name("webhook")}.dev,{name("webhook")}.dev.svc' in \
         pod_spec(create)["containers"][0]["args"]
     vol = next(v for v in pod_spec(one(KIND, "Deployment", name("webhook")))["volumes"]
