@@ -3,6 +3,7 @@ flags, priorities, shutdown timing, secrets as files, the logship sidecar, the h
 the webhook and its certificates, the toggles, and values.schema.json refusing bad values."""
 
 import pytest
+import yaml
 
 from conftest import NAMESPACE, containers, find, helm, name, one, pod_spec, render, template_args
 
@@ -140,8 +141,26 @@ def test_healthcheck_cronjob_and_status_page():
     c = job_spec["containers"][0]
     assert c["args"] == ["healthcheck", "run"]
     e = env(c)
-    assert e["FERROSTACK_BACKEND_URL"] == "http://fs-backend-api:8080"
-    assert e["FERROSTACK_DATA_URL"] == "http://fs-data-api:8081"
+    # The targets file (health crate format: defaults + targets) probes both Services.
+    config = e["FERROSTACK_CONFIG"]
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "targets")
+    vol = next(v for v in job_spec["volumes"] if v["name"] == "targets")
+    cm = one(DEFAULT, "ConfigMap", vol["configMap"]["name"])
+    assert config == mount["mountPath"] + "/targets.yaml"
+    targets = yaml.safe_load(cm["data"]["targets.yaml"])
+    assert targets["targets"] == [
+        {"name": "backend-api", "url": "http://fs-backend-api:8080/"},
+        {"name": "data-api", "url": "http://fs-data-api:8081/"},
+    ]
+    assert targets["defaults"]["timeout"] == "10s", "GET / takes 3 s by design"
+    envs = render("default", "healthcheck.externalLogsEnvs={staging}")
+    cm = one(envs, "ConfigMap", vol["configMap"]["name"])
+    assert {"name": "download-external-logs-staging",
+            "url": "http://fs-backend-api:8080/download_external_logs?env=staging"} in \
+        yaml.safe_load(cm["data"]["targets.yaml"])["targets"]
+    serve_tpl = one(envs, "Deployment", name("healthcheck"))["spec"]["template"]["metadata"]
+    assert serve_tpl["annotations"]["checksum/targets"] != one(DEFAULT, "Deployment", name(
+        "healthcheck"))["spec"]["template"]["metadata"]["annotations"]["checksum/targets"]
     hist = next(v for v in job_spec["volumes"] if v["name"] == "history")
     pvc = one(DEFAULT, "PersistentVolumeClaim", hist["persistentVolumeClaim"]["claimName"])
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
@@ -228,6 +247,11 @@ def test_helm_test_pod():
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert pod["spec"]["restartPolicy"] == "Never"
     assert pod["spec"]["containers"][0]["args"] == ["healthcheck", "run"]
+    assert env(pod["spec"]["containers"][0])["FERROSTACK_FAILURE_THRESHOLD"] == "1"
+    vol = next(v for v in pod["spec"]["volumes"] if v["name"] == "targets")
+    one(DEFAULT, "ConfigMap", vol["configMap"]["name"])
+    off = render("default", "healthcheck.enabled=false")
+    one(off, "ConfigMap", vol["configMap"]["name"])
 
 
 def test_network_policy_peers():

@@ -259,12 +259,10 @@ lifecycle:
     {{- end }}
 {{- end -}}
 
-{{/* The healthcheck targets (the two services) and alert settings, for run, serve and helm test. */}}
+{{/* The healthcheck targets file and alert settings, for run, serve and helm test. */}}
 {{- define "ferrostack.healthcheckTargetsEnv" -}}
-- name: FERROSTACK_BACKEND_URL
-  value: "http://{{ include "ferrostack.componentName" (dict "ctx" . "component" "backend-api") }}:{{ .Values.backendApi.port }}"
-- name: FERROSTACK_DATA_URL
-  value: "http://{{ include "ferrostack.componentName" (dict "ctx" . "component" "data-api") }}:{{ .Values.dataApi.port }}"
+- name: FERROSTACK_CONFIG
+  value: /etc/ferrostack/healthcheck/targets.yaml
 {{- with .Values.healthcheck.alertmanagerUrl }}
 - name: FERROSTACK_ALERTMANAGER_URL
   value: {{ . | quote }}
@@ -273,6 +271,34 @@ lifecycle:
 - name: FERROSTACK_PUSHGATEWAY_URL
   value: {{ . | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* The targets file (healthcheck --config): the two services and the optional extras. */}}
+{{- define "ferrostack.healthcheckTargets" -}}
+{{- $backend := printf "http://%s:%v" (include "ferrostack.componentName" (dict "ctx" . "component" "backend-api")) .Values.backendApi.port -}}
+{{- $data := printf "http://%s:%v" (include "ferrostack.componentName" (dict "ctx" . "component" "data-api")) .Values.dataApi.port -}}
+{{- $targets := list -}}
+{{- if .Values.backendApi.enabled -}}
+{{- $targets = append $targets (dict "name" "backend-api" "url" (printf "%s/" $backend)) -}}
+{{- range .Values.healthcheck.externalLogsEnvs -}}
+{{- $targets = append $targets (dict "name" (printf "download-external-logs-%s" .) "url" (printf "%s/download_external_logs?env=%s" $backend .)) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.dataApi.enabled -}}
+{{- $targets = append $targets (dict "name" "data-api" "url" (printf "%s/" $data)) -}}
+{{- end -}}
+{{- $targets = concat $targets .Values.healthcheck.extraTargets -}}
+{{- if not $targets -}}
+{{- fail "healthcheck has no targets: enable backendApi or dataApi, or set healthcheck.extraTargets" -}}
+{{- end -}}
+{{- toYaml (dict "defaults" .Values.healthcheck.targetDefaults "targets" $targets) -}}
+{{- end -}}
+
+{{/* Volume and mount of the targets ConfigMap. */}}
+{{- define "ferrostack.healthcheckConfigVolume" -}}
+- name: targets
+  configMap:
+    name: {{ include "ferrostack.componentName" (dict "ctx" . "component" "healthcheck") }}-targets
 {{- end -}}
 
 {{/* Consecutive results before a target changes state. */}}
