@@ -19,6 +19,14 @@ PROFILES = {
     "default": [],
     "full": [CHART / "ci" / "full-values.yaml"],
     "kind": [CHART / "ci" / "kind-values.yaml"],
+    # default values plus the combinations no shipped profile has: canary with an HPA on the
+    # Rollout, and the self-signed webhook with a pinned digest.
+    "mixed": [],
+}
+PROFILE_SETS = {
+    "mixed": ("canary.enabled=true", "webhook.enabled=true", "dataApi.autoscaling.mode=keda",
+              "monitoring.serviceMonitor.enabled=true",
+              "image.digest=sha256:" + "1" * 64),
 }
 
 
@@ -45,7 +53,7 @@ def template_args(profile, sets=()):
     args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
     for f in PROFILES[profile]:
         args += ["-f", str(f)]
-    for s in sets:
+    for s in PROFILE_SETS.get(profile, ()) + tuple(sets):
         args += ["--set", s]
     return args
 

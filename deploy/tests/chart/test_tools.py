@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import CHART, NAMESPACE, PROFILES, helm, render, render_text, tool
+from conftest import CHART, NAMESPACE, PROFILE_SETS, PROFILES, helm, render, render_text, tool
 
 # API groups served by Kubernetes itself (kubernetes-validate has their schemas).
 CORE_GROUPS = {"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io",
@@ -27,6 +27,8 @@ def test_helm_lint(profile):
     args = ["lint", str(CHART), "--strict", "--namespace", NAMESPACE]
     for f in PROFILES[profile]:
         args += ["-f", str(f)]
+    for s in PROFILE_SETS.get(profile, ()):
+        args += ["--set", s]
     out = helm(*args, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "0 chart(s) failed" in out.stdout
@@ -106,3 +108,33 @@ def test_checkov_full_profile_needs_no_image_skips(tmp_path):
     assert not skipped & {"CKV_K8S_43", "CKV_K8S_15"}
     passed = {c["check_id"] for c in report["results"]["passed_checks"]}
     assert {"CKV_K8S_43", "CKV_K8S_15", "CKV_K8S_35", "CKV_K8S_40", "CKV2_K8S_6"} <= passed
+
+
+TOGGLES = [
+    ("canary.enabled=true",),
+    ("canary.enabled=true", "backendApi.autoscaling.mode=none", "dataApi.autoscaling.mode=keda"),
+    ("webhook.enabled=true",),
+    ("webhook.enabled=true", "webhook.tls.mode=cert-manager",
+     "webhook.tls.certManager.issuerRef.name=ca", "webhook.tls.certManager.issuerRef.kind=ClusterIssuer"),
+    ("backendApi.enabled=false",),
+    ("dataApi.enabled=false", "logship.enabled=false"),
+    ("healthcheck.enabled=false", "ingress.enabled=false", "networkPolicy.enabled=false"),
+    ("healthcheck.cron.enabled=false", "healthcheck.serve.enabled=false"),
+    ("monitoring.serviceMonitor.enabled=true", "monitoring.prometheusRule.enabled=true",
+     "monitoring.dashboards.enabled=true", "httpRoute.enabled=true"),
+    ("priorityClasses.create=false", "ingress.tls.secretName="),
+]
+
+
+@pytest.mark.parametrize("sets", TOGGLES, ids=lambda s: ",".join(s))
+def test_toggles_render_and_validate(sets, tmp_path):
+    docs = render("default", *sets)
+    keys = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert len(keys) == len(set(keys)), "two objects with one name"
+    core = [d for d in docs if group(d) in CORE_GROUPS]
+    f = tmp_path / "core.yaml"
+    f.write_text(yaml.safe_dump_all(core, sort_keys=False))
+    out = subprocess.run([tool("kubernetes-validate"), "--strict", "-k", "1.35", str(f)],
+                         capture_output=True, text=True)
+    bad = [l for l in (out.stdout + out.stderr).splitlines() if l.startswith(("WARN", "ERROR"))]
+    assert out.returncode == 0 and not bad, "\n".join(bad)
