@@ -138,3 +138,11 @@ def test_toggles_render_and_validate(sets, tmp_path):
                          capture_output=True, text=True)
     bad = [l for l in (out.stdout + out.stderr).splitlines() if l.startswith(("WARN", "ERROR"))]
     assert out.returncode == 0 and not bad, "\n".join(bad)
+
+
+def test_rendering_is_tidy(profile):
+    """No whitespace-only lines (template trimming slips) and no float-formatted integers
+    (Helm reads big YAML ints as float64: 268435456 would render as 2.68435456e+08)."""
+    text = render_text(profile)
+    assert not [i for i, l in enumerate(text.splitlines(), 1) if l and not l.strip()]
+    assert "e+0" not in text

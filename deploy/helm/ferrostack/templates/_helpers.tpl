@@ -78,8 +78,25 @@ where extra holds further "CKV_ID=reason" strings for this object.
 {{- $skips = append $skips . -}}
 {{- end -}}
 {{- range $i, $s := $skips }}
-checkov.io/skip{{ add1 $i }}: {{ $s | quote }}
+{{ printf "checkov.io/skip%d" (add1 $i) }}: {{ $s | quote }}
 {{- end -}}
+{{- end -}}
+
+{{/*
+metadata.annotations of a workload: the values-dependent checkov skips plus the given map;
+renders nothing when both are empty. Argument: (dict "ctx" $ "extra" list "annotations" dict)
+*/}}
+{{- define "ferrostack.workloadAnnotations" -}}
+{{- $skips := include "ferrostack.checkovSkips" . | trim -}}
+{{- if or $skips .annotations -}}
+annotations:
+  {{- with $skips }}
+  {{- . | nindent 2 }}
+  {{- end }}
+  {{- with .annotations }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Pod-level securityContext: Pod Security Standards "restricted". */}}
