@@ -38,6 +38,7 @@ CHART_WEBHOOK_CHECK ?= 0
 chart-tools:
 	scripts/tools.sh helm
 	scripts/tools.sh venv
+	scripts/tools.sh apt prometheus:promtool
 
 test-chart: chart-tools
 	.tools/venv/bin/pytest -q -p no:cacheprovider deploy/tests/chart

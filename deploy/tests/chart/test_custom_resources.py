@@ -307,3 +307,31 @@ def test_http_routes_point_at_services():
             for ref in rule["backendRefs"]:
                 svc = services[ref["name"]]
                 assert ref["port"] in {p["port"] for p in svc["spec"]["ports"]}
+
+
+def promtool_check(tmp_path, groups):
+    import subprocess
+
+    from conftest import tool
+    f = tmp_path / "rules.yaml"
+    f.write_text(yaml.safe_dump({"groups": groups}))
+    return subprocess.run([tool("promtool"), "check", "rules", str(f)], capture_output=True, text=True)
+
+
+def test_analysis_queries_are_valid_promql(tmp_path):
+    """promtool parses each AnalysisTemplate query (args filled in as Argo would)."""
+    rules = []
+    for at in find(FULL, "AnalysisTemplate"):
+        for m in at["spec"]["metrics"]:
+            q = m["provider"]["prometheus"]["query"]
+            for arg in ("namespace", "job", "canary-hash"):
+                q = q.replace("{{args.%s}}" % arg, "x")
+            rules.append({"record": f'ferrostack:{at["metadata"]["name"].replace("-", "_")}:{m["name"].replace("-", "_")}', "expr": q})
+    out = promtool_check(tmp_path, [{"name": "analysis", "rules": rules}])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert promtool_check(tmp_path, [{"name": "bad", "rules": [{"record": "x", "expr": "sum(rate(x[2m])"}]}]).returncode != 0
+
+
+def test_prometheus_rule_groups_pass_promtool(tmp_path):
+    out = promtool_check(tmp_path, one(FULL, "PrometheusRule", "fs")["spec"]["groups"])
+    assert out.returncode == 0, out.stdout + out.stderr
