@@ -41,6 +41,7 @@ chart-tools:
 	scripts/tools.sh apt prometheus:promtool
 
 test-chart: chart-tools
+	cargo build -q --locked -p ferrostack
 	.tools/venv/bin/pytest -q -p no:cacheprovider deploy/tests/chart
 	$(MAKE) --no-print-directory chart-webhook-check
 
