@@ -146,3 +146,17 @@ def test_rendering_is_tidy(profile):
     text = render_text(profile)
     assert not [i for i, l in enumerate(text.splitlines(), 1) if l and not l.strip()]
     assert "e+0" not in text
+
+
+def test_notes():
+    out = helm("install", "fs", str(CHART), "--namespace", NAMESPACE, "--dry-run=client")
+    notes = out.stdout.split("NOTES:", 1)[1]
+    assert 'release "fs" in namespace "dev"' in notes
+    assert "helm test fs -n dev" in notes
+    assert len(notes.splitlines()) < 25, "short"
+
+
+def test_kube_version_floor():
+    """Chart.yaml kubeVersion: older clusters are refused (sleep preStop, policy/v1 PDB fields)."""
+    out = helm("template", "fs", str(CHART), "--kube-version", "1.29.0", check=False)
+    assert out.returncode != 0 and "kubeVersion" in out.stderr
