@@ -176,6 +176,9 @@ def test_healthcheck_cronjob_and_status_page():
 
 def test_autoscaling_modes():
     base = "backendApi.autoscaling.mode"
+    # The two APIs share defaults through a YAML anchor; overriding one leaves the other.
+    one_keda = render("default", f"{base}=keda")
+    assert find(one_keda, "HorizontalPodAutoscaler", name("data-api"))
     hpa = render("default", f"{base}=hpa")
     assert find(hpa, "HorizontalPodAutoscaler", name("backend-api"))
     assert "replicas" not in one(hpa, "Deployment", name("backend-api"))["spec"]
