@@ -164,6 +164,14 @@ def test_healthcheck_cronjob_and_status_page():
     hist = next(v for v in job_spec["volumes"] if v["name"] == "history")
     pvc = one(DEFAULT, "PersistentVolumeClaim", hist["persistentVolumeClaim"]["claimName"])
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    # Not waited for by `helm --wait` (WaitForFirstConsumer), never deleted with the release.
+    assert pvc["metadata"]["annotations"]["helm.sh/hook"] == "pre-install"
+    assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    own = render("default", "healthcheck.cron.persistence.existingClaim=history")
+    assert not find(own, "PersistentVolumeClaim")
+    own_vol = next(v for v in pod_spec(one(own, "CronJob", name("healthcheck")))["volumes"]
+                   if v["name"] == "history")
+    assert own_vol["persistentVolumeClaim"]["claimName"] == "history"
     assert e["FERROSTACK_HISTORY"].startswith(
         next(m["mountPath"] for m in c["volumeMounts"] if m["name"] == "history"))
     assert cj["spec"]["jobTemplate"]["spec"]["backoffLimit"] == 0
