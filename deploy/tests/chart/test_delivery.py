@@ -100,6 +100,7 @@ def test_dependency_layer_is_cached_apart_from_the_sources():
     cook = next(i for i, l in enumerate(lines) if "cargo chef cook" in l)
     copy_all = [i for i, l in enumerate(lines) if l.startswith("COPY . .")]
     build = next(i for i, l in enumerate(lines) if "cargo build --release --locked" in l)
+    assert 'FERROSTACK_GIT_SHA="$REVISION"' in lines[build], "the commit reaches /version"
     assert any(i < cook for i in copy_all), "planner copies the tree"
     assert any(cook < i < build for i in copy_all), "sources copied after the dependency layer"
     assert "--locked" in lines[cook]
