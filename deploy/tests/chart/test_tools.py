@@ -2,6 +2,7 @@
 checkov with zero failed checks. Custom resources are checked in test_custom_resources.py."""
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -81,9 +82,11 @@ def run_checkov(profile, tmp_path):
     d = tmp_path / profile
     d.mkdir()
     (d / "rendered.yaml").write_text(render_text(profile))
+    # Offline: no policy download, no mapping fetch, no PyPI update check.
+    env = dict(os.environ, CKV_SKIP_PACKAGE_UPDATE_CHECK="true", BC_SKIP_MAPPING="TRUE")
     out = subprocess.run([tool("checkov"), "-d", str(d), "--framework", "kubernetes",
                           "--skip-download", "--compact", "-o", "json"],
-                         capture_output=True, text=True, cwd=tmp_path)
+                         capture_output=True, text=True, cwd=tmp_path, env=env)
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     report = json.loads(out.stdout)
     return out.returncode, report
