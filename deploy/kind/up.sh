@@ -96,6 +96,8 @@ ensure_ns logging
 ensure_secret logging elasticsearch-credentials \
   --from-literal=elastic="$(random)" --from-literal=kibana_system="$(random)" --from-literal=fluent-bit="$(random)"
 ensure_secret logging kibana-encryption-key --from-literal=key="$(random)$(random)"
+# A Job's pod template is immutable: replace the setup Job (its script is idempotent).
+k -n logging delete job elasticsearch-setup --ignore-not-found >/dev/null
 k apply -k "$root/deploy/logging"
 k -n logging rollout status statefulset/elasticsearch --timeout 10m
 k -n logging wait --for=condition=complete job/elasticsearch-setup --timeout 5m
