@@ -41,7 +41,8 @@ ensure_secret() {
     k -n "$ns" create secret generic "$name" "$@" >/dev/null
   fi
 }
-random() { LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 24; }
+# 144 random bits as hex (no `tr </dev/urandom | head`: that dies of SIGPIPE under pipefail)
+random() { od -An -N18 -tx1 /dev/urandom | tr -d ' \n'; }
 ensure_ns() { k create namespace "$1" --dry-run=client -o yaml | k apply -f - >/dev/null; }
 
 log "cluster $CLUSTER"
