@@ -1,9 +1,9 @@
-"""Live observability test (issue 7 item 4): the real ferrostack binary, a real Prometheus
+"""Live observability test (issue 7 item 4): `ferrostack up` (the real binary), a real Prometheus
 (Debian `prometheus`) loaded with deploy/observability/rules and a real Alertmanager
 (Debian `prometheus-alertmanager`) routed by deploy/observability/alertmanager, all on
-loopback ports chosen free. data-api is made to fail through fault injection and backend-api
-is stopped; the matching alerts must fire in Prometheus, reach Alertmanager and be routed to
-the right receivers, then resolve once the faults are removed.
+loopback ports chosen free. up's data-api is made to fail through fault injection and a
+standalone backend-api replica is stopped; the matching alerts must fire in Prometheus, reach
+Alertmanager and be routed to the right receivers, then resolve once the faults are removed.
 
 Clock: scrape and evaluation every second; the rules run unchanged except that every range,
 offset and `for` is divided by TIME_FACTOR (5m -> 10s), so the test takes about a minute."""
@@ -55,27 +55,52 @@ def exposition_families(text: str) -> dict[str, set[str]]:
     return families
 
 
+# Roles `up` may serve besides the two services, by port offset (webhook: its plain metrics port).
+OPTIONAL_UP_ROLES = {"healthcheck": 2, "logship": 4, "webhook": 5}
+
+
 class Stack:
+    """`ferrostack up` (every role in one process) plus one standalone backend-api replica:
+    `up` cannot stop a single role, so the role that goes away is a second backend-api
+    process, as a pod of a Deployment would; up's own backend-api keeps serving."""
+
     def __init__(self, tmp: Path):
         self.tmp = tmp
         self.procs = Processes(tmp)
         self.sink = Sink()
         self.bin = ferrostack_binary()
-        self.ports = dict(zip((*HTTP_ROLES, "prometheus", "alertmanager"), free_ports(4)))
-        self.prom = f"http://127.0.0.1:{self.ports['prometheus']}"
-        self.am = f"http://127.0.0.1:{self.ports['alertmanager']}"
+        self.base = free_ports(7, consecutive=True)[0]
+        replica, prom, am = free_ports(3)
+        self.ports = {"replica": replica, "prometheus": prom, "alertmanager": am}
+        self.prom = f"http://127.0.0.1:{prom}"
+        self.am = f"http://127.0.0.1:{am}"
         self.stop_traffic = threading.Event()
+        self.targets: dict[str, list[str]] = {}
 
-    def url(self, role: str) -> str:
-        return f"http://127.0.0.1:{self.ports[role]}"
+    def up_url(self, offset: int) -> str:
+        return f"http://127.0.0.1:{self.base + offset}"
 
-    def start_role(self, role: str):
-        argv = [str(self.bin), role, "--host", "127.0.0.1", "--port", str(self.ports[role]),
-                "--fault-injection", "--drain-delay", "0s", "--shutdown-timeout", "5s",
-                "--work-delay", "10ms", "--log-dir", str(self.tmp / "logs" / role)]
-        self.procs.start(role, argv, env={**os.environ, "RUST_LOG": "info"})
-        wait_for(f"{role} /readyz", lambda: http("GET", self.url(role) + "/readyz")[0] == 200, 60,
-                 diagnose=lambda: self.procs.log(role))
+    def start_up(self):
+        self.procs.start("up", [str(self.bin), "up", "--base-port", str(self.base), "--data-dir", str(self.tmp / "up"),
+                                "--fault-injection", "--work-delay", "10ms", "--drain-delay", "0s",
+                                "--shutdown-timeout", "5s"], env={**os.environ, "FERROSTACK_LOG_LEVEL": "info"})
+        for offset in (0, 1):
+            wait_for(f"up: {self.up_url(offset)}/readyz",
+                     lambda o=offset: http("GET", self.up_url(o) + "/readyz")[0] == 200, 60,
+                     diagnose=lambda: self.procs.log("up"))
+        self.targets = {"backend-api": [f"127.0.0.1:{self.base}", f"127.0.0.1:{self.ports['replica']}"],
+                        "data-api": [f"127.0.0.1:{self.base + 1}"]}
+        for role, offset in OPTIONAL_UP_ROLES.items():
+            if http("GET", self.up_url(offset) + "/metrics")[0] == 200:
+                self.targets[role] = [f"127.0.0.1:{self.base + offset}"]
+
+    def start_replica(self):
+        port = self.ports["replica"]
+        self.procs.start("replica", [
+            str(self.bin), "backend-api", "--host", "127.0.0.1", "--port", str(port), "--drain-delay", "0s",
+            "--shutdown-timeout", "5s", "--work-delay", "10ms", "--log-dir", str(self.tmp / "replica-logs")])
+        wait_for("backend-api replica /readyz", lambda: http("GET", f"http://127.0.0.1:{port}/readyz")[0] == 200, 60,
+                 diagnose=lambda: self.procs.log("replica"))
 
     def start_monitoring(self):
         rules = []
@@ -86,8 +111,8 @@ class Stack:
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
             "rule_files": rules,
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{self.ports['alertmanager']}"]}]}]},
-            "scrape_configs": [{"job_name": role, "static_configs": [{"targets": [f"127.0.0.1:{self.ports[role]}"]}]}
-                               for role in HTTP_ROLES],
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}
+                               for job, targets in self.targets.items()],
         }
         write_yaml(self.tmp / "prometheus.yml", prom_cfg)
         real_am = yaml.safe_load((OBS / "alertmanager" / "alertmanager.yaml").read_text())
@@ -107,12 +132,13 @@ class Stack:
                  diagnose=lambda: self.procs.log("prometheus"))
 
     def traffic(self):
-        """Steady, bounded load on the fast route of every running role (about 20 req/s each)."""
+        """Steady, bounded load on the fast route of the services (about 20 req/s each)."""
+        urls = [self.up_url(0), self.up_url(1), f"http://127.0.0.1:{self.ports['replica']}"]
         i = 0
         deadline = time.monotonic() + 600
         while not self.stop_traffic.is_set() and time.monotonic() < deadline:
-            for role in HTTP_ROLES:
-                http("GET", f"{self.url(role)}/api?probe={i}", timeout=2)
+            for url in urls:
+                http("GET", f"{url}/api?probe={i}", timeout=2)
             i += 1
             time.sleep(0.05)
 
@@ -163,50 +189,59 @@ def stack(tmp_path):
 
 
 def test_alerts_fire_route_and_resolve(stack):
-    for role in HTTP_ROLES:
-        stack.start_role(role)
+    stack.start_up()
+    stack.start_replica()
     stack.start_monitoring()
     load = threading.Thread(target=stack.traffic, daemon=True)
     load.start()
 
     # --- the metric names the rules and dashboards rely on are really exported --------------
     listed = yaml.safe_load((OBS / "metrics.yaml").read_text())["ferrostack"]
-    for role in HTTP_ROLES:
-        status, body = http("GET", stack.url(role) + "/metrics")
-        assert status == 200
-        families = exposition_families(body.decode())
-        expected = {n: m for n, m in listed.items() if not m.get("lazy") and ({"http", role} & set(m["roles"]))}
-        missing = sorted(set(expected) - set(families))
-        assert not missing, f"{role} /metrics lacks {missing}"
-        for name, meta in expected.items():
-            if meta.get("labels") and families[name]:
-                assert set(meta["labels"]) <= families[name], (role, name, families[name])
+    for role, targets in stack.targets.items():
+        for target in targets:
+            status, body = http("GET", f"http://{target}/metrics")
+            assert status == 200, (role, target)
+            families = exposition_families(body.decode())
+            roles = {role} | ({"http"} if role in HTTP_ROLES or role == "healthcheck" else set())
+            expected = {n: m for n, m in listed.items() if not m.get("lazy") and roles & set(m["roles"])}
+            missing = sorted(set(expected) - set(families))
+            assert not missing, f"{role} at {target}: /metrics lacks {missing}"
+            for name, meta in expected.items():
+                if meta.get("labels") and families[name]:
+                    assert set(meta["labels"]) <= families[name], (role, name, families[name])
 
     # --- healthy: every target up, rules evaluated, nothing of ours fires -------------------
+    n_targets = sum(len(t) for t in stack.targets.values())
+
     def targets_up():
         targets = get_json(stack.prom + "/api/v1/targets?state=active")["data"]["activeTargets"]
-        return len(targets) == len(HTTP_ROLES) and all(t["health"] == "up" for t in targets)
+        return len(targets) == n_targets and all(t["health"] == "up" for t in targets)
     wait_for("all scrape targets up", targets_up, 60, diagnose=stack.diagnose)
     groups = get_json(stack.prom + "/api/v1/rules")["data"]["groups"]
     assert {r["name"] for g in groups for r in g["rules"] if r["type"] == "alerting"} >= {
         "FerrostackServiceDown", "FerrostackHighErrorRatio"}
     time.sleep(15)  # longer than every scaled `for` the healthy path could trip
-    assert stack.prom_alerts() == [], stack.diagnose()
+    assert stack.prom_alerts("firing") == [], stack.diagnose()
     assert stack.am_alerts() == [], stack.diagnose()
 
-    # --- faults: data-api answers 500 (fault injection), backend-api stops ------------------
-    status, _ = http("POST", stack.url("data-api") + "/fault_injection/enable", b"")
+    # --- faults: up's data-api answers 500 (fault injection), a backend-api replica stops -----
+    data_api = stack.up_url(1)
+    status, _ = http("POST", data_api + "/fault_injection/enable", b"")
     assert status == 200
-    status, _ = http("GET", stack.url("data-api") + "/api?x=1")
+    status, _ = http("GET", data_api + "/api?x=1")
     assert status == 500, "fault injection did not take effect"
-    assert stack.procs.stop("backend-api") == 0, "backend-api did not shut down cleanly on SIGTERM"
+    replica = f"127.0.0.1:{stack.ports['replica']}"
+    assert stack.procs.stop("replica") == 0, "the backend-api replica did not shut down cleanly on SIGTERM"
 
     wait_for("FerrostackServiceDown{job=backend-api} firing in Prometheus",
-             lambda: stack.firing("FerrostackServiceDown", job="backend-api"), 60, diagnose=stack.diagnose)
+             lambda: stack.firing("FerrostackServiceDown", job="backend-api", instance=replica), 60,
+             diagnose=stack.diagnose)
     wait_for("FerrostackHighErrorRatio{job=data-api} firing in Prometheus",
              lambda: stack.firing("FerrostackHighErrorRatio", job="data-api", severity="critical"), 90,
              diagnose=stack.diagnose)
     assert not stack.firing("FerrostackServiceDown", job="data-api"), "data-api is up, only failing"
+    assert not stack.firing("FerrostackServiceDown", instance=f"127.0.0.1:{stack.base}"), "up's backend-api serves"
+    assert not stack.firing("FerrostackHighErrorRatio", job="backend-api"), "backend-api answers 200"
 
     # Alertmanager got both, routes them to PagerDuty and chat, and does not inhibit data-api's
     # error ratio because another role is down (inhibition is per namespace and job).
@@ -219,9 +254,9 @@ def test_alerts_fire_route_and_resolve(stack):
                  lambda n=name: stack.sink.received("pagerduty", n, "firing"), 60, diagnose=stack.diagnose)
 
     # --- recovery: remove the faults, everything resolves ------------------------------------
-    status, _ = http("POST", stack.url("data-api") + "/fault_injection/disable", b"")
+    status, _ = http("POST", data_api + "/fault_injection/disable", b"")
     assert status == 200
-    stack.start_role("backend-api")
+    stack.start_replica()
 
     wait_for("our alerts to stop firing in Prometheus", lambda: not stack.prom_alerts("firing"), 120,
              diagnose=stack.diagnose)
@@ -231,3 +266,8 @@ def test_alerts_fire_route_and_resolve(stack):
     wait_for("no active alerts in Alertmanager",
              lambda: not [a for a in stack.am_alerts() if a["labels"]["alertname"].startswith("Ferrostack")],
              60, diagnose=stack.diagnose)
+
+    # --- and `up` itself stops gracefully ------------------------------------------------------
+    stack.stop_traffic.set()
+    load.join(10)
+    assert stack.procs.stop("up", timeout=30) == 0, stack.procs.log("up")
