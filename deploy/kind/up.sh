@@ -20,7 +20,7 @@ TRAEFIK_VERSION=${TRAEFIK_VERSION:-37.0.0}
 CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-v1.20.2}
 KUBE_PROMETHEUS_STACK_VERSION=${KUBE_PROMETHEUS_STACK_VERSION:-88.5.3}
 METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-3.12.2}
-IMAGE=${IMAGE:-ferrostack:dev}
+IMAGE=${IMAGE:-ghcr.io/ferrostack/ferrostack:dev}
 CONTEXT="kind-$CLUSTER"
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -112,8 +112,11 @@ else
   dockerfile="$root/deploy/Dockerfile"; [ -f "$dockerfile" ] || dockerfile="$root/Dockerfile"
   docker build -t "$IMAGE" -f "$dockerfile" "$root"
   kind load docker-image "$IMAGE" --name "$CLUSTER"
+  # The same per-environment values Ansible deploys "development" with (one source).
+  values="$root/deploy/ansible/values/ferrostack"
   h upgrade --install ferrostack "$root/deploy/helm/ferrostack" --namespace ferrostack --create-namespace \
-    --set image.repository="${IMAGE%%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
+    -f "$values/common.yaml" -f "$values/development.yaml" \
+    --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
     --wait --timeout 10m
 fi
 

@@ -90,6 +90,9 @@ def test_up_installs_in_order_and_is_idempotent(tmp_path):
     assert ms[0] < order[0] < fs[0], "logging goes after metrics-server and before ferrostack"
     kps = next(line for line in first if "upgrade --install kube-prometheus-stack" in line)
     assert str(KPS_VALUES) in kps
+    fs_line = next(line for line in first if "upgrade --install ferrostack" in line)
+    assert "deploy/ansible/values/ferrostack/common.yaml" in fs_line and "development.yaml" in fs_line
+    assert "image.repository=ghcr.io/ferrostack/ferrostack " in fs_line + " " and "image.tag=dev" in fs_line
     # secrets that hold generated passwords are created once, only when absent
     created = [line for line in first if " create secret generic " in line and "--dry-run" not in line]
     assert any("grafana-admin" in line for line in created)
