@@ -6,7 +6,7 @@ import copy
 import json
 import os
 import pathlib
-import shlex
+import re
 import subprocess
 import sys
 
@@ -21,31 +21,60 @@ VENV_BIN = pathlib.Path(sys.executable).parent
 ENVIRONMENTS = ["development", "staging", "production"]
 
 FAKE_HELM = r'''#!PYTHON
-"""Stand-in for helm: records each call, answers what kubernetes.core needs."""
-import os, sys
+"""Stand-in for helm: records each call and keeps releases and repositories in a state file,
+answering what kubernetes.core reads back (list, get values, show chart, repo list)."""
+import json, os, sys
+import yaml
 args = sys.argv[1:]
+state_path = os.environ["FAKE_HELM_STATE"]
+state = json.load(open(state_path)) if os.path.exists(state_path) else {"releases": {}, "repos": {}}
 record = {"args": args, "env": {k: os.environ.get(k) for k in ("HELM_NAMESPACE", "HELM_KUBECONTEXT", "KUBECONFIG")},
           "files": {}}
+values = {}
 for a in args:
-    if a.startswith("-f=") and os.path.isfile(a[3:]):
-        record["files"][a[3:]] = open(a[3:]).read()
+    for prefix in ("--values=", "-f="):
+        if a.startswith(prefix):
+            path = a[len(prefix):]
+            if not os.path.isfile(path):
+                sys.exit("values file missing: " + path)
+            text = open(path).read()
+            if prefix == "-f=":
+                record["files"][path] = text
+            values.update(yaml.safe_load(text) or {})
 with open(os.environ["FAKE_HELM_LOG"], "a") as log:
     log.write(repr(record) + "\n")
+version = next((a.split("=", 1)[1] for a in args if a.startswith("--version=")), None)
 words = [a for a in args if not a.startswith("-")]
+def chart(ref):
+    meta = os.path.join(ref, "Chart.yaml")
+    if os.path.isfile(meta):
+        c = yaml.safe_load(open(meta))
+        return {"name": c["name"], "version": str(c["version"])}
+    return {"name": ref.rsplit("/", 1)[-1], "version": version or "0.0.0"}
 if args[:1] == ["version"]:
     print('version.BuildInfo{Version:"v3.17.3", GitCommit:"0", GitTreeState:"clean", GoVersion:"go1.23"}')
-elif words[:1] == ["list"] or words[:2] == ["repo", "list"]:
-    print("[]")
+elif words[:2] == ["plugin", "list"]:
+    print("NAME\tVERSION\tDESCRIPTION")   # no helm-diff: kubernetes.core's own comparison decides
+elif words[:2] == ["repo", "list"]:
+    print(yaml.safe_dump([{"name": n, "url": u} for n, u in state["repos"].items()]))
+elif words[:2] == ["repo", "add"]:
+    state["repos"][words[2]] = words[3]
+elif words[:1] == ["list"]:
+    name = args[args.index("--filter") + 1]
+    rel = state["releases"].get(name)
+    print(yaml.safe_dump([{"name": name, "namespace": rel["namespace"], "revision": "1", "status": "deployed",
+                           "chart": rel["chart"], "app_version": ""}] if rel else []))
 elif words[:2] == ["show", "chart"]:
-    print("apiVersion: v2\nname: chart\nversion: 1.0.0\n")
-elif words[:1] == ["upgrade"]:
-    for a in args:
-        for prefix in ("--values=", "-f="):
-            if a.startswith(prefix) and not os.path.isfile(a[len(prefix):]):
-                sys.exit("values file missing: " + a)
+    print(yaml.safe_dump(chart(words[2])))
 elif words[:2] == ["get", "values"]:
-    print("{}")
+    print(yaml.safe_dump(state["releases"][words[2]]["values"]))
+elif words[:1] == ["upgrade"]:
+    c = chart(words[-1])
+    state["releases"][words[-2]] = {"values": values, "chart": c["name"] + "-" + c["version"],
+                                    "namespace": os.environ.get("HELM_NAMESPACE")}
+json.dump(state, open(state_path, "w"))
 '''
+
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +92,13 @@ def run_playbook(fake_helm, playbook: str, limit: str, *extra: str) -> list[dict
     tmp, kubeconfig = fake_helm
     log = tmp / f"{playbook}-{limit}.log"
     log.write_text("")
+    state = tmp / f"state-{limit}.json"
     env = {
         "PATH": f"{tmp}:{VENV_BIN}:/usr/bin:/bin",
         "HOME": str(tmp),
         "KUBECONFIG": str(kubeconfig),
         "FAKE_HELM_LOG": str(log),
+        "FAKE_HELM_STATE": str(state),
         "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"),
         "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-tmp"),
         "ANSIBLE_NOCOLOR": "1",
@@ -75,7 +106,9 @@ def run_playbook(fake_helm, playbook: str, limit: str, *extra: str) -> list[dict
     res = subprocess.run([str(VENV_BIN / "ansible-playbook"), f"playbooks/{playbook}", "-l", limit, *extra],
                          cwd=ANSIBLE, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
-    return [eval(line) for line in log.read_text().splitlines()]  # noqa: S307 - our own repr() lines
+    calls = [eval(line) for line in log.read_text().splitlines()]  # noqa: S307 - our own repr() lines
+    recap = re.search(r"changed=(\d+)", res.stdout)
+    return calls, int(recap.group(1))
 
 
 def upgrades(calls):
@@ -86,9 +119,13 @@ def group_vars(env):
     return yaml.safe_load((ANSIBLE / "inventory" / "group_vars" / f"{env}.yml").read_text())
 
 
+def load(path):
+    return yaml.safe_load(pathlib.Path(path).read_text())
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_ferrostack_playbook_deploys_each_environment(fake_helm, env):
-    calls = run_playbook(fake_helm, "ferrostack.yml", env, "-e", "ferrostack_image_tag=0123abc")
+def test_ferrostack_playbook_deploys_each_environment_idempotently(fake_helm, env):
+    calls, changed = run_playbook(fake_helm, "ferrostack.yml", env, "-e", "ferrostack_image_tag=0123abc")
     (up,) = upgrades(calls)
     args = up["args"]
     assert args[-2] == "ferrostack" and pathlib.Path(args[-1]).resolve() == ROOT / "deploy" / "helm" / "ferrostack"
@@ -97,16 +134,26 @@ def test_ferrostack_playbook_deploys_each_environment(fake_helm, env):
     assert up["env"]["HELM_NAMESPACE"] == group_vars(env)["ferrostack_namespace"]
     assert up["env"]["HELM_KUBECONTEXT"] == group_vars(env)["kube_context"]
     assert up["env"]["KUBECONFIG"], "the kubeconfig (a copy of $KUBECONFIG) reaches helm"
-    values = [a.split("=", 1)[1] for a in args if a.startswith("--values=")]
-    assert [pathlib.Path(v).name for v in values] == ["common.yaml", f"{env}.yaml"]
-    # the image from the pipeline arrives as release_values (a temporary values file, last)
-    (release_values,) = [yaml.safe_load(text) for text in up["files"].values()]
-    assert release_values == {"image": {"repository": "ghcr.io/ferrostack/ferrostack", "tag": "0123abc"}}
+    # common values, deep-merged with the environment's, then the image from the pipeline
+    (values,) = [yaml.safe_load(text) for text in up["files"].values()]
+    vdir = ANSIBLE / "values" / "ferrostack"
+    expected = deep_merge(deep_merge(load(vdir / "common.yaml"), load(vdir / f"{env}.yaml")),
+                          {"image": {"repository": "ghcr.io/ferrostack/ferrostack", "tag": "0123abc"}})
+    assert values == expected
+    assert changed == 1
+    if env != "production":
+        return
+    # the same deploy again: nothing to do, no helm upgrade
+    again, changed = run_playbook(fake_helm, "ferrostack.yml", env, "-e", "ferrostack_image_tag=0123abc")
+    assert upgrades(again) == [] and changed == 0
+    # a new image tag is a change
+    newer, changed = run_playbook(fake_helm, "ferrostack.yml", env, "-e", "ferrostack_image_tag=4567def")
+    assert len(upgrades(newer)) == 1 and changed == 1
 
 
-def test_platform_charts_are_pinned_and_waited_for(fake_helm):
-    calls = run_playbook(fake_helm, "ingress.yml", "development") + \
-        run_playbook(fake_helm, "metrics_server.yml", "production")
+def test_platform_charts_are_pinned_waited_for_and_idempotent(fake_helm):
+    calls = run_playbook(fake_helm, "ingress.yml", "staging")[0] + \
+        run_playbook(fake_helm, "metrics_server.yml", "production")[0]
     ups = upgrades(calls)
     assert [u["args"][-2] for u in ups] == ["traefik", "metrics-server"]
     for up in ups:
@@ -114,10 +161,14 @@ def test_platform_charts_are_pinned_and_waited_for(fake_helm):
     assert [u["env"]["HELM_NAMESPACE"] for u in ups] == ["ingress", "kube-system"]
     repos = [c["args"] for c in calls if c["args"][:2] == ["repo", "add"]]
     assert {c[2] for c in repos} >= {"traefik", "jetstack", "prometheus-community", "metrics-server"}
+    assert yaml.safe_load(next(iter(ups[0]["files"].values()))) == load(ROOT / "deploy" / "kind" / "values" / "traefik.yaml")
     # kind needs --kubelet-insecure-tls, production must not get it
-    (dev,) = upgrades(run_playbook(fake_helm, "metrics_server.yml", "development"))
+    (dev,) = upgrades(run_playbook(fake_helm, "metrics_server.yml", "development")[0])
     assert "--kubelet-insecure-tls" in json.dumps(dev["files"])
     assert "--kubelet-insecure-tls" not in json.dumps(ups[1]["files"])
+    # second run of the ingress playbook: repositories known, release unchanged
+    again, changed = run_playbook(fake_helm, "ingress.yml", "staging")
+    assert upgrades(again) == [] and changed == 0
 
 
 def test_every_environment_has_values_and_group_vars():
