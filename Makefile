@@ -36,6 +36,7 @@ PLATFORM_APT := prometheus:promtool prometheus-alertmanager:amtool shellcheck:sh
 platform-tools:
 	scripts/tools.sh apt $(PLATFORM_APT)
 	scripts/tools.sh venv
+	command -v kubectl >/dev/null || scripts/tools.sh helm   # kubectl kustomize for deploy/logging
 
 test-platform: platform-tools
 	deploy/tests/platform/check.sh

@@ -181,3 +181,16 @@ def test_vagrantfile_nodes():
     for script in ("common.sh", "control-plane.sh", "worker.sh"):
         assert f'"scripts/{script}"' in vf and (KUBEADM / "scripts" / script).exists()
     assert os.access(KUBEADM / "scripts" / "common.sh", os.X_OK)
+
+
+def test_cluster_ca_chain():
+    """selfsigned ClusterIssuer -> CA Certificate in cert-manager's namespace -> ClusterIssuer
+    ferrostack-ca (what deploy/logging's certificates reference)."""
+    docs = list(yaml.safe_load_all((KIND / "cluster-issuer.yaml").read_text()))
+    issuers = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterIssuer"}
+    (ca,) = [d for d in docs if d["kind"] == "Certificate"]
+    assert "selfSigned" in issuers[ca["spec"]["issuerRef"]["name"]]["spec"]
+    assert ca["spec"]["isCA"] is True and ca["metadata"]["namespace"] == "cert-manager"
+    assert issuers["ferrostack-ca"]["spec"]["ca"]["secretName"] == ca["spec"]["secretName"]
+    logging_certs = yaml.safe_load_all((ROOT / "deploy" / "logging" / "certificates.yaml").read_text())
+    assert {c["spec"]["issuerRef"]["name"] for c in logging_certs} == {"ferrostack-ca"}
