@@ -30,7 +30,7 @@ readme:
 # --- platform ---
 # Observability, logging, cluster bootstrap, CI/CD, Ansible and autoscaling configuration
 # (issue 7). `make test-platform` installs its tools, then runs every platform check.
-PLATFORM_APT := prometheus:promtool prometheus-alertmanager:amtool shellcheck:shellcheck yamllint:yamllint
+PLATFORM_APT := prometheus:promtool prometheus-alertmanager:amtool shellcheck:shellcheck yamllint:yamllint curl:curl
 .PHONY: platform-tools test-platform chart-assets
 
 platform-tools:

@@ -63,7 +63,7 @@ rm -f /tmp/body.json
 expect_2xx "$(es PUT /_ilm/policy/ferrostack-logs "$CONFIG_DIR/ilm-policy.json")" "ILM policy ferrostack-logs"
 expect_2xx "$(es PUT /_index_template/ferrostack-logs "$CONFIG_DIR/index-template.json")" "index template ferrostack-logs"
 
-if [ "$(es HEAD /_alias/ferrostack-logs)" = 200 ]; then
+if [ "$(es GET /_alias/ferrostack-logs)" = 200 ]; then
   echo "ok   write alias ferrostack-logs exists"
 else
   printf '{"aliases":{"ferrostack-logs":{"is_write_index":true}}}' > /tmp/body.json
