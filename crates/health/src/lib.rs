@@ -3,8 +3,12 @@
 //! blackbox_exporter-style metrics. `run_once` is the CronJob (`healthcheck run`), `run` the
 //! long-running service (`healthcheck serve`).
 
+pub mod alert;
+pub mod board;
 pub mod condition;
 pub mod config;
+pub mod history;
+pub mod metrics;
 pub mod probe;
 pub mod record;
 mod tls;
