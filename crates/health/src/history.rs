@@ -118,6 +118,24 @@ impl History {
         Ok(tail.read(self)?.records)
     }
 
+    /// Streams every record to `f` in file order (shared lock); returns the lines skipped.
+    pub fn for_each(&self, mut f: impl FnMut(Record)) -> io::Result<usize> {
+        let _lock = self.lock(false)?;
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut skipped = 0;
+        for line in split_lines(BufReader::new(file)) {
+            match serde_json::from_slice(&line?) {
+                Ok(r) => f(r),
+                Err(_) => skipped += 1,
+            }
+        }
+        Ok(skipped)
+    }
+
     /// Drops records older than `max_age` and then the oldest until the file is at most
     /// `max_bytes`; rewrites only when something is dropped.
     pub fn retain(
