@@ -105,6 +105,21 @@ impl Board {
         view.add(record, self.thresholds)
     }
 
+    /// Every target's alert state, to carry across a rebuild from a rewritten history.
+    pub fn alert_states(&self) -> Vec<(String, AlertState)> {
+        self.targets
+            .values()
+            .map(|v| (v.name.clone(), v.alert.clone()))
+            .collect()
+    }
+
+    /// Puts back a target's alert state (see `alert_states`).
+    pub fn restore_alert(&mut self, name: &str, state: AlertState) {
+        if let Some(v) = self.targets.get_mut(name) {
+            v.alert = state;
+        }
+    }
+
     /// Targets in display order.
     pub fn targets(&self) -> impl Iterator<Item = &TargetView> {
         self.order.iter().filter_map(|n| self.targets.get(n))

@@ -12,16 +12,20 @@ pub mod condition;
 pub mod config;
 pub mod history;
 pub mod metrics;
+pub mod page;
 pub mod probe;
 pub mod push;
 pub mod record;
 mod run;
+pub mod serve;
+pub mod status;
 mod tls;
 
 pub use alert::{AlertConfig, Thresholds};
 pub use config::{ConfigError, Target, default_targets, load_targets};
 pub use record::Record;
 pub use run::{RunReport, run_once};
+pub use serve::{ServeError, Service};
 
 /// What the health checker does and where it keeps and sends things.
 #[derive(Debug, Clone)]

@@ -3,4 +3,5 @@
 mod history;
 mod probe;
 mod run;
+mod serve;
 mod support;
