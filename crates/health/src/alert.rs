@@ -153,10 +153,10 @@ impl Notifier {
                 errors.push(format!("alertmanager {url}: {e}"));
             }
         }
-        if let (Some(url), Some(transition)) = (&self.config.webhook_url, event.transition) {
-            if let Err(e) = self.post(url, &webhook_body(event, transition)).await {
-                errors.push(format!("webhook {url}: {e}"));
-            }
+        if let (Some(url), Some(transition)) = (&self.config.webhook_url, event.transition)
+            && let Err(e) = self.post(url, &webhook_body(event, transition)).await
+        {
+            errors.push(format!("webhook {url}: {e}"));
         }
         errors
     }

@@ -501,10 +501,13 @@ fn display_actual(a: &Actual) -> String {
     }
 }
 
-/// `734ms`, `1.204s`: milliseconds below a second, seconds with ms precision above.
+/// `0.4ms`, `734ms`, `1.204s`: tenths below 10 ms, milliseconds below a second, seconds
+/// with millisecond precision above.
 pub(crate) fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms < 1000 {
+    if ms < 10 {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    } else if ms < 1000 {
         format!("{ms}ms")
     } else {
         format!("{}.{:03}s", ms / 1000, ms % 1000)

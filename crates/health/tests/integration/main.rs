@@ -1,7 +1,13 @@
 //! Integration tests of the health checker over real sockets and processes.
 
+// Test helpers outside #[test] functions may unwrap too: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
+mod alertmanager;
+mod browser;
 mod history;
 mod probe;
 mod run;
 mod serve;
 mod support;
+mod tools;

@@ -178,24 +178,25 @@ pub(crate) async fn tls_server(valid_for: time::Duration) -> TargetServer {
     }
 }
 
+/// `(path, body)` of every POST received.
+type Posts = Arc<Mutex<Vec<(String, String)>>>;
+
 /// Records JSON bodies POSTed to any path.
 #[derive(Clone, Default)]
 pub(crate) struct Receiver {
-    pub(crate) posts: Arc<Mutex<Vec<(String, String)>>>,
+    pub(crate) posts: Posts,
     pub(crate) addr: Option<SocketAddr>,
 }
 
 impl Receiver {
     pub(crate) async fn start() -> Self {
-        let posts: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let posts: Posts = Arc::default();
         let state = posts.clone();
         let router = Router::new()
             .route(
                 "/{*path}",
                 post(
-                    |State(p): State<Arc<Mutex<Vec<(String, String)>>>>,
-                     uri: axum::http::Uri,
-                     body: String| async move {
+                    |State(p): State<Posts>, uri: axum::http::Uri, body: String| async move {
                         p.lock().unwrap().push((uri.path().to_owned(), body));
                         StatusCode::OK.into_response()
                     },
