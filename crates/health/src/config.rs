@@ -132,6 +132,11 @@ impl ConfigError {
         }
     }
 
+    /// An error in a command-line flag.
+    pub(crate) fn flag(flag: &str, message: impl Into<String>) -> Self {
+        Self::new("flags", None, Some(flag), message)
+    }
+
     /// The file (or `flags`) the error is in.
     pub fn file(&self) -> &str {
         &self.file

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod alert;
+mod args;
 pub mod board;
 pub mod condition;
 pub mod config;
@@ -22,10 +23,11 @@ pub mod status;
 mod tls;
 
 pub use alert::{AlertConfig, Thresholds};
+pub use args::{CheckArgs, RunArgs, ServeArgs, ServeConfig, ServeConfigError};
 pub use config::{ConfigError, Target, default_targets, load_targets};
 pub use record::Record;
 pub use run::{RunReport, run_once};
-pub use serve::{ServeError, Service};
+pub use serve::{ServeError, Service, app, run};
 
 /// What the health checker does and where it keeps and sends things.
 #[derive(Debug, Clone)]

@@ -15,12 +15,17 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use prometheus_client::registry::Registry;
+use runtime::Context;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::Config;
 use crate::alert::{AlertEvent, Notifier, Transition};
+use crate::args::ServeConfig;
 use crate::board::Board;
 use crate::history::{History, Tail};
 use crate::metrics::Metrics;
@@ -39,6 +44,9 @@ pub enum ServeError {
     /// The HTTP client for alerts could not be built.
     #[error("alert client: {0}")]
     Client(#[from] reqwest::Error),
+    /// The HTTP server failed.
+    #[error(transparent)]
+    Serve(runtime::http::ServeError),
     /// The history could not be read at start.
     #[error("history {path}: {source}")]
     History {
@@ -113,14 +121,6 @@ impl Service {
             path: self.history_path(),
             source,
         })
-    }
-
-    /// `GET /` and `GET /api/status`.
-    pub fn router(&self) -> axum::Router {
-        axum::Router::new()
-            .route("/", axum::routing::get(page_get))
-            .route("/api/status", axum::routing::get(status_get))
-            .with_state(self.clone())
     }
 
     /// Probes until `shutdown` is cancelled.
@@ -293,11 +293,55 @@ impl Service {
     }
 }
 
+/// The role's API routes: `GET /` and `GET /api/status` (runtime adds the rest).
+pub fn app(service: Service) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(page_get))
+        .routes(routes!(status_get))
+        .with_state(service)
+}
+
+/// Runs `healthcheck serve` until the context's shutdown completes: reads the history,
+/// serves the page, API and metrics through the runtime, probes on the targets' intervals.
+pub async fn run(config: ServeConfig, ctx: Context) -> Result<(), ServeError> {
+    let span = ctx.span();
+    async move {
+        let mut registry = runtime::metrics::registry(&ctx);
+        let service = Service::new(config.health, &mut registry)?;
+        service.load().await?;
+        tracing::info!(
+            targets = service.shared.config.targets.len(),
+            history = %service.history_path(),
+            "starting"
+        );
+        let router = runtime::http::app(app(service.clone()), registry, &config.server, &ctx);
+        let probes = tokio::spawn(
+            service
+                .run(ctx.shutdown().clone())
+                .instrument(tracing::Span::current()),
+        );
+        let served = runtime::http::serve(&config.server, &ctx, router).await;
+        ctx.shutdown().cancel();
+        let _ = probes.await;
+        served.map_err(ServeError::Serve)
+    }
+    .instrument(span)
+    .await
+}
+
+/// The status page (HTML, no external assets).
+#[utoipa::path(get, path = "/", tag = "healthcheck", responses(
+    (status = 200, description = "status page: every target's state, uptime, response times, last results", content_type = "text/html"),
+))]
 async fn page_get(State(service): State<Service>) -> Response {
     let html = crate::page::render(&read(&service.shared.board), OffsetDateTime::now_utc());
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
+/// Every target's state, uptime, alert state and last results as JSON.
+#[utoipa::path(get, path = "/api/status", tag = "healthcheck", responses(
+    (status = 200, description = "status of every target", content_type = "application/json"),
+))]
 async fn status_get(State(service): State<Service>) -> Response {
     let board = read(&service.shared.board);
     let body = crate::status::status(&board, OffsetDateTime::now_utc());

@@ -6,15 +6,16 @@ use std::time::Duration;
 use ferrostack_health::history::History;
 use ferrostack_health::record::{Phases, Record};
 use ferrostack_health::{AlertConfig, Config, HistoryConfig, Service, Thresholds};
-use prometheus_client::registry::Registry;
+use runtime::Context;
+use runtime::http::{ServerArgs, ServerConfig};
+use runtime::telemetry::LogEvents;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{Receiver, target_server, targets};
 
-/// A running serve instance.
+/// A running serve instance, served through the runtime like `healthcheck serve`.
 pub(crate) struct Running {
     pub(crate) base: String,
-    pub(crate) registry: Registry,
     shutdown: CancellationToken,
 }
 
@@ -25,20 +26,25 @@ impl Drop for Running {
 }
 
 pub(crate) async fn start(config: Config) -> Running {
-    let mut registry = Registry::default();
+    let shutdown = CancellationToken::new();
+    let ctx = Context::new("healthcheck", shutdown.clone(), LogEvents::default());
+    let mut registry = runtime::metrics::registry(&ctx);
     let service = Service::new(config, &mut registry).unwrap();
     service.load().await.unwrap();
+    let mut args = ServerArgs::default();
+    args.drain_delay = Duration::ZERO;
+    let server = ServerConfig::new(&args, 0).unwrap();
+    let router = runtime::http::app(
+        ferrostack_health::app(service.clone()),
+        registry,
+        &server,
+        &ctx,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = service.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let shutdown = CancellationToken::new();
+    tokio::spawn(async move { runtime::http::serve_on(listener, &server, &ctx, router).await });
     tokio::spawn(service.run(shutdown.clone()));
-    Running {
-        base,
-        registry,
-        shutdown,
-    }
+    Running { base, shutdown }
 }
 
 /// Polls `/api/status` until `done` holds (bounded: 20 s).
@@ -173,8 +179,16 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
             "{name} {state}"
         );
     }
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &running.registry).unwrap();
+    let text = reqwest::get(format!("{}/metrics", running.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("ferrostack_build_info{"),
+        "runtime metrics too:\n{text}"
+    );
     assert!(text.contains("probe_success{target=\"ok\"} 1"), "{text}");
     assert!(
         text.contains("probe_success{target=\"failing\"} 0"),

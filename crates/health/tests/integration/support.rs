@@ -18,6 +18,9 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 
+/// The body of `/ok`, byte for byte.
+pub(crate) const OK_BODY: &str = r#"{"status":"UP","items":[1,2,3]}"#;
+
 /// Knobs shared with the running server.
 #[derive(Debug, Default)]
 pub(crate) struct Knobs {
@@ -65,7 +68,12 @@ fn app(knobs: Arc<Knobs>) -> Router {
     Router::new()
         .route(
             "/ok",
-            get(|| async { axum::Json(serde_json::json!({"status": "UP", "items": [1, 2, 3]})) }),
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    OK_BODY,
+                )
+            }),
         )
         .route(
             "/status",
@@ -138,7 +146,7 @@ pub(crate) async fn tls_server(valid_for: time::Duration) -> TargetServer {
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &ca).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
