@@ -31,8 +31,10 @@ pub(crate) async fn start(config: Config) -> Running {
     let mut registry = runtime::metrics::registry(&ctx);
     let service = Service::new(config, &mut registry).unwrap();
     service.load().await.unwrap();
-    let mut args = ServerArgs::default();
-    args.drain_delay = Duration::ZERO;
+    let args = ServerArgs {
+        drain_delay: Duration::ZERO,
+        ..ServerArgs::default()
+    };
     let server = ServerConfig::new(&args, 0).unwrap();
     let router = runtime::http::app(
         ferrostack_health::app(service.clone()),
