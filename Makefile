@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR := never
 
 .PHONY: test rust-test lint fmt-check clippy build readme
 
-test: lint rust-test
+test: lint rust-test test-health
 
 fmt-check:
 	cargo fmt --all -- --check
@@ -26,3 +26,12 @@ rust-test:
 readme:
 	cargo build -q -p ferrostack
 	python3 scripts/readme-cli.py target/debug/ferrostack README.md
+
+# --- health ---
+.PHONY: test-health
+# The health checker's tests that need a real Alertmanager and headless Chromium: they are
+# #[ignore]d in `cargo test` and run here, after the tools are installed. Under CI=true a
+# missing tool fails them instead of skipping.
+test-health:
+	scripts/tools.sh apt prometheus-alertmanager:prometheus-alertmanager chromium:chromium
+	cargo test -p ferrostack-health --locked --test integration -- --ignored
