@@ -33,5 +33,5 @@ readme:
 # #[ignore]d in `cargo test` and run here, after the tools are installed. Under CI=true a
 # missing tool fails them instead of skipping.
 test-health:
-	scripts/tools.sh apt prometheus-alertmanager:prometheus-alertmanager chromium:chromium
+	scripts/tools.sh apt prometheus-alertmanager:prometheus-alertmanager prometheus-pushgateway:prometheus-pushgateway chromium:chromium
 	cargo test -p ferrostack-health --locked --test integration -- --ignored

@@ -7,6 +7,7 @@ mod alertmanager;
 mod browser;
 mod history;
 mod probe;
+mod pushgateway;
 mod run;
 mod serve;
 mod support;
