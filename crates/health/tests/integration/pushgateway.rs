@@ -21,7 +21,9 @@ impl Drop for Pushgateway {
 #[tokio::test]
 #[ignore = "needs prometheus-pushgateway; run by `make test-health`"]
 async fn pushgateway_accepts_the_results_and_last_success() {
-    let Some(bin) = tool("prometheus-pushgateway") else { return };
+    let Some(bin) = tool("prometheus-pushgateway") else {
+        return;
+    };
     let port = free_port();
     let _pgw = Pushgateway(
         Command::new(bin)
@@ -35,7 +37,10 @@ async fn pushgateway_accepts_the_results_and_last_success() {
     let url = format!("http://127.0.0.1:{port}");
     let mut ready = false;
     for _ in 0..100 {
-        if reqwest::get(format!("{url}/-/ready")).await.is_ok_and(|r| r.status().is_success()) {
+        if reqwest::get(format!("{url}/-/ready"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             ready = true;
             break;
         }
@@ -45,14 +50,23 @@ async fn pushgateway_accepts_the_results_and_last_success() {
     let s = target_server().await;
     s.fail_with(503);
     let config = Config {
-        targets: targets(&format!("targets: [{{name: ok, url: '{}'}}, {{name: down, url: '{}'}}]", s.url("/ok"), s.url("/status"))),
+        targets: targets(&format!(
+            "targets: [{{name: ok, url: '{}'}}, {{name: down, url: '{}'}}]",
+            s.url("/ok"),
+            s.url("/status")
+        )),
         history: None,
         alerts: AlertConfig::default(),
         pushgateway_url: Some(url.clone()),
     };
     let report = run_once(&config).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    let text = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let job = "instance=\"\",job=\"ferrostack-healthcheck\"";
     for needle in [
         format!("probe_success{{{job},target=\"ok\"}} 1"),
