@@ -141,13 +141,13 @@ pub(crate) async fn run(
         )
     });
 
-    let ctx = root_ctx.for_role("healthcheck");
-    contexts.push((ctx.clone(), format!("http://{}/", socket(host, port(2)?))));
-    // Its first probes should find the services listening, not racing their start.
-    let probed: Vec<_> = contexts[..2]
+    // The health checker's first probes should find the services listening, not race them.
+    let probed: Vec<_> = contexts
         .iter()
         .map(|(c, _)| c.readiness().clone())
         .collect();
+    let ctx = root_ctx.for_role("healthcheck");
+    contexts.push((ctx.clone(), format!("http://{}/", socket(host, port(2)?))));
     roles.spawn(async move {
         while !probed.iter().all(runtime::Readiness::is_ready) && !ctx.shutdown().is_cancelled() {
             tokio::time::sleep(Duration::from_millis(20)).await;
