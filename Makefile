@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR := never
 
 .PHONY: test rust-test lint fmt-check clippy build readme
 
-test: lint rust-test test-chart test-platform
+test: lint rust-test test-chart test-platform test-health
 
 fmt-check:
 	cargo fmt --all -- --check
@@ -88,3 +88,12 @@ chart-assets:
 	rm -f deploy/helm/ferrostack/files/rules/*.yaml deploy/helm/ferrostack/files/dashboards/*.json
 	cp deploy/observability/rules/*.yaml deploy/helm/ferrostack/files/rules/
 	cp deploy/observability/dashboards/*.json deploy/helm/ferrostack/files/dashboards/
+
+# --- health ---
+.PHONY: test-health
+# The health checker's tests that need a real Alertmanager and headless Chromium: they are
+# #[ignore]d in `cargo test` and run here, after the tools are installed. Under CI=true a
+# missing tool fails them instead of skipping.
+test-health:
+	scripts/tools.sh apt prometheus-alertmanager:prometheus-alertmanager prometheus-pushgateway:prometheus-pushgateway chromium:chromium
+	cargo test -p ferrostack-health --locked --test integration -- --ignored
