@@ -4,7 +4,6 @@
 mod http;
 mod process;
 
-pub(crate) use http::record as http_record;
 pub use http::{HttpMetrics, RouteLabels, StatusLabels};
 pub use process::ProcessCollector;
 
