@@ -118,19 +118,7 @@ impl Options {
             }
             sources.push(source);
         }
-        let to = Url::parse(&self.to).map_err(|e| err("to", format!("{:?}: {e}", self.to)))?;
-        if !matches!(
-            to.scheme(),
-            "file" | "s3" | "s3a" | "gs" | "az" | "azure" | "memory"
-        ) {
-            return Err(err(
-                "to",
-                format!("unsupported scheme {:?} (file, s3, gs, az)", to.scheme()),
-            ));
-        }
-        if let Some(ep) = &self.s3_endpoint {
-            Url::parse(ep).map_err(|e| err("s3-endpoint", format!("{ep:?}: {e}")))?;
-        }
+        let (to, sink) = self.destination()?;
         let compression = match self.compression.as_str() {
             "zstd" => Compression::Zstd(3),
             "gzip" => Compression::Gzip(6),
@@ -167,15 +155,36 @@ impl Options {
             retry_initial: self.retry_initial.max(Duration::from_millis(1)),
             retry_max: self.retry_max.max(self.retry_initial),
             host,
-            sink: SinkOptions {
-                s3_endpoint: self.s3_endpoint,
-                store_options: self.store_options,
+            sink,
+            seal_on_shutdown: None,
+        })
+    }
+
+    /// Validates only the destination (`--to`, `--s3-endpoint`), as `logship verify` needs.
+    pub fn destination(&self) -> Result<(Url, SinkOptions), ConfigError> {
+        let to = Url::parse(&self.to).map_err(|e| err("to", format!("{:?}: {e}", self.to)))?;
+        if !matches!(
+            to.scheme(),
+            "file" | "s3" | "s3a" | "gs" | "az" | "azure" | "memory"
+        ) {
+            return Err(err(
+                "to",
+                format!("unsupported scheme {:?} (file, s3, gs, az)", to.scheme()),
+            ));
+        }
+        if let Some(ep) = &self.s3_endpoint {
+            Url::parse(ep).map_err(|e| err("s3-endpoint", format!("{ep:?}: {e}")))?;
+        }
+        Ok((
+            to,
+            SinkOptions {
+                s3_endpoint: self.s3_endpoint.clone(),
+                store_options: self.store_options.clone(),
                 multipart_threshold: self.multipart_threshold,
                 part_size: self.part_size as usize,
                 request_timeout: self.request_timeout,
             },
-            seal_on_shutdown: None,
-        })
+        ))
     }
 }
 

@@ -92,7 +92,14 @@ fn store_err(source: object_store::Error) -> SinkError {
             "unsupported"
         }
         other => {
-            let text = format!("{other:?}").to_ascii_lowercase();
+            let mut text = String::new();
+            let mut cause: Option<&dyn std::error::Error> = Some(other);
+            while let Some(e) = cause {
+                text.push_str(&e.to_string().to_ascii_lowercase());
+                text.push('\n');
+                cause = e.source();
+            }
+            let text = text.replace("retry_timeout", "");
             if text.contains("timed out") || text.contains("timeout") {
                 "timeout"
             } else if text.contains("connect") || text.contains("error sending request") {
@@ -215,7 +222,10 @@ impl Sink {
                     (store.clone(), Some(store), prefix)
                 }
                 ObjectStoreScheme::AmazonS3 => {
-                    let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+                    let mut b = AmazonS3Builder::from_env()
+                        .with_url(url.as_str())
+                        .with_retry(retry)
+                        .with_client_options(client);
                     for (k, v) in opts {
                         b = b.with_config(k.parse()?, v);
                     }
@@ -224,7 +234,7 @@ impl Sink {
                             .with_endpoint(endpoint)
                             .with_allow_http(endpoint.starts_with("http://"));
                     }
-                    let store = Arc::new(b.with_retry(retry).with_client_options(client).build()?);
+                    let store = Arc::new(b.build()?);
                     (store.clone(), Some(store), prefix)
                 }
                 ObjectStoreScheme::GoogleCloudStorage => {

@@ -12,9 +12,14 @@ use crate::support::{Moto, Producer, count_files, wait_for, writer_config};
 
 const KILLS: usize = 30;
 
-fn testkit(args: &[&str], env: &[(&str, &str)]) -> Command {
+fn testkit(args: &[&str], env: &[(&str, &str)], log: &Path) -> Command {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_logship-testkit"));
-    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.args(args).stdout(Stdio::null()).stderr(log);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -40,9 +45,10 @@ fn crash_and_verify(root: &Path, to: &str, extra: &[&str], env: &[(&str, &str)])
         "crash",
         Duration::from_micros(300),
     );
+    let log = root.join("ship.log");
     let mut rng = rand::rng();
     for _ in 0..KILLS {
-        let mut child = testkit(&ship, env).spawn().unwrap();
+        let mut child = testkit(&ship, env, &log).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(rng.random_range(30..500)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -51,7 +57,7 @@ fn crash_and_verify(root: &Path, to: &str, extra: &[&str], env: &[(&str, &str)])
     assert!(written > 1000, "producer wrote {written} lines");
 
     // A clean run drains what is left, then stops on SIGTERM.
-    let mut child = testkit(&ship, env).spawn().unwrap();
+    let mut child = testkit(&ship, env, &log).spawn().unwrap();
     let staging = state.join("staging");
     wait_for("the shipper to drain", Duration::from_secs(60), || {
         count_files(&src) == 0 && count_files(&staging) == 0
@@ -70,7 +76,7 @@ fn crash_and_verify(root: &Path, to: &str, extra: &[&str], env: &[(&str, &str)])
             .filter(|a| a.starts_with("http"))
             .flat_map(|e| ["--s3-endpoint", e]),
     );
-    let out = testkit(&verify, env)
+    let out = testkit(&verify, env, &log)
         .stdout(Stdio::piped())
         .output()
         .unwrap();
@@ -84,6 +90,13 @@ fn crash_and_verify(root: &Path, to: &str, extra: &[&str], env: &[(&str, &str)])
         "expected {expected:?} in:\n{report}"
     );
     assert!(out.status.success(), "verify failed:\n{report}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    eprintln!(
+        "{to}: {} runs, {} objects delivered, {} found already stored after a kill",
+        log.matches("logship started").count(),
+        log.matches("object delivered").count(),
+        log.matches("existing=true").count()
+    );
 }
 
 #[test]

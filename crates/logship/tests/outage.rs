@@ -78,6 +78,10 @@ async fn storage_outage_of_20s_loses_nothing_and_pending_rises_and_falls() {
         })
         .sum();
     assert!(errors > 0, "upload errors were counted during the outage");
+    eprintln!(
+        "outage: pending bytes {before} before, {peak} peak, {} after; {errors} upload errors",
+        metrics.pending_bytes.get()
+    );
 
     let written = producer.stop();
     wait_for_async("drained", Duration::from_secs(60), || {

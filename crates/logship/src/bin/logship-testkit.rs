@@ -89,16 +89,14 @@ async fn ship(mut opts: Options) -> ExitCode {
 }
 
 async fn verify(opts: Options) -> ExitCode {
-    let Ok(url) = url::Url::parse(&opts.to) else {
-        eprintln!("--to: not a URL");
-        return ExitCode::from(2);
+    let (url, sink) = match opts.destination() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
     };
-    let mut sink = Options::new(vec![".".into()], opts.to.clone());
-    sink.s3_endpoint = opts.s3_endpoint;
-    let Ok(config) = sink.validate() else {
-        return ExitCode::from(2);
-    };
-    match logship::verify(&url, config.sink).await {
+    match logship::verify(&url, sink).await {
         Ok(report) => {
             println!("{report}");
             if report.ok() {
