@@ -86,17 +86,17 @@ async fn plain_multipart_and_collisions(sink: &Sink, tmp: &Path) {
     let (small, small_sha) = random_file(tmp, "small", 1000);
     let mut r = Recorder::default();
     let key = "2026-11-21/h/api/00000000000000000000.jsonl.zst";
-    let out = go(&sink, key, &small, &small_sha, &mut r).await;
+    let out = go(sink, key, &small, &small_sha, &mut r).await;
     assert_eq!(out.unwrap(), Outcome::Uploaded);
-    let out = go(&sink, key, &small, &small_sha, &mut r).await;
+    let out = go(sink, key, &small, &small_sha, &mut r).await;
     assert_eq!(out.unwrap(), Outcome::AlreadyThere);
 
     // Collision with different bytes (same size and different size): conflict, not overwritten.
     let (other, other_sha) = random_file(tmp, "other", 1000);
-    let out = go(&sink, key, &other, &other_sha, &mut r).await;
+    let out = go(sink, key, &other, &other_sha, &mut r).await;
     assert!(matches!(out, Err(SinkError::Conflict { .. })), "{out:?}");
     let (longer, longer_sha) = random_file(tmp, "longer", 1001);
-    let out = go(&sink, key, &longer, &longer_sha, &mut r).await;
+    let out = go(sink, key, &longer, &longer_sha, &mut r).await;
     assert!(matches!(out, Err(SinkError::Conflict { .. })), "{out:?}");
     let stored = sink
         .store()
@@ -112,16 +112,16 @@ async fn plain_multipart_and_collisions(sink: &Sink, tmp: &Path) {
     let (big, big_sha) = random_file(tmp, "big", 12 * MIB);
     let key = "2026-11-21/h/api/00000000000000000001.jsonl.zst";
     let mut r = Recorder::default();
-    let out = go(&sink, key, &big, &big_sha, &mut r).await;
+    let out = go(sink, key, &big, &big_sha, &mut r).await;
     assert_eq!(out.unwrap(), Outcome::Uploaded);
     let meta = sink.store().head(&sink.path(key)).await.unwrap();
     assert_eq!(meta.size, 12 * MIB);
     let mut fresh = Recorder::default();
-    let out = go(&sink, key, &big, &big_sha, &mut fresh).await;
+    let out = go(sink, key, &big, &big_sha, &mut fresh).await;
     assert_eq!(out.unwrap(), Outcome::AlreadyThere);
     let (big2, big2_sha) = random_file(tmp, "big2", 12 * MIB);
     let mut fresh = Recorder::default();
-    let out = go(&sink, key, &big2, &big2_sha, &mut fresh).await;
+    let out = go(sink, key, &big2, &big2_sha, &mut fresh).await;
     assert!(matches!(out, Err(SinkError::Conflict { .. })), "{out:?}");
 }
 
