@@ -30,7 +30,8 @@ pub struct WriterConfig {
     pub max_bytes: u64,
     /// Seal a segment once it is this old (default 1 h).
     pub max_age: Duration,
-    /// Stop writing files while the directory holds this many bytes (0 = no bound).
+    /// Stop writing files while the directory holds this many bytes (default 1 GiB; 0 = no
+    /// bound).
     pub max_pending_bytes: u64,
     /// In-memory buffer before a write(2) (default 64 KiB).
     pub buffer_bytes: usize,
@@ -39,13 +40,13 @@ pub struct WriterConfig {
 }
 
 impl WriterConfig {
-    /// Defaults for `dir`: 64 MiB, 1 h, unbounded pending, 64 KiB buffer, 200 ms flush.
+    /// Defaults for `dir`: 64 MiB, 1 h, 1 GiB pending bound, 64 KiB buffer, 200 ms flush.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
             max_bytes: 64 * 1024 * 1024,
             max_age: Duration::from_secs(3600),
-            max_pending_bytes: 0,
+            max_pending_bytes: 1024 * 1024 * 1024,
             buffer_bytes: 64 * 1024,
             flush_interval: Duration::from_millis(200),
         }
