@@ -150,7 +150,7 @@ impl Shipper {
         })
         .await
         .is_ok();
-        let _ = self.scan();
+        self.scan();
         tracing::info!(
             drained,
             pending_files = self.metrics.pending_files.get(),
@@ -173,7 +173,7 @@ impl Shipper {
     }
 
     async fn step(&mut self, flush: bool) -> Result<Step, Error> {
-        let candidates = self.scan()?;
+        let candidates = self.scan();
         let unfinished = self.journal.open_batches().next().map(|b| b.record.seq);
         if let Some(seq) = unfinished {
             self.finish(seq).await?;
@@ -195,7 +195,7 @@ impl Shipper {
     }
 
     /// Lists the sources (without files held by open batches) and updates pending metrics.
-    fn scan(&mut self) -> Result<Vec<(Source, Vec<Candidate>)>, Error> {
+    fn scan(&mut self) -> Vec<(Source, Vec<Candidate>)> {
         let mut out = Vec::new();
         let (mut files, mut bytes) = (0i64, 0i64);
         let mut oldest: Option<SystemTime> = None;
@@ -206,7 +206,14 @@ impl Shipper {
             held.extend(b.record.files.iter().map(|f| f.path.clone()));
         }
         for source in &self.config.sources {
-            let mut cands = batch::scan(source).map_err(io_err("scan", &source.dir))?;
+            let mut cands = match batch::scan(source) {
+                Ok(cands) => cands,
+                Err(e) => {
+                    // One unreadable source must not stall the others.
+                    tracing::warn!(dir = %source.dir.display(), error = %e, "logship: cannot list source");
+                    Vec::new()
+                }
+            };
             cands.retain(|c| !held.contains(&c.path));
             for c in &cands {
                 files += 1;
@@ -239,7 +246,7 @@ impl Shipper {
                 );
             }
         }
-        Ok(out)
+        out
     }
 
     /// Encodes a batch into the staging directory and journals it, then ships it.
@@ -284,6 +291,10 @@ impl Shipper {
         let staged = staged_path(&self.staging, seq, &self.config);
         if !batch.delivered {
             let record = self.ensure_staged(&batch.record, &staged).await?;
+            if record.files.is_empty() {
+                self.journal.record_done(seq)?;
+                return Ok(());
+            }
             let started = Instant::now();
             let mut progress = JournalProgress {
                 journal: &mut self.journal,
@@ -360,6 +371,16 @@ impl Shipper {
             .join(format!(".{}-{}.tmp", record.seq, ulid::Ulid::generate()));
         let paths = record.files.iter().map(|f| f.path.clone()).collect();
         let encoded = encode_blocking(paths, tmp.clone(), self.config.compression).await?;
+        if encoded.files.is_empty() {
+            // Every file of the batch was removed by someone else: nothing left to ship.
+            encoder::remove_staged(&tmp).map_err(io_err("remove", &tmp))?;
+            tracing::error!(seq = record.seq, key = %record.key,
+                "logship: all files of an unshipped batch vanished before upload");
+            return Ok(BatchRecord {
+                files: Vec::new(),
+                ..record.clone()
+            });
+        }
         fs::rename(&tmp, staged).map_err(io_err("rename", staged))?;
         sync_dir(&self.staging).map_err(io_err("sync", &self.staging))?;
         if encoded.sha256 == record.sha256 {
