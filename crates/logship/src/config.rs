@@ -157,6 +157,7 @@ impl Options {
             host,
             sink,
             seal_on_shutdown: None,
+            admin: None,
         })
     }
 
@@ -219,6 +220,17 @@ pub struct Config {
     pub sink: SinkOptions,
     /// The process's own log writer, sealed on shutdown so its last segment ships too.
     pub seal_on_shutdown: Option<crate::writer::RotatingWriter>,
+    /// The admin server (probes and `/metrics`); `None` runs the shipper alone.
+    pub admin: Option<runtime::http::ServerConfig>,
+}
+
+/// The `file://` URL of a local directory (created, made absolute), for `--to`.
+pub fn file_url(dir: &std::path::Path) -> std::io::Result<String> {
+    std::fs::create_dir_all(dir)?;
+    let abs = dir.canonicalize()?;
+    Url::from_directory_path(&abs)
+        .map(String::from)
+        .map_err(|()| std::io::Error::other(format!("{} is not an absolute path", abs.display())))
 }
 
 fn parse_source(raw: &str) -> Result<Source, ConfigError> {

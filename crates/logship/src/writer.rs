@@ -69,28 +69,53 @@ pub struct WriterStats {
 }
 
 impl WriterStats {
-    /// Registers the writer's metrics (`ferrostack_logfile_*`).
+    /// Registers the writer's metrics (`ferrostack_logfile_*`) as a collector.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "ferrostack_logfile_bytes",
-            "Bytes written to rotating log files",
-            self.bytes.clone(),
-        );
-        registry.register(
-            "ferrostack_logfile_write_errors",
-            "Failed writes to rotating log files",
-            self.write_errors.clone(),
-        );
-        registry.register(
-            "ferrostack_logfile_dropped_lines",
-            "Log lines not written to a file because the pending bound was reached",
-            self.dropped_lines.clone(),
-        );
-        registry.register(
-            "ferrostack_logfile_segments_sealed",
-            "Log file segments sealed",
-            self.sealed.clone(),
-        );
+        registry.register_collector(Box::new(self.clone()));
+    }
+}
+
+/// Scraped through a role's registry (`Registry::register_collector`), so the same stats can
+/// appear in every role of a process.
+impl prometheus_client::collector::Collector for WriterStats {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let counters = [
+            (
+                "ferrostack_logfile_bytes",
+                "Bytes written to rotating log files",
+                &self.bytes,
+            ),
+            (
+                "ferrostack_logfile_write_errors",
+                "Failed writes to rotating log files",
+                &self.write_errors,
+            ),
+            (
+                "ferrostack_logfile_dropped_lines",
+                "Log lines not written to a file because the pending bound was reached",
+                &self.dropped_lines,
+            ),
+            (
+                "ferrostack_logfile_segments_sealed",
+                "Log file segments sealed",
+                &self.sealed,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        let metric = encoder.encode_descriptor(
+            "ferrostack_logfile_pending_full",
+            "1 while the log file directory holds the pending bound and files are not written",
+            None,
+            self.pending_full.metric_type(),
+        )?;
+        self.pending_full.encode(metric)
     }
 }
 

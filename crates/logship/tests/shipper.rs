@@ -330,3 +330,70 @@ async fn pending_bound_reached_stops_file_writes_and_deletes_nothing_unshipped()
         "some lines went to stdout only"
     );
 }
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logship_role_serves_probes_and_shipper_metrics_on_the_admin_port() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("api");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.json"), "{\"a\":1}\n").unwrap();
+    let mut cfg = config(test_options(
+        vec![src.display().to_string()],
+        archive_url(tmp.path()).to_string(),
+        &tmp.path().join("state"),
+    ));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = runtime::http::ServerArgs {
+        host: std::net::Ipv4Addr::LOCALHOST.into(),
+        drain_delay: Duration::from_millis(50),
+        ..runtime::http::ServerArgs::default()
+    };
+    cfg.admin = Some(runtime::http::ServerConfig::new(&server, port).unwrap());
+    let token = CancellationToken::new();
+    let ctx = runtime::Context::new("logship", token.clone(), Default::default());
+    let run = tokio::spawn(logship::run(cfg, ctx.clone()));
+    wait_for_async("ready", Duration::from_secs(10), || {
+        ctx.readiness().is_ready()
+    })
+    .await;
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        metrics = tokio::task::spawn_blocking(move || http_get(port, "/metrics"))
+            .await
+            .unwrap();
+        if metrics.contains("ferrostack_logship_shipped_files_total 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("ferrostack_logship_shipped_files_total 1"),
+        "{metrics}"
+    );
+    assert_eq!(count_files(&src), 0);
+    assert!(metrics.contains("ferrostack_build_info"), "{metrics}");
+    let ready = tokio::task::spawn_blocking(move || http_get(port, "/readyz"))
+        .await
+        .unwrap();
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    token.cancel();
+    run.await.unwrap().unwrap();
+}
