@@ -99,7 +99,8 @@ pub struct Journal {
 
 impl Journal {
     /// Opens (or creates) the journal in `dir` and replays it. A torn last entry (a crash
-    /// during its append, before its fsync returned) is cut off.
+    /// during its append, before its fsync returned) is cut off; a damaged entry inside the
+    /// file is skipped and logged.
     pub fn open(dir: &Path) -> Result<Self, JournalError> {
         let io_err = |source| JournalError::Io {
             path: dir.join(JOURNAL),
@@ -117,13 +118,15 @@ impl Journal {
                 line.clear();
                 let n = reader.read_until(b'\n', &mut line).map_err(io_err)?;
                 if n == 0 || line.last() != Some(&b'\n') {
-                    break;
+                    break; // a torn last entry: cut below
                 }
-                let Ok(entry) = serde_json::from_slice::<Entry>(&line) else {
-                    break;
-                };
                 valid_len += n as u64;
-                apply(&mut open, &mut next_seq, entry);
+                match serde_json::from_slice::<Entry>(&line) {
+                    Ok(entry) => apply(&mut open, &mut next_seq, entry),
+                    // A damaged entry inside the file: skip it, keep everything after it.
+                    Err(e) => tracing::error!(error = %e, path = %path.display(),
+                        "logship journal: skipping an unreadable entry"),
+                }
             }
         }
         let file = OpenOptions::new()
@@ -364,6 +367,26 @@ mod tests {
         drop(j);
         let j = Journal::open(dir.path()).unwrap();
         assert!(j.get(0).unwrap().delivered);
+    }
+
+    #[test]
+    fn damaged_entry_inside_the_file_is_skipped_and_later_entries_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.record_batch(record(0)).unwrap();
+        drop(j);
+        let path = dir.path().join(JOURNAL);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"\x00\x00garbage\n").unwrap();
+        drop(f);
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.record_batch(record(1)).unwrap();
+        j.record_delivered(0).unwrap();
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        assert!(j.get(0).unwrap().delivered);
+        assert!(j.get(1).is_some());
+        assert_eq!(j.next_seq(), 2);
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub struct Shipper {
     staging: PathBuf,
     pending_full: bool,
     next_source: usize,
+    uploads_ok: bool,
 }
 
 // === impl Shipper ===
@@ -98,6 +99,7 @@ impl Shipper {
             staging,
             pending_full: false,
             next_source: 0,
+            uploads_ok: true,
         })
     }
 
@@ -172,13 +174,44 @@ impl Shipper {
         half + rand::rng().random_range(Duration::ZERO..=half)
     }
 
+    /// One unit of work. Unfinished batches go first; while one uploads, the next ready batch
+    /// is encoded on a blocking thread (compression and storage I/O overlap), then journaled.
     async fn step(&mut self, flush: bool) -> Result<Step, Error> {
         let candidates = self.scan();
+        let next = self.ready_batch(&candidates, flush);
         let unfinished = self.journal.open_batches().next().map(|b| b.record.seq);
-        if let Some(seq) = unfinished {
-            self.finish(seq).await?;
+        let Some(seq) = unfinished else {
+            let Some((source, files)) = next else {
+                return Ok(Step::Idle);
+            };
+            let encoding = self.start_encode(&files);
+            self.commit(&source, encoding).await?;
             return Ok(Step::Worked);
+        };
+        // While uploads fail, do not encode ahead: the work would be thrown away.
+        let encoding = next
+            .filter(|_| self.uploads_ok)
+            .map(|(source, files)| (source, self.start_encode(&files)));
+        let finished = self.finish(seq).await;
+        self.uploads_ok = finished.is_ok();
+        if let Some((source, encoding)) = encoding {
+            if finished.is_ok() {
+                self.commit(&source, encoding).await?;
+            } else {
+                // Not journaled: the files are packed again later.
+                let _ = encoding.handle.await;
+                let _ = encoder::remove_staged(&encoding.tmp);
+            }
         }
+        finished.map(|()| Step::Worked)
+    }
+
+    /// The next ready batch, taking sources in turn.
+    fn ready_batch(
+        &mut self,
+        candidates: &[(Source, Vec<Candidate>)],
+        flush: bool,
+    ) -> Option<(Source, Vec<Candidate>)> {
         let now = SystemTime::now();
         let n = candidates.len();
         for i in 0..n {
@@ -186,12 +219,10 @@ impl Shipper {
             let (source, files) = &candidates[idx];
             if let Some(batch) = batch::pack(files, self.config.limits, now, flush) {
                 self.next_source = idx + 1;
-                let (source, batch) = (source.clone(), batch.to_vec());
-                self.pack(&source, &batch).await?;
-                return Ok(Step::Worked);
+                return Some((source.clone(), batch.to_vec()));
             }
         }
-        Ok(Step::Idle)
+        None
     }
 
     /// Lists the sources (without files held by open batches) and updates pending metrics.
@@ -249,19 +280,34 @@ impl Shipper {
         out
     }
 
-    /// Encodes a batch into the staging directory and journals it, then ships it.
-    async fn pack(&mut self, source: &Source, files: &[Candidate]) -> Result<(), Error> {
-        let seq = self.journal.next_seq();
-        let staged = staged_path(&self.staging, seq, &self.config);
+    /// Starts encoding `files` into a temporary staging file on a blocking thread.
+    fn start_encode(&self, files: &[Candidate]) -> Encoding {
         let tmp = self
             .staging
-            .join(format!(".{seq}-{}.tmp", ulid::Ulid::generate()));
+            .join(format!(".{}.tmp", ulid::Ulid::generate()));
         let paths: Vec<PathBuf> = files.iter().map(|c| c.path.clone()).collect();
-        let encoded = encode_blocking(paths, tmp.clone(), self.config.compression).await?;
+        let (out, compression) = (tmp.clone(), self.config.compression);
+        let handle = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            encoder::encode(&refs, &out, compression)
+        });
+        Encoding { tmp, handle }
+    }
+
+    /// Waits for an encode, names it with the next sequence number and journals the batch
+    /// (staged file fsynced, renamed and its directory fsynced before the journal entry).
+    async fn commit(&mut self, source: &Source, encoding: Encoding) -> Result<(), Error> {
+        let Encoding { tmp, handle } = encoding;
+        let encoded = handle
+            .await
+            .map_err(|e| io_err("encode", &tmp)(io::Error::other(e)))?
+            .map_err(io_err("encode", &tmp))?;
         if encoded.files.is_empty() {
             encoder::remove_staged(&tmp).map_err(io_err("remove", &tmp))?;
             return Ok(());
         }
+        let seq = self.journal.next_seq();
+        let staged = staged_path(&self.staging, seq, &self.config);
         fs::rename(&tmp, &staged).map_err(io_err("rename", &staged))?;
         sync_dir(&self.staging).map_err(io_err("sync", &self.staging))?;
         let key = self.config.key_template.render(&KeyVars {
@@ -280,7 +326,7 @@ impl Shipper {
             sha256: encoded.sha256,
             raw_bytes: encoded.raw_bytes,
         })?;
-        self.finish(seq).await
+        Ok(())
     }
 
     /// Uploads (or confirms) a journaled batch, then deletes its files.
@@ -436,6 +482,12 @@ impl Shipper {
         self.journal.record_done(old)?;
         Ok(())
     }
+}
+
+/// An encode running on a blocking thread.
+struct Encoding {
+    tmp: PathBuf,
+    handle: tokio::task::JoinHandle<io::Result<Encoded>>,
 }
 
 struct JournalProgress<'a> {

@@ -8,7 +8,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
@@ -142,6 +142,15 @@ struct State {
     last_full_check: Option<Instant>,
     /// Monotonic ids: segment names sort in write order even within one millisecond.
     ids: ulid::Generator,
+    /// The sealer thread: fsync, rename and directory fsync happen off the writing path.
+    sealer: mpsc::Sender<SealJob>,
+}
+
+#[derive(Debug)]
+enum SealJob {
+    Seal(OpenSegment),
+    /// Replies once every earlier job is done, with the first error since the last barrier.
+    Barrier(mpsc::SyncSender<Option<String>>),
 }
 
 #[derive(Debug)]
@@ -166,6 +175,11 @@ impl RotatingWriter {
     pub fn open_with_stats(config: WriterConfig, stats: WriterStats) -> io::Result<Self> {
         fs::create_dir_all(&config.dir)?;
         recover_open_segments(&config.dir)?;
+        let (sealer, jobs) = mpsc::channel();
+        let (dir, sealer_stats) = (config.dir.clone(), stats.clone());
+        std::thread::Builder::new()
+            .name("logfile-seal".into())
+            .spawn(move || seal_jobs(&dir, &sealer_stats, &jobs))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 open: None,
@@ -174,6 +188,7 @@ impl RotatingWriter {
                 full: false,
                 last_full_check: None,
                 ids: ulid::Generator::new(),
+                sealer,
             }),
             config,
             stats,
@@ -202,10 +217,21 @@ impl RotatingWriter {
         self.shared.flush_locked(&mut state)
     }
 
-    /// Flushes and seals the open segment now (used on shutdown and by tests).
+    /// Flushes and seals the open segment now and waits until every segment handed to the
+    /// sealer is durable under its final name (used on shutdown and by tests).
     pub fn seal(&self) -> io::Result<()> {
         let mut state = self.shared.lock();
-        self.shared.seal_locked(&mut state)
+        self.shared.seal_locked(&mut state)?;
+        let (done, wait) = mpsc::sync_channel(1);
+        if state.sealer.send(SealJob::Barrier(done)).is_err() {
+            return Err(io::Error::other("log file sealer thread is gone"));
+        }
+        drop(state);
+        match wait.recv() {
+            Ok(None) => Ok(()),
+            Ok(Some(error)) => Err(io::Error::other(error)),
+            Err(_) => Err(io::Error::other("log file sealer thread is gone")),
+        }
     }
 }
 
@@ -260,10 +286,10 @@ impl Shared {
         let len = buf.len() as u64;
         let rotate = match &state.open {
             Some(open) => {
+                // Age is checked by the flush thread; here only size, without a clock read.
                 state.at_line_start
                     && open.written > 0
-                    && (open.written + len > self.config.max_bytes
-                        || open.opened.elapsed() >= self.config.max_age)
+                    && open.written + len > self.config.max_bytes
             }
             None => false,
         };
@@ -306,7 +332,9 @@ impl Shared {
             return state.full;
         }
         state.last_full_check = Some(Instant::now());
-        let used = dir_bytes(&self.config.dir).unwrap_or(bound);
+        let Ok(used) = dir_bytes(&self.config.dir) else {
+            return state.full; // cannot measure now: keep the current state
+        };
         let full = used >= bound;
         if full != state.full {
             state.full = full;
@@ -375,14 +403,17 @@ impl Shared {
         }
     }
 
+    /// Hands the open segment to the sealer thread (sealing inline if that thread is gone).
     fn seal_locked(&self, state: &mut State) -> io::Result<()> {
         self.flush_locked(state)?;
         let Some(open) = state.open.take() else {
             return Ok(());
         };
         state.at_line_start = true;
-        seal_file(&self.config.dir, open).inspect_err(|e| self.report("seal", e))?;
-        self.stats.sealed.inc();
+        if let Err(mpsc::SendError(SealJob::Seal(open))) = state.sealer.send(SealJob::Seal(open)) {
+            seal_file(&self.config.dir, open).inspect_err(|e| self.report("seal", e))?;
+            self.stats.sealed.inc();
+        }
         Ok(())
     }
 
@@ -415,6 +446,38 @@ impl Drop for Shared {
     fn drop(&mut self) {
         let mut state = self.lock();
         let _ = self.seal_locked(&mut state);
+        let (done, wait) = mpsc::sync_channel(1);
+        if state.sealer.send(SealJob::Barrier(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+}
+
+/// The sealer thread's loop; ends when the writer is gone.
+fn seal_jobs(dir: &Path, stats: &WriterStats, jobs: &mpsc::Receiver<SealJob>) {
+    let mut first_error = None;
+    for job in jobs {
+        match job {
+            SealJob::Seal(open) => match seal_file(dir, open) {
+                Ok(()) => {
+                    stats.sealed.inc();
+                }
+                Err(e) => {
+                    stats.write_errors.inc();
+                    eprintln!(
+                        "{}",
+                        serde_json::json!({"level": "ERROR", "message": "log file write failed",
+                            "op": "seal", "dir": dir, "error": e.to_string()})
+                    );
+                    if first_error.is_none() {
+                        first_error = Some(e.to_string());
+                    }
+                }
+            },
+            SealJob::Barrier(done) => {
+                let _ = done.send(first_error.take());
+            }
+        }
     }
 }
 
@@ -504,7 +567,12 @@ fn recover_open_segments(dir: &Path) -> io::Result<()> {
 fn dir_bytes(dir: &Path) -> io::Result<u64> {
     let mut total = 0;
     for entry in fs::read_dir(dir)? {
-        let meta = entry?.metadata()?;
+        // The shipper deletes and the sealer renames files while this runs.
+        let meta = match entry.and_then(|e| e.metadata()) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         if meta.is_file() {
             total += meta.len();
         }

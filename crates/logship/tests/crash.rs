@@ -53,7 +53,14 @@ fn crash_and_verify(root: &Path, to: &str, extra: &[&str], env: &[(&str, &str)])
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
+    let writer = producer.writer.clone();
     let written = producer.stop();
+    assert_eq!(
+        writer.stats().dropped_lines.get(),
+        0,
+        "the writer dropped lines"
+    );
+    assert_eq!(writer.stats().write_errors.get(), 0);
     assert!(written > 1000, "producer wrote {written} lines");
 
     // A clean run drains what is left, then stops on SIGTERM.

@@ -83,7 +83,13 @@ async fn storage_outage_of_20s_loses_nothing_and_pending_rises_and_falls() {
         metrics.pending_bytes.get()
     );
 
+    let writer = producer.writer.clone();
     let written = producer.stop();
+    assert_eq!(
+        writer.stats().dropped_lines.get(),
+        0,
+        "the writer dropped lines"
+    );
     wait_for_async("drained", Duration::from_secs(60), || {
         count_files(&src) == 0
     })

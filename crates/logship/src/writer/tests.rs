@@ -118,6 +118,7 @@ fn pending_bound_stops_file_writes_until_drained() {
         (&w).write_all(line.as_bytes()).unwrap();
     }
     assert_eq!(w.stats().pending_full.get(), 1);
+    w.seal().unwrap(); // waits for the sealer thread
     let dropped = w.stats().dropped_lines.get();
     assert!(dropped > 50, "dropped {dropped}");
     let kept: u64 = sealed(dir.path())
