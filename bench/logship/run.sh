@@ -16,10 +16,13 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/logship-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "== writer ($writer_mib MiB)"
-writer=$("$bin" writer "$tmp/w" "$writer_mib")
+# The writer comparison runs on tmpfs when there is one: it measures the writer's own cost
+# over a plain buffered write, not the disk's writeback (which swings both on a shared VM).
+wdir="$tmp/w"; [ -d /dev/shm ] && wdir=$(mktemp -d /dev/shm/logship-bench.XXXXXX)
+echo "== writer ($writer_mib MiB, in $wdir)"
+writer=$("$bin" writer "$wdir" "$writer_mib")
 echo "$writer"
-rm -rf "$tmp/w"
+rm -rf "$wdir"
 
 echo "== generating $mib MiB of sealed segments"
 "$bin" gen "$tmp/src" "$mib"
@@ -52,7 +55,7 @@ Release build, page cache warm (the data was just written), archive on the same 
 
 | measurement | result | target | holds |
 |---|---|---|---|
-| writer vs plain 64 KiB BufWriter, 200-byte JSON lines, $writer_mib MiB | $writer | writer ≥ 70 % of plain | $(echo "$writer_ratio" | awk '{print ($1>=0.7)?"yes":"no"}') ($writer_ratio) |
+| writer vs plain 64 KiB BufWriter, 200-byte JSON lines, $writer_mib MiB, best of 2 rounds, $( [ -d /dev/shm ] && echo tmpfs || echo disk) | $writer | writer ≥ 70 % of plain | $(echo "$writer_ratio" | awk '{print ($1>=0.7)?"yes":"no"}') ($writer_ratio) |
 | shipper (zstd level 3, journal + fsyncs, file:// store) vs \`zstd -3 -T1\` CLI on the same $mib MiB | shipper $ship_rate MiB/s, zstd CLI $zstd_rate MiB/s | shipper ≥ 70 % of zstd | $(echo "$ship_ratio" | awk '{print ($1>=0.7)?"yes":"no"}') ($ship_ratio) |
 | peak RSS of the shipper process while shipping $mib MiB | $rss_mb MB (CPU $cpu) | ≤ 64 MB | $(echo "$rss_mb" | awk '{print ($1<=64)?"yes":"no"}') |
 
