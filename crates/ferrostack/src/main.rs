@@ -33,6 +33,10 @@ enum Role {
     DataApi(services::DataApiArgs),
     /// Ship sealed log segments and log files to object storage; `logship verify` checks it.
     Logship(cmd::logship::LogshipArgs),
+    /// Health checker: `run` probes once (the CronJob), `serve` probes on intervals and serves
+    /// a status page, /api/status and /metrics.
+    #[command(subcommand)]
+    Healthcheck(cmd::healthcheck::HealthcheckCmd),
     /// Every role in one process on localhost: the embedded default for a laptop.
     Up(cmd::up::UpArgs),
     /// Print the command-line reference as Markdown (kept in README.md).
@@ -63,7 +67,7 @@ fn main() -> ExitCode {
             .get_or_insert_with(|| args.log_file_dir());
     }
     let outcome = runtime.block_on(async {
-        let (log_events, log_file) = cmd::init_telemetry(&global)?;
+        let (log_events, _log_guard, log_file) = cmd::init_telemetry(&global)?;
         let shutdown = CancellationToken::new();
         tokio::spawn(cmd::signals(shutdown.clone()));
         let outcome = match role {
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
             Role::Logship(args) => {
                 cmd::logship::run(args, shutdown, log_events, log_file.clone()).await
             }
+            Role::Healthcheck(cmd) => cmd::healthcheck::run(cmd, shutdown, log_events).await,
             Role::Up(args) => cmd::up::run(args, shutdown, log_events, log_file.clone()).await,
             Role::CliReference => Ok(()),
         };

@@ -1,6 +1,7 @@
 //! What every subcommand shares: global flags, telemetry start-up, signal handling, and the
 //! mapping of failures to exit codes.
 
+pub(crate) mod healthcheck;
 pub(crate) mod logship;
 pub(crate) mod reference;
 pub(crate) mod services;
@@ -53,7 +54,14 @@ pub(crate) fn fail(failure: &Failure) -> ExitCode {
 /// Starts JSON logging on stdout and, with `--log-file-dir`, into the rotating log file too.
 pub(crate) fn init_telemetry(
     global: &GlobalArgs,
-) -> Result<(LogEvents, Option<::logship::RotatingWriter>), Failure> {
+) -> Result<
+    (
+        LogEvents,
+        runtime::telemetry::Guard,
+        Option<::logship::RotatingWriter>,
+    ),
+    Failure,
+> {
     let writer = match &global.log_file_dir {
         Some(dir) => Some(
             ::logship::RotatingWriter::open(::logship::WriterConfig::new(dir)).map_err(|e| {
@@ -65,12 +73,12 @@ pub(crate) fn init_telemetry(
     let extra = writer
         .clone()
         .map(tracing_subscriber::fmt::writer::BoxMakeWriter::new);
-    let mut events = runtime::telemetry::init(&global.log_level, extra)
+    let (mut events, guard) = runtime::telemetry::init(&global.log_level, extra)
         .map_err(|e| Failure::Config(e.into()))?;
     if let Some(w) = &writer {
         events = events.with_log_file_metrics(std::sync::Arc::new(w.stats().clone()));
     }
-    Ok((events, writer))
+    Ok((events, guard, writer))
 }
 
 /// The first SIGTERM or SIGINT starts a graceful shutdown; a second one exits at once.
