@@ -223,8 +223,11 @@ pub(crate) async fn run(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
+    // Print the table once every role is ready; a signal before then goes straight to the
+    // orderly shutdown below, and a role failing to start stops the others.
     tokio::select! {
         () = ready => eprintln!("{table}"),
+        () = shutdown.cancelled() => {}
         Some(Ok((role, Err(e)))) = roles.join_next() => {
             shutdown.cancel();
             return Err(Failure::Run(e.context(format!("{role} failed to start"))));
