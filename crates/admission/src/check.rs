@@ -185,10 +185,10 @@ pub fn check(policies: &Policies, inputs: &[Input], options: &Options) -> Report
     let mut namespace_labels: BTreeMap<String, Value> = BTreeMap::new();
     for (_, docs) in &parsed {
         for doc in docs.iter().flat_map(expand) {
-            if doc["kind"] == "Namespace" {
-                if let Some(name) = doc["metadata"]["name"].as_str() {
-                    namespace_labels.insert(name.to_owned(), doc["metadata"]["labels"].clone());
-                }
+            if doc["kind"] == "Namespace"
+                && let Some(name) = doc["metadata"]["name"].as_str()
+            {
+                namespace_labels.insert(name.to_owned(), doc["metadata"]["labels"].clone());
             }
         }
     }

@@ -11,3 +11,6 @@ pub mod workload;
 
 pub use config::ConfigError;
 pub use engine::Policies;
+pub mod metrics;
+pub mod server;
+pub mod tls;

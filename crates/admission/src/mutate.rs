@@ -88,22 +88,26 @@ impl Mutations {
         };
         let linux = spec["os"]["name"] != "windows";
 
-        if self.seccomp_profile && linux && spec["securityContext"]["seccompProfile"].is_null() {
-            if let Some(sc) = child(spec, "securityContext") {
-                sc.insert("seccompProfile".into(), json!({"type": "RuntimeDefault"}));
-                changed.push("seccompProfile");
-            }
+        if self.seccomp_profile
+            && linux
+            && spec["securityContext"]["seccompProfile"].is_null()
+            && let Some(sc) = child(spec, "securityContext")
+        {
+            sc.insert("seccompProfile".into(), json!({"type": "RuntimeDefault"}));
+            changed.push("seccompProfile");
         }
         for group in ["containers", "initContainers"] {
             let Some(list) = spec.get_mut(group).and_then(Value::as_array_mut) else {
                 continue;
             };
             for c in list.iter_mut().filter(|c| c.is_object()) {
-                if self.allow_privilege_escalation && linux && no_escalation_is_valid(c) {
-                    if let Some(sc) = child(c, "securityContext") {
-                        sc.insert("allowPrivilegeEscalation".into(), Value::Bool(false));
-                        changed.push("allowPrivilegeEscalation");
-                    }
+                if self.allow_privilege_escalation
+                    && linux
+                    && no_escalation_is_valid(c)
+                    && let Some(sc) = child(c, "securityContext")
+                {
+                    sc.insert("allowPrivilegeEscalation".into(), Value::Bool(false));
+                    changed.push("allowPrivilegeEscalation");
                 }
                 for (resource, default) in &self.default_requests {
                     if !c["resources"]["requests"][resource].is_null() {
@@ -128,17 +132,17 @@ impl Mutations {
                 }
             }
         }
-        if let Some(term) = anti_affinity {
-            if let Some(anti) = child(spec, "affinity").and_then(|a| {
+        if let Some(term) = anti_affinity
+            && let Some(anti) = child(spec, "affinity").and_then(|a| {
                 a.insert("podAntiAffinity".into(), json!({}));
                 a.get_mut("podAntiAffinity").and_then(Value::as_object_mut)
-            }) {
-                anti.insert(
-                    "preferredDuringSchedulingIgnoredDuringExecution".into(),
-                    Value::Array(vec![term]),
-                );
-                changed.push("antiAffinity");
-            }
+            })
+        {
+            anti.insert(
+                "preferredDuringSchedulingIgnoredDuringExecution".into(),
+                Value::Array(vec![term]),
+            );
+            changed.push("antiAffinity");
         }
         let mut once = Vec::with_capacity(changed.len());
         for c in changed {

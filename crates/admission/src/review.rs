@@ -260,12 +260,12 @@ fn validate(policies: &Policies, req: &Request, namespace_labelled: bool) -> Out
     else {
         return allowed();
     };
-    if matches!(req.inner.operation, Operation::Update) && !req.old_object.is_null() {
-        if let Some(old) =
+    if matches!(req.inner.operation, Operation::Update)
+        && !req.old_object.is_null()
+        && let Some(old) =
             policies.evaluate_object(req.kind(), &req.old_object, ns, namespace_labelled)
-        {
-            violations = grandfather(violations, &old);
-        }
+    {
+        violations = grandfather(violations, &old);
     }
     let enforced: Vec<&Violation> = violations
         .iter()
