@@ -1,0 +1,73 @@
+//! What every subcommand shares: global flags, telemetry start-up, signal handling, and the
+//! mapping of failures to exit codes.
+
+pub(crate) mod reference;
+pub(crate) mod services;
+pub(crate) mod up;
+
+use std::process::ExitCode;
+
+use runtime::telemetry::LogEvents;
+use tokio_util::sync::CancellationToken;
+
+/// Flags of the process rather than of a role.
+#[derive(clap::Args, Debug)]
+pub(crate) struct GlobalArgs {
+    /// Log filter, as RUST_LOG (e.g. `info`, `debug,hyper=info`).
+    #[arg(
+        long,
+        global = true,
+        env = "FERROSTACK_LOG_LEVEL",
+        default_value = "info"
+    )]
+    pub(crate) log_level: String,
+}
+
+/// How a command failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Bad configuration: exit 2.
+    Config(anyhow::Error),
+    /// Failed while running: exit 1.
+    Run(anyhow::Error),
+}
+
+pub(crate) fn fail(failure: &Failure) -> ExitCode {
+    match failure {
+        Failure::Config(e) => {
+            eprintln!("ferrostack: configuration error: {e:#}");
+            ExitCode::from(2)
+        }
+        Failure::Run(e) => {
+            eprintln!("ferrostack: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub(crate) fn init_telemetry(global: &GlobalArgs) -> Result<LogEvents, Failure> {
+    runtime::telemetry::init(&global.log_level, None).map_err(|e| Failure::Config(e.into()))
+}
+
+/// The first SIGTERM or SIGINT starts a graceful shutdown; a second one exits at once.
+pub(crate) async fn signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+    }
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::warn!("second signal: exiting now");
+    std::process::exit(130);
+}

@@ -1,0 +1,245 @@
+//! `ferrostack up`: every role in one process on localhost, state under `--data-dir`.
+//! Ports from `--base-port` N: backend-api N, data-api N+1, healthcheck N+2, webhook N+3,
+//! logship N+4, webhook metrics N+5, the sample external-logs API N+6. Roles join as they
+//! are built; each gets the defaults of its own flags (environment ignored) plus up's wiring.
+
+use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, FromArgMatches};
+use runtime::Context;
+use runtime::http::ServerArgs;
+use runtime::telemetry::LogEvents;
+use secrecy::SecretString;
+use services::{BackendApiArgs, Config, DataApiArgs};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::Failure;
+
+/// `ferrostack up` flags.
+#[derive(Args, Debug)]
+pub(crate) struct UpArgs {
+    /// First port; the roles take N to N+6.
+    #[arg(long, env = "FERROSTACK_BASE_PORT", default_value_t = 8080)]
+    base_port: u16,
+    /// Where all state lives: log dirs, integration keys, history, archive.
+    #[arg(long, env = "FERROSTACK_DATA_DIR", default_value = "./.ferrostack")]
+    data_dir: PathBuf,
+    /// Address every role listens on.
+    #[arg(long, env = "FERROSTACK_HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Simulated processing time of the services' GET /.
+    #[arg(long, env = "FERROSTACK_WORK_DELAY", default_value = "3s", value_parser = runtime::parse_duration)]
+    work_delay: Duration,
+    /// After Ctrl-C or SIGTERM, how long /readyz answers 503 before listeners close.
+    #[arg(long, env = "FERROSTACK_DRAIN_DELAY", default_value = "1s", value_parser = runtime::parse_duration)]
+    drain_delay: Duration,
+    /// How long in-flight requests may take to finish once listeners are closed.
+    #[arg(long, env = "FERROSTACK_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = runtime::parse_duration)]
+    shutdown_timeout: Duration,
+    /// Serve the fault-injection switch on every service (/fault_injection/enable…).
+    #[arg(long, env = "FERROSTACK_FAULT_INJECTION")]
+    fault_injection: bool,
+}
+
+const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
+
+/// A role's flags at their defaults, ignoring the environment: in `up`, FERROSTACK_PORT and
+/// the like must not leak into every role at once.
+fn defaults<T: Args + FromArgMatches>() -> anyhow::Result<T> {
+    let command = T::augment_args(clap::Command::new("defaults")).mut_args(|a| a.env(None::<&str>));
+    let matches = command.try_get_matches_from(["defaults"])?;
+    Ok(T::from_arg_matches(&matches)?)
+}
+
+pub(crate) async fn run(
+    args: UpArgs,
+    shutdown: CancellationToken,
+    events: LogEvents,
+) -> Result<(), Failure> {
+    let base = args.base_port;
+    let port = |offset: u16| {
+        base.checked_add(offset).ok_or_else(|| {
+            Failure::Config(anyhow::anyhow!(
+                "--base-port {base}: N+{offset} exceeds 65535"
+            ))
+        })
+    };
+    let host = args.host;
+    let root = args.data_dir.clone();
+    let keys_dir = root.join("integration-keys");
+    let keys = ensure_keys(&keys_dir).map_err(Failure::Run)?;
+
+    let server = |port: u16| -> Result<ServerArgs, Failure> {
+        let mut server: ServerArgs = defaults().map_err(Failure::Config)?;
+        server.host = host;
+        server.drain_delay = args.drain_delay;
+        server.shutdown_timeout = args.shutdown_timeout;
+        server.faults.fault_injection = args.fault_injection;
+        let _ = port;
+        Ok(server)
+    };
+    let config_err = |e: services::ConfigError| Failure::Config(e.into());
+
+    let mut backend: BackendApiArgs = defaults().map_err(Failure::Config)?;
+    backend.port = port(0)?;
+    backend.service.log_dir = Some(root.join("logs/backend-api"));
+    backend.service.work_delay = args.work_delay;
+    backend.external_logs_url = Some(format!("http://{}/logs", socket(host, port(6)?)));
+    backend.integration_keys_dir = keys_dir.clone();
+    backend.environments = ENVIRONMENTS.iter().map(|s| (*s).to_owned()).collect();
+    backend.server = server(backend.port)?;
+    let backend = Config::backend_api(&backend, Vec::new()).map_err(config_err)?;
+
+    let mut data: DataApiArgs = defaults().map_err(Failure::Config)?;
+    data.port = port(1)?;
+    data.service.log_dir = Some(root.join("logs/data-api"));
+    data.service.work_delay = args.work_delay;
+    data.server = server(data.port)?;
+    let data = Config::data_api(&data).map_err(config_err)?;
+
+    let sample_port = port(6)?;
+    let mut sample_server = server(sample_port)?;
+    sample_server.faults.fault_injection = false;
+    let sample_server = runtime::http::ServerConfig::new(&sample_server, sample_port)
+        .map_err(|e| Failure::Config(e.into()))?;
+
+    let root_ctx = Context::new("up", shutdown.clone(), events);
+    let mut contexts = Vec::new();
+    let mut roles: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
+
+    let ctx = root_ctx.for_role("backend-api");
+    contexts.push((ctx.clone(), format!("http://{}/", socket(host, port(0)?))));
+    roles.spawn(async move {
+        (
+            "backend-api",
+            services::run(backend, ctx).await.map_err(Into::into),
+        )
+    });
+
+    let ctx = root_ctx.for_role("data-api");
+    contexts.push((ctx.clone(), format!("http://{}/", socket(host, port(1)?))));
+    roles.spawn(async move {
+        (
+            "data-api",
+            services::run(data, ctx).await.map_err(Into::into),
+        )
+    });
+
+    let ctx = root_ctx.for_role("sample-external-logs");
+    contexts.push((
+        ctx.clone(),
+        format!("http://{}/logs", socket(host, sample_port)),
+    ));
+    roles.spawn(async move {
+        let span = ctx.span();
+        let served = async {
+            let registry = runtime::metrics::registry(&ctx);
+            let app = runtime::http::app(
+                services::sample_upstream::app(keys),
+                registry,
+                &sample_server,
+                &ctx,
+            );
+            runtime::http::serve(&sample_server, &ctx, app).await
+        };
+        (
+            "sample-external-logs",
+            tracing::Instrument::instrument(served, span)
+                .await
+                .map_err(Into::into),
+        )
+    });
+
+    let table = url_table(host, base, &root);
+    let ready = async {
+        while !contexts.iter().all(|(ctx, _)| ctx.readiness().is_ready()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        () = ready => eprintln!("{table}"),
+        Some(Ok((role, Err(e)))) = roles.join_next() => {
+            shutdown.cancel();
+            return Err(Failure::Run(e.context(format!("{role} failed to start"))));
+        }
+    }
+
+    let mut failed = None;
+    while let Some(joined) = roles.join_next().await {
+        match joined {
+            Ok((_, Ok(()))) => {}
+            Ok((role, Err(e))) => {
+                tracing::error!(role, error = %e, "role failed; stopping the others");
+                shutdown.cancel();
+                failed.get_or_insert(e.context(format!("{role} failed")));
+            }
+            Err(e) => {
+                shutdown.cancel();
+                failed.get_or_insert(anyhow::anyhow!("a role panicked: {e}"));
+            }
+        }
+    }
+    failed.map_or(Ok(()), |e| Err(Failure::Run(e)))
+}
+
+fn socket(host: IpAddr, port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(host, port)
+}
+
+fn url_table(host: IpAddr, base: u16, root: &Path) -> String {
+    let url = |offset: u16| format!("http://{}", socket(host, base.saturating_add(offset)));
+    let mut t = String::from("\nferrostack up — all roles on localhost (Ctrl-C to stop)\n\n");
+    let rows = [
+        (
+            "backend-api",
+            format!("{}/", url(0)),
+            "GET /  /download_external_logs?env=development  /api",
+        ),
+        ("data-api", format!("{}/", url(1)), "GET /  /api"),
+        (
+            "sample external logs",
+            format!("{}/logs", url(6)),
+            "the API backend-api calls; keys generated in the data dir",
+        ),
+    ];
+    for (role, url, what) in rows {
+        t.push_str(&format!("  {role:<22} {url:<32} {what}\n"));
+    }
+    t.push_str(&format!(
+        "\n  every role also serves /healthz /readyz /version /metrics /openapi.json\n  state: {}\n",
+        root.display()
+    ));
+    t
+}
+
+/// An integration key per environment under `dir` (mode 0600), generated on first start and
+/// kept across restarts. The sample external-logs API accepts exactly these.
+fn ensure_keys(dir: &Path) -> anyhow::Result<Vec<SecretString>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut keys = Vec::new();
+    for env in ENVIRONMENTS {
+        let path = dir.join(env);
+        let key = match std::fs::read_to_string(&path) {
+            Ok(existing) if !existing.trim().is_empty() => existing.trim().to_owned(),
+            _ => {
+                let key = hex::encode(rand::random::<[u8; 32]>());
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                std::io::Write::write_all(&mut file, key.as_bytes())?;
+                key
+            }
+        };
+        keys.push(SecretString::from(key));
+    }
+    Ok(keys)
+}

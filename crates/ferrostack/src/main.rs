@@ -1,0 +1,72 @@
+//! `ferrostack`: one binary, every role a subcommand. This file only parses the command line,
+//! starts telemetry and signal handling, dispatches to the role, and maps errors to exit
+//! codes (0 done, 1 failed, 2 bad configuration).
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+/// One binary for every ferrostack role. Every flag can also be set through the
+/// environment variable FERROSTACK_<FLAG> (e.g. --work-delay as FERROSTACK_WORK_DELAY).
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferrostack",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(flatten)]
+    global: cmd::GlobalArgs,
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand, Debug)]
+enum Role {
+    /// GET / (3 s of work, then a log file), GET /download_external_logs, GET /api.
+    BackendApi(services::BackendApiArgs),
+    /// GET / (3 s of work, then a log file), GET /api.
+    DataApi(services::DataApiArgs),
+    /// Every role in one process on localhost: the embedded default for a laptop.
+    Up(cmd::up::UpArgs),
+    /// Print the command-line reference as Markdown (kept in README.md).
+    #[command(hide = true)]
+    CliReference,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Role::CliReference = cli.role {
+        print!(
+            "{}",
+            cmd::reference::markdown(&<Cli as clap::CommandFactory>::command())
+        );
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return cmd::fail(&cmd::Failure::Run(e.into())),
+    };
+    let outcome = runtime.block_on(async {
+        let log_events = cmd::init_telemetry(&cli.global)?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cmd::signals(shutdown.clone()));
+        match cli.role {
+            Role::BackendApi(args) => cmd::services::backend_api(args, shutdown, log_events).await,
+            Role::DataApi(args) => cmd::services::data_api(args, shutdown, log_events).await,
+            Role::Up(args) => cmd::up::run(args, shutdown, log_events).await,
+            Role::CliReference => Ok(()),
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => cmd::fail(&failure),
+    }
+}

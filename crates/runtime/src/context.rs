@@ -1,0 +1,80 @@
+//! The explicit context handed to every role: who it is, when to stop, whether it is ready.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::telemetry::LogEvents;
+
+/// What a role needs from the process around it. Cheap to clone; no global state.
+#[derive(Clone, Debug)]
+pub struct Context {
+    role: &'static str,
+    shutdown: CancellationToken,
+    readiness: Readiness,
+    log_events: LogEvents,
+}
+
+// === impl Context ===
+
+impl Context {
+    /// A context for `role`, stopped when `shutdown` is cancelled.
+    pub fn new(role: &'static str, shutdown: CancellationToken, log_events: LogEvents) -> Self {
+        Self {
+            role,
+            shutdown,
+            readiness: Readiness::default(),
+            log_events,
+        }
+    }
+
+    /// The role's name, as in `ferrostack_build_info{role}` and the `role` log field.
+    pub fn role(&self) -> &'static str {
+        self.role
+    }
+
+    /// Cancelled when the process begins a graceful shutdown.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// The role's readiness, served on `/readyz`.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Counts of log events by level (`ferrostack_log_events_total`).
+    pub fn log_events(&self) -> &LogEvents {
+        &self.log_events
+    }
+
+    /// The span a role's tasks run in: it puts `role` on every log line they emit.
+    pub fn span(&self) -> tracing::Span {
+        tracing::info_span!("role", role = self.role)
+    }
+
+    /// The same process-wide handles for another role (used by `up`); readiness is its own.
+    pub fn for_role(&self, role: &'static str) -> Self {
+        Self::new(role, self.shutdown.clone(), self.log_events.clone())
+    }
+}
+
+/// Whether a role should receive traffic: false until it listens, false again from the
+/// moment shutdown begins.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+// === impl Readiness ===
+
+impl Readiness {
+    /// Marks the role ready or not.
+    pub fn set_ready(&self, ready: bool) {
+        self.0.store(ready, Ordering::SeqCst);
+    }
+
+    /// Whether the role is ready.
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}

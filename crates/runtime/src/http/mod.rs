@@ -1,0 +1,192 @@
+//! The HTTP server every role runs: flags and their validation ([`ServerArgs`] →
+//! [`ServerConfig`]), the router factory ([`app`]) that puts probes, metrics, request ids,
+//! limits, timeouts and JSON errors around a role's API, and [`serve`] with graceful shutdown.
+
+mod admin;
+mod middleware;
+mod server;
+
+pub use server::{ServeError, serve, serve_on};
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, StatusCode};
+use prometheus_client::registry::Registry;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::Context;
+use crate::faults::{FaultArgs, FaultConfigError, Faults};
+use crate::metrics::HttpMetrics;
+
+/// Server flags shared by every HTTP role; each role adds its own `--port`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FERROSTACK_HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// After SIGTERM, how long /readyz answers 503 before the listener closes, so that load
+    /// balancers and Kubernetes endpoints stop sending traffic first.
+    #[arg(long, env = "FERROSTACK_DRAIN_DELAY", default_value = "5s", value_parser = crate::parse_duration)]
+    pub drain_delay: Duration,
+    /// How long in-flight requests may take to finish once the listener is closed.
+    #[arg(long, env = "FERROSTACK_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = crate::parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Longest time to answer one request before a 503.
+    #[arg(long, env = "FERROSTACK_REQUEST_TIMEOUT", default_value = "30s", value_parser = crate::parse_duration)]
+    pub request_timeout: Duration,
+    /// Largest request body accepted (413 above it).
+    #[arg(long, env = "FERROSTACK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Longest request URI accepted, path and query (414 above it).
+    #[arg(long, env = "FERROSTACK_MAX_URI_BYTES", default_value_t = 16 * 1024)]
+    pub max_uri_bytes: usize,
+    /// Largest total size of request headers accepted (431 above it).
+    #[arg(long, env = "FERROSTACK_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
+    pub max_header_bytes: usize,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub faults: FaultArgs,
+}
+
+impl Default for ServerArgs {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            drain_delay: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 1024 * 1024,
+            max_uri_bytes: 16 * 1024,
+            max_header_bytes: 32 * 1024,
+            faults: FaultArgs::default(),
+        }
+    }
+}
+
+/// Why server flags are invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A fault-injection flag is invalid.
+    #[error(transparent)]
+    Faults(#[from] FaultConfigError),
+    /// A timeout of zero would refuse every request.
+    #[error("--request-timeout must be above zero")]
+    ZeroTimeout,
+}
+
+/// Validated server settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// See [`ServerArgs::drain_delay`].
+    pub drain_delay: Duration,
+    /// See [`ServerArgs::shutdown_timeout`].
+    pub shutdown_timeout: Duration,
+    /// See [`ServerArgs::request_timeout`].
+    pub request_timeout: Duration,
+    /// See [`ServerArgs::max_body_bytes`].
+    pub max_body_bytes: usize,
+    /// See [`ServerArgs::max_uri_bytes`].
+    pub max_uri_bytes: usize,
+    /// See [`ServerArgs::max_header_bytes`].
+    pub max_header_bytes: usize,
+    /// Fault injection, validated.
+    pub faults: Faults,
+}
+
+// === impl ServerConfig ===
+
+impl ServerConfig {
+    /// Validates `args` for a role listening on `port`.
+    pub fn new(args: &ServerArgs, port: u16) -> Result<Self, ConfigError> {
+        if args.request_timeout.is_zero() {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        Ok(Self {
+            addr: SocketAddr::new(args.host, port),
+            drain_delay: args.drain_delay,
+            shutdown_timeout: args.shutdown_timeout,
+            request_timeout: args.request_timeout,
+            max_body_bytes: args.max_body_bytes,
+            max_uri_bytes: args.max_uri_bytes,
+            max_header_bytes: args.max_header_bytes,
+            faults: Faults::new(&args.faults)?,
+        })
+    }
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole router of a role: its `api` (with fault injection, when configured) plus
+/// `/healthz`, `/readyz`, `/version`, `/metrics`, `/openapi.json`, wrapped in request ids,
+/// access logs, RED metrics, size limits, the request timeout and JSON error bodies.
+/// Register the role's own metrics in `registry` before calling this.
+pub fn app(
+    api: OpenApiRouter,
+    mut registry: Registry,
+    cfg: &ServerConfig,
+    ctx: &Context,
+) -> Router {
+    let http_metrics = HttpMetrics::register(&mut registry);
+    let (mut api, mut doc) = api.split_for_parts();
+    if cfg.faults.active() {
+        api = api.layer(axum::middleware::from_fn_with_state(
+            cfg.faults.clone(),
+            crate::faults::inject,
+        ));
+    }
+    if let Some(switch) = cfg.faults.routes() {
+        api = api.merge(switch);
+    }
+    let (admin, admin_doc) = admin::router().split_for_parts();
+    doc.merge(admin_doc);
+    doc.info.title = format!("ferrostack {}", ctx.role());
+    doc.info.version = crate::VERSION.to_owned();
+    doc.info.description = None;
+    doc.info.contact = None;
+    doc.info.license = None;
+    let state = admin::AdminState {
+        role: ctx.role(),
+        readiness: ctx.readiness().clone(),
+        registry: Arc::new(registry),
+        openapi: Arc::from(doc.to_json().unwrap_or_else(|_| "{}".to_owned())),
+    };
+    let limits = middleware::Limits {
+        max_uri_bytes: cfg.max_uri_bytes,
+        max_header_bytes: cfg.max_header_bytes,
+    };
+    api.merge(admin.with_state(state))
+        .fallback(middleware::not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            cfg.request_timeout,
+        ))
+        .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            crate::metrics::http_record,
+        ))
+        .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            middleware::limits,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.role(),
+            middleware::access_log,
+        ))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(
+            X_REQUEST_ID.clone(),
+            middleware::MakeId,
+        ))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+}

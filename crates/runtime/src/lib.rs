@@ -1,0 +1,28 @@
+//! The shared service runtime every ferrostack role stands on: the explicit [`Context`]
+//! (shutdown, readiness, telemetry handles), JSON logs, Prometheus metrics, the HTTP server
+//! with its probes and limits, graceful shutdown, and opt-in fault injection.
+
+pub mod context;
+pub mod error;
+pub mod faults;
+pub mod http;
+pub mod metrics;
+pub mod telemetry;
+
+pub use context::{Context, Readiness};
+pub use error::ApiError;
+
+/// The version every role reports in `/version` and `ferrostack_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The source revision, when the build was given one (`FERROSTACK_GIT_SHA` at compile time).
+pub const COMMIT: &str = match option_env!("FERROSTACK_GIT_SHA") {
+    Some(sha) => sha,
+    None => "unknown",
+};
+
+/// Parses a human duration (`3s`, `500ms`, `1h 30m`) for clap flags.
+pub fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(value)
+        .map_err(|e| format!("{e} (expected a duration such as 3s, 500ms, 1h)"))
+}

@@ -1,0 +1,3 @@
+//! Re-exports the runtime's error envelope under the name the handlers use.
+
+pub(crate) use runtime::ApiError as Error;

@@ -1,0 +1,171 @@
+//! `GET /download_external_logs?env=<name>`: calls the external logs API with that
+//! environment's integration key and streams its answer back. The key is read per request
+//! (from the mounted Secret file, else the env var read at start) so a rotated Secret takes
+//! effect without a restart; it never reaches a log line, a metric or a response.
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::{ExternalConfig, env_var_for};
+use crate::error::Error;
+use crate::metrics::ExternalLabels;
+use crate::{AppState, params};
+
+/// Downloads the logs of one environment from the external logs API.
+#[utoipa::path(get, path = "/download_external_logs", tag = "service",
+    params(("env" = String, Query, description = "development, staging or production (configurable)")),
+    responses(
+        (status = 200, description = "the external API's body, streamed", content_type = "application/octet-stream", body = String),
+        (status = 400, description = "env missing or unknown", body = runtime::error::ErrorBody),
+        (status = 502, description = "the external API failed, timed out or is unreachable", body = runtime::error::ErrorBody),
+        (status = 503, description = "no key or no URL configured", body = runtime::error::ErrorBody),
+    ))]
+pub(crate) async fn download_external_logs(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(external) = state.inner.config.external.as_ref() else {
+        return Error::internal("not_backend", "this role has no external logs API")
+            .into_response();
+    };
+    let params = match params::parse_query(query.as_deref().unwrap_or("")) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let valid = external.environments.join(", ");
+    let env = match params.get("env") {
+        None => {
+            return Error::bad_request(
+                "missing_environment",
+                format!("the env query parameter is required; valid: {valid}"),
+            )
+            .into_response();
+        }
+        Some(serde_json::Value::String(env)) if external.environments.contains(env) => env.clone(),
+        Some(other) => {
+            let given = other
+                .as_str()
+                .map_or_else(|| other.to_string(), str::to_owned);
+            return Error::bad_request(
+                "unknown_environment",
+                format!("unknown environment {given:?}; valid: {valid}"),
+            )
+            .into_response();
+        }
+    };
+    let (outcome, response) = call(&state, external, &env).await;
+    state
+        .inner
+        .metrics
+        .external
+        .get_or_create(&ExternalLabels { env, outcome })
+        .inc();
+    response
+}
+
+async fn call(state: &AppState, external: &ExternalConfig, env: &str) -> (&'static str, Response) {
+    let Some(url) = external.url.clone() else {
+        let e = Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "external_logs_not_configured",
+            "no external logs API is configured (--external-logs-url)",
+        );
+        return ("not_configured", e.into_response());
+    };
+    let Some(key) = key_for(external, env).await else {
+        let e = Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "integration_key_missing",
+            format!(
+                "no integration key configured for environment {env}: mount it as {} or set {}",
+                external.keys_dir.join(env).display(),
+                env_var_for(env)
+            ),
+        );
+        return ("key_missing", e.into_response());
+    };
+    let Ok(mut auth) = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())) else {
+        let e = Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "integration_key_invalid",
+            format!("the integration key of environment {env} is not a valid header value"),
+        );
+        return ("key_invalid", e.into_response());
+    };
+    auth.set_sensitive(true);
+    let sent = state
+        .inner
+        .http
+        .get(url)
+        .header(header::AUTHORIZATION, auth)
+        .send()
+        .await;
+    match sent {
+        Ok(upstream) if upstream.status().is_success() => {
+            let content_type = upstream
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .cloned()
+                .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+            let body = Body::from_stream(upstream.bytes_stream());
+            (
+                "ok",
+                ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+            )
+        }
+        Ok(upstream) => {
+            let status = upstream.status();
+            tracing::warn!(
+                env,
+                upstream_status = status.as_u16(),
+                "external logs API answered an error"
+            );
+            let e = Error::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                format!("the external logs API answered {status} for environment {env}"),
+            );
+            ("upstream_error", e.into_response())
+        }
+        Err(err) if err.is_timeout() => {
+            tracing::warn!(env, timeout = ?external.timeout, "external logs API timed out");
+            let e = Error::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_timeout",
+                format!(
+                    "the external logs API did not answer within {:?}",
+                    external.timeout
+                ),
+            );
+            ("upstream_timeout", e.into_response())
+        }
+        Err(err) => {
+            // reqwest's message names the URL without credentials: the key is only in a header.
+            let reason = err.without_url().to_string();
+            tracing::warn!(env, error = %reason, "external logs API unreachable");
+            let e = Error::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                format!("the external logs API is unreachable: {reason}"),
+            );
+            ("upstream_unreachable", e.into_response())
+        }
+    }
+}
+
+/// The key: the Secret file first (re-read each time, so rotation needs no restart), then
+/// the env var captured at start. Empty files count as absent.
+async fn key_for(external: &ExternalConfig, env: &str) -> Option<SecretString> {
+    match tokio::fs::read_to_string(external.keys_dir.join(env)).await {
+        Ok(text) if !text.trim().is_empty() => {
+            return Some(SecretString::from(text.trim().to_owned()));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(env, error = %e, "cannot read the integration key file"),
+    }
+    external.env_keys.get(env).cloned()
+}
