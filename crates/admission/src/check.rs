@@ -16,6 +16,34 @@ use serde_json::Value;
 use crate::engine::Policies;
 use crate::policy::{Mode, Violation};
 
+/// `ferrostack webhook check` flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CheckArgs {
+    /// Manifests to check (multi-document YAML, e.g. `helm template` output); `-` reads stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// Policy file (YAML); the built-in defaults when absent.
+    #[arg(long, env = "FERROSTACK_POLICY_FILE")]
+    pub policy_file: Option<std::path::PathBuf>,
+    /// Namespace of objects that name none (as `kubectl apply -n`).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Check the objects as written, without applying the webhook's mutations first.
+    #[arg(long)]
+    pub no_mutate: bool,
+}
+
+/// The `webhook check` command: loads the policies (an unusable policy file is an error,
+/// exit 2) and checks the files; print [`Report::render`], exit with [`Report::exit_code`].
+pub fn run(args: &CheckArgs, stdin: impl Read) -> Result<Report, crate::config::PolicyFileError> {
+    let policies = Policies::load(args.policy_file.as_deref(), None)?;
+    let options = Options {
+        no_mutate: args.no_mutate,
+        namespace: args.namespace.clone(),
+    };
+    Ok(check_files(&policies, &args.files, stdin, &options))
+}
+
 /// One input: its display name and text.
 #[derive(Clone, Debug)]
 pub struct Input {

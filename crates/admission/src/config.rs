@@ -38,7 +38,7 @@ use crate::policy::security::{PodSecurity, ReadOnlyRootFilesystem};
 /// A policy file that cannot be used, naming the file and the field.
 #[derive(Debug, thiserror::Error)]
 #[error("policy file {file}: {field}: {message}")]
-pub struct ConfigError {
+pub struct PolicyFileError {
     /// The file (or `<built-in>`).
     pub file: String,
     /// The dotted field (or the YAML position).
@@ -143,12 +143,12 @@ pub const DEFAULT_PRIORITY_LABEL: &str = "ferrostack.io/priority-required";
 impl Policies {
     /// Reads and validates a policy file, or the built-in defaults when `path` is `None`.
     /// `own_namespace` (the webhook's) is excluded from every policy.
-    pub fn load(path: Option<&Path>, own_namespace: Option<&str>) -> Result<Self, ConfigError> {
+    pub fn load(path: Option<&Path>, own_namespace: Option<&str>) -> Result<Self, PolicyFileError> {
         match path {
             None => Self::from_raw(RawPolicyFile::default(), "<built-in>", own_namespace),
             Some(p) => {
                 let file = p.display().to_string();
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
+                let text = std::fs::read_to_string(p).map_err(|e| PolicyFileError {
                     file: file.clone(),
                     field: "(file)".into(),
                     message: e.to_string(),
@@ -163,11 +163,11 @@ impl Policies {
         text: &str,
         file: &str,
         own_namespace: Option<&str>,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, PolicyFileError> {
         let raw: RawPolicyFile = if text.trim().is_empty() {
             RawPolicyFile::default()
         } else {
-            serde_norway::from_str(text).map_err(|e| ConfigError {
+            serde_norway::from_str(text).map_err(|e| PolicyFileError {
                 file: file.into(),
                 field: e.location().map_or("(document)".into(), |l| {
                     format!("line {} column {}", l.line(), l.column())
@@ -183,8 +183,8 @@ impl Policies {
         mut raw: RawPolicyFile,
         file: &str,
         own_namespace: Option<&str>,
-    ) -> Result<Self, ConfigError> {
-        let err = |field: &str, message: &str| ConfigError {
+    ) -> Result<Self, PolicyFileError> {
+        let err = |field: &str, message: &str| PolicyFileError {
             file: file.into(),
             field: field.into(),
             message: message.into(),
@@ -211,7 +211,7 @@ impl Policies {
         let mut take = |name: &'static str,
                         default: Mode,
                         allowed: &[&str]|
-         -> Result<(Scope, RawPolicy), ConfigError> {
+         -> Result<(Scope, RawPolicy), PolicyFileError> {
             let p = raw.policies.remove(name).unwrap_or_default();
             let present = [
                 ("registries", p.registries.is_some()),
@@ -359,8 +359,8 @@ impl Policies {
 fn mutations(
     raw: RawMutations,
     exclude_namespaces: BTreeSet<String>,
-    err: &dyn Fn(&str, &str) -> ConfigError,
-) -> Result<Mutations, ConfigError> {
+    err: &dyn Fn(&str, &str) -> PolicyFileError,
+) -> Result<Mutations, PolicyFileError> {
     let default_requests = raw.default_requests.unwrap_or_else(|| {
         BTreeMap::from([
             ("cpu".into(), "50m".into()),

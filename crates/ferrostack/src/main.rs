@@ -31,6 +31,8 @@ enum Role {
     BackendApi(services::BackendApiArgs),
     /// GET / (3 s of work, then a log file), GET /api.
     DataApi(services::DataApiArgs),
+    /// Kubernetes admission webhook: `serve` (HTTPS) or `check` manifests offline.
+    Webhook(cmd::webhook::WebhookArgs),
     /// Every role in one process on localhost: the embedded default for a laptop.
     Up(cmd::up::UpArgs),
     /// Print the command-line reference as Markdown (kept in README.md).
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         match cli.role {
             Role::BackendApi(args) => cmd::services::backend_api(args, shutdown, log_events).await,
             Role::DataApi(args) => cmd::services::data_api(args, shutdown, log_events).await,
+            Role::Webhook(args) => cmd::webhook::run(args, shutdown, log_events).await,
             Role::Up(args) => cmd::up::run(args, shutdown, log_events).await,
             Role::CliReference => Ok(()),
         }

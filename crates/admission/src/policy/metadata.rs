@@ -31,7 +31,7 @@ impl RequiredLabels {
         for key in &self.labels {
             if w.pod_label(key).is_none_or(str::is_empty) {
                 r.object(
-                    &format!("{}.labels.{key}", w.shape.meta_path()),
+                    &format!("{}.labels[{key:?}]", w.shape.meta_path()),
                     format!("label {key} is not set"),
                 );
             }
@@ -90,8 +90,8 @@ mod tests {
         assert_eq!(
             fields(&out),
             [
-                "spec.template.metadata.labels.team",
-                "spec.template.metadata.labels.tier"
+                r#"spec.template.metadata.labels["team"]"#,
+                r#"spec.template.metadata.labels["tier"]"#
             ]
         );
     }

@@ -4,6 +4,7 @@
 pub(crate) mod reference;
 pub(crate) mod services;
 pub(crate) mod up;
+pub(crate) mod webhook;
 
 use std::process::ExitCode;
 
