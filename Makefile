@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR := never
 
 .PHONY: test rust-test lint fmt-check clippy build tools
 
-test: lint rust-test
+test: lint rust-test webhook-check-chart
 
 fmt-check:
 	cargo fmt --all -- --check
@@ -21,3 +21,24 @@ build:
 
 rust-test:
 	cargo test --workspace --locked
+
+# --- admission ---
+.PHONY: webhook-check-chart fuzz bench-webhook
+CHART := deploy/helm/ferrostack
+FUZZ_SECONDS ?= 60
+
+# The chart's rendered manifests must pass the webhook's own policies (skipped until the chart exists).
+webhook-check-chart:
+	@if [ ! -d $(CHART) ]; then echo "webhook-check-chart: no $(CHART) yet, skipped"; exit 0; fi; \
+	scripts/tools.sh helm; \
+	cargo build --locked -p ferrostack; \
+	helm template ferrostack $(CHART) --namespace ferrostack | target/debug/ferrostack webhook check -
+
+# libFuzzer targets over the review parser + policies and the offline checker (nightly; not in `make test`).
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+	cd fuzz && cargo +nightly fuzz run review -- -max_total_time=$(FUZZ_SECONDS) corpus/review
+	cd fuzz && cargo +nightly fuzz run check -- -max_total_time=$(FUZZ_SECONDS)
+
+bench-webhook:
+	bench/webhook/run.sh
