@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.tools/venv/bin:$(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR := never
 
-.PHONY: test rust-test lint fmt-check clippy build tools
+.PHONY: test rust-test lint fmt-check clippy build readme
 
 test: lint rust-test webhook-check-chart
 
@@ -21,6 +21,11 @@ build:
 
 rust-test:
 	cargo test --workspace --locked
+
+# Regenerates the README's command-line reference from the binary.
+readme:
+	cargo build -q -p ferrostack
+	python3 scripts/readme-cli.py target/debug/ferrostack README.md
 
 # --- admission ---
 .PHONY: webhook-check-chart fuzz bench-webhook

@@ -4,6 +4,16 @@
 use clap::Command;
 
 pub(crate) fn markdown(root: &Command) -> String {
+    let text = render_all(root);
+    // clap pads blank help lines with spaces; Markdown wants none.
+    text.lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+fn render_all(root: &Command) -> String {
     let mut out = String::new();
     let mut root = root.clone().term_width(100);
     out.push_str(&format!(

@@ -1,0 +1,86 @@
+//! `ferrostack up`: every role in one process on localhost, wired so that
+//! `/download_external_logs?env=development` works out of the box.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::Proc;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_runs_every_role_and_download_external_logs_works_out_of_the_box() {
+    let base = support::free_port_range(7);
+    let args: Vec<String> = [
+        "up",
+        "--base-port",
+        &base.to_string(),
+        "--work-delay",
+        "100ms",
+        "--data-dir",
+        "state",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut up = Proc::spawn(&args, &[], base);
+    up.wait_ready(&format!("http://127.0.0.1:{}/readyz", base + 1));
+    up.wait_ready(&format!("http://127.0.0.1:{}/readyz", base + 6));
+    let client = reqwest::Client::new();
+    let get = async |port: u16, path: &str| {
+        let r = client
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+
+    let (s, body) = get(base, "/download_external_logs?env=development").await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("sample-external-logs"), "{body}");
+    let (s, body) = get(base, "/").await;
+    assert_eq!(s, 200);
+    let file: Value = serde_json::from_str(&body).unwrap();
+    let written = up
+        .path()
+        .join("state/logs/backend-api")
+        .join(file["file"].as_str().unwrap());
+    assert!(written.exists(), "backend-api writes under the data dir");
+    let (s, body) = get(base + 1, "/api?x=1").await;
+    assert_eq!((s, body.as_str()), (200, r#"{"params":{"x":"1"}}"#));
+    let (s, body) = get(base + 1, "/version").await;
+    assert_eq!(s, 200);
+    assert!(body.contains("data-api"));
+
+    // The sample API refuses a caller without the generated key.
+    let (s, _) = get(base + 6, "/logs").await;
+    assert_eq!(s, 401);
+    let key =
+        std::fs::read_to_string(up.path().join("state/integration-keys/development")).unwrap();
+    assert_eq!(key.len(), 64);
+
+    // The URL table names every role, on stderr (stdout stays JSON lines).
+    let table = up.stderr();
+    for needle in [
+        "backend-api",
+        "data-api",
+        "sample external logs",
+        &format!("127.0.0.1:{base}"),
+    ] {
+        assert!(table.contains(needle), "table lacks {needle}:\n{table}");
+    }
+    assert!(support::json_lines(&up.stdout()).len() == up.stdout().lines().count());
+    assert!(
+        !up.stdout().contains(key.trim()),
+        "the generated key is never logged"
+    );
+
+    up.signal("INT");
+    let status = tokio::task::spawn_blocking(move || up.wait_exit(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(status.success(), "Ctrl-C stops up gracefully: {status:?}");
+}
