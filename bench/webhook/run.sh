@@ -4,7 +4,10 @@
 #   1. paced at RATE reviews/s (default 2000) for DURATION: p50/p99 at that rate;
 #   2. unpaced with CONNS connections: the highest sustained rate;
 #   3. peak RSS (VmHWM) of the server afterwards.
-# Usage: bench/webhook/run.sh   (env: RATE, DURATION, CONNS, SERVER_CPU, CLIENT_CPU, ENDPOINT)
+# wrk paces each connection with delay() (1000*CONNS/RATE ms after each answer), so the achieved
+# rate is below RATE by the answer time: read the achieved Requests/sec, and raise RATE to reach
+# a target. NICE (e.g. -10) gives the server priority over other work on a shared machine.
+# Usage: bench/webhook/run.sh   (env: RATE, DURATION, CONNS, SERVER_CPU, CLIENT_CPU, ENDPOINT, NICE)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -22,7 +25,7 @@ metrics_port=$((port + 1))
 [ -x "$bin" ] || cargo build --release --locked -p ferrostack --manifest-path "$root/Cargo.toml"
 
 work=$(mktemp -d)
-TOKIO_WORKER_THREADS=1 taskset -c "$server_cpu" "$bin" webhook serve --self-signed \
+TOKIO_WORKER_THREADS=1 taskset -c "$server_cpu" ${NICE:+nice -n "$NICE"} "$bin" webhook serve --self-signed \
   --port "$port" --metrics-port "$metrics_port" --ca-file "$work/ca.pem" \
   --log-level warn --drain-delay 0s >"$work/server.log" 2>&1 &
 pid=$!

@@ -26,10 +26,10 @@ pub struct CheckArgs {
     #[arg(long, env = "FERROSTACK_POLICY_FILE")]
     pub policy_file: Option<std::path::PathBuf>,
     /// Namespace of objects that name none (as `kubectl apply -n`).
-    #[arg(long)]
+    #[arg(long, env = "FERROSTACK_NAMESPACE")]
     pub namespace: Option<String>,
     /// Check the objects as written, without applying the webhook's mutations first.
-    #[arg(long)]
+    #[arg(long, env = "FERROSTACK_NO_MUTATE")]
     pub no_mutate: bool,
 }
 

@@ -320,7 +320,17 @@ fn mutate(policies: &Policies, req: &Request) -> Outcome {
         Operation::Update => template_mutable_on_update(kind),
         Operation::Delete | Operation::Connect => false,
     };
-    if !eligible || !req.object.is_object() || !policies.mutations.applies(req.namespace()) {
+    // Subresources (status, scale, ephemeralcontainers) are not where templates are set.
+    let subresource = req
+        .inner
+        .sub_resource
+        .as_deref()
+        .is_some_and(|s| !s.is_empty());
+    if !eligible
+        || subresource
+        || !req.object.is_object()
+        || !policies.mutations.applies(req.namespace())
+    {
         return unchanged();
     }
     let mut mutated = req.object.clone();
