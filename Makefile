@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR := never
 
 .PHONY: test rust-test lint fmt-check clippy build readme
 
-test: lint rust-test webhook-check-chart
+test: lint rust-test test-chart
 
 fmt-check:
 	cargo fmt --all -- --check
@@ -28,16 +28,8 @@ readme:
 	python3 scripts/readme-cli.py target/debug/ferrostack README.md
 
 # --- admission ---
-.PHONY: webhook-check-chart fuzz bench-webhook
-CHART := deploy/helm/ferrostack
+.PHONY: fuzz bench-webhook
 FUZZ_SECONDS ?= 60
-
-# The chart's rendered manifests must pass the webhook's own policies (skipped until the chart exists).
-webhook-check-chart:
-	@if [ ! -d $(CHART) ]; then echo "webhook-check-chart: no $(CHART) yet, skipped"; exit 0; fi; \
-	scripts/tools.sh helm; \
-	cargo build --locked -p ferrostack; \
-	helm template ferrostack $(CHART) --namespace ferrostack | target/debug/ferrostack webhook check -
 
 # libFuzzer targets over the review parser + policies and the offline checker (nightly; not in `make test`).
 fuzz:
@@ -45,5 +37,47 @@ fuzz:
 	cd fuzz && cargo +nightly fuzz run review -- -max_total_time=$(FUZZ_SECONDS) corpus/review
 	cd fuzz && cargo +nightly fuzz run check -- -max_total_time=$(FUZZ_SECONDS)
 
+# TLS loopback benchmark of a typical Deployment review (wrk; results in bench/webhook/results.md).
 bench-webhook:
+	cargo build --release --locked -p ferrostack
 	bench/webhook/run.sh
+
+# --- chart ---
+# Helm chart deploy/helm/ferrostack, proven offline: helm lint + template for every profile,
+# kubernetes-validate --strict (1.31, 1.35), checkov, custom-resource shapes, linter rules as
+# tests (deploy/tests/chart), workflow schemas, then `ferrostack webhook check` on each profile.
+CHART := deploy/helm/ferrostack
+CHART_PROFILES := default full kind
+CHART_OUT := .tools/chart
+# HOOK(lead): set to 1 (or delete the ifeq) once the admission crate with
+# `ferrostack webhook check` is on main; until then the step only says it was skipped.
+CHART_WEBHOOK_CHECK ?= 1
+
+.PHONY: test-chart chart-tools chart-render chart-webhook-check
+
+chart-tools:
+	scripts/tools.sh helm
+	scripts/tools.sh venv
+	scripts/tools.sh apt prometheus:promtool
+
+test-chart: chart-tools
+	cargo build -q --locked -p ferrostack
+	.tools/venv/bin/pytest -q -p no:cacheprovider deploy/tests/chart
+	$(MAKE) --no-print-directory chart-webhook-check
+
+chart-render: chart-tools
+	mkdir -p $(CHART_OUT)
+	for p in $(CHART_PROFILES); do \
+	  f=""; [ "$$p" = default ] || f="-f $(CHART)/ci/$$p-values.yaml"; \
+	  helm template fs $(CHART) --namespace dev $$f > $(CHART_OUT)/$$p.yaml; \
+	done
+
+chart-webhook-check: chart-render
+ifeq ($(CHART_WEBHOOK_CHECK),1)
+	for p in $(CHART_PROFILES); do \
+	  echo "webhook check: $$p"; \
+	  cargo run -q -p ferrostack -- webhook check $(CHART_OUT)/$$p.yaml; \
+	done
+else
+	@echo "chart: SKIPPED ferrostack webhook check (HOOK: set CHART_WEBHOOK_CHECK=1 once the admission crate is on main)"
+endif

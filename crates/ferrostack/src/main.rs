@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         Err(e) => return cmd::fail(&cmd::Failure::Run(e.into())),
     };
     let outcome = runtime.block_on(async {
-        let log_events = cmd::init_telemetry(&cli.global)?;
+        let (log_events, _log_guard) = cmd::init_telemetry(&cli.global)?;
         let shutdown = CancellationToken::new();
         tokio::spawn(cmd::signals(shutdown.clone()));
         match cli.role {

@@ -85,16 +85,49 @@ where
     layer
 }
 
+/// Keeps the stdout writer thread alive; dropping it flushes what is buffered.
+#[must_use = "dropping the guard stops and flushes the log writer"]
+pub struct Guard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Guard")
+    }
+}
+
+/// Stdout as a buffered file: lines are handed to a writer thread that writes whatever has
+/// queued up in one system call, instead of one per line (stdout is line-buffered). Never
+/// lossy: when the queue is full, the logging thread waits.
+fn buffered_stdout() -> (tracing_appender::non_blocking::NonBlocking, Guard) {
+    use std::os::fd::AsFd;
+    let builder = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("ferrostack-log");
+    let (writer, guard) = match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => builder.finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::fs::File::from(fd),
+        )),
+        Err(_) => builder.finish(std::io::stdout()),
+    };
+    (writer, Guard(guard))
+}
+
 /// Installs the process-wide subscriber: JSON lines to stdout, and to `extra` when given
-/// (the rotating log file of `--log-file-dir`). Call once, from the binary.
-pub fn init(filter: &str, extra: Option<BoxMakeWriter>) -> Result<LogEvents, TelemetryError> {
+/// (the rotating log file of `--log-file-dir`). Call once, from the binary, and hold the
+/// returned guard until the process ends.
+pub fn init(
+    filter: &str,
+    extra: Option<BoxMakeWriter>,
+) -> Result<(LogEvents, Guard), TelemetryError> {
     let env_filter = EnvFilter::try_new(filter).map_err(|e| TelemetryError::Filter {
         filter: filter.to_owned(),
         reason: e.to_string(),
     })?;
+    let (stdout, guard) = buffered_stdout();
     let writer = match extra {
-        Some(extra) => BoxMakeWriter::new(std::io::stdout.and(extra)),
-        None => BoxMakeWriter::new(std::io::stdout),
+        Some(extra) => BoxMakeWriter::new(stdout.and(extra)),
+        None => BoxMakeWriter::new(stdout),
     };
     let events = LogEvents::default();
     tracing_subscriber::registry()
@@ -103,7 +136,7 @@ pub fn init(filter: &str, extra: Option<BoxMakeWriter>) -> Result<LogEvents, Tel
         .with(json_layer(writer))
         .try_init()
         .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
-    Ok(events)
+    Ok((events, guard))
 }
 
 #[cfg(test)]

@@ -46,7 +46,9 @@ pub(crate) fn fail(failure: &Failure) -> ExitCode {
     }
 }
 
-pub(crate) fn init_telemetry(global: &GlobalArgs) -> Result<LogEvents, Failure> {
+pub(crate) fn init_telemetry(
+    global: &GlobalArgs,
+) -> Result<(LogEvents, runtime::telemetry::Guard), Failure> {
     runtime::telemetry::init(&global.log_level, None).map_err(|e| Failure::Config(e.into()))
 }
 

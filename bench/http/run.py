@@ -1,0 +1,173 @@
+"""Drives bench/http (see run.sh): starts each server pinned to core 0, loads it with the same
+wrk command pinned to core 1, samples its memory from /proc, and writes results.md."""
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FERRO = os.path.join(ROOT, "target/release/ferrostack")
+HELLO = os.path.join(ROOT, "target/release/bench-hyper-hello")
+VENV = os.path.join(ROOT, ".tools/venv/bin")
+QUICK = "--quick" in sys.argv
+DURATION = 5 if QUICK else 10
+WORK_DURATION = 10 if QUICK else 16
+SERVER_CORE, CLIENT_CORE = "0", "1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url, limit=20.0):
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return time.monotonic() - start
+        except Exception:
+            time.sleep(0.002)
+    raise RuntimeError(f"{url} never became ready")
+
+
+def pids_of(proc):
+    """The process and its children (gunicorn's workers)."""
+    out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    return [proc.pid] + [int(p) for p in out]
+
+
+def mem_kib(pids, field):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+class Server:
+    def __init__(self, name, argv, port, ready_path="/healthz", env=None):
+        self.name, self.port = name, port
+        self.dir = tempfile.mkdtemp(prefix="bench-http-")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE] + argv,
+            cwd=self.dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+        self.ready_s = wait_ready(f"http://127.0.0.1:{port}{ready_path}")
+        time.sleep(1.0)
+        self.idle_rss_kib = mem_kib(pids_of(self.proc), "VmRSS")
+
+    def peak_rss_mib(self):
+        return mem_kib(pids_of(self.proc), "VmHWM") / 1024
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def wrk(url, connections, duration):
+    cmd = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s", url]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = to_ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = to_ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    errors = re.search(r"Socket errors: (.*)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors.group(1) if errors else "", "non2xx": int(non2xx.group(1)) if non2xx else 0, "cmd": " ".join(cmd[3:])}
+
+
+def ferrostack(work_delay="3s"):
+    port = free_port()
+    return Server("ferrostack", [FERRO, "backend-api", "--host", "127.0.0.1", "--port", str(port), "--work-delay", work_delay, "--drain-delay", "0s", "--log-dir", "logs"], port)
+
+
+def gunicorn():
+    port = free_port()
+    return Server("flask+gunicorn", [os.path.join(VENV, "gunicorn"), "-w", "4", "-b", f"127.0.0.1:{port}", "--chdir", os.path.join(ROOT, "bench/http/python"), "--timeout", "60", "--backlog", "8192", "app:app"], port)
+
+
+def hyper():
+    port = free_port()
+    return Server("bare hyper", [HELLO, str(port)], port, ready_path="/")
+
+
+def main():
+    rows, work_rows = [], []
+    startup = []
+    for _ in range(10):
+        s = ferrostack()
+        startup.append((s.ready_s, s.idle_rss_kib))
+        s.stop()
+    ready_ms = [r * 1000 for r, _ in startup]
+    idle_mib = statistics.median(k for _, k in startup) / 1024
+
+    for make, paths in [(hyper, ["/"]), (ferrostack, ["/api", "/healthz"]), (gunicorn, ["/api", "/healthz"])]:
+        server = make()
+        for path in paths:
+            r = wrk(f"http://127.0.0.1:{server.port}{path}?team=platform&tag=a&tag=b" if path == "/api" else f"http://127.0.0.1:{server.port}{path}", 64, DURATION)
+            rows.append((server.name, path, r, server.peak_rss_mib()))
+        server.stop()
+
+    for make in (ferrostack, gunicorn):
+        for conns in (100, 1000, 5000):
+            server = make()
+            r = wrk(f"http://127.0.0.1:{server.port}/", conns, WORK_DURATION)
+            work_rows.append((server.name, conns, r, server.peak_rss_mib()))
+            server.stop()
+
+    limit = next(r for n, p, r, _ in rows if n == "bare hyper")["rps"]
+    py = {p: r["rps"] for n, p, r, _ in rows if n == "flask+gunicorn"}
+    out = []
+    out.append(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores; server on core {SERVER_CORE}, wrk on core {CLIENT_CORE}; release build.\n")
+    out.append(f"Load command: `{rows[0][2]['cmd'].split(' http')[0]} <url>` ({DURATION} s runs); `GET /` runs use `-c N -d{WORK_DURATION}s`.\n")
+    out.append("| server | route | req/s | p50 ms | p99 ms | peak RSS MiB | vs bare hyper | vs Flask/gunicorn |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, path, r, rss in rows:
+        vs_py = f"{r['rps'] / py[path]:.1f}x" if path in py and name != "flask+gunicorn" else "—"
+        out.append(f"| {name} | `{path}` | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {rss:.1f} | {r['rps'] / limit:.0%} | {vs_py} |")
+    out.append("")
+    out.append(f"`GET /` (3 s of simulated work per request). Ideal: each connection completes one request every 3 s, so in a {WORK_DURATION} s run at most connections × {WORK_DURATION // 3} requests finish (ideal req/s = connections × {WORK_DURATION // 3} / {WORK_DURATION}; the 5,000/3 s steady state once warmed up):\n")
+    out.append("| server | connections | req/s | ideal req/s | of ideal | p50 ms | p99 ms | peak RSS MiB | errors |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for name, conns, r, rss in work_rows:
+        ideal = conns * (WORK_DURATION // 3) / WORK_DURATION
+        errs = r["errors"] or "none"
+        out.append(f"| {name} | {conns} | {r['rps']:.0f} | {ideal:.0f} | {r['rps'] / ideal:.0%} | {r['p50']:.0f} | {r['p99']:.0f} | {rss:.1f} | {errs} |")
+    out.append("")
+    out.append(f"ferrostack start-up (10 runs, exec to first 200 on /healthz): median {statistics.median(ready_ms):.1f} ms, max {max(ready_ms):.1f} ms; idle RSS median {idle_mib:.1f} MiB.\n")
+    text = "\n".join(out)
+    print(text)
+    with open(os.path.join(ROOT, "bench/http/results.md"), "w") as f:
+        f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

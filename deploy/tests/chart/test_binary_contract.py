@@ -1,0 +1,135 @@
+"""The chart against the real binary (target/debug/ferrostack, built by `make test-chart`):
+every role the chart runs is a subcommand, every FERROSTACK_* variable and flag it sets is one
+the role documents, and backend-api / data-api start with exactly the chart's environment,
+serve their probes and exit 0 on SIGTERM within the pod's grace period.
+Roles whose crate has not landed yet are skipped by name, and start being checked as soon as
+the binary has them."""
+
+import functools
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, containers, name, one, pod_spec, render
+
+BIN = ROOT / "target" / "debug" / "ferrostack"
+PROFILES = ("default", "full", "kind")
+
+
+def binary():
+    if not BIN.exists():
+        pytest.fail(f"{BIN} missing: run `cargo build -p ferrostack` (make test-chart does)")
+    return str(BIN)
+
+
+@functools.lru_cache(maxsize=None)
+def help_text(role):
+    out = subprocess.run([binary(), *role, "--help"], capture_output=True, text=True,
+                         env={"PATH": os.environ.get("PATH", "")})
+    return out.stdout if out.returncode == 0 else None
+
+
+def chart_containers():
+    """(role words, flags, env names) of every ferrostack container in every profile."""
+    seen = {}
+    for profile in PROFILES:
+        for d in render(profile):
+            spec = pod_spec(d)
+            if spec is None:
+                continue
+            for c in containers(spec):
+                if not c["image"].startswith("ghcr.io/ferrostack/"):
+                    continue
+                role = tuple(a for a in c["args"] if not a.startswith("-"))
+                flags = {a.split("=")[0] for a in c["args"] if a.startswith("--")}
+                envs = {e["name"] for e in c.get("env", []) if e["name"].startswith("FERROSTACK_")}
+                entry = seen.setdefault(role, (set(), set()))
+                entry[0].update(flags)
+                entry[1].update(envs)
+    return seen
+
+
+CONTAINERS = chart_containers()
+
+
+def test_chart_runs_the_known_roles():
+    assert set(CONTAINERS) == {("backend-api",), ("data-api",), ("logship",),
+                               ("healthcheck", "run"), ("healthcheck", "serve"),
+                               ("webhook", "serve")}
+
+
+@pytest.mark.parametrize("role", sorted(CONTAINERS), ids=" ".join)
+def test_flags_and_env_are_documented_by_the_role(role):
+    text = help_text(role)
+    if text is None:
+        pytest.skip(f"`ferrostack {' '.join(role)}` is not in the binary yet")
+    flags, envs = CONTAINERS[role]
+    undocumented = [e for e in sorted(envs) if f"[env: {e}=" not in " ".join(text.split())]
+    assert not undocumented, f"{' '.join(role)} does not read {undocumented}"
+    for f in flags:
+        assert f in text, f
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return None, b""
+
+
+@pytest.mark.parametrize("role", ["backend-api", "data-api"])
+def test_role_starts_with_the_chart_environment(role, tmp_path):
+    if help_text((role,)) is None:
+        pytest.skip(f"{role} is not in the binary yet")
+    dep = one(render("full"), "Deployment", name(role))
+    spec = pod_spec(dep)
+    c = next(x for x in spec["containers"] if x["name"] == role)
+    env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+    port = free_port()
+    # Only what a pod gets from Kubernetes differs: the address, and the mounted directories.
+    env.update(FERROSTACK_HOST="127.0.0.1", FERROSTACK_PORT=str(port),
+               FERROSTACK_LOG_DIR=str(tmp_path / "logs"))
+    if "FERROSTACK_INTEGRATION_KEYS_DIR" in env:
+        (tmp_path / "keys").mkdir()
+        (tmp_path / "keys" / "staging").write_text("k")
+        env["FERROSTACK_INTEGRATION_KEYS_DIR"] = str(tmp_path / "keys")
+    env["PATH"] = os.environ.get("PATH", "")
+    proc = subprocess.Popen([binary(), *c["args"]], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while get(base + "/readyz")[0] != 200:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "never became ready"
+            time.sleep(0.2)
+        assert get(base + c["livenessProbe"]["httpGet"]["path"])[0] == 200
+        assert get(base + c["startupProbe"]["httpGet"]["path"])[0] == 200
+        status, body = get(base + "/api?x=1")
+        assert status == 200 and json.loads(body) == {"params": {"x": "1"}}
+        proc.send_signal(signal.SIGTERM)
+        # The kubelet kills the container this long after SIGTERM (after the preStop sleep).
+        grace = spec["terminationGracePeriodSeconds"] - c["lifecycle"]["preStop"]["sleep"]["seconds"]
+        out, _ = proc.communicate(timeout=grace)
+        assert proc.returncode == 0
+        lines = [json.loads(l) for l in out.decode().splitlines() if l.startswith("{")]
+        assert lines and all(l.get("role") == role for l in lines if "role" in l)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
