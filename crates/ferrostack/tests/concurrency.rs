@@ -57,7 +57,9 @@ async fn a_thousand_concurrent_requests_give_a_thousand_whole_distinct_files() {
         .filter(|l| l["message"] == "request completed" && l["path"] == "/")
         .filter_map(|l| l["latency_ms"].as_f64())
         .fold(0.0, f64::max);
-    eprintln!("1,000 concurrent GET / with 1 s of work: {elapsed:?} (slowest inside the server: {server_max_ms:.0} ms)");
+    eprintln!(
+        "1,000 concurrent GET / with 1 s of work: {elapsed:?} (slowest inside the server: {server_max_ms:.0} ms)"
+    );
     assert!(
         elapsed < Duration::from_secs(3),
         "1,000 requests of 1 s took {elapsed:?}; the slowest took {server_max_ms:.0} ms inside the server"

@@ -25,10 +25,12 @@ pub fn spreads(spec: &Value) -> bool {
 }
 
 impl HighAvailability {
-    /// Adds violations for too few replicas or no spreading.
+    /// Adds violations for too few replicas or no spreading. A workload scaled to zero on
+    /// purpose (an Argo Rollout's `workloadRef` Deployment, a paused service) runs no pods and
+    /// is skipped.
     pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
         let w = &subject.workload;
-        let Some(replicas) = w.replicas() else {
+        let Some(replicas) = w.replicas().filter(|r| *r != 0) else {
             return;
         };
         let mut r = Report::new("high-availability", self.scope.mode, subject, out);
@@ -92,6 +94,13 @@ mod tests {
         assert!(run("Deployment", &anti).is_empty());
         let spread = deployment(json!({"topologySpreadConstraints": [{"maxSkew": 1}]}));
         assert!(run("Deployment", &spread).is_empty());
+    }
+
+    #[test]
+    fn workloads_scaled_to_zero_are_skipped() {
+        let mut d = deployment(json!({"containers": []}));
+        d["spec"]["replicas"] = json!(0);
+        assert!(run("Deployment", &d).is_empty());
     }
 
     #[test]

@@ -13,10 +13,16 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// Adds violations for missing or identical probes; Jobs, CronJobs and their Pods are skipped.
+    /// Adds violations for missing or identical probes. Run-to-completion pods are skipped:
+    /// Jobs, CronJobs, their Pods, and Pods with `restartPolicy` Never or OnFailure (such as
+    /// `helm test` hooks).
     pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
         let w = &subject.workload;
-        if is_batch(w.kind) || (w.kind == "Pod" && w.owned_by_job()) {
+        let completes = matches!(
+            w.pod_spec()["restartPolicy"].as_str(),
+            Some("Never" | "OnFailure")
+        );
+        if is_batch(w.kind) || (w.kind == "Pod" && (w.owned_by_job() || completes)) {
             return;
         }
         let mut report = Report::new("probes", self.scope.mode, subject, out);
@@ -85,7 +91,9 @@ mod tests {
             json!({"kind": "Job", "spec": {"template": {"spec": {"containers": [{"name": "a"}]}}}});
         let pod = json!({"kind": "Pod", "metadata": {"ownerReferences": [{"kind": "Job", "name": "j"}]},
             "spec": {"containers": [{"name": "a"}]}});
-        for (kind, object) in [("Job", &job), ("Pod", &pod)] {
+        let test_hook = json!({"kind": "Pod", "metadata": {"annotations": {"helm.sh/hook": "test"}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "a"}]}});
+        for (kind, object) in [("Job", &job), ("Pod", &pod), ("Pod", &test_hook)] {
             let s = Subject {
                 workload: crate::workload::Workload::of(kind, object).unwrap(),
                 namespace: None,
