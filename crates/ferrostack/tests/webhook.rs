@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{BIN, Proc, free_port, json_lines};
+use support::{BIN, Proc, free_port, free_port_range, json_lines};
 
 const GOOD: &str = r#"apiVersion: apps/v1
 kind: Deployment
@@ -95,6 +95,53 @@ fn check_exits_zero_one_or_two() {
         err.contains(&format!("policy file {}", policy.display())),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn up_serves_the_webhook_over_tls_on_base_plus_3_and_metrics_on_base_plus_5() {
+    let base = free_port_range(7);
+    let args: Vec<String> = [
+        "up",
+        "--base-port",
+        &base.to_string(),
+        "--data-dir",
+        "state",
+        "--drain-delay",
+        "0s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut proc = Proc::spawn(&args, &[], base + 5);
+    let ca = std::fs::read_to_string(proc.path().join("state/webhook-ca.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u-up", "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+            "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+            "operation": "CREATE", "userInfo": {},
+            "object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}}
+    });
+    let answer: serde_json::Value = client
+        .post(format!("https://127.0.0.1:{}/mutate", base + 3))
+        .json(&review)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["response"],
+        serde_json::json!({"uid": "u-up", "allowed": true})
+    );
+    let status = tokio::task::spawn_blocking(move || proc.stop())
+        .await
+        .unwrap();
+    assert!(status.success());
 }
 
 #[tokio::test]
