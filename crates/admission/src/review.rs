@@ -398,6 +398,29 @@ mod tests {
     }
 
     #[test]
+    fn budget_overruns_deny_validation_and_skip_mutation_with_the_uid() {
+        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+            "uid":"u-1","kind":{"group":"","version":"v1","kind":"Pod"},
+            "resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE",
+            "userInfo":{},"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}}}}"#;
+        let req = parse(body).unwrap();
+        let v = timeout(
+            &req,
+            Endpoint::Validate {
+                namespace_labelled: false,
+            },
+        );
+        assert_eq!(v.decision, Decision::Timeout);
+        assert_eq!(v.answer.response.uid, "u-1");
+        assert!(!v.answer.response.allowed);
+        assert_eq!(v.answer.response.status.as_ref().map(|s| s.code), Some(503));
+        let m = timeout(&req, Endpoint::Mutate);
+        assert!(m.answer.response.allowed);
+        assert!(m.answer.response.patch.is_none() && m.answer.response.patch_type.is_none());
+        assert_eq!(m.answer.response.warnings.len(), 1);
+    }
+
+    #[test]
     fn long_and_many_warnings_are_capped() {
         assert_eq!(truncate("x".repeat(300)).chars().count(), MAX_WARNING_CHARS);
         let v = Violation {
