@@ -33,6 +33,10 @@ enum Role {
     DataApi(services::DataApiArgs),
     /// Kubernetes admission webhook: `serve` (HTTPS) or `check` manifests offline.
     Webhook(cmd::webhook::WebhookArgs),
+    /// Health checker: `run` probes once (the CronJob), `serve` probes on intervals and serves
+    /// a status page, /api/status and /metrics.
+    #[command(subcommand)]
+    Healthcheck(cmd::healthcheck::HealthcheckCmd),
     /// Every role in one process on localhost: the embedded default for a laptop.
     Up(cmd::up::UpArgs),
     /// Print the command-line reference as Markdown (kept in README.md).
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
             Role::BackendApi(args) => cmd::services::backend_api(args, shutdown, log_events).await,
             Role::DataApi(args) => cmd::services::data_api(args, shutdown, log_events).await,
             Role::Webhook(args) => cmd::webhook::run(args, shutdown, log_events).await,
+            Role::Healthcheck(cmd) => cmd::healthcheck::run(cmd, shutdown, log_events).await,
             Role::Up(args) => cmd::up::run(args, shutdown, log_events).await,
             Role::CliReference => Ok(()),
         }

@@ -102,6 +102,8 @@ fn buffered_stdout() -> (tracing_appender::non_blocking::NonBlocking, Guard) {
     use std::os::fd::AsFd;
     let builder = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // 8,192 queued lines (a few hundred KiB) absorb bursts; beyond that loggers wait.
+        .buffered_lines_limit(8192)
         .thread_name("ferrostack-log");
     let (writer, guard) = match std::io::stdout().as_fd().try_clone_to_owned() {
         Ok(fd) => builder.finish(std::io::BufWriter::with_capacity(

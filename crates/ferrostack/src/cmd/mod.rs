@@ -1,6 +1,7 @@
 //! What every subcommand shares: global flags, telemetry start-up, signal handling, and the
 //! mapping of failures to exit codes.
 
+pub(crate) mod healthcheck;
 pub(crate) mod reference;
 pub(crate) mod services;
 pub(crate) mod up;

@@ -102,6 +102,17 @@ pub(crate) async fn run(
     data.server = server(data.port)?;
     let data = Config::data_api(&data).map_err(config_err)?;
 
+    let mut check: health::ServeArgs = defaults().map_err(Failure::Config)?;
+    check.port = port(2)?;
+    check.check.backend_url = format!("http://{}", socket(host, port(0)?));
+    check.check.data_url = format!("http://{}", socket(host, port(1)?));
+    check.check.external_logs_env = "development".to_owned();
+    check.check.interval = Duration::from_secs(30);
+    check.check.history = Some(root.join("healthcheck/history.jsonl"));
+    check.check.history_max_age = Some(Duration::from_secs(7 * 24 * 3600));
+    check.server = server(check.port)?;
+    let check = health::ServeConfig::from_args(&check).map_err(|e| Failure::Config(e.into()))?;
+
     let sample_port = port(6)?;
     let mut sample_server = server(sample_port)?;
     sample_server.faults.fault_injection = false;
@@ -144,6 +155,23 @@ pub(crate) async fn run(
         (
             "webhook",
             admission::run(webhook, ctx).await.map_err(Into::into),
+        )
+    });
+
+    // The health checker's first probes should find the services listening, not race them.
+    let probed: Vec<_> = contexts
+        .iter()
+        .map(|(c, _)| c.readiness().clone())
+        .collect();
+    let ctx = root_ctx.for_role("healthcheck");
+    contexts.push((ctx.clone(), format!("http://{}/", socket(host, port(2)?))));
+    roles.spawn(async move {
+        while !probed.iter().all(runtime::Readiness::is_ready) && !ctx.shutdown().is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (
+            "healthcheck",
+            health::run(check, ctx).await.map_err(Into::into),
         )
     });
 
@@ -218,6 +246,11 @@ fn url_table(host: IpAddr, base: u16, root: &Path) -> String {
             "GET /  /download_external_logs?env=development  /api",
         ),
         ("data-api", format!("{}/", url(1)), "GET /  /api"),
+        (
+            "healthcheck",
+            format!("{}/", url(2)),
+            "status page  /api/status  (probes the two APIs every 30s)",
+        ),
         (
             "webhook (TLS)",
             format!("https://{}/", socket(host, base.saturating_add(3))),

@@ -50,7 +50,11 @@ pub(super) async fn access_log(
     let status = response.status().as_u16();
     let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
     let _entered = span.enter();
-    if quiet {
+    // A 5xx is our failure: logged as an error, it feeds ferrostack_log_events_total{level="error"},
+    // the error-log rate the alerts watch (case study 004).
+    if status >= 500 {
+        tracing::error!(%method, %path, status, latency_ms, "request failed");
+    } else if quiet {
         tracing::debug!(%method, %path, status, latency_ms, "request completed");
     } else {
         tracing::info!(%method, %path, status, latency_ms, "request completed");

@@ -1,16 +1,27 @@
 //! Listening and graceful shutdown, exactly as DESIGN.md: ready once listening; on shutdown
 //! flip readiness, wait the drain delay, stop accepting, give in-flight requests the shutdown
 //! timeout, return.
+//!
+//! Connections are served by hyper's HTTP/1.1 server directly rather than `axum::serve`:
+//! HTTP/1.1 only (no protocol sniffing buffer per connection), a read buffer capped at what
+//! the URI and header limits allow, and a time limit on slow request headers; memory stays
+//! flat with thousands of connections each waiting on a request.
 
 use std::io;
+use std::time::Duration;
 
 use axum::Router;
 use axum::serve::Listener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use super::ServerConfig;
 use crate::Context;
+
+/// A client must send its request headers within this time (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,9 +34,6 @@ pub enum ServeError {
         /// The OS error.
         source: io::Error,
     },
-    /// The server task ended abnormally.
-    #[error("server task failed: {0}")]
-    Task(String),
 }
 
 /// Binds `cfg.addr` and serves `app` until the context's shutdown completes.
@@ -41,7 +49,7 @@ pub async fn serve(cfg: &ServerConfig, ctx: &Context, app: Router) -> Result<(),
 
 /// Serves `app` on an already bound listener (a TCP listener, or a TLS one).
 pub async fn serve_on<L>(
-    listener: L,
+    mut listener: L,
     cfg: &ServerConfig,
     ctx: &Context,
     app: Router,
@@ -50,31 +58,57 @@ where
     L: Listener,
     L::Addr: std::fmt::Debug,
 {
-    let local = listener.local_addr().ok();
-    let stop = CancellationToken::new();
-    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
-    let task = tokio::spawn(async move { server.await });
-    ctx.readiness().set_ready(true);
-    tracing::info!(addr = ?local, "listening");
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Room for the largest request head the limits admit; our middleware answers 414/431
+        // with the JSON envelope, hyper's own 431 only guards beyond that.
+        .max_buf_size((cfg.max_uri_bytes + cfg.max_header_bytes + 1024).max(8192));
+    let graceful = GracefulShutdown::new();
+    let shutdown = ctx.shutdown().clone();
 
-    ctx.shutdown().cancelled().await;
-    ctx.readiness().set_ready(false);
-    tracing::info!(drain_delay = ?cfg.drain_delay, "shutdown: readiness off, draining");
-    tokio::time::sleep(cfg.drain_delay).await;
-    stop.cancel();
-    tracing::info!(timeout = ?cfg.shutdown_timeout, "shutdown: listener closed, finishing in-flight requests");
-    match tokio::time::timeout(cfg.shutdown_timeout, task).await {
-        Ok(Ok(Ok(()))) => {
-            tracing::info!("shutdown: complete");
-            Ok(())
-        }
-        Ok(Ok(Err(e))) => Err(ServeError::Task(e.to_string())),
-        Ok(Err(e)) => Err(ServeError::Task(e.to_string())),
-        Err(_) => {
-            tracing::warn!(
-                "shutdown: timeout reached with requests still in flight; dropping them"
-            );
-            Ok(())
+    ctx.readiness().set_ready(true);
+    tracing::info!(addr = ?listener.local_addr().ok(), "listening");
+    loop {
+        tokio::select! {
+            (io, _peer) = listener.accept() => {
+                let service = TowerToHyperService::new(app.clone());
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+                tokio::spawn(async move {
+                    // A client that resets or times out is routine, not an error of ours.
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = shutdown.cancelled() => break,
         }
     }
+
+    ctx.readiness().set_ready(false);
+    tracing::info!(drain_delay = ?cfg.drain_delay, "shutdown: readiness off, draining");
+    // Keep accepting while draining: load balancers may still send a few requests.
+    let drain = tokio::time::sleep(cfg.drain_delay);
+    tokio::pin!(drain);
+    loop {
+        tokio::select! {
+            (io, _peer) = listener.accept() => {
+                let service = TowerToHyperService::new(app.clone());
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+                tokio::spawn(async move { let _ = connection.await; });
+            }
+            () = &mut drain => break,
+        }
+    }
+    drop(listener);
+    tracing::info!(timeout = ?cfg.shutdown_timeout, "shutdown: listener closed, finishing in-flight requests");
+    if tokio::time::timeout(cfg.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_ok()
+    {
+        tracing::info!("shutdown: complete");
+    } else {
+        tracing::warn!("shutdown: timeout reached with requests still in flight; dropping them");
+    }
+    Ok(())
 }

@@ -1,0 +1,339 @@
+//! `ferrostack healthcheck` through the real binary: exit codes, one-line config errors,
+//! concurrent CronJob runs sharing one history, serve mode, and `up` probing its own services.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::Value;
+use support::{BIN, Proc};
+
+/// A local target: `/ok` answers 200, `/down` 503.
+async fn target() -> String {
+    let app = Router::new().route("/ok", get(|| async { "ok" })).route(
+        "/down",
+        get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+fn healthcheck(args: &[&str], dir: &std::path::Path) -> Output {
+    Command::new(BIN)
+        .arg("healthcheck")
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_bad_config_exits_2_with_one_line_naming_file_target_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("targets.yaml"),
+        "targets:\n  - name: data-api\n    url: http://data-api/\n    conditions: ['[STATUS]==200']\n",
+    )
+    .unwrap();
+    let out = healthcheck(&["run", "--config", "targets.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(r#"ferrostack: configuration error: targets.yaml: target "data-api": field "conditions": invalid condition "[STATUS]==200""#),
+        "{stderr}"
+    );
+    let out = healthcheck(&["serve", "--config", "missing.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("missing.yaml: cannot read"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_exits_0_when_all_pass_and_1_when_one_fails() {
+    let base = target().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = |down: bool| {
+        format!(
+            "targets:\n  - {{name: a, url: '{base}/ok'}}\n  - {{name: b, url: '{base}/{}'}}\n",
+            if down { "down" } else { "ok" }
+        )
+    };
+    std::fs::write(dir.path().join("good.yaml"), yaml(false)).unwrap();
+    std::fs::write(dir.path().join("bad.yaml"), yaml(true)).unwrap();
+    let p = dir.path().to_owned();
+    let (good, bad) = tokio::task::spawn_blocking(move || {
+        (
+            healthcheck(
+                &["run", "--config", "good.yaml", "--history", "h.jsonl"],
+                &p,
+            ),
+            healthcheck(&["run", "--config", "bad.yaml", "--history", "h.jsonl"], &p),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        good.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("1 of 2 targets failed"));
+    let logs = support::json_lines(&String::from_utf8_lossy(&bad.stdout));
+    let failed = logs
+        .iter()
+        .find(|l| l["message"] == "probe failed")
+        .unwrap();
+    assert_eq!(failed["reason"], "[STATUS] (503) == 200");
+    let history = std::fs::read_to_string(dir.path().join("h.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_runs_never_corrupt_the_shared_history() {
+    const RUNS: usize = 8;
+    const TARGETS: usize = 40;
+    let base = target().await;
+    let dir = tempfile::tempdir().unwrap();
+    let targets: String = (0..TARGETS)
+        .map(|i| format!("  - {{name: t{i}, url: '{base}/ok'}}\n"))
+        .collect();
+    std::fs::write(dir.path().join("t.yaml"), format!("targets:\n{targets}")).unwrap();
+    let children: Vec<_> = (0..RUNS)
+        .map(|_| {
+            Command::new(BIN)
+                .args([
+                    "healthcheck",
+                    "run",
+                    "--config",
+                    "t.yaml",
+                    "--history",
+                    "state/h.jsonl",
+                ])
+                // Retention rewrites race with the appends of the other runs.
+                .args([
+                    "--history-max-bytes",
+                    "100000000",
+                    "--history-max-age",
+                    "1h",
+                ])
+                .current_dir(dir.path())
+                .env_clear()
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let statuses = tokio::task::spawn_blocking(move || {
+        children
+            .into_iter()
+            .map(|mut c| c.wait().unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(statuses.iter().all(|s| s.success()), "{statuses:?}");
+    let text = std::fs::read_to_string(dir.path().join("state/h.jsonl")).unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("corrupt line ({e}): {l}")))
+        .collect();
+    assert_eq!(records.len(), RUNS * TARGETS);
+    for i in 0..TARGETS {
+        let n = records
+            .iter()
+            .filter(|r| r["target"] == format!("t{i}"))
+            .count();
+        assert_eq!(n, RUNS, "t{i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_shows_results_and_metrics_and_stops_on_sigterm() {
+    let base = target().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("t.yaml");
+    std::fs::write(
+        &config,
+        format!("targets:\n  - {{name: up, url: '{base}/ok', interval: 1s}}\n  - {{name: down, url: '{base}/down', interval: 1s}}\n"),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let mut serve = tokio::task::spawn_blocking(move || {
+        Proc::start(
+            &[
+                "healthcheck",
+                "serve",
+                "--config",
+                &config,
+                "--history",
+                "h.jsonl",
+                "--drain-delay",
+                "0s",
+            ],
+            &[],
+        )
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = client
+            .get(serve.url("/api/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] != "unknown")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let states: Vec<_> = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("up", "up"), ("down", "down")]);
+    let page = client.get(serve.url("/")).send().await.unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("data-target=\"down\" data-state=\"down\""));
+    let metrics = client
+        .get(serve.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("probe_success{target=\"down\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("probe_http_status_code{target=\"down\"} 503"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ferrostack_build_info{"), "{metrics}");
+    let openapi = client
+        .get(serve.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(openapi.contains("\"/api/status\""), "{openapi}");
+    let status = tokio::task::spawn_blocking(move || serve.stop())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_runs_the_health_checker_against_its_own_services() {
+    let base = support::free_port_range(7);
+    let args: Vec<String> = [
+        "up",
+        "--base-port",
+        &base.to_string(),
+        "--work-delay",
+        "50ms",
+        "--data-dir",
+        "state",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut up = tokio::task::spawn_blocking(move || {
+        let up = Proc::spawn(&args, &[], base);
+        up.wait_ready(&format!("http://127.0.0.1:{}/readyz", base + 2));
+        up
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = client
+            .get(format!("http://127.0.0.1:{}/api/status", base + 2))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] != "unknown")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let targets: Vec<_> = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap(),
+                t["state"].as_str().unwrap(),
+                t["url"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("backend-api", "up", format!("http://127.0.0.1:{base}/")),
+            ("data-api", "up", format!("http://127.0.0.1:{}/", base + 1)),
+            (
+                "download-external-logs",
+                "up",
+                format!("http://127.0.0.1:{base}/download_external_logs?env=development")
+            ),
+        ]
+    );
+    let history =
+        std::fs::read_to_string(up.path().join("state/healthcheck/history.jsonl")).unwrap();
+    assert!(
+        history.lines().count() >= 3,
+        "results are kept under the data dir"
+    );
+    assert!(
+        up.stderr()
+            .contains(&format!("http://127.0.0.1:{}/", base + 2)),
+        "the table lists the health checker"
+    );
+    up.signal("INT");
+    let status = tokio::task::spawn_blocking(move || up.wait_exit(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

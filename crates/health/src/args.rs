@@ -1,0 +1,255 @@
+//! The flags of `healthcheck run` and `healthcheck serve` (parsed raw by clap) and their
+//! validation into [`Config`]. Targets come from `--config` or, without it, from the flags
+//! for the case study's three checks.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use runtime::http::{ServerArgs, ServerConfig};
+
+use crate::alert::{AlertConfig, Thresholds};
+use crate::config::{ConfigError, default_targets, load_targets};
+use crate::{Config, HistoryConfig};
+
+/// Flags both modes share.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CheckArgs {
+    /// YAML file of targets (see README); without it the three default targets are probed.
+    #[arg(long, env = "FERROSTACK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// backend-api base URL for the default targets (`/` and `/download_external_logs`).
+    #[arg(
+        long,
+        env = "FERROSTACK_BACKEND_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub backend_url: String,
+    /// data-api base URL for the default targets (`/`).
+    #[arg(
+        long,
+        env = "FERROSTACK_DATA_URL",
+        default_value = "http://localhost:8081"
+    )]
+    pub data_url: String,
+    /// Environment the default `/download_external_logs?env=` target asks for.
+    #[arg(
+        long,
+        env = "FERROSTACK_EXTERNAL_LOGS_ENV",
+        default_value = "development"
+    )]
+    pub external_logs_env: String,
+    /// Probe interval of the default targets in serve mode (a config file sets its own).
+    #[arg(long, env = "FERROSTACK_INTERVAL", default_value = "60s", value_parser = runtime::parse_duration)]
+    pub interval: Duration,
+    /// JSON-lines file results are appended to (and, in serve mode, read from).
+    #[arg(long, env = "FERROSTACK_HISTORY")]
+    pub history: Option<PathBuf>,
+    /// Drop history results older than this (e.g. 7d).
+    #[arg(long, env = "FERROSTACK_HISTORY_MAX_AGE", value_parser = runtime::parse_duration)]
+    pub history_max_age: Option<Duration>,
+    /// Keep the history file at most this many bytes, dropping the oldest results.
+    #[arg(long, env = "FERROSTACK_HISTORY_MAX_BYTES")]
+    pub history_max_bytes: Option<u64>,
+    /// Alertmanager base URL; alerts are posted to <url>/api/v2/alerts.
+    #[arg(long, env = "FERROSTACK_ALERTMANAGER_URL")]
+    pub alertmanager_url: Option<String>,
+    /// URL that receives a JSON POST when a target's alert fires or resolves.
+    #[arg(long, env = "FERROSTACK_ALERT_WEBHOOK_URL")]
+    pub alert_webhook_url: Option<String>,
+    /// Consecutive failures that fire a target's alert.
+    #[arg(long, env = "FERROSTACK_FAILURE_THRESHOLD", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub failure_threshold: u32,
+    /// Consecutive successes that resolve it.
+    #[arg(long, env = "FERROSTACK_SUCCESS_THRESHOLD", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub success_threshold: u32,
+}
+
+/// `healthcheck run` flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub check: CheckArgs,
+    /// Pushgateway base URL; results and the last-success time go to job ferrostack-healthcheck.
+    #[arg(long, env = "FERROSTACK_PUSHGATEWAY_URL")]
+    pub pushgateway_url: Option<String>,
+}
+
+/// `healthcheck serve` flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Port to listen on.
+    #[arg(long, env = "FERROSTACK_PORT", default_value_t = 8082)]
+    pub port: u16,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub check: CheckArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub server: ServerArgs,
+}
+
+/// Validated serve-mode configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// What to probe and where results go.
+    pub health: Config,
+    /// The HTTP server.
+    pub server: ServerConfig,
+}
+
+/// Why serve flags are invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeConfigError {
+    /// Targets, history or alert flags.
+    #[error(transparent)]
+    Health(#[from] ConfigError),
+    /// Server flags.
+    #[error(transparent)]
+    Server(#[from] runtime::http::ConfigError),
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Validates the shared flags (reads the targets file).
+    pub fn from_args(args: &CheckArgs) -> Result<Self, ConfigError> {
+        let targets = match &args.config {
+            Some(path) => load_targets(path)?,
+            None => {
+                let mut targets =
+                    default_targets(&args.backend_url, &args.data_url, &args.external_logs_env)?;
+                for t in &mut targets {
+                    t.interval = args.interval;
+                }
+                targets
+            }
+        };
+        for (flag, url) in [
+            ("--alertmanager-url", &args.alertmanager_url),
+            ("--alert-webhook-url", &args.alert_webhook_url),
+        ] {
+            if let Some(u) = url {
+                check_url(flag, u)?;
+            }
+        }
+        Ok(Self {
+            targets,
+            history: args.history.clone().map(|path| HistoryConfig {
+                path,
+                max_age: args.history_max_age,
+                max_bytes: args.history_max_bytes,
+            }),
+            alerts: AlertConfig {
+                alertmanager_url: args.alertmanager_url.clone(),
+                webhook_url: args.alert_webhook_url.clone(),
+                thresholds: Thresholds {
+                    failure: args.failure_threshold,
+                    success: args.success_threshold,
+                },
+            },
+            pushgateway_url: None,
+        })
+    }
+
+    /// Validates `healthcheck run` flags.
+    pub fn from_run_args(args: &RunArgs) -> Result<Self, ConfigError> {
+        let mut config = Self::from_args(&args.check)?;
+        if let Some(u) = &args.pushgateway_url {
+            check_url("--pushgateway-url", u)?;
+        }
+        config.pushgateway_url = args.pushgateway_url.clone();
+        Ok(config)
+    }
+}
+
+// === impl ServeConfig ===
+
+impl ServeConfig {
+    /// Validates `healthcheck serve` flags.
+    pub fn from_args(args: &ServeArgs) -> Result<Self, ServeConfigError> {
+        Ok(Self {
+            health: Config::from_args(&args.check)?,
+            server: ServerConfig::new(&args.server, args.port)?,
+        })
+    }
+}
+
+fn check_url(flag: &str, url: &str) -> Result<(), ConfigError> {
+    match url.parse::<http::Uri>() {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => Ok(()),
+        _ => Err(ConfigError::flag(
+            flag,
+            format!("{url:?} is not an http(s) URL"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("healthcheck").chain(args.iter().copied()))
+            .unwrap();
+        Config::from_run_args(&cli.run)
+    }
+
+    #[test]
+    fn flags_build_the_default_targets() {
+        let c = parse(&[
+            "--backend-url",
+            "http://b:1",
+            "--external-logs-env",
+            "staging",
+            "--interval",
+            "15s",
+        ])
+        .unwrap();
+        let urls: Vec<String> = c.targets.iter().map(|t| t.url.to_string()).collect();
+        assert_eq!(
+            urls,
+            [
+                "http://b:1/",
+                "http://localhost:8081/",
+                "http://b:1/download_external_logs?env=staging"
+            ]
+        );
+        assert!(
+            c.targets
+                .iter()
+                .all(|t| t.interval == Duration::from_secs(15))
+        );
+        assert_eq!(
+            c.alerts.thresholds,
+            Thresholds {
+                failure: 3,
+                success: 2
+            }
+        );
+        assert!(c.history.is_none());
+    }
+
+    #[test]
+    fn bad_urls_in_flags_are_config_errors() {
+        let e = parse(&["--alertmanager-url", "nope"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "flags: field \"--alertmanager-url\": \"nope\" is not an http(s) URL"
+        );
+        let e = parse(&["--data-url", "ftp://x"]).unwrap_err();
+        assert_eq!(e.field(), Some("--data-url"));
+    }
+
+    #[test]
+    fn zero_thresholds_are_rejected_by_the_parser() {
+        assert!(Cli::try_parse_from(["healthcheck", "--failure-threshold", "0"]).is_err());
+    }
+}

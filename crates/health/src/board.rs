@@ -1,0 +1,332 @@
+//! The in-memory view the status page and `GET /api/status` render: per target the last 50
+//! results, the alert state, and success counts in minute buckets (1 h) and hour buckets
+//! (24 h, 7 d) for uptime. Bounded: 50 results and 228 buckets per target.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use time::OffsetDateTime;
+
+use crate::alert::{AlertState, Thresholds, Transition};
+use crate::config::Target;
+use crate::record::Record;
+
+/// Results kept per target for the bars and the sparkline.
+pub const RECENT: usize = 50;
+const MINUTES: i64 = 60;
+const HOURS: i64 = 7 * 24;
+
+/// Every target's view, configured targets first in config order, then others seen in the
+/// history (e.g. written by a CronJob with a different config) by name.
+#[derive(Debug, Default)]
+pub struct Board {
+    targets: BTreeMap<String, TargetView>,
+    order: Vec<String>,
+    thresholds: Thresholds,
+}
+
+/// One target's view.
+#[derive(Debug, Clone)]
+pub struct TargetView {
+    /// Target name.
+    pub name: String,
+    /// URL from the config, else from the latest result.
+    pub url: String,
+    /// Whether this process probes it.
+    pub configured: bool,
+    /// Latest results, oldest first.
+    pub recent: VecDeque<Record>,
+    /// Fire/resolve state.
+    pub alert: AlertState,
+    minutes: VecDeque<Bucket>,
+    hours: VecDeque<Bucket>,
+}
+
+/// Up, down, or no result yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// The latest result succeeded.
+    Up,
+    /// The latest result failed.
+    Down,
+    /// No result yet.
+    Unknown,
+}
+
+/// Uptime windows shown on the page and in the API.
+pub const WINDOWS: [(&str, i64); 3] = [("1h", 3600), ("24h", 86_400), ("7d", 604_800)];
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    start: i64,
+    ok: u32,
+    total: u32,
+}
+
+// === impl Board ===
+
+impl Board {
+    /// A board listing `targets` (in this order) before any result arrives.
+    pub fn new(targets: &[Target], thresholds: Thresholds) -> Self {
+        let mut board = Self {
+            thresholds,
+            ..Self::default()
+        };
+        for t in targets {
+            board.order.push(t.name.clone());
+            board.targets.insert(
+                t.name.clone(),
+                TargetView::new(&t.name, &t.url.to_string(), true),
+            );
+        }
+        board
+    }
+
+    /// Forgets every result (the history was rewritten); keeps the configured targets.
+    pub fn clear(&mut self) {
+        self.targets.retain(|_, v| v.configured);
+        for v in self.targets.values_mut() {
+            *v = TargetView::new(&v.name, &v.url, true);
+        }
+        self.order.retain(|n| self.targets.contains_key(n));
+    }
+
+    /// Adds one result; returns the alert transition it causes.
+    pub fn ingest(&mut self, record: Record) -> Option<Transition> {
+        let view = match self.targets.get_mut(&record.target) {
+            Some(v) => v,
+            None => {
+                self.order.push(record.target.clone());
+                self.targets
+                    .entry(record.target.clone())
+                    .or_insert_with(|| TargetView::new(&record.target, &record.url, false))
+            }
+        };
+        view.add(record, self.thresholds)
+    }
+
+    /// Every target's alert state, to carry across a rebuild from a rewritten history.
+    pub fn alert_states(&self) -> Vec<(String, AlertState)> {
+        self.targets
+            .values()
+            .map(|v| (v.name.clone(), v.alert.clone()))
+            .collect()
+    }
+
+    /// Puts back a target's alert state (see `alert_states`).
+    pub fn restore_alert(&mut self, name: &str, state: AlertState) {
+        if let Some(v) = self.targets.get_mut(name) {
+            v.alert = state;
+        }
+    }
+
+    /// Targets in display order.
+    pub fn targets(&self) -> impl Iterator<Item = &TargetView> {
+        self.order.iter().filter_map(|n| self.targets.get(n))
+    }
+
+    /// One target.
+    pub fn get(&self, name: &str) -> Option<&TargetView> {
+        self.targets.get(name)
+    }
+}
+
+// === impl TargetView ===
+
+impl TargetView {
+    fn new(name: &str, url: &str, configured: bool) -> Self {
+        Self {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            configured,
+            recent: VecDeque::with_capacity(RECENT),
+            alert: AlertState::default(),
+            minutes: VecDeque::new(),
+            hours: VecDeque::new(),
+        }
+    }
+
+    fn add(&mut self, record: Record, thresholds: Thresholds) -> Option<Transition> {
+        let t = record.time.unix_timestamp();
+        add_to(&mut self.minutes, t.div_euclid(60), MINUTES, record.success);
+        add_to(&mut self.hours, t.div_euclid(3600), HOURS, record.success);
+        if !self.configured {
+            self.url.clone_from(&record.url);
+        }
+        let transition = self.alert.observe(&record, thresholds);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(record);
+        transition
+    }
+
+    /// The latest result.
+    pub fn last(&self) -> Option<&Record> {
+        self.recent.back()
+    }
+
+    /// Up, down or unknown, from the latest result.
+    pub fn state(&self) -> State {
+        match self.last() {
+            None => State::Unknown,
+            Some(r) if r.success => State::Up,
+            Some(_) => State::Down,
+        }
+    }
+
+    /// Share of successful results in the last `seconds` before `now` (None: no results).
+    pub fn uptime(&self, seconds: i64, now: OffsetDateTime) -> Option<f64> {
+        let now = now.unix_timestamp();
+        let (buckets, width) = if seconds <= MINUTES * 60 {
+            (&self.minutes, 60)
+        } else {
+            (&self.hours, 3600)
+        };
+        let from = (now - seconds).div_euclid(width) + 1;
+        let (ok, total) = buckets
+            .iter()
+            .filter(|b| b.start >= from)
+            .fold((0u64, 0u64), |(o, t), b| {
+                (o + u64::from(b.ok), t + u64::from(b.total))
+            });
+        (total > 0).then(|| ok as f64 / total as f64)
+    }
+}
+
+/// Counts a result in its bucket; buckets stay sorted and at most `keep` wide.
+fn add_to(buckets: &mut VecDeque<Bucket>, start: i64, keep: i64, ok: bool) {
+    let newest = buckets.back().map_or(i64::MIN, |b| b.start);
+    if start > newest {
+        buckets.push_back(Bucket {
+            start,
+            ok: 0,
+            total: 0,
+        });
+        while buckets.front().is_some_and(|b| b.start <= start - keep) {
+            buckets.pop_front();
+        }
+    } else if start <= newest - keep {
+        return; // older than the window
+    } else if !buckets.iter().any(|b| b.start == start) {
+        let at = buckets.partition_point(|b| b.start < start);
+        buckets.insert(
+            at,
+            Bucket {
+                start,
+                ok: 0,
+                total: 0,
+            },
+        );
+    }
+    if let Some(b) = buckets.iter_mut().rev().find(|b| b.start == start) {
+        b.total += 1;
+        b.ok += u32::from(ok);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Phases;
+    use time::macros::datetime;
+
+    fn rec(target: &str, time: OffsetDateTime, success: bool) -> Record {
+        Record {
+            time,
+            target: target.into(),
+            url: format!("http://{target}/"),
+            success,
+            status: Some(200),
+            response_time_seconds: 0.0,
+            duration_seconds: 0.0,
+            attempts: 1,
+            error: None,
+            failed: Vec::new(),
+            phases: Phases::default(),
+            certificate_not_after: None,
+        }
+    }
+
+    #[test]
+    fn lists_configured_targets_first_then_those_seen_in_history() {
+        let targets = crate::config::parse_targets(
+            "t",
+            "targets: [{name: b, url: 'http://b/'}, {name: a, url: 'http://a/'}]",
+        )
+        .unwrap();
+        let mut board = Board::new(&targets, Thresholds::default());
+        let now = datetime!(2026-01-01 12:00 UTC);
+        board.ingest(rec("cron-only", now, true));
+        let names: Vec<_> = board
+            .targets()
+            .map(|t| (t.name.as_str(), t.state()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("b", State::Unknown),
+                ("a", State::Unknown),
+                ("cron-only", State::Up)
+            ]
+        );
+        board.clear();
+        assert_eq!(board.targets().count(), 2);
+    }
+
+    #[test]
+    fn keeps_the_last_fifty_results() {
+        let mut board = Board::default();
+        let t0 = datetime!(2026-01-01 12:00 UTC);
+        for i in 0..60 {
+            board.ingest(rec("a", t0 + time::Duration::seconds(i), i != 59));
+        }
+        let v = board.get("a").unwrap();
+        assert_eq!(v.recent.len(), RECENT);
+        assert_eq!(
+            v.recent.front().unwrap().time,
+            t0 + time::Duration::seconds(10)
+        );
+        assert_eq!(v.state(), State::Down);
+    }
+
+    #[test]
+    fn uptime_counts_results_inside_each_window() {
+        let mut board = Board::default();
+        let now = datetime!(2026-01-08 12:00 UTC);
+        // 2 days ago: 3 failures; 2 hours ago: 1 failure; last 30 minutes: 4 successes.
+        for i in 0..3 {
+            board.ingest(rec(
+                "a",
+                now - time::Duration::days(2) + time::Duration::minutes(i),
+                false,
+            ));
+        }
+        board.ingest(rec("a", now - time::Duration::hours(2), false));
+        for i in 0..4 {
+            board.ingest(rec("a", now - time::Duration::minutes(30 - i), true));
+        }
+        // Out of order (a concurrent run): still counted.
+        board.ingest(rec("a", now - time::Duration::minutes(45), true));
+        let v = board.get("a").unwrap();
+        assert_eq!(v.uptime(3600, now), Some(1.0));
+        assert_eq!(v.uptime(86_400, now), Some(5.0 / 6.0));
+        assert_eq!(v.uptime(604_800, now), Some(5.0 / 9.0));
+        assert_eq!(v.uptime(3600, now + time::Duration::days(30)), None);
+    }
+
+    #[test]
+    fn ingest_reports_alert_transitions() {
+        let mut board = Board::new(
+            &[],
+            Thresholds {
+                failure: 2,
+                success: 1,
+            },
+        );
+        let t = datetime!(2026-01-01 12:00 UTC);
+        assert_eq!(board.ingest(rec("a", t, false)), None);
+        assert_eq!(board.ingest(rec("a", t, false)), Some(Transition::Fired));
+        assert_eq!(board.ingest(rec("a", t, true)), Some(Transition::Resolved));
+    }
+}

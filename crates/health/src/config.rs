@@ -1,0 +1,381 @@
+//! Configuration: the YAML targets file (raw serde structs, then validated `Target`s that can
+//! no longer be invalid) and the flag-built default targets. Every error names the file, the
+//! target and the field.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use serde::Deserialize;
+use serde_norway::Value;
+
+use crate::condition::Condition;
+use crate::tls;
+
+/// Default per-attempt timeout (the services' `GET /` takes 3 s by design).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default probe interval in serve mode (as Gatus).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+const DEFAULT_CONDITION: &str = "[STATUS] == 200";
+
+/// A bad configuration: where (file, target, field) and why.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    file: String,
+    target: Option<String>,
+    field: Option<String>,
+    message: String,
+}
+
+/// One validated probe target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Unique name; the `target` label and the key in the history.
+    pub name: String,
+    /// Absolute `http` or `https` URL.
+    pub url: Uri,
+    /// Request method (default GET).
+    pub method: Method,
+    /// Extra request headers.
+    pub headers: HeaderMap,
+    /// Request body (empty by default).
+    pub body: Bytes,
+    /// Timeout of one attempt.
+    pub timeout: Duration,
+    /// Further attempts after a failed one.
+    pub retries: u32,
+    /// Wait before the first retry; doubles on each further retry.
+    pub retry_backoff: Duration,
+    /// Probe interval in serve mode.
+    pub interval: Duration,
+    /// All must hold for the probe to succeed.
+    pub conditions: Vec<Condition>,
+    /// Follow up to 10 redirects (default true).
+    pub follow_redirects: bool,
+    /// TLS client settings for `https` URLs.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// The file's top level: `targets:` (or Gatus' `endpoints:`) and optional `defaults:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    /// Fields applied to every target unless the target sets them.
+    #[serde(default)]
+    defaults: Option<Value>,
+    /// The targets, each a mapping parsed as a `RawTarget`.
+    #[serde(alias = "endpoints")]
+    targets: Vec<Value>,
+}
+
+/// One target as written in YAML.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTarget {
+    /// Unique name.
+    name: String,
+    /// Absolute http(s) URL.
+    url: String,
+    /// HTTP method.
+    method: Option<String>,
+    /// Request headers.
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    /// Request body.
+    body: Option<String>,
+    /// Per-attempt timeout, e.g. `5s`.
+    timeout: Option<String>,
+    /// Retries after a failed attempt.
+    retries: Option<u32>,
+    /// First retry delay, doubled each retry.
+    retry_backoff: Option<String>,
+    /// Serve-mode interval.
+    interval: Option<String>,
+    /// Gatus-style conditions.
+    conditions: Option<Vec<String>>,
+    /// Follow redirects.
+    follow_redirects: Option<bool>,
+    /// TLS settings.
+    tls: Option<RawTls>,
+}
+
+/// TLS settings of a target.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTls {
+    /// PEM file with extra trusted CA certificates.
+    ca_file: Option<PathBuf>,
+    /// Accept any certificate (expiry is still reported).
+    #[serde(default)]
+    insecure_skip_verify: bool,
+}
+
+// === impl ConfigError ===
+
+impl ConfigError {
+    fn new(
+        file: &str,
+        target: Option<&str>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.to_owned(),
+            target: target.map(str::to_owned),
+            field: field.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// An error in a command-line flag.
+    pub(crate) fn flag(flag: &str, message: impl Into<String>) -> Self {
+        Self::new("flags", None, Some(flag), message)
+    }
+
+    /// The file (or `flags`) the error is in.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The target's name (or `#index` when it has none), if the error is in one.
+    pub fn target(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
+
+    /// The field, if the error is in one.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(t) = &self.target {
+            write!(f, ": target {t:?}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field {field:?}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+// === load ===
+
+/// Reads and validates a targets file.
+pub fn load_targets(path: &Path) -> Result<Vec<Target>, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&file, None, None, format!("cannot read: {e}")))?;
+    parse_targets(&file, &text)
+}
+
+/// Validates a targets document; `file` names it in errors.
+pub fn parse_targets(file: &str, text: &str) -> Result<Vec<Target>, ConfigError> {
+    let raw: RawFile = serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text))
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let field = (path != ".").then_some(path);
+            ConfigError::new(file, None, field.as_deref(), e.into_inner().to_string())
+        })?;
+    let defaults = match raw.defaults {
+        None | Some(Value::Null) => serde_norway::Mapping::new(),
+        Some(Value::Mapping(m)) => m,
+        Some(_) => {
+            return Err(ConfigError::new(
+                file,
+                None,
+                Some("defaults"),
+                "must be a mapping",
+            ));
+        }
+    };
+    if raw.targets.is_empty() {
+        return Err(ConfigError::new(file, None, Some("targets"), "no targets"));
+    }
+    let mut seen = HashSet::new();
+    let mut tls = TlsCache::default();
+    let mut targets = Vec::with_capacity(raw.targets.len());
+    for (i, value) in raw.targets.into_iter().enumerate() {
+        let label = value
+            .get("name")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("#{}", i + 1), str::to_owned);
+        let err =
+            |field: Option<&str>, msg: String| ConfigError::new(file, Some(&label), field, msg);
+        let Value::Mapping(mut fields) = value else {
+            return Err(err(None, "must be a mapping".into()));
+        };
+        for (k, v) in &defaults {
+            if !fields.contains_key(k) {
+                fields.insert(k.clone(), v.clone());
+            }
+        }
+        let raw: RawTarget =
+            serde_path_to_error::deserialize(Value::Mapping(fields)).map_err(|e| {
+                let path = e.path().to_string();
+                let field = (path != ".").then_some(path);
+                err(field.as_deref(), e.into_inner().to_string())
+            })?;
+        let target = validate(raw, &mut tls).map_err(|(field, msg)| err(Some(field), msg))?;
+        if !seen.insert(target.name.clone()) {
+            return Err(err(Some("name"), "duplicate target name".into()));
+        }
+        targets.push(target);
+    }
+    Ok(targets)
+}
+
+/// The case study's three checks, from flags: backend-api `/`, data-api `/` and
+/// `/download_external_logs?env=<env>` on the backend.
+pub fn default_targets(
+    backend_url: &str,
+    data_url: &str,
+    env: &str,
+) -> Result<Vec<Target>, ConfigError> {
+    let backend = backend_url.trim_end_matches('/');
+    let data = data_url.trim_end_matches('/');
+    let mut tls = TlsCache::default();
+    let specs = [
+        ("backend-api", "--backend-url", format!("{backend}/")),
+        ("data-api", "--data-url", format!("{data}/")),
+        (
+            "download-external-logs",
+            "--external-logs-env",
+            format!("{backend}/download_external_logs?env={env}"),
+        ),
+    ];
+    specs
+        .into_iter()
+        .map(|(name, flag, url)| {
+            let raw = RawTarget {
+                name: name.to_owned(),
+                url,
+                method: None,
+                headers: BTreeMap::new(),
+                body: None,
+                timeout: None,
+                retries: None,
+                retry_backoff: None,
+                interval: None,
+                conditions: None,
+                follow_redirects: None,
+                tls: None,
+            };
+            validate(raw, &mut tls)
+                .map_err(|(_, msg)| ConfigError::new("flags", Some(name), Some(flag), msg))
+        })
+        .collect()
+}
+
+/// One rustls config per distinct TLS setting: the root store is large, targets are many.
+#[derive(Default)]
+struct TlsCache(HashMap<(Option<PathBuf>, bool), Arc<rustls::ClientConfig>>);
+
+// === impl TlsCache ===
+
+impl TlsCache {
+    fn get(&mut self, raw: RawTls) -> Result<Arc<rustls::ClientConfig>, String> {
+        let key = (raw.ca_file, raw.insecure_skip_verify);
+        if let Some(c) = self.0.get(&key) {
+            return Ok(c.clone());
+        }
+        let config = tls::client_config(key.0.as_deref(), key.1)?;
+        self.0.insert(key, config.clone());
+        Ok(config)
+    }
+}
+
+fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, (&'static str, String)> {
+    if raw.name.trim().is_empty() {
+        return Err(("name", "must not be empty".into()));
+    }
+    let url: Uri = raw
+        .url
+        .parse()
+        .map_err(|e| ("url", format!("{:?} is not a URL: {e}", raw.url)))?;
+    match (url.scheme_str(), url.host()) {
+        (Some("http" | "https"), Some(h)) if !h.is_empty() => {}
+        _ => {
+            return Err((
+                "url",
+                format!("{:?} must be an absolute http:// or https:// URL", raw.url),
+            ));
+        }
+    }
+    let method = match raw.method {
+        None => Method::GET,
+        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+            .map_err(|_| ("method", format!("{m:?} is not an HTTP method")))?,
+    };
+    let mut headers = HeaderMap::new();
+    for (k, v) in raw.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| ("headers", format!("{k:?} is not a header name")))?;
+        let value = HeaderValue::from_str(&v)
+            .map_err(|_| ("headers", format!("value of {k:?} is not a header value")))?;
+        headers.append(name, value);
+    }
+    let duration = |field: &'static str, v: Option<String>, default: Duration| match v {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(&s).map_err(|e| {
+            (
+                field,
+                format!("{s:?} is not a duration ({e}); write e.g. 500ms, 10s, 5m"),
+            )
+        }),
+    };
+    let timeout = duration("timeout", raw.timeout, DEFAULT_TIMEOUT)?;
+    let interval = duration("interval", raw.interval, DEFAULT_INTERVAL)?;
+    let retry_backoff = duration("retry-backoff", raw.retry_backoff, DEFAULT_BACKOFF)?;
+    if timeout.is_zero() {
+        return Err(("timeout", "must be more than 0".into()));
+    }
+    if interval < Duration::from_secs(1) {
+        return Err(("interval", "must be at least 1s".into()));
+    }
+    let retries = raw.retries.unwrap_or(0);
+    if retries > 10 {
+        return Err(("retries", format!("{retries} is more than 10")));
+    }
+    let texts = raw
+        .conditions
+        .unwrap_or_else(|| vec![DEFAULT_CONDITION.to_owned()]);
+    if texts.is_empty() {
+        return Err((
+            "conditions",
+            "must not be empty (omit it for [STATUS] == 200)".into(),
+        ));
+    }
+    let conditions = texts
+        .iter()
+        .map(|c| Condition::parse(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ("conditions", e.to_string()))?;
+    let tls = tls
+        .get(raw.tls.unwrap_or_default())
+        .map_err(|e| ("tls.ca-file", e))?;
+    Ok(Target {
+        name: raw.name,
+        url,
+        method,
+        headers,
+        body: Bytes::from(raw.body.unwrap_or_default()),
+        timeout,
+        retries,
+        retry_backoff,
+        interval,
+        conditions,
+        follow_redirects: raw.follow_redirects.unwrap_or(true),
+        tls,
+    })
+}
+
+#[cfg(test)]
+mod tests;

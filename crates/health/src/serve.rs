@@ -1,0 +1,362 @@
+//! `healthcheck serve`: probes every target on its interval and keeps the board, metrics and
+//! alerts current. Endpoints (the runtime adds `/healthz`, `/readyz`, `/metrics`, ...):
+//! - `GET /` — the status page (see `page`);
+//! - `GET /api/status` — the same as JSON (see `status`).
+//!
+//! One writer task owns the history: probe results are appended, then read back through a
+//! tail together with anything other processes (CronJob runs) appended, so the board shows
+//! both and no result is counted twice. Without a history file results go straight to the
+//! board.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use prometheus_client::registry::Registry;
+use runtime::Context;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::Config;
+use crate::alert::{AlertEvent, Notifier, Transition};
+use crate::args::ServeConfig;
+use crate::board::Board;
+use crate::history::{History, Tail};
+use crate::metrics::Metrics;
+use crate::probe::probe;
+use crate::record::Record;
+use crate::run::alert_ttl;
+
+/// How often the writer looks for results appended by other processes.
+const SYNC_EVERY: Duration = Duration::from_secs(5);
+/// How often retention runs.
+const RETAIN_EVERY: Duration = Duration::from_secs(600);
+
+/// Why serve could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The HTTP client for alerts could not be built.
+    #[error("alert client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The HTTP server failed.
+    #[error(transparent)]
+    Serve(runtime::http::ServeError),
+    /// The history could not be read at start.
+    #[error("history {path}: {source}")]
+    History {
+        /// The history file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The serve-mode health checker; cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: Config,
+    board: RwLock<Board>,
+    metrics: Metrics,
+    notifier: Notifier,
+    history: Option<History>,
+    tail: Mutex<Tail>,
+}
+
+// === impl Service ===
+
+impl Service {
+    /// Registers the probe metrics in `registry` and builds the (empty) board.
+    pub fn new(config: Config, registry: &mut Registry) -> Result<Self, ServeError> {
+        let metrics = Metrics::register(registry);
+        let notifier = Notifier::new(config.alerts.clone())?;
+        let board = Board::new(&config.targets, config.alerts.thresholds);
+        let history = config.history.as_ref().map(|h| History::new(&h.path));
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config,
+                board: RwLock::new(board),
+                metrics,
+                notifier,
+                history,
+                tail: Mutex::new(Tail::default()),
+            }),
+        })
+    }
+
+    /// Reads the history into the board (alert states replayed, nothing sent). Call before
+    /// reporting ready.
+    pub async fn load(&self) -> Result<(), ServeError> {
+        let Some(history) = self.shared.history.clone() else {
+            return Ok(());
+        };
+        let this = self.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let (age, bytes) = this
+                .shared
+                .config
+                .history
+                .as_ref()
+                .map_or((None, None), |h| (h.max_age, h.max_bytes));
+            history.retain(OffsetDateTime::now_utc(), age, bytes)?;
+            let read = lock(&this.shared.tail).read(&history)?;
+            let mut board = write(&this.shared.board);
+            for r in read.records {
+                board.ingest(r);
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        read.map_err(|source| ServeError::History {
+            path: self.history_path(),
+            source,
+        })
+    }
+
+    /// Probes until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let (tx, rx) = mpsc::channel::<Record>(1024);
+        let mut probes = tokio::task::JoinSet::new();
+        for target in self.shared.config.targets.iter().cloned() {
+            let (tx, shutdown) = (tx.clone(), shutdown.clone());
+            probes.spawn(async move {
+                loop {
+                    let record = tokio::select! {
+                        r = probe(&target) => r,
+                        () = shutdown.cancelled() => return,
+                    };
+                    if tx.send(record).await.is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(target.interval) => {}
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            });
+        }
+        drop(tx);
+        self.write_loop(rx, shutdown).await;
+        probes.shutdown().await;
+    }
+
+    async fn write_loop(&self, mut rx: mpsc::Receiver<Record>, shutdown: CancellationToken) {
+        let mut sync = tokio::time::interval(SYNC_EVERY);
+        let mut retain = tokio::time::interval(RETAIN_EVERY);
+        retain.tick().await; // `load` just ran it
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                received = rx.recv() => {
+                    let Some(first) = received else { return };
+                    let mut batch = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        batch.push(more);
+                    }
+                    self.record(batch).await;
+                }
+                _ = sync.tick() => self.record(Vec::new()).await,
+                _ = retain.tick() => self.retain().await,
+            }
+        }
+    }
+
+    /// Appends our results (if any) and takes in everything new in the history.
+    async fn record(&self, batch: Vec<Record>) {
+        let Some(history) = self.shared.history.clone() else {
+            self.take_in(batch);
+            return;
+        };
+        let this = self.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let appended = if batch.is_empty() {
+                Ok(())
+            } else {
+                history.append(&batch)
+            };
+            let read = lock(&this.shared.tail).read(&history);
+            (appended.map_err(|e| (e, batch)), read)
+        })
+        .await;
+        let Ok((appended, read)) = read else { return };
+        if let Err((e, batch)) = appended {
+            tracing::error!(error = %e, history = %self.history_path(), "cannot append to the history");
+            self.take_in(batch);
+        }
+        match read {
+            Ok(read) if read.reset => self.rebuild(read.records),
+            Ok(read) => self.take_in(read.records),
+            Err(e) => {
+                tracing::error!(error = %e, history = %self.history_path(), "cannot read the history")
+            }
+        }
+    }
+
+    /// New results: board, metrics, alerts.
+    fn take_in(&self, records: Vec<Record>) {
+        let mut events = Vec::new();
+        {
+            let mut board = write(&self.shared.board);
+            for r in records {
+                let transition = board.ingest(r.clone());
+                let Some(view) = board.get(&r.target).filter(|v| v.configured) else {
+                    continue;
+                };
+                self.shared
+                    .metrics
+                    .observe(&r, view.alert.consecutive_failures);
+                let since = match (transition, view.alert.firing_since) {
+                    (_, Some(since)) => since,
+                    (Some(Transition::Resolved), None) => r.time,
+                    (_, None) => continue,
+                };
+                events.push((r, transition, since, view.alert.consecutive_failures));
+            }
+        }
+        if !self.shared.notifier.enabled() {
+            return;
+        }
+        for (record, transition, since, consecutive_failures) in events {
+            let notifier = self.shared.notifier.clone();
+            let interval = self
+                .shared
+                .config
+                .targets
+                .iter()
+                .find(|t| t.name == record.target)
+                .map_or(Duration::ZERO, |t| t.interval);
+            if let Some(t) = transition {
+                tracing::warn!(target_name = %record.target, transition = ?t, "alert");
+            }
+            tokio::spawn(async move {
+                let event = AlertEvent {
+                    record: &record,
+                    since,
+                    transition,
+                    consecutive_failures,
+                    ttl: alert_ttl(interval),
+                };
+                for e in notifier.send(&event).await {
+                    tracing::error!(error = %e, "alert delivery failed");
+                }
+            });
+        }
+    }
+
+    /// The history was rewritten: rebuild the board from it, keeping the live alert states.
+    fn rebuild(&self, records: Vec<Record>) {
+        let mut board = write(&self.shared.board);
+        let alerts = board.alert_states();
+        board.clear();
+        for r in records {
+            board.ingest(r);
+        }
+        for (name, state) in alerts {
+            board.restore_alert(&name, state);
+        }
+    }
+
+    async fn retain(&self) {
+        let (Some(history), Some(hc)) = (
+            self.shared.history.clone(),
+            self.shared.config.history.clone(),
+        ) else {
+            return;
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            history.retain(OffsetDateTime::now_utc(), hc.max_age, hc.max_bytes)
+        })
+        .await;
+        match result {
+            Ok(Ok(r)) if r.dropped > 0 => {
+                tracing::info!(kept = r.kept, dropped = r.dropped, "history retention")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, history = %self.history_path(), "history retention failed")
+            }
+            _ => {}
+        }
+    }
+
+    fn history_path(&self) -> String {
+        self.shared.config.history_path()
+    }
+}
+
+/// The role's API routes: `GET /` and `GET /api/status` (runtime adds the rest).
+pub fn app(service: Service) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(page_get))
+        .routes(routes!(status_get))
+        .with_state(service)
+}
+
+/// Runs `healthcheck serve` until the context's shutdown completes: reads the history,
+/// serves the page, API and metrics through the runtime, probes on the targets' intervals.
+pub async fn run(config: ServeConfig, ctx: Context) -> Result<(), ServeError> {
+    let span = ctx.span();
+    async move {
+        let mut registry = runtime::metrics::registry(&ctx);
+        let service = Service::new(config.health, &mut registry)?;
+        service.load().await?;
+        tracing::info!(
+            targets = service.shared.config.targets.len(),
+            history = %service.history_path(),
+            "starting"
+        );
+        let router = runtime::http::app(app(service.clone()), registry, &config.server, &ctx);
+        let probes = tokio::spawn(
+            service
+                .run(ctx.shutdown().clone())
+                .instrument(tracing::Span::current()),
+        );
+        let served = runtime::http::serve(&config.server, &ctx, router).await;
+        ctx.shutdown().cancel();
+        let _ = probes.await;
+        served.map_err(ServeError::Serve)
+    }
+    .instrument(span)
+    .await
+}
+
+/// The status page (HTML, no external assets).
+#[utoipa::path(get, path = "/", tag = "healthcheck", responses(
+    (status = 200, description = "status page: every target's state, uptime, response times, last results", content_type = "text/html"),
+))]
+async fn page_get(State(service): State<Service>) -> Response {
+    let html = crate::page::render(&read(&service.shared.board), OffsetDateTime::now_utc());
+    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
+/// Every target's state, uptime, alert state and last results as JSON.
+#[utoipa::path(get, path = "/api/status", tag = "healthcheck", responses(
+    (status = 200, description = "status of every target", content_type = "application/json"),
+))]
+async fn status_get(State(service): State<Service>) -> Response {
+    let board = read(&service.shared.board);
+    let body = crate::status::status(&board, OffsetDateTime::now_utc());
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+/// Poisoning only follows a panic elsewhere; the data is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read(l: &RwLock<Board>) -> std::sync::RwLockReadGuard<'_, Board> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write(l: &RwLock<Board>) -> std::sync::RwLockWriteGuard<'_, Board> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,161 @@
+//! A real Alertmanager (Debian's prometheus-alertmanager), started by the test, receives the
+//! alert and its resolution; both are read back through its API and its webhook notifications.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ferrostack_health::{AlertConfig, Config, HistoryConfig, Thresholds, run_once};
+
+use crate::support::{Receiver, target_server, targets};
+use crate::tools::{free_port, tool};
+
+struct Alertmanager {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_alertmanager(notify_url: &str) -> Option<Alertmanager> {
+    // Debian names the binary prometheus-alertmanager; upstream, alertmanager.
+    let bin = crate::tools::find("prometheus-alertmanager").or_else(|| tool("alertmanager"))?;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname, target]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: hook\n    webhook_configs:\n      - url: '{notify_url}'\n        send_resolved: true\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .arg("--log.level=warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let am = Alertmanager {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if reqwest::get(format!("{}/-/ready", am.url))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Some(am);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("alertmanager did not become ready");
+}
+
+async fn our_alerts(am: &Alertmanager) -> Vec<serde_json::Value> {
+    let url = format!(
+        "{}/api/v2/alerts?filter=alertname%3D%22HealthCheckFailing%22",
+        am.url
+    );
+    let v: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    v.as_array().unwrap().clone()
+}
+
+/// Waits (bounded) for Alertmanager's webhook notification with `status`.
+async fn notification(receiver: &Receiver, status: &str) -> serde_json::Value {
+    for _ in 0..150 {
+        for (_, body) in receiver.take() {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if v["status"] == status {
+                return v;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("alertmanager sent no {status} notification");
+}
+
+#[tokio::test]
+#[ignore = "needs alertmanager; run by `make test-health`"]
+async fn alertmanager_receives_the_alert_and_its_resolution() {
+    let notified = Receiver::start().await;
+    let Some(am) = start_alertmanager(&format!("{}/notify", notified.url())).await else {
+        return;
+    };
+    let s = target_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        targets: targets(&format!(
+            "targets: [{{name: api, url: '{}'}}]",
+            s.url("/status")
+        )),
+        history: Some(HistoryConfig {
+            path: dir.path().join("h.jsonl"),
+            max_age: None,
+            max_bytes: None,
+        }),
+        alerts: AlertConfig {
+            alertmanager_url: Some(am.url.clone()),
+            webhook_url: None,
+            thresholds: Thresholds {
+                failure: 2,
+                success: 2,
+            },
+        },
+        pushgateway_url: None,
+    };
+
+    s.fail_with(500);
+    let first = run_once(&config).await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert!(
+        our_alerts(&am).await.is_empty(),
+        "one failure is below the threshold"
+    );
+    let second = run_once(&config).await;
+    assert!(second.errors.is_empty(), "{:?}", second.errors);
+
+    let alerts = our_alerts(&am).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(a["labels"]["target"], "api");
+    assert_eq!(a["labels"]["job"], "healthcheck");
+    assert_eq!(a["status"]["state"], "active");
+    assert_eq!(a["annotations"]["description"], "[STATUS] (500) == 200");
+    let fired = notification(&notified, "firing").await;
+    assert_eq!(fired["alerts"][0]["labels"]["target"], "api");
+
+    s.fail_with(200);
+    run_once(&config).await;
+    assert_eq!(
+        our_alerts(&am).await.len(),
+        1,
+        "one success does not resolve"
+    );
+    let resolved_run = run_once(&config).await;
+    assert!(resolved_run.errors.is_empty(), "{:?}", resolved_run.errors);
+    // Resolved: endsAt is now, so the default (active) listing no longer has it, long before
+    // the firing alert's endsAt (5 minutes) would have expired it.
+    let active = format!(
+        "{}/api/v2/alerts?active=true&filter=target%3D%22api%22",
+        am.url
+    );
+    let v: serde_json::Value = reqwest::get(active).await.unwrap().json().await.unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
+    let resolved = notification(&notified, "resolved").await;
+    assert_eq!(resolved["alerts"][0]["labels"]["target"], "api");
+    assert_eq!(resolved["alerts"][0]["status"], "resolved");
+}

@@ -1,0 +1,14 @@
+//! Integration tests of the health checker over real sockets and processes.
+
+// Test helpers outside #[test] functions may unwrap too: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
+mod alertmanager;
+mod browser;
+mod history;
+mod probe;
+mod pushgateway;
+mod run;
+mod serve;
+mod support;
+mod tools;

@@ -1,0 +1,238 @@
+//! The prober against real sockets: statuses, bodies, slowness, retries, redirects, TLS.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ferrostack_health::probe::probe;
+
+use crate::support::{OK_BODY, target_server, targets, tls_server};
+
+#[tokio::test]
+async fn passing_target_records_status_and_measured_phases() {
+    let s = target_server().await;
+    let t = targets(&format!(
+        "targets:\n  - name: ok\n    url: {}\n    conditions: ['[STATUS] == 200', '[BODY].status == UP', 'len([BODY].items) == 3', '[RESPONSE_TIME] < 5s']\n",
+        s.url("/ok")
+    ));
+    let r = probe(&t[0]).await;
+    assert!(r.success, "{r:?}");
+    assert_eq!(
+        (r.status, r.attempts, r.error.as_deref()),
+        (Some(200), 1, None)
+    );
+    let p = &r.phases;
+    assert!(
+        p.resolve.is_some()
+            && p.connect.is_some()
+            && p.processing.is_some()
+            && p.transfer.is_some(),
+        "{p:?}"
+    );
+    assert_eq!(p.tls, None, "plain http has no TLS phase");
+}
+
+#[tokio::test]
+async fn failing_target_shows_the_actual_status() {
+    let s = target_server().await;
+    s.fail_with(500);
+    let t = targets(&format!(
+        "targets: [{{name: api, url: '{}'}}]",
+        s.url("/status")
+    ));
+    let r = probe(&t[0]).await;
+    assert!(!r.success);
+    assert_eq!(r.status, Some(500));
+    assert_eq!(r.failed, ["[STATUS] (500) == 200"]);
+    assert_eq!(r.reason(), "[STATUS] (500) == 200");
+}
+
+#[tokio::test]
+async fn body_conditions_show_the_actual_value() {
+    let s = target_server().await;
+    let t = targets(&format!(
+        "targets:\n  - name: b\n    url: {}\n    conditions: ['[BODY].status == DOWN', '[BODY] contains \"UP\"', '[BODY] contains \"nope\"']\n",
+        s.url("/ok")
+    ));
+    let r = probe(&t[0]).await;
+    assert_eq!(r.failed.len(), 2, "{:?}", r.failed);
+    assert_eq!(r.failed[0], "[BODY].status (UP) == DOWN");
+    assert_eq!(r.failed[1], format!("[BODY] ({OK_BODY}) contains \"nope\""));
+}
+
+#[tokio::test]
+async fn slow_target_fails_on_response_time_or_times_out() {
+    let s = target_server().await;
+    s.set_delay(Duration::from_millis(1500));
+    let t = targets(&format!(
+        "targets:\n  - {{name: slow, url: '{0}', conditions: ['[RESPONSE_TIME] < 100ms']}}\n  - {{name: timeout, url: '{0}', timeout: 500ms}}\n",
+        s.url("/slow")
+    ));
+    let r = probe(&t[0]).await;
+    assert!(!r.success);
+    assert_eq!(r.status, Some(200));
+    assert!(
+        r.failed[0].starts_with("[RESPONSE_TIME] ("),
+        "{:?}",
+        r.failed
+    );
+    assert!(
+        r.response_time_seconds >= 1.5,
+        "{}",
+        r.response_time_seconds
+    );
+    let r = probe(&t[1]).await;
+    assert!(!r.success);
+    assert_eq!(
+        r.error.as_deref(),
+        Some("timeout after 500ms (waiting for the response)")
+    );
+    assert_eq!(r.status, None);
+    assert_eq!(r.failed, ["[STATUS] (no response) == 200"]);
+}
+
+#[tokio::test]
+async fn refused_connection_is_an_error_not_a_panic() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let t = targets(&format!(
+        "targets: [{{name: gone, url: 'http://127.0.0.1:{port}/', conditions: ['[CONNECTED] == true']}}]"
+    ));
+    let r = probe(&t[0]).await;
+    assert!(!r.success);
+    let e = r.error.unwrap();
+    assert!(e.starts_with(&format!("connect 127.0.0.1:{port}: ")), "{e}");
+    assert_eq!(r.failed, ["[CONNECTED] (false) == true"]);
+}
+
+#[tokio::test]
+async fn retries_with_backoff_until_the_target_recovers() {
+    let s = target_server().await;
+    s.fail_with(503);
+    let t = targets(&format!(
+        "targets: [{{name: r, url: '{}', retries: 6, retry-backoff: 200ms}}]",
+        s.url("/status")
+    ));
+    let knobs = s.knobs.clone();
+    let fixer = tokio::spawn(async move {
+        while knobs.hits.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        knobs.status.store(200, Ordering::SeqCst);
+    });
+    let r = probe(&t[0]).await;
+    fixer.await.unwrap();
+    assert!(r.success, "{r:?}");
+    assert!(r.attempts >= 2, "{}", r.attempts);
+    assert!(r.duration_seconds > r.response_time_seconds);
+    // All attempts used up: the last failure is reported.
+    s.fail_with(500);
+    let t = targets(&format!(
+        "targets: [{{name: r, url: '{}', retries: 2, retry-backoff: 10ms}}]",
+        s.url("/status")
+    ));
+    let before = s.knobs.hits.load(Ordering::SeqCst);
+    let r = probe(&t[0]).await;
+    assert_eq!((r.success, r.attempts, r.status), (false, 3, Some(500)));
+    assert_eq!(s.knobs.hits.load(Ordering::SeqCst) - before, 3);
+}
+
+#[tokio::test]
+async fn follows_redirects_unless_told_not_to() {
+    let s = target_server().await;
+    let t = targets(&format!(
+        "targets:\n  - {{name: f, url: '{0}'}}\n  - {{name: n, url: '{0}', follow-redirects: false, conditions: ['[STATUS] == 307']}}\n  - {{name: l, url: '{1}'}}\n",
+        s.url("/redirect"),
+        s.url("/loop")
+    ));
+    let r = probe(&t[0]).await;
+    assert_eq!((r.success, r.status), (true, Some(200)), "{r:?}");
+    let r = probe(&t[1]).await;
+    assert_eq!((r.success, r.status), (true, Some(307)), "{r:?}");
+    let r = probe(&t[2]).await;
+    assert_eq!(r.error.as_deref(), Some("more than 10 redirects"));
+}
+
+#[tokio::test]
+async fn sends_method_headers_and_body() {
+    let s = target_server().await;
+    let t = targets(&format!(
+        "targets:\n  - name: e\n    url: {}\n    method: PUT\n    headers: {{X-Test: hello}}\n    body: payload\n    conditions: ['[BODY].method == PUT', '[BODY].header == hello', '[BODY].body == payload']\n",
+        s.url("/echo")
+    ));
+    let r = probe(&t[0]).await;
+    assert!(r.success, "{r:?}");
+}
+
+#[tokio::test]
+async fn untrusted_certificate_fails_the_handshake() {
+    let s = tls_server(time::Duration::days(30)).await;
+    let t = targets(&format!(
+        "targets: [{{name: tls, url: '{}'}}]",
+        s.url("/ok")
+    ));
+    let r = probe(&t[0]).await;
+    assert!(!r.success);
+    let e = r.error.unwrap();
+    assert!(
+        e.starts_with("TLS handshake: invalid peer certificate: UnknownIssuer"),
+        "{e}"
+    );
+    assert!(
+        r.phases.tls.is_some(),
+        "the failed handshake was still timed"
+    );
+}
+
+#[tokio::test]
+async fn certificate_expiring_soon_fails_the_expiration_condition() {
+    let s = tls_server(time::Duration::minutes(47 * 60 + 30)).await;
+    let ca = s.ca_file.as_ref().unwrap().display();
+    let t = targets(&format!(
+        "targets:\n  - name: tls\n    url: {}\n    tls: {{ca-file: {ca}}}\n    conditions: ['[STATUS] == 200', '[CERTIFICATE_EXPIRATION] > 72h']\n  - name: fine\n    url: {}\n    tls: {{ca-file: {ca}}}\n    conditions: ['[CERTIFICATE_EXPIRATION] > 24h']\n",
+        s.url("/ok"),
+        s.url("/ok")
+    ));
+    let r = probe(&t[0]).await;
+    assert_eq!(r.status, Some(200), "{r:?}");
+    assert!(!r.success);
+    assert_eq!(r.failed.len(), 1);
+    let shown = &r.failed[0];
+    assert!(
+        shown.starts_with("[CERTIFICATE_EXPIRATION] (1day 23h 29m")
+            || shown.starts_with("[CERTIFICATE_EXPIRATION] (1day 23h 30m)"),
+        "{shown}"
+    );
+    assert!(r.failed[0].ends_with(") > 72h"), "{}", r.failed[0]);
+    assert!(r.phases.tls.is_some());
+    assert!(r.certificate_not_after.is_some());
+    assert!(probe(&t[1]).await.success);
+}
+
+#[tokio::test]
+async fn expired_certificate_is_rejected_unless_verification_is_off() {
+    let s = tls_server(-time::Duration::hours(2)).await;
+    let ca = s.ca_file.as_ref().unwrap().display();
+    let t = targets(&format!(
+        "targets:\n  - {{name: v, url: '{0}', tls: {{ca-file: '{ca}'}}}}\n  - {{name: i, url: '{0}', tls: {{insecure-skip-verify: true}}, conditions: ['[STATUS] == 200', '[CERTIFICATE_EXPIRATION] > 0']}}\n",
+        s.url("/ok")
+    ));
+    let r = probe(&t[0]).await;
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("TLS handshake: invalid peer certificate: certificate expired"),
+        "{r:?}"
+    );
+    let r = probe(&t[1]).await;
+    assert_eq!(r.status, Some(200));
+    assert_eq!(r.failed.len(), 1, "{:?}", r.failed);
+    let shown = &r.failed[0];
+    assert!(
+        shown == "[CERTIFICATE_EXPIRATION] (expired 2h ago) > 0"
+            || shown.starts_with("[CERTIFICATE_EXPIRATION] (expired 2h 1s ago)"),
+        "{shown}"
+    );
+}

@@ -1,0 +1,259 @@
+//! Serve mode in process over a real socket: probes on intervals, the status API and page,
+//! metrics, and results appended to the history by other processes (CronJob runs).
+
+use std::time::Duration;
+
+use ferrostack_health::history::History;
+use ferrostack_health::record::{Phases, Record};
+use ferrostack_health::{AlertConfig, Config, HistoryConfig, Service, Thresholds};
+use runtime::Context;
+use runtime::http::{ServerArgs, ServerConfig};
+use runtime::telemetry::LogEvents;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{Receiver, target_server, targets};
+
+/// A running serve instance, served through the runtime like `healthcheck serve`.
+pub(crate) struct Running {
+    pub(crate) base: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub(crate) async fn start(config: Config) -> Running {
+    let shutdown = CancellationToken::new();
+    let ctx = Context::new("healthcheck", shutdown.clone(), LogEvents::default());
+    let mut registry = runtime::metrics::registry(&ctx);
+    let service = Service::new(config, &mut registry).unwrap();
+    service.load().await.unwrap();
+    let args = ServerArgs {
+        drain_delay: Duration::ZERO,
+        ..ServerArgs::default()
+    };
+    let server = ServerConfig::new(&args, 0).unwrap();
+    let router = runtime::http::app(
+        ferrostack_health::app(service.clone()),
+        registry,
+        &server,
+        &ctx,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { runtime::http::serve_on(listener, &server, &ctx, router).await });
+    tokio::spawn(service.run(shutdown.clone()));
+    Running { base, shutdown }
+}
+
+/// Polls `/api/status` until `done` holds (bounded: 20 s).
+pub(crate) async fn wait_for(
+    base: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{base}/api/status")).send().await {
+            let v: serde_json::Value = r.json().await.unwrap();
+            if done(&v) {
+                return v;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("status never reached the expected state");
+}
+
+pub(crate) fn target<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
+}
+
+pub(crate) fn cron_record(target: &str, success: bool, ago: Duration) -> Record {
+    Record {
+        time: time::OffsetDateTime::now_utc() - ago,
+        target: target.into(),
+        url: format!("http://{target}.example/"),
+        success,
+        status: Some(if success { 200 } else { 503 }),
+        response_time_seconds: 0.02,
+        duration_seconds: 0.02,
+        attempts: 1,
+        error: None,
+        failed: if success {
+            vec![]
+        } else {
+            vec!["[STATUS] (503) == 200".into()]
+        },
+        phases: Phases::default(),
+        certificate_not_after: None,
+    }
+}
+
+#[tokio::test]
+async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
+    let s = target_server().await;
+    s.fail_with(500);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    // A CronJob run wrote these before serve started.
+    History::new(&path)
+        .append(&[
+            cron_record("cron-only", false, Duration::from_secs(120)),
+            cron_record("cron-only", true, Duration::from_secs(60)),
+        ])
+        .unwrap();
+    let yaml = format!(
+        "targets:\n  - {{name: ok, url: '{}', interval: 1s}}\n  - {{name: failing, url: '{}', interval: 1s}}\n",
+        s.url("/ok"),
+        s.url("/status")
+    );
+    let running = start(Config {
+        targets: targets(&yaml),
+        history: Some(HistoryConfig {
+            path: path.clone(),
+            max_age: None,
+            max_bytes: None,
+        }),
+        alerts: AlertConfig::default(),
+        pushgateway_url: None,
+    })
+    .await;
+    let v = wait_for(&running.base, |v| {
+        v["targets"].as_array().is_some_and(|ts| {
+            ts.iter()
+                .filter(|t| t["configured"] == true)
+                .all(|t| t["recent"].as_array().is_some_and(|r| r.len() >= 2))
+        })
+    })
+    .await;
+    let names: Vec<_> = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ok", "failing", "cron-only"]);
+    assert_eq!(target(&v, "ok")["state"], "up");
+    assert_eq!(target(&v, "ok")["uptime"]["1h"], 1.0);
+    assert_eq!(target(&v, "failing")["state"], "down");
+    assert_eq!(
+        target(&v, "failing")["last"]["failed"][0],
+        "[STATUS] (500) == 200"
+    );
+    assert_eq!(target(&v, "cron-only")["state"], "up");
+    assert_eq!(target(&v, "cron-only")["uptime"]["1h"], 0.5);
+    assert_eq!(target(&v, "cron-only")["configured"], false);
+
+    // Serve's own results went to the history too, each once.
+    let lines = History::new(&path).read_all().unwrap();
+    let ours = lines.iter().filter(|r| r.target == "ok").count();
+    let shown = target(&v, "ok")["recent"].as_array().unwrap().len();
+    assert!(ours >= shown, "{ours} in history, {shown} shown");
+
+    // A CronJob run appends while serve runs: it shows up.
+    History::new(&path)
+        .append(&[cron_record("cron-only", false, Duration::ZERO)])
+        .unwrap();
+    let v = wait_for(&running.base, |v| target(v, "cron-only")["state"] == "down").await;
+    assert_eq!(
+        target(&v, "cron-only")["recent"].as_array().unwrap().len(),
+        3
+    );
+
+    // The page lists every target with its state; metrics carry blackbox names.
+    let html = reqwest::get(format!("{}/", running.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (name, state) in [("ok", "up"), ("failing", "down"), ("cron-only", "down")] {
+        assert!(
+            html.contains(&format!("data-target=\"{name}\" data-state=\"{state}\"")),
+            "{name} {state}"
+        );
+    }
+    let text = reqwest::get(format!("{}/metrics", running.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("ferrostack_build_info{"),
+        "runtime metrics too:\n{text}"
+    );
+    assert!(text.contains("probe_success{target=\"ok\"} 1"), "{text}");
+    assert!(
+        text.contains("probe_success{target=\"failing\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("probe_http_status_code{target=\"failing\"} 500"),
+        "{text}"
+    );
+    assert!(
+        text.contains("probe_http_duration_seconds{target=\"ok\",phase=\"connect\"}"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("target=\"cron-only\""),
+        "only probed targets are exported:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn serve_without_history_keeps_results_in_memory_and_alerts() {
+    let s = target_server().await;
+    s.fail_with(503);
+    let receiver = Receiver::start().await;
+    let running = start(Config {
+        targets: targets(&format!(
+            "targets: [{{name: api, url: '{}', interval: 1s}}]",
+            s.url("/status")
+        )),
+        history: None,
+        alerts: AlertConfig {
+            alertmanager_url: None,
+            webhook_url: Some(format!("{}/hook", receiver.url())),
+            thresholds: Thresholds {
+                failure: 2,
+                success: 1,
+            },
+        },
+        pushgateway_url: None,
+    })
+    .await;
+    let v = wait_for(&running.base, |v| target(v, "api")["alerting"] == true).await;
+    assert!(target(&v, "api")["consecutive_failures"].as_u64().unwrap() >= 2);
+    s.fail_with(200);
+    wait_for(&running.base, |v| target(v, "api")["alerting"] == false).await;
+    let mut statuses = Vec::new();
+    for _ in 0..50 {
+        statuses = receiver
+            .take()
+            .into_iter()
+            .map(|(_, b)| {
+                serde_json::from_str::<serde_json::Value>(&b).unwrap()["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .chain(statuses)
+            .collect();
+        if statuses.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    statuses.sort();
+    assert_eq!(statuses, ["firing", "resolved"]);
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Creates the kind cluster "ferrostack" (cluster.yaml) and installs, in order and idempotently:
+#   1. Traefik ingress controller   (host ports 80/443 on the ingress-ready node)
+#   2. cert-manager                 (+ a self-signed ClusterIssuer and a cluster CA)
+#   3. kube-prometheus-stack        (deploy/observability/kube-prometheus-stack/values.yaml,
+#                                    Alertmanager config from deploy/observability/alertmanager)
+#   4. metrics-server               (kubectl top, HPA resource metrics)
+#   5. the logging stack            (deploy/logging: Elasticsearch, Kibana, Fluent Bit)
+#   6. ferrostack                   (image built with docker, loaded into kind, chart deploy/helm/ferrostack)
+# Every step is `kind create` only if absent, `helm upgrade --install`, or `kubectl apply`:
+# running it again converges instead of failing. Needs docker, kind, kubectl and helm.
+# Usage: deploy/kind/up.sh            (env: CLUSTER, KIND_NODE_IMAGE, SKIP_FERROSTACK=1, *_VERSION)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+CLUSTER=${CLUSTER:-ferrostack}
+KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
+TRAEFIK_VERSION=${TRAEFIK_VERSION:-37.0.0}
+CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-v1.20.2}
+KUBE_PROMETHEUS_STACK_VERSION=${KUBE_PROMETHEUS_STACK_VERSION:-88.5.3}
+METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-3.12.2}
+IMAGE=${IMAGE:-ghcr.io/ferrostack/ferrostack:dev}
+CONTEXT="kind-$CLUSTER"
+
+log() { printf '\n==> %s\n' "$*"; }
+need() { command -v "$1" >/dev/null 2>&1 || { echo "up.sh: $1 is required ($2)" >&2; exit 1; }; }
+need docker "the kind nodes are containers"
+need kind "https://kind.sigs.k8s.io"
+need kubectl "any version within one minor of the cluster"
+need helm "v3.8+ or v4"
+
+k() { kubectl --context "$CONTEXT" "$@"; }
+h() { helm --kube-context "$CONTEXT" "$@"; }
+# Create or update a Secret from literals/files without ever printing its content.
+apply_secret() { k create secret generic "$@" --dry-run=client -o yaml | k apply -f - >/dev/null; }
+# Create a Secret only when it does not exist yet (generated passwords must not rotate on re-run).
+ensure_secret() {
+  local ns=$1 name=$2; shift 2
+  if ! k -n "$ns" get secret "$name" >/dev/null 2>&1; then
+    k -n "$ns" create secret generic "$name" "$@" >/dev/null
+  fi
+}
+# 144 random bits as hex (no `tr </dev/urandom | head`: that dies of SIGPIPE under pipefail)
+random() { od -An -N18 -tx1 /dev/urandom | tr -d ' \n'; }
+ensure_ns() { k create namespace "$1" --dry-run=client -o yaml | k apply -f - >/dev/null; }
+
+log "cluster $CLUSTER"
+if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
+  echo "exists"
+else
+  kind create cluster --name "$CLUSTER" --config "$here/cluster.yaml" --wait 180s ${KIND_NODE_IMAGE:+--image "$KIND_NODE_IMAGE"}
+fi
+k cluster-info >/dev/null
+
+log "helm repositories"
+h repo add traefik https://traefik.github.io/charts --force-update >/dev/null
+h repo add jetstack https://charts.jetstack.io --force-update >/dev/null
+h repo add prometheus-community https://prometheus-community.github.io/helm-charts --force-update >/dev/null
+h repo add metrics-server https://kubernetes-sigs.github.io/metrics-server --force-update >/dev/null
+h repo update >/dev/null
+
+log "1/6 ingress: traefik $TRAEFIK_VERSION"
+h upgrade --install traefik traefik/traefik --version "$TRAEFIK_VERSION" \
+  --namespace ingress --create-namespace -f "$here/values/traefik.yaml" --wait --timeout 5m
+
+log "2/6 cert-manager $CERT_MANAGER_VERSION"
+h upgrade --install cert-manager jetstack/cert-manager --version "$CERT_MANAGER_VERSION" \
+  --namespace cert-manager --create-namespace --set crds.enabled=true --wait --timeout 5m
+k apply -f "$here/cluster-issuer.yaml"
+
+log "3/6 kube-prometheus-stack $KUBE_PROMETHEUS_STACK_VERSION"
+ensure_ns monitoring
+obs="$root/deploy/observability"
+apply_secret alertmanager-ferrostack -n monitoring \
+  --from-file=alertmanager.yaml="$obs/alertmanager/alertmanager.yaml" \
+  --from-file=ferrostack.tmpl="$obs/alertmanager/ferrostack.tmpl"
+# Placeholders until the real receivers are set (kubectl -n monitoring edit secret alertmanager-receivers).
+ensure_secret monitoring alertmanager-receivers \
+  --from-literal=smtp-password=change-me \
+  --from-literal=chat-webhook-url=http://127.0.0.1:9/chat-webhook-not-configured \
+  --from-literal=pagerduty-routing-key=change-me
+ensure_secret monitoring grafana-admin --from-literal=admin-user=admin --from-literal=admin-password="$(random)"
+h upgrade --install kube-prometheus-stack prometheus-community/kube-prometheus-stack \
+  --version "$KUBE_PROMETHEUS_STACK_VERSION" --namespace monitoring \
+  -f "$obs/kube-prometheus-stack/values.yaml" -f "$here/values/kube-prometheus-stack-kind.yaml" \
+  --wait --timeout 10m
+h upgrade --install prometheus-pushgateway prometheus-community/prometheus-pushgateway \
+  --namespace monitoring --wait --timeout 5m
+
+log "4/6 metrics-server $METRICS_SERVER_VERSION"
+h upgrade --install metrics-server metrics-server/metrics-server --version "$METRICS_SERVER_VERSION" \
+  --namespace kube-system --set 'args={--kubelet-insecure-tls}' --wait --timeout 5m
+
+log "5/6 logging: Elasticsearch, Kibana, Fluent Bit"
+ensure_ns logging
+ensure_secret logging elasticsearch-credentials \
+  --from-literal=elastic="$(random)" --from-literal=kibana_system="$(random)" --from-literal=fluent-bit="$(random)"
+ensure_secret logging kibana-encryption-key --from-literal=key="$(random)$(random)"
+# A Job's pod template is immutable: replace the setup Job (its script is idempotent).
+k -n logging delete job elasticsearch-setup --ignore-not-found >/dev/null
+k apply -k "$root/deploy/logging"
+k -n logging rollout status statefulset/elasticsearch --timeout 10m
+k -n logging wait --for=condition=complete job/elasticsearch-setup --timeout 5m
+k -n logging rollout status deployment/kibana --timeout 5m
+k -n logging rollout status daemonset/fluent-bit --timeout 5m
+
+log "6/6 ferrostack"
+if [ "${SKIP_FERROSTACK:-0}" = 1 ]; then
+  echo "skipped (SKIP_FERROSTACK=1)"
+else
+  dockerfile="$root/deploy/Dockerfile"; [ -f "$dockerfile" ] || dockerfile="$root/Dockerfile"
+  docker build -t "$IMAGE" -f "$dockerfile" "$root"
+  kind load docker-image "$IMAGE" --name "$CLUSTER"
+  # The same per-environment values Ansible deploys "development" with (one source).
+  values="$root/deploy/ansible/values/ferrostack"
+  h upgrade --install ferrostack "$root/deploy/helm/ferrostack" --namespace ferrostack --create-namespace \
+    -f "$values/common.yaml" -f "$values/development.yaml" \
+    --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
+    --wait --timeout 10m
+fi
+
+log "ready"
+cat <<MSG
+  kubectl --context $CONTEXT get pods -A
+  Grafana:      kubectl --context $CONTEXT -n monitoring port-forward svc/kube-prometheus-stack-grafana 3000:80
+                (admin password: kubectl --context $CONTEXT -n monitoring get secret grafana-admin -o jsonpath='{.data.admin-password}' | base64 -d)
+  Prometheus:   kubectl --context $CONTEXT -n monitoring port-forward svc/kube-prometheus-stack-prometheus 9090
+  Kibana:       kubectl --context $CONTEXT -n logging port-forward svc/kibana 5601  (user elastic)
+  ferrostack:   http://localhost/ through the ingress
+MSG
