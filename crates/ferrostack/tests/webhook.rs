@@ -113,6 +113,17 @@ async fn up_serves_the_webhook_over_tls_on_base_plus_3_and_metrics_on_base_plus_
     .map(|s| s.to_string())
     .collect();
     let mut proc = Proc::spawn(&args, &[], base + 5);
+    // up stops cleanly only once it has seen every role ready and printed its table.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !proc.stderr().contains("all roles on localhost") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no URL table: {}",
+            proc.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(proc.stderr().contains("webhook (TLS)"), "{}", proc.stderr());
     let ca = std::fs::read_to_string(proc.path().join("state/webhook-ca.pem")).unwrap();
     let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
