@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR := never
 
 .PHONY: test rust-test lint fmt-check clippy build readme
 
-test: lint rust-test test-chart test-platform test-health
+test: lint test-logship rust-test test-chart test-platform test-health
 
 fmt-check:
 	cargo fmt --all -- --check
@@ -20,7 +20,7 @@ build:
 	cargo build --release --locked -p ferrostack
 
 rust-test:
-	cargo test --workspace --locked
+	cargo test --workspace --locked --exclude ferrostack-logship
 
 # Regenerates the README's command-line reference from the binary.
 readme:
@@ -112,3 +112,14 @@ chart-assets:
 test-health:
 	scripts/tools.sh apt prometheus-alertmanager:prometheus-alertmanager prometheus-pushgateway:prometheus-pushgateway chromium:chromium
 	cargo test -p ferrostack-health --locked --test integration -- --ignored
+
+# --- logship ---
+.PHONY: test-logship bench-logship
+# Integration tests start moto_server (S3 API) from the venv; under CI=true a missing moto fails.
+test-logship:
+	scripts/tools.sh venv
+	MOTO_SERVER=$(CURDIR)/.tools/venv/bin/moto_server cargo test --locked -p ferrostack-logship
+
+bench-logship:
+	scripts/tools.sh apt zstd:zstd time:/usr/bin/time
+	bench/logship/run.sh

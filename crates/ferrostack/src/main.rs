@@ -33,6 +33,8 @@ enum Role {
     DataApi(services::DataApiArgs),
     /// Kubernetes admission webhook: `serve` (HTTPS) or `check` manifests offline.
     Webhook(cmd::webhook::WebhookArgs),
+    /// Ship sealed log segments and log files to object storage; `logship verify` checks it.
+    Logship(cmd::logship::LogshipArgs),
     /// Health checker: `run` probes once (the CronJob), `serve` probes on intervals and serves
     /// a status page, /api/status and /metrics.
     #[command(subcommand)]
@@ -60,18 +62,32 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return cmd::fail(&cmd::Failure::Run(e.into())),
     };
+    let Cli { mut global, role } = cli;
+    if let Role::Up(args) = &role {
+        global
+            .log_file_dir
+            .get_or_insert_with(|| args.log_file_dir());
+    }
     let outcome = runtime.block_on(async {
-        let (log_events, _log_guard) = cmd::init_telemetry(&cli.global)?;
+        let (log_events, _log_guard, log_file) = cmd::init_telemetry(&global)?;
         let shutdown = CancellationToken::new();
         tokio::spawn(cmd::signals(shutdown.clone()));
-        match cli.role {
+        let outcome = match role {
             Role::BackendApi(args) => cmd::services::backend_api(args, shutdown, log_events).await,
             Role::DataApi(args) => cmd::services::data_api(args, shutdown, log_events).await,
             Role::Webhook(args) => cmd::webhook::run(args, shutdown, log_events).await,
+            Role::Logship(args) => {
+                cmd::logship::run(args, shutdown, log_events, log_file.clone()).await
+            }
             Role::Healthcheck(cmd) => cmd::healthcheck::run(cmd, shutdown, log_events).await,
-            Role::Up(args) => cmd::up::run(args, shutdown, log_events).await,
+            Role::Up(args) => cmd::up::run(args, shutdown, log_events, log_file.clone()).await,
             Role::CliReference => Ok(()),
+        };
+        // The last lines of the log file: sealed so that the next shipper run takes them.
+        if let Some(Err(e)) = log_file.map(|w| w.seal()) {
+            eprintln!("ferrostack: sealing the log file failed: {e}");
         }
+        outcome
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,9 @@
 //! `role` and `request_id` are span fields flattened onto every line: a role's tasks run in
 //! a `role` span and each request in a `request` span, so `up` can tell roles apart.
 
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -39,7 +42,7 @@ pub struct LevelLabel {
 
 /// Counts of log events the process emitted, by level: the "error-log rate" signal.
 #[derive(Clone, Debug, Default)]
-pub struct LogEvents(Family<LevelLabel, Counter>);
+pub struct LogEvents(Family<LevelLabel, Counter>, Option<Arc<dyn Collector>>);
 
 // === impl LogEvents ===
 
@@ -59,6 +62,18 @@ impl LogEvents {
     /// The counter family, for registration in a role's registry.
     pub fn family(&self) -> Family<LevelLabel, Counter> {
         self.0.clone()
+    }
+
+    /// Attaches the metrics of the log file writer (`--log-file-dir`), so that every role's
+    /// registry exports them.
+    pub fn with_log_file_metrics(mut self, collector: Arc<dyn Collector>) -> Self {
+        self.1 = Some(collector);
+        self
+    }
+
+    /// The log file writer's metrics, when a log file is written.
+    pub fn log_file_metrics(&self) -> Option<Arc<dyn Collector>> {
+        self.1.clone()
     }
 }
 

@@ -2,6 +2,7 @@
 //! mapping of failures to exit codes.
 
 pub(crate) mod healthcheck;
+pub(crate) mod logship;
 pub(crate) mod reference;
 pub(crate) mod services;
 pub(crate) mod up;
@@ -23,6 +24,10 @@ pub(crate) struct GlobalArgs {
         default_value = "info"
     )]
     pub(crate) log_level: String,
+    /// Also write the JSON log lines to rotating files in this directory (sealed at 64 MiB or
+    /// 1 h, for `ferrostack logship`); `up` defaults it to <data-dir>/logs/up.
+    #[arg(long, global = true, env = "FERROSTACK_LOG_FILE_DIR")]
+    pub(crate) log_file_dir: Option<std::path::PathBuf>,
 }
 
 /// How a command failed.
@@ -47,10 +52,34 @@ pub(crate) fn fail(failure: &Failure) -> ExitCode {
     }
 }
 
+/// Starts JSON logging on stdout and, with `--log-file-dir`, into the rotating log file too.
 pub(crate) fn init_telemetry(
     global: &GlobalArgs,
-) -> Result<(LogEvents, runtime::telemetry::Guard), Failure> {
-    runtime::telemetry::init(&global.log_level, None).map_err(|e| Failure::Config(e.into()))
+) -> Result<
+    (
+        LogEvents,
+        runtime::telemetry::Guard,
+        Option<::logship::RotatingWriter>,
+    ),
+    Failure,
+> {
+    let writer = match &global.log_file_dir {
+        Some(dir) => Some(
+            ::logship::RotatingWriter::open(::logship::WriterConfig::new(dir)).map_err(|e| {
+                Failure::Config(anyhow::anyhow!("--log-file-dir {}: {e}", dir.display()))
+            })?,
+        ),
+        None => None,
+    };
+    let extra = writer
+        .clone()
+        .map(tracing_subscriber::fmt::writer::BoxMakeWriter::new);
+    let (mut events, guard) = runtime::telemetry::init(&global.log_level, extra)
+        .map_err(|e| Failure::Config(e.into()))?;
+    if let Some(w) = &writer {
+        events = events.with_log_file_metrics(std::sync::Arc::new(w.stats().clone()));
+    }
+    Ok((events, guard, writer))
 }
 
 /// The first SIGTERM or SIGINT starts a graceful shutdown; a second one exits at once.

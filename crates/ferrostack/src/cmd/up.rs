@@ -46,6 +46,13 @@ pub(crate) struct UpArgs {
     fault_injection: bool,
 }
 
+impl UpArgs {
+    /// Where `up` writes its own rotating log file unless `--log-file-dir` says otherwise.
+    pub(crate) fn log_file_dir(&self) -> PathBuf {
+        self.data_dir.join("logs/up")
+    }
+}
+
 const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
 
 /// A role's flags at their defaults, ignoring the environment: in `up`, FERROSTACK_PORT and
@@ -60,6 +67,7 @@ pub(crate) async fn run(
     args: UpArgs,
     shutdown: CancellationToken,
     events: LogEvents,
+    log_file: Option<logship::RotatingWriter>,
 ) -> Result<(), Failure> {
     let base = args.base_port;
     let port = |offset: u16| {
@@ -175,6 +183,32 @@ pub(crate) async fn run(
         )
     });
 
+    // logship: the services' log dirs and up's own log segments to <data-dir>/archive.
+    let mut sources = vec![
+        format!("backend-api={}", root.join("logs/backend-api").display()),
+        format!("data-api={}", root.join("logs/data-api").display()),
+    ];
+    if let Some(w) = &log_file {
+        sources.push(format!("up={}", w.dir().display()));
+    }
+    let archive =
+        logship::config::file_url(&root.join("archive")).map_err(|e| Failure::Run(e.into()))?;
+    let mut ship: super::logship::ShipArgs = defaults().map_err(Failure::Config)?;
+    ship.port = port(4)?;
+    ship.sources = sources;
+    ship.to = Some(archive);
+    ship.state_dir = root.join("logship-state");
+    ship.batch_max_age = Duration::from_secs(5);
+    ship.server = server(ship.port)?;
+    let mut ship = ship.config()?;
+    ship.seal_on_shutdown = log_file;
+    let ctx = root_ctx.for_role("logship");
+    contexts.push((
+        ctx.clone(),
+        format!("http://{}/metrics", socket(host, port(4)?)),
+    ));
+    roles.spawn(async move { ("logship", logship::run(ship, ctx).await.map_err(Into::into)) });
+
     let ctx = root_ctx.for_role("sample-external-logs");
     contexts.push((
         ctx.clone(),
@@ -260,6 +294,11 @@ fn url_table(host: IpAddr, base: u16, root: &Path) -> String {
             "webhook metrics",
             format!("{}/metrics", url(5)),
             "the webhook's /healthz /readyz /metrics over plain HTTP",
+        ),
+        (
+            "logship",
+            format!("{}/metrics", url(4)),
+            "ships logs/ to the archive/ in the data dir",
         ),
         (
             "sample external logs",

@@ -159,9 +159,11 @@ pub fn app(
         registry: Arc::new(registry),
         openapi: Arc::from(doc.to_json().unwrap_or_else(|_| "{}".to_owned())),
     };
-    let limits = middleware::Limits {
+    let edge = middleware::Edge {
+        role: ctx.role(),
         max_uri_bytes: cfg.max_uri_bytes,
         max_header_bytes: cfg.max_header_bytes,
+        metrics: http_metrics,
     };
     api.merge(admin.with_state(state))
         .fallback(middleware::not_found)
@@ -170,19 +172,7 @@ pub fn app(
             cfg.request_timeout,
         ))
         .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            http_metrics,
-            crate::metrics::http_record,
-        ))
-        .layer(axum::middleware::from_fn(middleware::json_errors))
-        .layer(axum::middleware::from_fn_with_state(
-            limits,
-            middleware::limits,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            ctx.role(),
-            middleware::access_log,
-        ))
+        .layer(axum::middleware::from_fn_with_state(edge, middleware::edge))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(
             X_REQUEST_ID.clone(),

@@ -2,9 +2,6 @@
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -69,46 +66,55 @@ impl HttpMetrics {
     }
 }
 
-/// Decrements the in-flight gauge however the request ends (even if it is dropped).
-struct InFlight(Gauge);
+/// One request being measured: counted in flight until dropped (however the request ends),
+/// then recorded by [`Measurement::finish`].
+pub(crate) struct Measurement {
+    metrics: HttpMetrics,
+    method: String,
+    route: String,
+    start: Instant,
+}
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.dec();
+impl HttpMetrics {
+    /// Starts measuring a request to `route` (the template; `unmatched` when none matched).
+    pub(crate) fn start(&self, method: &str, route: &str) -> Measurement {
+        self.in_flight.inc();
+        Measurement {
+            metrics: self.clone(),
+            method: method.to_owned(),
+            route: route.to_owned(),
+            start: Instant::now(),
+        }
     }
 }
 
-/// Middleware recording the RED metrics; must run after routing (`Router::layer`) so the
-/// route template is known. Requests no route matched count under `route="unmatched"`.
-pub(crate) async fn record(
-    State(metrics): State<HttpMetrics>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
-    metrics.in_flight.inc();
-    let _guard = InFlight(metrics.in_flight.clone());
-    let start = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    metrics
-        .duration
-        .get_or_create(&RouteLabels {
-            method: method.clone(),
-            route: route.clone(),
-        })
-        .observe(start.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&StatusLabels {
-            method,
-            route,
+impl Measurement {
+    /// Milliseconds since the request started.
+    pub(crate) fn elapsed_ms(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Records the answer's status and duration.
+    pub(crate) fn finish(self, status: u16) {
+        let labels = RouteLabels {
+            method: self.method.clone(),
+            route: self.route.clone(),
+        };
+        self.metrics
+            .duration
+            .get_or_create(&labels)
+            .observe(self.start.elapsed().as_secs_f64());
+        let labels = StatusLabels {
+            method: self.method.clone(),
+            route: self.route.clone(),
             status,
-        })
-        .inc();
-    response
+        };
+        self.metrics.requests.get_or_create(&labels).inc();
+    }
+}
+
+impl Drop for Measurement {
+    fn drop(&mut self) {
+        self.metrics.in_flight.dec();
+    }
 }

@@ -4,7 +4,6 @@
 mod http;
 mod process;
 
-pub(crate) use http::record as http_record;
 pub use http::{HttpMetrics, RouteLabels, StatusLabels};
 pub use process::ProcessCollector;
 
@@ -46,7 +45,23 @@ pub fn registry(ctx: &Context) -> Registry {
         ctx.log_events().family(),
     );
     registry.register_collector(Box::new(ProcessCollector));
+    if let Some(log_file) = ctx.log_events().log_file_metrics() {
+        registry.register_collector(Box::new(SharedCollector(log_file)));
+    }
     registry
+}
+
+/// A collector shared by the registries of several roles (`up` runs them in one process).
+#[derive(Debug)]
+struct SharedCollector(std::sync::Arc<dyn prometheus_client::collector::Collector>);
+
+impl prometheus_client::collector::Collector for SharedCollector {
+    fn encode(
+        &self,
+        encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
 }
 
 /// Renders a registry in the Prometheus text format.

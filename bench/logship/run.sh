@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# logship benchmark (see README in this directory): writer vs a plain buffered write of the same
+# 200-byte JSON lines, shipper vs the `zstd -3` CLI (one thread) on the same 1 GiB of sealed
+# segments, and peak RSS of the shipper while it ships that 1 GiB. Writes results.md here.
+# MIB=… changes the data size. Data lives in a temp dir that is deleted afterwards.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+here="$root/bench/logship"
+mib=${MIB:-1024}
+writer_mib=${WRITER_MIB:-512}
+command -v zstd >/dev/null || { echo "bench: zstd missing (scripts/tools.sh apt zstd:zstd)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "bench: /usr/bin/time missing (scripts/tools.sh apt time)" >&2; exit 1; }
+cargo build --release --locked -p ferrostack-logship --example logship-bench
+bin="$root/target/release/examples/logship-bench"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/logship-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# The writer comparison runs on tmpfs when there is one: it measures the writer's own cost
+# over a plain buffered write, not the disk's writeback (which swings both on a shared VM).
+wdir="$tmp/w"; [ -d /dev/shm ] && wdir=$(mktemp -d /dev/shm/logship-bench.XXXXXX)
+echo "== writer ($writer_mib MiB, in $wdir)"
+writer=$("$bin" writer "$wdir" "$writer_mib")
+echo "$writer"
+rm -rf "$wdir"
+
+echo "== generating $mib MiB of sealed segments"
+"$bin" gen "$tmp/src" "$mib"
+bytes=$(du -sb "$tmp/src" | cut -f1)
+
+echo "== zstd -3 -T1 on the same files"
+start=$(date +%s.%N)
+zstd -3 -T1 -q -c "$tmp"/src/*.jsonl > "$tmp/all.zst"
+end=$(date +%s.%N)
+zbytes=$(stat -c %s "$tmp/all.zst"); rm -f "$tmp/all.zst"
+zstd_rate=$(echo "$bytes $start $end" | awk '{printf "%.1f", $1/1048576/($3-$2)}')
+echo "zstd: $zstd_rate MiB/s (ratio $(echo "$bytes $zbytes" | awk '{printf "%.2f", $1/$2}'))"
+
+echo "== shipper (file:// archive) under /usr/bin/time -v"
+/usr/bin/time -v "$bin" ship "$tmp/src" "$tmp/state" "$tmp/archive" > "$tmp/ship.out" 2> "$tmp/time.txt"
+ship=$(cat "$tmp/ship.out"); echo "$ship"
+rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tmp/time.txt")
+cpu=$(awk -F': ' '/Percent of CPU this job got/ {print $2}' "$tmp/time.txt")
+ship_rate=$(echo "$ship" | sed -n 's/.*= \([0-9.]*\) MiB\/s.*/\1/p')
+writer_ratio=$(echo "$writer" | sed -n 's/.*ratio \([0-9.]*\).*/\1/p')
+ship_ratio=$(echo "$ship_rate $zstd_rate" | awk '{printf "%.2f", $1/$2}')
+rss_mb=$(echo "$rss_kb" | awk '{printf "%.1f", $1/1024}')
+
+cat > "$here/results.md" <<MD
+# logship benchmark results
+
+Run: $(date -u +%Y-%m-%dT%H:%M:%SZ) by bench/logship/run.sh; $(nproc) vCPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),
+load average before: $load_before (the machine is shared with other builds; numbers vary ±30 %).
+Release build, page cache warm (the data was just written), archive on the same disk (file://).
+
+| measurement | result | target | holds |
+|---|---|---|---|
+| writer vs plain 64 KiB BufWriter, 200-byte JSON lines, $writer_mib MiB, best of 2 rounds, $( [ -d /dev/shm ] && echo tmpfs || echo disk) | $writer | writer ≥ 70 % of plain | $(echo "$writer_ratio" | awk '{print ($1>=0.7)?"yes":"no"}') ($writer_ratio) |
+| shipper (zstd level 3, journal + fsyncs, file:// store) vs \`zstd -3 -T1\` CLI on the same $mib MiB | shipper $ship_rate MiB/s, zstd CLI $zstd_rate MiB/s | shipper ≥ 70 % of zstd | $(echo "$ship_ratio" | awk '{print ($1>=0.7)?"yes":"no"}') ($ship_ratio) |
+| peak RSS of the shipper process while shipping $mib MiB | $rss_mb MB (CPU $cpu) | ≤ 64 MB | $(echo "$rss_mb" | awk '{print ($1<=64)?"yes":"no"}') |
+
+Shipper output: \`$ship\`
+MD
+cat "$here/results.md"

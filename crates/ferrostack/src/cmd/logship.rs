@@ -1,0 +1,150 @@
+//! `ferrostack logship`: ship sealed log segments and log files to object storage (probes and
+//! `/metrics` on the admin `--port`, 8084); `ferrostack logship verify --to URL`: check the
+//! archive, exit 1 on a problem.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use runtime::Context;
+use runtime::http::{ServerArgs, ServerConfig};
+use runtime::telemetry::LogEvents;
+use tokio_util::sync::CancellationToken;
+
+use super::Failure;
+
+/// `ferrostack logship` flags.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(crate) struct LogshipArgs {
+    #[command(subcommand)]
+    command: Option<LogshipCommand>,
+    #[command(flatten)]
+    ship: ShipArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum LogshipCommand {
+    /// List, decompress and check the archive (objects readable, line counts, sequence gaps
+    /// of the test producer); exit 1 on a problem.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// The archive: file:///path, s3://bucket/prefix, gs://…, az://….
+    #[arg(long, env = "FERROSTACK_TO")]
+    to: String,
+    /// Endpoint of an S3-compatible server.
+    #[arg(long, env = "FERROSTACK_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+}
+
+/// The shipper's flags (README "logship" has the guarantees and the key template).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ShipArgs {
+    /// Admin port: /healthz, /readyz, /metrics.
+    #[arg(long, env = "FERROSTACK_PORT", default_value_t = 8084)]
+    pub(crate) port: u16,
+    /// A directory to ship, DIR or NAME=DIR (repeatable or comma-separated; NAME, by default
+    /// the directory's name, is {role} in keys). Names starting with `.` are skipped.
+    #[arg(long = "source", env = "FERROSTACK_SOURCE", value_delimiter = ',')]
+    pub(crate) sources: Vec<String>,
+    /// Destination: file:///path, s3://bucket/prefix, gs://bucket/prefix, az://container/prefix.
+    #[arg(long, env = "FERROSTACK_TO")]
+    pub(crate) to: Option<String>,
+    /// Endpoint of an S3-compatible server; credentials come from the standard AWS chain.
+    #[arg(long, env = "FERROSTACK_S3_ENDPOINT")]
+    pub(crate) s3_endpoint: Option<String>,
+    /// The delivery journal and staged objects.
+    #[arg(long, env = "FERROSTACK_STATE_DIR", default_value = "./.logship")]
+    pub(crate) state_dir: PathBuf,
+    /// At most this many files per object.
+    #[arg(long, env = "FERROSTACK_BATCH_MAX_FILES", default_value_t = 1000)]
+    pub(crate) batch_max_files: usize,
+    /// At most this many uncompressed bytes per object (a larger file is an object of its own).
+    #[arg(long, env = "FERROSTACK_BATCH_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub(crate) batch_max_bytes: u64,
+    /// Ship a partial batch once its oldest file is this old.
+    #[arg(long, env = "FERROSTACK_BATCH_MAX_AGE", default_value = "60s", value_parser = runtime::parse_duration)]
+    pub(crate) batch_max_age: Duration,
+    /// zstd (level 3) or gzip (level 6).
+    #[arg(long, env = "FERROSTACK_COMPRESSION", default_value = "zstd")]
+    pub(crate) compression: String,
+    /// Pending bytes at which writers stop writing files and the pending_full metric rises;
+    /// unshipped files are never deleted (0 = no bound).
+    #[arg(long, env = "FERROSTACK_MAX_PENDING_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub(crate) max_pending_bytes: u64,
+    /// Object key under the URL prefix: {date} {hour} {host} {role} {seq} {ext}; {seq} required.
+    #[arg(long, env = "FERROSTACK_KEY_TEMPLATE", default_value = logship::config::DEFAULT_KEY_TEMPLATE)]
+    pub(crate) key_template: String,
+    /// Objects above this size use a resumable multipart upload.
+    #[arg(long, env = "FERROSTACK_MULTIPART_THRESHOLD", default_value_t = 32 * 1024 * 1024)]
+    pub(crate) multipart_threshold: u64,
+    /// Multipart part size (at least 5 MiB).
+    #[arg(long, env = "FERROSTACK_PART_SIZE", default_value_t = 8 * 1024 * 1024)]
+    pub(crate) part_size: u64,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+impl ShipArgs {
+    /// The validated logship configuration (admin server included).
+    pub(crate) fn config(&self) -> Result<logship::Config, Failure> {
+        let mut opts =
+            logship::Options::new(self.sources.clone(), self.to.clone().unwrap_or_default());
+        opts.s3_endpoint = self.s3_endpoint.clone();
+        opts.state_dir = self.state_dir.clone();
+        opts.batch_max_files = self.batch_max_files;
+        opts.batch_max_bytes = self.batch_max_bytes;
+        opts.batch_max_age = self.batch_max_age;
+        opts.compression = self.compression.clone();
+        opts.max_pending_bytes = self.max_pending_bytes;
+        opts.key_template = self.key_template.clone();
+        opts.multipart_threshold = self.multipart_threshold;
+        opts.part_size = self.part_size;
+        opts.shutdown_timeout = self.server.shutdown_timeout;
+        opts.request_timeout = self.server.request_timeout;
+        let mut config = opts.validate().map_err(|e| Failure::Config(e.into()))?;
+        config.admin = Some(
+            ServerConfig::new(&self.server, self.port).map_err(|e| Failure::Config(e.into()))?,
+        );
+        Ok(config)
+    }
+}
+
+pub(crate) async fn run(
+    args: LogshipArgs,
+    shutdown: CancellationToken,
+    events: LogEvents,
+    log_file: Option<logship::RotatingWriter>,
+) -> Result<(), Failure> {
+    match args.command {
+        Some(LogshipCommand::Verify(v)) => verify(v).await,
+        None => {
+            let mut config = args.ship.config()?;
+            config.seal_on_shutdown = log_file;
+            let ctx = Context::new("logship", shutdown, events);
+            logship::run(config, ctx)
+                .await
+                .map_err(|e| Failure::Run(e.into()))
+        }
+    }
+}
+
+async fn verify(args: VerifyArgs) -> Result<(), Failure> {
+    let mut opts = logship::Options::new(Vec::new(), args.to);
+    opts.s3_endpoint = args.s3_endpoint;
+    let (url, sink) = opts.destination().map_err(|e| Failure::Config(e.into()))?;
+    let report = logship::verify(&url, sink)
+        .await
+        .map_err(|e| Failure::Run(e.into()))?;
+    println!("{report}");
+    if report.ok() {
+        Ok(())
+    } else {
+        Err(Failure::Run(anyhow::anyhow!(
+            "the archive at {url} has problems (see above)"
+        )))
+    }
+}

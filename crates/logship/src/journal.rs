@@ -1,0 +1,412 @@
+//! The durable delivery journal: an append-only JSON-lines file in the state directory that
+//! records, each entry fsynced before the action it enables, which files went into which object
+//! (sequence number, key, size, sha256), multipart upload ids and parts, and which objects are
+//! confirmed delivered. A source file is deleted only after its batch's `delivered` entry is on
+//! disk. Replaying the journal after a crash retries the same key with the same bytes.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::writer::sync_dir;
+
+const JOURNAL: &str = "journal.jsonl";
+/// Rewrite the journal once it holds this many finished batches.
+const COMPACT_AFTER: usize = 512;
+
+/// A source file packed into a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Absolute or source-relative path of the file.
+    pub path: PathBuf,
+    /// Its size when packed.
+    pub size: u64,
+}
+
+/// One batch: the files packed into one object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRecord {
+    /// Sequence number (also in the key).
+    pub seq: u64,
+    /// Source name (the `{role}` of the key).
+    pub source: String,
+    /// Object key relative to the store root.
+    pub key: String,
+    /// Files packed, in order.
+    pub files: Vec<FileRef>,
+    /// Encoded object size.
+    pub size: u64,
+    /// sha256 of the encoded object, lowercase hex.
+    pub sha256: String,
+    /// Uncompressed bytes.
+    pub raw_bytes: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Entry {
+    Next { seq: u64 },
+    Batch(BatchRecord),
+    Multipart { seq: u64, upload_id: String },
+    Part { seq: u64, idx: usize, etag: String },
+    Delivered { seq: u64 },
+    Done { seq: u64 },
+}
+
+/// A batch not yet finished (delivered and its files deleted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenBatch {
+    /// What was packed.
+    pub record: BatchRecord,
+    /// Multipart upload in progress, if any.
+    pub upload_id: Option<String>,
+    /// Part ids (etags) uploaded so far, by index.
+    pub parts: Vec<String>,
+    /// The object is confirmed in the store.
+    pub delivered: bool,
+}
+
+/// Journal errors.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Disk I/O on the journal failed.
+    #[error("journal {path}: {source}")]
+    Io {
+        /// The journal path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// An entry could not be encoded.
+    #[error("journal entry: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// The journal file plus its replayed state.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    file: File,
+    next_seq: u64,
+    open: BTreeMap<u64, OpenBatch>,
+    finished_since_compaction: usize,
+}
+
+// === impl Journal ===
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir` and replays it. A torn last entry (a crash
+    /// during its append, before its fsync returned) is cut off; a damaged entry inside the
+    /// file is skipped and logged.
+    pub fn open(dir: &Path) -> Result<Self, JournalError> {
+        let io_err = |source| JournalError::Io {
+            path: dir.join(JOURNAL),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(io_err)?;
+        let path = dir.join(JOURNAL);
+        let mut next_seq = 0;
+        let mut open: BTreeMap<u64, OpenBatch> = BTreeMap::new();
+        let mut valid_len = 0u64;
+        if let Ok(file) = File::open(&path) {
+            let mut reader = BufReader::new(file);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = reader.read_until(b'\n', &mut line).map_err(io_err)?;
+                if n == 0 || line.last() != Some(&b'\n') {
+                    break; // a torn last entry: cut below
+                }
+                valid_len += n as u64;
+                match serde_json::from_slice::<Entry>(&line) {
+                    Ok(entry) => apply(&mut open, &mut next_seq, entry),
+                    // A damaged entry inside the file: skip it, keep everything after it.
+                    Err(e) => tracing::error!(error = %e, path = %path.display(),
+                        "logship journal: skipping an unreadable entry"),
+                }
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err)?;
+        if file.metadata().map_err(io_err)?.len() != valid_len {
+            file.set_len(valid_len).map_err(io_err)?;
+            file.sync_all().map_err(io_err)?;
+        }
+        sync_dir(dir).map_err(io_err)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            file,
+            next_seq,
+            open,
+            finished_since_compaction: 0,
+        })
+    }
+
+    /// The sequence number the next batch gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Batches not finished yet, by sequence number.
+    pub fn open_batches(&self) -> impl Iterator<Item = &OpenBatch> {
+        self.open.values()
+    }
+
+    /// One open batch.
+    pub fn get(&self, seq: u64) -> Option<&OpenBatch> {
+        self.open.get(&seq)
+    }
+
+    /// True if `path` is packed in an unfinished batch.
+    pub fn holds(&self, path: &Path) -> bool {
+        self.open
+            .values()
+            .any(|b| b.record.files.iter().any(|f| f.path == path))
+    }
+
+    /// Records a new batch (durably) before it is uploaded.
+    pub fn record_batch(&mut self, record: BatchRecord) -> Result<(), JournalError> {
+        self.append(Entry::Batch(record))
+    }
+
+    /// Records a multipart upload id.
+    pub fn record_multipart(&mut self, seq: u64, upload_id: &str) -> Result<(), JournalError> {
+        self.append(Entry::Multipart {
+            seq,
+            upload_id: upload_id.to_string(),
+        })
+    }
+
+    /// Records an uploaded part.
+    pub fn record_part(&mut self, seq: u64, idx: usize, etag: &str) -> Result<(), JournalError> {
+        self.append(Entry::Part {
+            seq,
+            idx,
+            etag: etag.to_string(),
+        })
+    }
+
+    /// Records that the object is confirmed in the store.
+    pub fn record_delivered(&mut self, seq: u64) -> Result<(), JournalError> {
+        self.append(Entry::Delivered { seq })
+    }
+
+    /// Records that the batch's local files are gone; compacts the journal now and then.
+    pub fn record_done(&mut self, seq: u64) -> Result<(), JournalError> {
+        self.append(Entry::Done { seq })?;
+        self.finished_since_compaction += 1;
+        if self.finished_since_compaction >= COMPACT_AFTER {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, entry: Entry) -> Result<(), JournalError> {
+        let mut line = serde_json::to_vec(&entry)?;
+        line.push(b'\n');
+        let path = self.dir.join(JOURNAL);
+        let io_err = |source| JournalError::Io {
+            path: path.clone(),
+            source,
+        };
+        self.file.write_all(&line).map_err(io_err)?;
+        self.file.sync_data().map_err(io_err)?;
+        apply(&mut self.open, &mut self.next_seq, entry);
+        Ok(())
+    }
+
+    /// Rewrites the journal with only the open batches (tmp, fsync, rename, fsync dir).
+    pub fn compact(&mut self) -> Result<(), JournalError> {
+        let path = self.dir.join(JOURNAL);
+        let tmp = self.dir.join(format!(".{JOURNAL}.tmp"));
+        let io_err = |source| JournalError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut out = Vec::new();
+        let mut push = |entry: &Entry| -> Result<(), JournalError> {
+            serde_json::to_writer(&mut out, entry)?;
+            out.push(b'\n');
+            Ok(())
+        };
+        push(&Entry::Next { seq: self.next_seq })?;
+        for batch in self.open.values() {
+            push(&Entry::Batch(batch.record.clone()))?;
+            let seq = batch.record.seq;
+            if let Some(upload_id) = &batch.upload_id {
+                push(&Entry::Multipart {
+                    seq,
+                    upload_id: upload_id.clone(),
+                })?;
+                for (idx, etag) in batch.parts.iter().enumerate() {
+                    push(&Entry::Part {
+                        seq,
+                        idx,
+                        etag: etag.clone(),
+                    })?;
+                }
+            }
+            if batch.delivered {
+                push(&Entry::Delivered { seq })?;
+            }
+        }
+        let mut file = File::create(&tmp).map_err(io_err)?;
+        file.write_all(&out).map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+        fs::rename(&tmp, &path).map_err(io_err)?;
+        sync_dir(&self.dir).map_err(io_err)?;
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_err)?;
+        self.finished_since_compaction = 0;
+        Ok(())
+    }
+}
+
+fn apply(open: &mut BTreeMap<u64, OpenBatch>, next_seq: &mut u64, entry: Entry) {
+    match entry {
+        Entry::Next { seq } => *next_seq = (*next_seq).max(seq),
+        Entry::Batch(record) => {
+            *next_seq = (*next_seq).max(record.seq + 1);
+            open.insert(
+                record.seq,
+                OpenBatch {
+                    record,
+                    upload_id: None,
+                    parts: Vec::new(),
+                    delivered: false,
+                },
+            );
+        }
+        Entry::Multipart { seq, upload_id } => {
+            if let Some(b) = open.get_mut(&seq) {
+                b.upload_id = Some(upload_id);
+                b.parts.clear();
+            }
+        }
+        Entry::Part { seq, idx, etag } => {
+            if let Some(b) = open.get_mut(&seq) {
+                b.parts.truncate(idx);
+                if b.parts.len() == idx {
+                    b.parts.push(etag);
+                }
+            }
+        }
+        Entry::Delivered { seq } => {
+            if let Some(b) = open.get_mut(&seq) {
+                b.delivered = true;
+            }
+        }
+        Entry::Done { seq } => {
+            open.remove(&seq);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64) -> BatchRecord {
+        BatchRecord {
+            seq,
+            source: "api".into(),
+            key: format!("k/{seq}"),
+            files: vec![FileRef {
+                path: PathBuf::from(format!("/logs/{seq}.json")),
+                size: 10,
+            }],
+            size: 5,
+            sha256: "ab".into(),
+            raw_bytes: 10,
+        }
+    }
+
+    #[test]
+    fn replay_restores_open_batches_and_next_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.record_batch(record(0)).unwrap();
+        j.record_batch(record(1)).unwrap();
+        j.record_multipart(1, "up-1").unwrap();
+        j.record_part(1, 0, "e0").unwrap();
+        j.record_delivered(0).unwrap();
+        j.record_done(0).unwrap();
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.next_seq(), 2);
+        let open: Vec<_> = j.open_batches().collect();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].record.seq, 1);
+        assert_eq!(open[0].upload_id.as_deref(), Some("up-1"));
+        assert_eq!(open[0].parts, vec!["e0".to_string()]);
+        assert!(j.holds(Path::new("/logs/1.json")));
+        assert!(!j.holds(Path::new("/logs/0.json")));
+    }
+
+    #[test]
+    fn torn_last_entry_is_cut_and_appends_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.record_batch(record(0)).unwrap();
+        drop(j);
+        let path = dir.path().join(JOURNAL);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"op":"delivered","se"#).unwrap();
+        drop(f);
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert!(!j.get(0).unwrap().delivered, "torn entry must not count");
+        j.record_delivered(0).unwrap();
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        assert!(j.get(0).unwrap().delivered);
+    }
+
+    #[test]
+    fn damaged_entry_inside_the_file_is_skipped_and_later_entries_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.record_batch(record(0)).unwrap();
+        drop(j);
+        let path = dir.path().join(JOURNAL);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"\x00\x00garbage\n").unwrap();
+        drop(f);
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.record_batch(record(1)).unwrap();
+        j.record_delivered(0).unwrap();
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        assert!(j.get(0).unwrap().delivered);
+        assert!(j.get(1).is_some());
+        assert_eq!(j.next_seq(), 2);
+    }
+
+    #[test]
+    fn compaction_keeps_open_state_and_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        for seq in 0..(COMPACT_AFTER as u64 + 3) {
+            j.record_batch(record(seq)).unwrap();
+            j.record_delivered(seq).unwrap();
+            if seq != 1 {
+                j.record_done(seq).unwrap();
+            }
+        }
+        let len = fs::metadata(dir.path().join(JOURNAL)).unwrap().len();
+        assert!(len < 4096, "journal compacted, {len} bytes");
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.next_seq(), COMPACT_AFTER as u64 + 3);
+        let open: Vec<_> = j.open_batches().map(|b| b.record.seq).collect();
+        assert_eq!(open, vec![1]);
+        assert!(j.get(1).unwrap().delivered);
+    }
+}

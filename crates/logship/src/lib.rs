@@ -1,0 +1,75 @@
+//! logship: a rotating JSON-lines log writer for every role, and a shipper that moves sealed
+//! segments and small log files to object storage with deterministic keys and create-only
+//! uploads, so that nothing is lost or duplicated across crashes and storage outages.
+//!
+//! Public surface: [`Options`] → [`Config`], [`run`] (with the admin server) or [`run_until`]
+//! (the shipper alone), [`RotatingWriter`], [`verify()`].
+
+pub mod batch;
+pub mod config;
+pub mod encoder;
+pub mod journal;
+pub mod metrics;
+pub mod service;
+pub mod sink;
+pub mod verify;
+pub mod writer;
+
+pub use config::{Config, ConfigError, Options};
+pub use metrics::Metrics;
+pub use service::{Error, Shipper};
+pub use verify::{Report, verify};
+pub use writer::{RotatingWriter, WriterConfig, WriterStats};
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Why the logship role stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The shipper failed.
+    #[error(transparent)]
+    Ship(#[from] Error),
+    /// The admin server failed.
+    #[error(transparent)]
+    Serve(#[from] runtime::http::ServeError),
+}
+
+/// Runs the logship role: the shipper plus, when configured, the admin server (probes and
+/// `/metrics` with the shipper's metrics), until the context's shutdown completes.
+pub async fn run(config: Config, ctx: runtime::Context) -> Result<(), RunError> {
+    let span = ctx.span();
+    async move {
+        let mut registry = runtime::metrics::registry(&ctx);
+        let metrics = Metrics::register(&mut registry);
+        let admin = config.admin.clone();
+        let shipper = Shipper::new(config, metrics)?;
+        let ship = shipper.run(ctx.shutdown().clone());
+        match admin {
+            Some(admin) => {
+                let api = utoipa_axum::router::OpenApiRouter::new();
+                let app = runtime::http::app(api, registry, &admin, &ctx);
+                let (shipped, served) = tokio::join!(ship, runtime::http::serve(&admin, &ctx, app));
+                shipped?;
+                served?;
+            }
+            None => {
+                ctx.readiness().set_ready(true);
+                ship.await?;
+            }
+        }
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs the shipper until `shutdown` is cancelled, then ships what it can within
+/// `config.shutdown_timeout`.
+pub async fn run_until(
+    config: Config,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    Shipper::new(config, metrics)?.run(shutdown).await
+}

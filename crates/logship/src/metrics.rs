@@ -1,0 +1,120 @@
+//! The shipper's Prometheus metrics (`ferrostack_logship_*`), registered into the role's
+//! registry; the handles are cheap clones shared with the service loop.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label set of `ferrostack_logship_upload_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Error kind: timeout, connect, server, auth, conflict, staging_io, ...
+    pub kind: String,
+}
+
+/// Shipper metrics.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// Bytes of objects stored (compressed).
+    pub shipped_bytes: Counter,
+    /// Objects stored.
+    pub shipped_objects: Counter,
+    /// Local files shipped (and then deleted).
+    pub shipped_files: Counter,
+    /// Files waiting (in sources or in unfinished batches).
+    pub pending_files: Gauge,
+    /// Bytes waiting.
+    pub pending_bytes: Gauge,
+    /// Age of the oldest waiting file.
+    pub oldest_pending_age: Gauge<f64, AtomicU64>,
+    /// Upload errors by kind.
+    pub upload_errors: Family<ErrorLabels, Counter>,
+    /// Duration of successful uploads.
+    pub upload_duration: Histogram,
+    /// 1 while pending bytes reach `--max-pending-bytes`.
+    pub pending_full: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            shipped_bytes: Counter::default(),
+            shipped_objects: Counter::default(),
+            shipped_files: Counter::default(),
+            pending_files: Gauge::default(),
+            pending_bytes: Gauge::default(),
+            oldest_pending_age: Gauge::default(),
+            upload_errors: Family::default(),
+            upload_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            pending_full: Gauge::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// New metrics registered into `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let r = registry;
+        r.register(
+            "ferrostack_logship_shipped_bytes",
+            "Bytes of objects stored",
+            m.shipped_bytes.clone(),
+        );
+        r.register(
+            "ferrostack_logship_shipped_objects",
+            "Objects stored",
+            m.shipped_objects.clone(),
+        );
+        r.register(
+            "ferrostack_logship_shipped_files",
+            "Local files shipped and deleted",
+            m.shipped_files.clone(),
+        );
+        r.register(
+            "ferrostack_logship_pending_files",
+            "Files waiting to be shipped",
+            m.pending_files.clone(),
+        );
+        r.register(
+            "ferrostack_logship_pending_bytes",
+            "Bytes waiting to be shipped",
+            m.pending_bytes.clone(),
+        );
+        r.register(
+            "ferrostack_logship_oldest_pending_age_seconds",
+            "Age of the oldest file waiting to be shipped",
+            m.oldest_pending_age.clone(),
+        );
+        r.register(
+            "ferrostack_logship_upload_errors",
+            "Upload errors by kind",
+            m.upload_errors.clone(),
+        );
+        r.register(
+            "ferrostack_logship_upload_duration_seconds",
+            "Duration of successful object uploads",
+            m.upload_duration.clone(),
+        );
+        r.register(
+            "ferrostack_logship_pending_full",
+            "1 while pending bytes reach --max-pending-bytes",
+            m.pending_full.clone(),
+        );
+        m
+    }
+
+    /// Counts an upload error.
+    pub fn upload_error(&self, kind: &str) {
+        self.upload_errors
+            .get_or_create(&ErrorLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+}

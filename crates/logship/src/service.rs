@@ -1,0 +1,525 @@
+//! The shipper loop: scan the sources, finish unfinished batches from the journal first, pack a
+//! ready batch, encode it into the staging directory, journal it, upload it create-only,
+//! journal the delivery, then delete its files (fsyncing their directories) and the staged
+//! object. Upload errors back off exponentially with jitter while data waits on disk; nothing
+//! unshipped is ever deleted. On shutdown it seals the process's own segment and ships what it
+//! can within the shutdown timeout; what is left resumes from the journal on the next start.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{self, Candidate, Source};
+use crate::config::{Config, KeyVars};
+use crate::encoder::{self, Encoded};
+use crate::journal::{BatchRecord, Journal, JournalError};
+use crate::metrics::Metrics;
+use crate::sink::{BuildError, MultipartProgress, Outcome, Sink, SinkError, Staged};
+use crate::writer::sync_dir;
+
+/// Shipper errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The journal could not be read or written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The destination could not be set up.
+    #[error("--to: {0}")]
+    Sink(#[from] BuildError),
+    /// A local file operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// An upload failed (retried with backoff).
+    #[error(transparent)]
+    Upload(#[from] SinkError),
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+enum Step {
+    Worked,
+    Idle,
+}
+
+/// The shipper: owns the journal, the sink and the metrics.
+#[derive(Debug)]
+pub struct Shipper {
+    config: Config,
+    sink: Sink,
+    journal: Journal,
+    metrics: Metrics,
+    staging: PathBuf,
+    pending_full: bool,
+    next_source: usize,
+    uploads_ok: bool,
+}
+
+// === impl Shipper ===
+
+impl Shipper {
+    /// Opens the journal, builds the sink and removes staged objects no batch refers to.
+    pub fn new(config: Config, metrics: Metrics) -> Result<Self, Error> {
+        let sink = Sink::new(&config.to, config.sink.clone())?;
+        let journal = Journal::open(&config.state_dir)?;
+        let staging = config.state_dir.join("staging");
+        fs::create_dir_all(&staging).map_err(io_err("create", &staging))?;
+        let keep: BTreeSet<PathBuf> = journal
+            .open_batches()
+            .map(|b| staged_path(&staging, b.record.seq, &config))
+            .collect();
+        for entry in fs::read_dir(&staging).map_err(io_err("list", &staging))? {
+            let path = entry.map_err(io_err("list", &staging))?.path();
+            if !keep.contains(&path) {
+                encoder::remove_staged(&path).map_err(io_err("remove", &path))?;
+            }
+        }
+        Ok(Self {
+            config,
+            sink,
+            journal,
+            metrics,
+            staging,
+            pending_full: false,
+            next_source: 0,
+            uploads_ok: true,
+        })
+    }
+
+    /// Runs until `shutdown`, then ships what it can within the shutdown timeout.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
+        tracing::info!(to = %self.config.to, sources = self.config.sources.len(), "logship started");
+        let mut failures = 0u32;
+        loop {
+            let result = tokio::select! {
+                r = self.step(false) => r,
+                () = shutdown.cancelled() => break,
+            };
+            let pause = match result {
+                Ok(Step::Worked) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(Step::Idle) => self.config.scan_interval,
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let pause = self.backoff(failures);
+                    tracing::warn!(error = %e, retry_in = ?pause, "logship: shipping failed, data stays on disk");
+                    pause
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        if let Some(writer) = &self.config.seal_on_shutdown
+            && let Err(e) = writer.seal()
+        {
+            tracing::warn!(error = %e, "logship: sealing the own log segment failed");
+        }
+        let deadline = tokio::time::Instant::now() + self.config.shutdown_timeout;
+        let drained = tokio::time::timeout_at(deadline, async {
+            let mut failures = 0;
+            loop {
+                match self.step(true).await {
+                    Ok(Step::Worked) => failures = 0,
+                    Ok(Step::Idle) => return,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, "logship: shipping during shutdown failed");
+                        tokio::time::sleep(self.backoff(failures)).await;
+                    }
+                }
+            }
+        })
+        .await
+        .is_ok();
+        self.scan();
+        tracing::info!(
+            drained,
+            pending_files = self.metrics.pending_files.get(),
+            pending_bytes = self.metrics.pending_bytes.get(),
+            "logship stopped"
+        );
+        Ok(())
+    }
+
+    /// Exponential backoff with equal jitter: between half and all of min(max, initial·2^n).
+    fn backoff(&self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(20);
+        let cap = self
+            .config
+            .retry_initial
+            .saturating_mul(1 << exp)
+            .min(self.config.retry_max);
+        let half = cap / 2;
+        half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+
+    /// One unit of work. Unfinished batches go first; while one uploads, the next ready batch
+    /// is encoded on a blocking thread (compression and storage I/O overlap), then journaled.
+    async fn step(&mut self, flush: bool) -> Result<Step, Error> {
+        let candidates = self.scan();
+        let next = self.ready_batch(&candidates, flush);
+        let unfinished = self.journal.open_batches().next().map(|b| b.record.seq);
+        let Some(seq) = unfinished else {
+            let Some((source, files)) = next else {
+                return Ok(Step::Idle);
+            };
+            let encoding = self.start_encode(&files);
+            self.commit(&source, encoding).await?;
+            return Ok(Step::Worked);
+        };
+        // While uploads fail, do not encode ahead: the work would be thrown away.
+        let encoding = next
+            .filter(|_| self.uploads_ok)
+            .map(|(source, files)| (source, self.start_encode(&files)));
+        let finished = self.finish(seq).await;
+        self.uploads_ok = finished.is_ok();
+        if let Some((source, encoding)) = encoding {
+            if finished.is_ok() {
+                self.commit(&source, encoding).await?;
+            } else {
+                // Not journaled: the files are packed again later.
+                let _ = encoding.handle.await;
+                let _ = encoder::remove_staged(&encoding.tmp);
+            }
+        }
+        finished.map(|()| Step::Worked)
+    }
+
+    /// The next ready batch, taking sources in turn.
+    fn ready_batch(
+        &mut self,
+        candidates: &[(Source, Vec<Candidate>)],
+        flush: bool,
+    ) -> Option<(Source, Vec<Candidate>)> {
+        let now = SystemTime::now();
+        let n = candidates.len();
+        for i in 0..n {
+            let idx = (self.next_source + i) % n;
+            let (source, files) = &candidates[idx];
+            if let Some(batch) = batch::pack(files, self.config.limits, now, flush) {
+                self.next_source = idx + 1;
+                return Some((source.clone(), batch.to_vec()));
+            }
+        }
+        None
+    }
+
+    /// Lists the sources (without files held by open batches) and updates pending metrics.
+    fn scan(&mut self) -> Vec<(Source, Vec<Candidate>)> {
+        let mut out = Vec::new();
+        let (mut files, mut bytes) = (0i64, 0i64);
+        let mut oldest: Option<SystemTime> = None;
+        let mut held = std::collections::HashSet::new();
+        for b in self.journal.open_batches() {
+            files += b.record.files.len() as i64;
+            bytes += b.record.raw_bytes as i64;
+            held.extend(b.record.files.iter().map(|f| f.path.clone()));
+        }
+        for source in &self.config.sources {
+            let mut cands = match batch::scan(source) {
+                Ok(cands) => cands,
+                Err(e) => {
+                    // One unreadable source must not stall the others.
+                    tracing::warn!(dir = %source.dir.display(), error = %e, "logship: cannot list source");
+                    Vec::new()
+                }
+            };
+            cands.retain(|c| !held.contains(&c.path));
+            for c in &cands {
+                files += 1;
+                bytes += c.size as i64;
+                oldest = Some(oldest.map_or(c.modified, |o| o.min(c.modified)));
+            }
+            out.push((source.clone(), cands));
+        }
+        self.metrics.pending_files.set(files);
+        self.metrics.pending_bytes.set(bytes);
+        let age = oldest
+            .and_then(|o| SystemTime::now().duration_since(o).ok())
+            .unwrap_or_default();
+        self.metrics.oldest_pending_age.set(age.as_secs_f64());
+        let bound = self.config.max_pending_bytes;
+        let full = bound > 0 && bytes as u64 >= bound;
+        if full != self.pending_full {
+            self.pending_full = full;
+            self.metrics.pending_full.set(i64::from(full));
+            if full {
+                tracing::warn!(
+                    pending_bytes = bytes,
+                    max_pending_bytes = bound,
+                    "logship: pending bound reached; log files wait on disk, writers stop writing files"
+                );
+            } else {
+                tracing::info!(
+                    pending_bytes = bytes,
+                    "logship: pending bytes below the bound again"
+                );
+            }
+        }
+        out
+    }
+
+    /// Starts encoding `files` into a temporary staging file on a blocking thread.
+    fn start_encode(&self, files: &[Candidate]) -> Encoding {
+        let tmp = self
+            .staging
+            .join(format!(".{}.tmp", ulid::Ulid::generate()));
+        let paths: Vec<PathBuf> = files.iter().map(|c| c.path.clone()).collect();
+        let (out, compression) = (tmp.clone(), self.config.compression);
+        let handle = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            encoder::encode(&refs, &out, compression)
+        });
+        Encoding { tmp, handle }
+    }
+
+    /// Waits for an encode, names it with the next sequence number and journals the batch
+    /// (staged file fsynced, renamed and its directory fsynced before the journal entry).
+    async fn commit(&mut self, source: &Source, encoding: Encoding) -> Result<(), Error> {
+        let Encoding { tmp, handle } = encoding;
+        let encoded = handle
+            .await
+            .map_err(|e| io_err("encode", &tmp)(io::Error::other(e)))?
+            .map_err(io_err("encode", &tmp))?;
+        if encoded.files.is_empty() {
+            encoder::remove_staged(&tmp).map_err(io_err("remove", &tmp))?;
+            return Ok(());
+        }
+        let seq = self.journal.next_seq();
+        let staged = staged_path(&self.staging, seq, &self.config);
+        fs::rename(&tmp, &staged).map_err(io_err("rename", &staged))?;
+        sync_dir(&self.staging).map_err(io_err("sync", &self.staging))?;
+        let key = self.config.key_template.render(&KeyVars {
+            time: time::OffsetDateTime::now_utc(),
+            host: &self.config.host,
+            role: &source.name,
+            seq,
+            ext: self.config.compression.ext(),
+        });
+        self.journal.record_batch(BatchRecord {
+            seq,
+            source: source.name.clone(),
+            key,
+            files: encoded.files,
+            size: encoded.size,
+            sha256: encoded.sha256,
+            raw_bytes: encoded.raw_bytes,
+        })?;
+        Ok(())
+    }
+
+    /// Uploads (or confirms) a journaled batch, then deletes its files.
+    async fn finish(&mut self, seq: u64) -> Result<(), Error> {
+        let Some(batch) = self.journal.get(seq).cloned() else {
+            return Ok(());
+        };
+        let staged = staged_path(&self.staging, seq, &self.config);
+        if !batch.delivered {
+            let record = self.ensure_staged(&batch.record, &staged).await?;
+            if record.files.is_empty() {
+                self.journal.record_done(seq)?;
+                return Ok(());
+            }
+            let started = Instant::now();
+            let mut progress = JournalProgress {
+                journal: &mut self.journal,
+                seq,
+            };
+            let result = self
+                .sink
+                .deliver(
+                    Staged {
+                        key: &record.key,
+                        path: &staged,
+                        size: record.size,
+                        sha256: &record.sha256,
+                        upload_id: batch.upload_id.as_deref(),
+                        parts: &batch.parts,
+                    },
+                    &mut progress,
+                )
+                .await;
+            let outcome = match result {
+                Ok(outcome) => outcome,
+                Err(SinkError::Conflict { key, size, sha256 }) => {
+                    self.metrics.upload_error("conflict");
+                    return self.rekey(record, &staged, &key, size, &sha256);
+                }
+                Err(e) => {
+                    self.metrics.upload_error(e.kind());
+                    return Err(e.into());
+                }
+            };
+            self.journal.record_delivered(seq)?;
+            self.metrics
+                .upload_duration
+                .observe(started.elapsed().as_secs_f64());
+            self.metrics.shipped_objects.inc();
+            self.metrics.shipped_bytes.inc_by(record.size);
+            tracing::info!(key = %record.key, files = record.files.len(), bytes = record.size,
+                existing = outcome == Outcome::AlreadyThere, "logship: object delivered");
+        }
+        let mut dirs = BTreeSet::new();
+        for f in &batch.record.files {
+            match fs::remove_file(&f.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("delete", &f.path)(e)),
+            }
+            if let Some(dir) = f.path.parent() {
+                dirs.insert(dir.to_path_buf());
+            }
+        }
+        for dir in &dirs {
+            sync_dir(dir).map_err(io_err("sync", dir))?;
+        }
+        encoder::remove_staged(&staged).map_err(io_err("remove", &staged))?;
+        self.journal.record_done(seq)?;
+        self.metrics
+            .shipped_files
+            .inc_by(batch.record.files.len() as u64);
+        Ok(())
+    }
+
+    /// Makes sure the staged object exists with the journaled sha256; re-encodes it from the
+    /// source files otherwise (and re-journals the batch if those changed).
+    async fn ensure_staged(
+        &mut self,
+        record: &BatchRecord,
+        staged: &Path,
+    ) -> Result<BatchRecord, Error> {
+        if fs::metadata(staged).is_ok_and(|m| m.len() == record.size) {
+            return Ok(record.clone());
+        }
+        let tmp = self
+            .staging
+            .join(format!(".{}-{}.tmp", record.seq, ulid::Ulid::generate()));
+        let paths = record.files.iter().map(|f| f.path.clone()).collect();
+        let encoded = encode_blocking(paths, tmp.clone(), self.config.compression).await?;
+        if encoded.files.is_empty() {
+            // Every file of the batch was removed by someone else: nothing left to ship.
+            encoder::remove_staged(&tmp).map_err(io_err("remove", &tmp))?;
+            tracing::error!(seq = record.seq, key = %record.key,
+                "logship: all files of an unshipped batch vanished before upload");
+            return Ok(BatchRecord {
+                files: Vec::new(),
+                ..record.clone()
+            });
+        }
+        fs::rename(&tmp, staged).map_err(io_err("rename", staged))?;
+        sync_dir(&self.staging).map_err(io_err("sync", &self.staging))?;
+        if encoded.sha256 == record.sha256 {
+            return Ok(record.clone());
+        }
+        tracing::warn!(
+            seq = record.seq,
+            "logship: batch files changed since packing; re-journaled"
+        );
+        let updated = BatchRecord {
+            files: encoded.files,
+            size: encoded.size,
+            sha256: encoded.sha256,
+            raw_bytes: encoded.raw_bytes,
+            ..record.clone()
+        };
+        self.journal.record_batch(updated.clone())?;
+        Ok(updated)
+    }
+
+    /// Another object holds the key: move the batch to a fresh sequence number (and key).
+    fn rekey(
+        &mut self,
+        record: BatchRecord,
+        staged: &Path,
+        key: &str,
+        size: u64,
+        sha256: &str,
+    ) -> Result<(), Error> {
+        let seq = self.journal.next_seq();
+        tracing::error!(
+            key,
+            size,
+            sha256,
+            new_seq = seq,
+            "logship: a different object already has this key; shipping under a new sequence number"
+        );
+        let new_key = self.config.key_template.render(&KeyVars {
+            time: time::OffsetDateTime::now_utc(),
+            host: &self.config.host,
+            role: &record.source,
+            seq,
+            ext: self.config.compression.ext(),
+        });
+        let old = record.seq;
+        self.journal.record_batch(BatchRecord {
+            seq,
+            key: new_key,
+            ..record
+        })?;
+        let target = staged_path(&self.staging, seq, &self.config);
+        fs::rename(staged, &target).map_err(io_err("rename", staged))?;
+        self.journal.record_done(old)?;
+        Ok(())
+    }
+}
+
+/// An encode running on a blocking thread.
+struct Encoding {
+    tmp: PathBuf,
+    handle: tokio::task::JoinHandle<io::Result<Encoded>>,
+}
+
+struct JournalProgress<'a> {
+    journal: &'a mut Journal,
+    seq: u64,
+}
+
+impl MultipartProgress for JournalProgress<'_> {
+    fn started(&mut self, upload_id: &str) -> Result<(), SinkError> {
+        Ok(self.journal.record_multipart(self.seq, upload_id)?)
+    }
+
+    fn part(&mut self, idx: usize, etag: &str) -> Result<(), SinkError> {
+        Ok(self.journal.record_part(self.seq, idx, etag)?)
+    }
+}
+
+fn staged_path(staging: &Path, seq: u64, config: &Config) -> PathBuf {
+    staging.join(format!("{seq:020}.{}", config.compression.ext()))
+}
+
+async fn encode_blocking(
+    paths: Vec<PathBuf>,
+    out: PathBuf,
+    compression: encoder::Compression,
+) -> Result<Encoded, Error> {
+    let target = out.clone();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        encoder::encode(&refs, &target, compression)
+    })
+    .await
+    .map_err(|e| io_err("encode", &out)(io::Error::other(e)))?
+    .map_err(io_err("encode", &out))
+}

@@ -1,0 +1,267 @@
+//! Shared fixtures: a moto S3 server on loopback, a TCP proxy that can cut the connection to it
+//! (a storage outage), a sequence-numbered line producer, and shipper options for tests.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use logship::{Options, RotatingWriter, WriterConfig};
+
+/// Polls `cond` until true or panics after `timeout` with `what`.
+pub(crate) fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Async variant of [`wait_for`].
+pub(crate) async fn wait_for_async(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A moto S3 server on loopback; killed on drop.
+pub(crate) struct Moto {
+    child: Child,
+    pub(crate) endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto (`MOTO_SERVER` or `.tools/venv/bin/moto_server`). Without it the test is
+    /// skipped, except under `CI=true`, where it fails.
+    pub(crate) fn start() -> Option<Self> {
+        let bin = std::env::var_os("MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/moto_server")
+            });
+        if !bin.exists() {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(
+                !ci,
+                "moto_server not found at {} (run make test-logship)",
+                bin.display()
+            );
+            eprintln!("SKIP: moto_server not found at {}", bin.display());
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        wait_for("moto_server to listen", Duration::from_secs(30), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Some(moto)
+    }
+
+    /// Creates a bucket (moto does not check credentials).
+    pub(crate) fn create_bucket(&self, bucket: &str) {
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// object_store options for moto.
+pub(crate) fn moto_store_options() -> Vec<(String, String)> {
+    [
+        ("aws_access_key_id", "test"),
+        ("aws_secret_access_key", "test"),
+        ("aws_region", "us-east-1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Options for a test shipper: quick batching and retries.
+pub(crate) fn test_options(sources: Vec<String>, to: String, state: &Path) -> Options {
+    let mut o = Options::new(sources, to);
+    o.state_dir = state.to_path_buf();
+    o.batch_max_age = Duration::from_millis(200);
+    o.scan_interval = Duration::from_millis(50);
+    o.retry_initial = Duration::from_millis(50);
+    o.retry_max = Duration::from_millis(500);
+    o.request_timeout = Duration::from_secs(5);
+    o.host = Some("testhost".into());
+    o
+}
+
+/// A loopback TCP proxy whose link can be cut (refuses and drops connections while down).
+pub(crate) struct Proxy {
+    pub(crate) endpoint: String,
+    down: Arc<AtomicBool>,
+    generation: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    /// Starts forwarding a new loopback port to `target` (`host:port`).
+    pub(crate) fn start(target: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let down = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(AtomicU64::new(0));
+        let (d, g, target) = (down.clone(), generation.clone(), target.to_string());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if d.load(Ordering::SeqCst) {
+                    continue; // dropped: connection reset
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let gen_at_start = g.load(Ordering::SeqCst);
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let g = g.clone();
+                    std::thread::spawn(move || {
+                        let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+                        let mut buf = [0u8; 64 * 1024];
+                        loop {
+                            if g.load(Ordering::SeqCst) != gen_at_start {
+                                break;
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                                Err(e)
+                                    if matches!(
+                                        e.kind(),
+                                        std::io::ErrorKind::WouldBlock
+                                            | std::io::ErrorKind::TimedOut
+                                    ) => {}
+                                Err(_) => break,
+                            }
+                        }
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self {
+            endpoint,
+            down,
+            generation,
+        }
+    }
+
+    /// Cuts (true) or restores (false) the link; cutting also closes open connections.
+    pub(crate) fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Writes `{"producer": ID, "seq": N}` lines through a rotating writer on a thread.
+pub(crate) struct Producer {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<u64>>,
+    pub(crate) writer: RotatingWriter,
+}
+
+impl Producer {
+    /// Starts writing through a writer with `config`, pausing `pause` between lines.
+    pub(crate) fn start(config: WriterConfig, id: &str, pause: Duration) -> Self {
+        let writer = RotatingWriter::open(config).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (w, s, id) = (writer.clone(), stop.clone(), id.to_string());
+        let handle = std::thread::spawn(move || {
+            let mut seq = 0u64;
+            while !s.load(Ordering::SeqCst) {
+                let line = format!(
+                    "{{\"level\":\"INFO\",\"message\":\"test line\",\"producer\":\"{id}\",\"seq\":{seq}}}\n"
+                );
+                (&w).write_all(line.as_bytes()).unwrap();
+                seq += 1;
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+            }
+            seq
+        });
+        Self {
+            stop,
+            handle: Some(handle),
+            writer,
+        }
+    }
+
+    /// Stops, seals the open segment and returns how many lines were written.
+    pub(crate) fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        let n = self.handle.take().unwrap().join().unwrap();
+        self.writer.seal().unwrap();
+        n
+    }
+}
+
+/// Writer settings for tests: `max_bytes` segments, sealed at least every 100 ms.
+pub(crate) fn writer_config(dir: &Path, max_bytes: u64) -> WriterConfig {
+    WriterConfig {
+        max_bytes,
+        max_age: Duration::from_millis(100),
+        flush_interval: Duration::from_millis(20),
+        ..WriterConfig::new(dir)
+    }
+}
+
+/// Number of non-dot files in a directory.
+pub(crate) fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count()
+        })
+        .unwrap_or(0)
+}
