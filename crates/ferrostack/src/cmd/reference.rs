@@ -20,7 +20,10 @@ fn render_all(root: &Command) -> String {
         "```text\n{}\n```\n",
         root.render_long_help().to_string().trim_end()
     ));
-    for sub in root.get_subcommands_mut().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+    for sub in root
+        .get_subcommands_mut()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         render(&mut out, "ferrostack", sub);
     }
     out
