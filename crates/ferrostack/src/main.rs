@@ -31,6 +31,8 @@ enum Role {
     BackendApi(services::BackendApiArgs),
     /// GET / (3 s of work, then a log file), GET /api.
     DataApi(services::DataApiArgs),
+    /// Kubernetes admission webhook: `serve` (HTTPS) or `check` manifests offline.
+    Webhook(cmd::webhook::WebhookArgs),
     /// Ship sealed log segments and log files to object storage; `logship verify` checks it.
     Logship(cmd::logship::LogshipArgs),
     /// Health checker: `run` probes once (the CronJob), `serve` probes on intervals and serves
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         let outcome = match role {
             Role::BackendApi(args) => cmd::services::backend_api(args, shutdown, log_events).await,
             Role::DataApi(args) => cmd::services::data_api(args, shutdown, log_events).await,
+            Role::Webhook(args) => cmd::webhook::run(args, shutdown, log_events).await,
             Role::Logship(args) => {
                 cmd::logship::run(args, shutdown, log_events, log_file.clone()).await
             }

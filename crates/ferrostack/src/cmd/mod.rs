@@ -6,6 +6,7 @@ pub(crate) mod logship;
 pub(crate) mod reference;
 pub(crate) mod services;
 pub(crate) mod up;
+pub(crate) mod webhook;
 
 use std::process::ExitCode;
 

@@ -127,6 +127,14 @@ pub(crate) async fn run(
     let sample_server = runtime::http::ServerConfig::new(&sample_server, sample_port)
         .map_err(|e| Failure::Config(e.into()))?;
 
+    let mut webhook: admission::ServeArgs = defaults().map_err(Failure::Config)?;
+    webhook.port = port(3)?;
+    webhook.metrics_port = port(5)?;
+    webhook.self_signed = true;
+    webhook.ca_file = Some(root.join("webhook-ca.pem"));
+    webhook.server = server(webhook.port)?;
+    let webhook = admission::Config::from_args(&webhook).map_err(|e| Failure::Config(e.into()))?;
+
     let root_ctx = Context::new("up", shutdown.clone(), events);
     let mut contexts = Vec::new();
     let mut roles: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
@@ -146,6 +154,15 @@ pub(crate) async fn run(
         (
             "data-api",
             services::run(data, ctx).await.map_err(Into::into),
+        )
+    });
+
+    let ctx = root_ctx.for_role("webhook");
+    contexts.push((ctx.clone(), format!("https://{}/", socket(host, port(3)?))));
+    roles.spawn(async move {
+        (
+            "webhook",
+            admission::run(webhook, ctx).await.map_err(Into::into),
         )
     });
 
@@ -270,6 +287,16 @@ fn url_table(host: IpAddr, base: u16, root: &Path) -> String {
             "healthcheck",
             format!("{}/", url(2)),
             "status page  /api/status  (probes the two APIs every 30s)",
+        ),
+        (
+            "webhook (TLS)",
+            format!("https://{}/", socket(host, base.saturating_add(3))),
+            "POST /validate  /mutate (CA: webhook-ca.pem in the data dir)",
+        ),
+        (
+            "webhook metrics",
+            format!("{}/metrics", url(5)),
+            "the webhook's /healthz /readyz /metrics over plain HTTP",
         ),
         (
             "logship",

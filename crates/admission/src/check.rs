@@ -1,0 +1,413 @@
+//! `webhook check`: the same policies over multi-document YAML files, printed like a linter.
+//!
+//! Each finding is one line, `FILE:DOC: KIND/NAME: FIELD: error|warning[POLICY]: MESSAGE`,
+//! where DOC counts the file's YAML documents from 1. By default the mutations are applied
+//! first, as the mutating webhook would before the validating one sees the object. Exit code:
+//! 0 clean or warnings only, 1 an enforce violation, 2 an input that cannot be read or parsed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::engine::Policies;
+use crate::policy::{Mode, Violation};
+
+/// `ferrostack webhook check` flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CheckArgs {
+    /// Manifests to check (multi-document YAML, e.g. `helm template` output); `-` reads stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// Policy file (YAML); the built-in defaults when absent.
+    #[arg(long, env = "FERROSTACK_POLICY_FILE")]
+    pub policy_file: Option<std::path::PathBuf>,
+    /// Namespace of objects that name none (as `kubectl apply -n`).
+    #[arg(long, env = "FERROSTACK_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Check the objects as written, without applying the webhook's mutations first.
+    #[arg(long, env = "FERROSTACK_NO_MUTATE")]
+    pub no_mutate: bool,
+}
+
+/// The `webhook check` command: loads the policies (an unusable policy file is an error,
+/// exit 2) and checks the files; print [`Report::render`], exit with [`Report::exit_code`].
+pub fn run(args: &CheckArgs, stdin: impl Read) -> Result<Report, crate::config::PolicyFileError> {
+    let policies = Policies::load(args.policy_file.as_deref(), None)?;
+    let options = Options {
+        no_mutate: args.no_mutate,
+        namespace: args.namespace.clone(),
+    };
+    Ok(check_files(&policies, &args.files, stdin, &options))
+}
+
+/// One input: its display name and text.
+#[derive(Clone, Debug)]
+pub struct Input {
+    /// The path as given, or `-` for stdin.
+    pub name: String,
+    /// The YAML text.
+    pub text: String,
+}
+
+/// How `check` treats the objects.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Validate the objects as written, without applying the mutations first.
+    pub no_mutate: bool,
+    /// Namespace of objects that do not name one (as `kubectl apply -n` would).
+    pub namespace: Option<String>,
+}
+
+/// One violation, located in the inputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// Input name.
+    pub file: String,
+    /// 1-based document number in the file.
+    pub document: usize,
+    /// `kind` of the object.
+    pub kind: String,
+    /// `metadata.name` of the object.
+    pub name: String,
+    /// What is wrong.
+    pub violation: Violation,
+}
+
+/// Everything `check` found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Findings in input order.
+    pub findings: Vec<Finding>,
+    /// Inputs or documents that could not be read or parsed.
+    pub errors: Vec<String>,
+    /// Documents read.
+    pub documents: usize,
+    /// Objects the policies applied to.
+    pub workloads: usize,
+}
+
+impl Report {
+    /// 2 on an unreadable input, 1 on an enforce violation, else 0.
+    pub fn exit_code(&self) -> i32 {
+        if !self.errors.is_empty() {
+            2
+        } else if self
+            .findings
+            .iter()
+            .any(|f| f.violation.mode == Mode::Enforce)
+        {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// The linter output: one line per finding and error, then a summary line.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for f in &self.findings {
+            let v = &f.violation;
+            let severity = if v.mode == Mode::Enforce {
+                "error"
+            } else {
+                "warning"
+            };
+            let container = v
+                .container
+                .as_ref()
+                .map(|c| format!("container {c:?}: "))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{}:{}: {}/{}: {}: {severity}[{}]: {container}{}",
+                f.file, f.document, f.kind, f.name, v.field, v.policy, v.message
+            );
+        }
+        for e in &self.errors {
+            let _ = writeln!(out, "{e}");
+        }
+        let errors = self
+            .findings
+            .iter()
+            .filter(|f| f.violation.mode == Mode::Enforce)
+            .count();
+        let _ = writeln!(
+            out,
+            "{} documents, {} workloads checked: {errors} errors, {} warnings{}",
+            self.documents,
+            self.workloads,
+            self.findings.len() - errors,
+            if self.errors.is_empty() {
+                String::new()
+            } else {
+                format!(", {} unreadable inputs", self.errors.len())
+            }
+        );
+        out
+    }
+}
+
+/// Reads `paths` (`-` is `stdin`) into inputs; unreadable ones become errors in the report.
+pub fn read_inputs(paths: &[impl AsRef<Path>], mut stdin: impl Read) -> (Vec<Input>, Vec<String>) {
+    let mut inputs = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        let p = p.as_ref();
+        let name = p.display().to_string();
+        let text = if name == "-" {
+            let mut s = String::new();
+            stdin.read_to_string(&mut s).map(|_| s)
+        } else {
+            std::fs::read_to_string(p)
+        };
+        match text {
+            Ok(text) => inputs.push(Input { name, text }),
+            Err(e) => errors.push(format!("{name}: cannot read: {e}")),
+        }
+    }
+    (inputs, errors)
+}
+
+/// Splits a YAML text into JSON documents (empty documents are kept as `Null` so numbering
+/// matches the file); stops at the first syntax error.
+pub fn documents(text: &str) -> (Vec<Value>, Option<String>) {
+    let mut docs = Vec::new();
+    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
+        match Value::deserialize(doc) {
+            Ok(v) => docs.push(v),
+            Err(e) => return (docs, Some(format!("document {}: {e}", i + 1))),
+        }
+    }
+    (docs, None)
+}
+
+/// The `webhook check` entry point: reads `paths` (`-` is `stdin`) and checks them.
+pub fn check_files(
+    policies: &Policies,
+    paths: &[impl AsRef<Path>],
+    stdin: impl Read,
+    options: &Options,
+) -> Report {
+    let (inputs, errors) = read_inputs(paths, stdin);
+    let mut report = check(policies, &inputs, options);
+    report.errors.splice(0..0, errors);
+    report
+}
+
+/// Runs the policies over every document of every input.
+pub fn check(policies: &Policies, inputs: &[Input], options: &Options) -> Report {
+    let mut report = Report::default();
+    let mut parsed = Vec::new();
+    for input in inputs {
+        let (docs, error) = documents(&input.text);
+        if let Some(e) = error {
+            report.errors.push(format!("{}: {e}", input.name));
+        }
+        parsed.push((input, docs));
+    }
+    // Namespaces declared in the inputs, so the priority-class policy knows their labels.
+    let mut namespace_labels: BTreeMap<String, Value> = BTreeMap::new();
+    for (_, docs) in &parsed {
+        for doc in docs.iter().flat_map(expand) {
+            if doc["kind"] == "Namespace"
+                && let Some(name) = doc["metadata"]["name"].as_str()
+            {
+                namespace_labels.insert(name.to_owned(), doc["metadata"]["labels"].clone());
+            }
+        }
+    }
+    for (input, docs) in &parsed {
+        for (i, doc) in docs.iter().enumerate() {
+            if doc.is_null() {
+                continue;
+            }
+            report.documents += 1;
+            if !doc.is_object() {
+                report
+                    .errors
+                    .push(format!("{}:{}: not a Kubernetes object", input.name, i + 1));
+                continue;
+            }
+            for object in expand(doc) {
+                check_object(
+                    policies,
+                    options,
+                    &namespace_labels,
+                    object,
+                    (&input.name, i + 1),
+                    &mut report,
+                );
+            }
+        }
+    }
+    report
+}
+
+/// A `List` expands to its items; anything else is itself.
+fn expand(doc: &Value) -> Vec<&Value> {
+    match doc["items"].as_array() {
+        Some(items) if doc["kind"].as_str().is_some_and(|k| k.ends_with("List")) => {
+            items.iter().collect()
+        }
+        _ => vec![doc],
+    }
+}
+
+fn check_object(
+    policies: &Policies,
+    options: &Options,
+    namespace_labels: &BTreeMap<String, Value>,
+    object: &Value,
+    (file, document): (&str, usize),
+    report: &mut Report,
+) {
+    let Some(kind) = object["kind"].as_str() else {
+        return;
+    };
+    let namespace = object["metadata"]["namespace"]
+        .as_str()
+        .or(options.namespace.as_deref());
+    let labelled = namespace
+        .and_then(|ns| namespace_labels.get(ns))
+        .is_some_and(|labels| policies.namespace_labelled(labels));
+    let mut mutated;
+    let mut subject = object;
+    if !options.no_mutate && policies.mutations.applies(namespace) {
+        mutated = object.clone();
+        policies.mutations.apply(kind, &mut mutated);
+        subject = &mutated;
+    }
+    let Some(violations) = policies.evaluate_object(kind, subject, namespace, labelled) else {
+        return;
+    };
+    report.workloads += 1;
+    let name = object["metadata"]["name"].as_str().unwrap_or("(unnamed)");
+    report
+        .findings
+        .extend(violations.into_iter().map(|violation| Finding {
+            file: file.to_owned(),
+            document,
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            violation,
+        }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 2
+  template:
+    metadata: {labels: {app.kubernetes.io/name: web}}
+    spec:
+      securityContext: {runAsNonRoot: true}
+      containers:
+        - name: web
+          image: ghcr.io/ferrostack/web:1.0.0
+          resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {memory: 128Mi}}
+          securityContext: {capabilities: {drop: [ALL]}, readOnlyRootFilesystem: true}
+          livenessProbe: {tcpSocket: {port: 8080}}
+          readinessProbe: {httpGet: {path: /readyz, port: 8080}}
+"#;
+
+    fn run(text: &str, options: &Options) -> Report {
+        let p = Policies::load(None, None).unwrap();
+        check(
+            &p,
+            &[Input {
+                name: "m.yaml".into(),
+                text: text.into(),
+            }],
+            options,
+        )
+    }
+
+    #[test]
+    fn a_compliant_deployment_passes_after_mutation_only() {
+        let r = run(GOOD, &Options::default());
+        assert_eq!(r.exit_code(), 0, "{}", r.render());
+        assert!(r.findings.is_empty(), "{}", r.render());
+        let raw = run(
+            GOOD,
+            &Options {
+                no_mutate: true,
+                ..Options::default()
+            },
+        );
+        assert_eq!(
+            raw.exit_code(),
+            1,
+            "seccomp and allowPrivilegeEscalation are unset as written"
+        );
+    }
+
+    #[test]
+    fn findings_name_file_document_object_and_field() {
+        let text = format!(
+            "# comment only\n---\n{GOOD}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers: [{{name: c, image: 'nginx:latest'}}]\n"
+        );
+        let r = run(&text, &Options::default());
+        assert_eq!(r.documents, 2);
+        assert_eq!(r.exit_code(), 1);
+        let out = r.render();
+        assert!(
+            out.contains("m.yaml:2: Pod/p: spec.containers[0].image: error[image-tag]: container \"c\": image \"nginx:latest\" uses the tag latest"),
+            "{out}"
+        );
+        assert!(out.contains("warning[probes]"), "{out}");
+        assert!(out.ends_with("warnings\n"), "{out}");
+    }
+
+    #[test]
+    fn warnings_alone_exit_zero() {
+        let text = GOOD.replace(
+            "readOnlyRootFilesystem: true",
+            "readOnlyRootFilesystem: false",
+        );
+        let r = run(&text, &Options::default());
+        assert_eq!(r.exit_code(), 0, "{}", r.render());
+        assert_eq!(r.findings.len(), 1);
+    }
+
+    #[test]
+    fn labelled_namespaces_in_the_input_require_a_priority_class() {
+        let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {ferrostack.io/priority-required: 'true'}}\n---\n";
+        let r = run(&format!("{ns}{GOOD}"), &Options::default());
+        assert_eq!(r.exit_code(), 1, "{}", r.render());
+        assert_eq!(r.findings[0].violation.policy, "priority-class");
+    }
+
+    #[test]
+    fn bad_yaml_and_scalars_exit_two_with_the_reason() {
+        let r = run("kind: [unclosed\n", &Options::default());
+        assert_eq!(r.exit_code(), 2);
+        assert!(
+            r.errors[0].starts_with("m.yaml: document 1:"),
+            "{:?}",
+            r.errors
+        );
+        let r = run("just a string\n", &Options::default());
+        assert_eq!(r.exit_code(), 2);
+    }
+
+    #[test]
+    fn unreadable_files_are_errors() {
+        let (inputs, errors) = read_inputs(&["/nonexistent/x.yaml", "-"], "kind: Pod\n".as_bytes());
+        assert_eq!(inputs.len(), 1);
+        assert_eq!(inputs[0].name, "-");
+        assert!(
+            errors[0].starts_with("/nonexistent/x.yaml: cannot read"),
+            "{errors:?}"
+        );
+    }
+}

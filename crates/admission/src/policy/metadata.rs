@@ -1,0 +1,140 @@
+//! `required-labels` on the pod (template) and `priority-class` in labelled namespaces.
+
+use super::{Report, Scope, Subject, Violation};
+
+/// `required-labels`: the pod (for controllers, the pod template) carries every listed label
+/// with a non-empty value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequiredLabels {
+    /// Mode and exclusions.
+    pub scope: Scope,
+    /// Label keys (default `app.kubernetes.io/name`).
+    pub labels: Vec<String>,
+}
+
+/// `priority-class`: `priorityClassName` is set in namespaces that carry the chosen label
+/// (case study 4.1: the important application must win under resource pressure).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PriorityClass {
+    /// Mode and exclusions.
+    pub scope: Scope,
+    /// The namespace label that makes the policy apply (`key` or `key=value`); the webhook learns
+    /// it from the path it is called on, `check` from the Namespace documents it reads.
+    pub namespace_label: String,
+}
+
+impl RequiredLabels {
+    /// Adds a violation per missing label.
+    pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
+        let w = &subject.workload;
+        let mut r = Report::new("required-labels", self.scope.mode, subject, out);
+        for key in &self.labels {
+            if w.pod_label(key).is_none_or(str::is_empty) {
+                r.object(
+                    &format!("{}.labels[{key:?}]", w.shape.meta_path()),
+                    format!("label {key} is not set"),
+                );
+            }
+        }
+    }
+}
+
+impl PriorityClass {
+    /// Adds a violation when the namespace is labelled and no priority class is set.
+    pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
+        if !subject.namespace_labelled {
+            return;
+        }
+        let spec = subject.workload.pod_spec();
+        if spec["priorityClassName"].as_str().is_none_or(str::is_empty) {
+            let ns = subject.namespace.unwrap_or("this namespace");
+            Report::new("priority-class", self.scope.mode, subject, out).pod(
+                "priorityClassName",
+                format!(
+                    "priorityClassName is required in namespace {ns} (it carries the label {})",
+                    self.namespace_label
+                ),
+            );
+        }
+    }
+
+    /// Whether a namespace with these labels carries the configured label.
+    pub fn matches(&self, labels: &serde_json::Value) -> bool {
+        match self.namespace_label.split_once('=') {
+            Some((key, value)) => labels[key] == value,
+            None => labels.get(&self.namespace_label).is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::test_util::{deployment, enforce, fields, subject};
+    use serde_json::json;
+
+    #[test]
+    fn missing_and_empty_labels_are_reported_on_the_template() {
+        let mut object = deployment(json!({"containers": []}));
+        object["spec"]["template"]["metadata"]["labels"]["team"] = json!("");
+        let p = RequiredLabels {
+            scope: enforce(),
+            labels: vec![
+                "app.kubernetes.io/name".into(),
+                "team".into(),
+                "tier".into(),
+            ],
+        };
+        let mut out = Vec::new();
+        p.evaluate(&subject(&object), &mut out);
+        assert_eq!(
+            fields(&out),
+            [
+                r#"spec.template.metadata.labels["team"]"#,
+                r#"spec.template.metadata.labels["tier"]"#
+            ]
+        );
+    }
+
+    #[test]
+    fn priority_class_is_required_only_in_labelled_namespaces() {
+        let object = deployment(json!({"containers": []}));
+        let p = PriorityClass {
+            scope: enforce(),
+            namespace_label: "ferrostack.io/priority".into(),
+        };
+        let mut s = subject(&object);
+        let mut out = Vec::new();
+        p.evaluate(&s, &mut out);
+        assert!(out.is_empty());
+        s.namespace_labelled = true;
+        p.evaluate(&s, &mut out);
+        assert_eq!(fields(&out), ["spec.template.spec.priorityClassName"]);
+
+        let with = deployment(json!({"containers": [], "priorityClassName": "high-priority"}));
+        let s = Subject {
+            namespace_labelled: true,
+            ..subject(&with)
+        };
+        let mut out = Vec::new();
+        p.evaluate(&s, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn namespace_label_matches_key_or_key_value() {
+        let key = PriorityClass {
+            scope: enforce(),
+            namespace_label: "tier".into(),
+        };
+        let kv = PriorityClass {
+            scope: enforce(),
+            namespace_label: "tier=critical".into(),
+        };
+        let labels = json!({"tier": "batch"});
+        assert!(key.matches(&labels));
+        assert!(!kv.matches(&labels));
+        assert!(kv.matches(&json!({"tier": "critical"})));
+        assert!(!key.matches(&json!({})));
+    }
+}

@@ -1,0 +1,319 @@
+//! `pod-security` (Pod Security Standards, restricted profile) and `read-only-root-filesystem`.
+//!
+//! Semantics follow kubernetes/pod-security-admission `policy/check_*.go`: container-level
+//! settings override pod-level ones, and a pod-level `runAsNonRoot` / seccomp profile satisfies
+//! every container that leaves it unset.
+
+use serde_json::Value;
+
+use super::{ALL_GROUPS, Container, RUN_GROUPS, Report, Scope, Subject, Violation, containers};
+
+/// Volume types the restricted profile allows.
+pub const ALLOWED_VOLUME_TYPES: &[&str] = &[
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+];
+
+/// `pod-security`: the restricted Pod Security Standard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodSecurity {
+    /// Mode and exclusions.
+    pub scope: Scope,
+}
+
+/// `read-only-root-filesystem`: every container mounts its root filesystem read-only.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadOnlyRootFilesystem {
+    /// Mode and exclusions.
+    pub scope: Scope,
+}
+
+impl PodSecurity {
+    /// Adds a violation for every restricted-profile rule the pod breaks.
+    pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
+        let spec = subject.workload.pod_spec();
+        let pod_sc = &spec["securityContext"];
+        let mut r = Report::new("pod-security", self.scope.mode, subject, out);
+
+        for ns in ["hostNetwork", "hostPID", "hostIPC"] {
+            if spec[ns] == true {
+                r.pod(ns, format!("{ns} must not be true"));
+            }
+        }
+        host_volumes(spec, &mut r);
+        run_as_root(spec, pod_sc, &mut r);
+        seccomp(spec, pod_sc, &mut r);
+
+        for c in containers(spec, ALL_GROUPS) {
+            if c.security("privileged") == true {
+                r.container(
+                    &c,
+                    "securityContext.privileged",
+                    "privileged must not be true",
+                );
+            }
+            // PSA checks containers and initContainers here; ephemeral ones cannot set it at creation.
+            if c.group != super::Group::Ephemeral && c.security("allowPrivilegeEscalation") != false
+            {
+                r.container(
+                    &c,
+                    "securityContext.allowPrivilegeEscalation",
+                    "allowPrivilegeEscalation must be set to false",
+                );
+            }
+            capabilities(&c, &mut r);
+            for (i, port) in c.value["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if port["hostPort"].as_i64().is_some_and(|p| p != 0) {
+                    r.container(
+                        &c,
+                        &format!("ports[{i}].hostPort"),
+                        "hostPort must not be set",
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn host_volumes(spec: &Value, r: &mut Report<'_>) {
+    for (i, volume) in spec["volumes"].as_array().into_iter().flatten().enumerate() {
+        let Some(fields) = volume.as_object() else {
+            continue;
+        };
+        for key in fields.keys().filter(|k| *k != "name") {
+            if key == "hostPath" {
+                r.pod(
+                    &format!("volumes[{i}].hostPath"),
+                    "hostPath volumes are not allowed",
+                );
+            } else if !ALLOWED_VOLUME_TYPES.contains(&key.as_str()) {
+                r.pod(
+                    &format!("volumes[{i}].{key}"),
+                    format!(
+                        "volume type {key} is not allowed (allowed: {})",
+                        ALLOWED_VOLUME_TYPES.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn run_as_root(spec: &Value, pod_sc: &Value, r: &mut Report<'_>) {
+    let pod_non_root = pod_sc["runAsNonRoot"] == true;
+    if pod_sc["runAsNonRoot"] == false {
+        r.pod(
+            "securityContext.runAsNonRoot",
+            "runAsNonRoot must not be false",
+        );
+    }
+    if pod_sc["runAsUser"] == 0 {
+        r.pod(
+            "securityContext.runAsUser",
+            "runAsUser must not be 0 (root)",
+        );
+    }
+    // With user namespaces (hostUsers: false) root in the container is not root on the node.
+    let user_namespaced = spec["hostUsers"] == false;
+    for c in containers(spec, ALL_GROUPS) {
+        let own = c.security("runAsNonRoot");
+        if !user_namespaced && (own == false || (own.is_null() && !pod_non_root)) {
+            r.container(
+                &c,
+                "securityContext.runAsNonRoot",
+                "runAsNonRoot must be true (here or in the pod securityContext)",
+            );
+        }
+        if c.security("runAsUser") == 0 {
+            r.container(
+                &c,
+                "securityContext.runAsUser",
+                "runAsUser must not be 0 (root)",
+            );
+        }
+    }
+}
+
+fn allowed_seccomp(profile: &Value) -> bool {
+    matches!(
+        profile["type"].as_str(),
+        Some("RuntimeDefault" | "Localhost")
+    )
+}
+
+fn seccomp(spec: &Value, pod_sc: &Value, r: &mut Report<'_>) {
+    let pod_profile = &pod_sc["seccompProfile"];
+    let pod_ok = allowed_seccomp(pod_profile);
+    if !pod_profile.is_null() && !pod_ok {
+        r.pod(
+            "securityContext.seccompProfile.type",
+            "seccompProfile.type must be RuntimeDefault or Localhost",
+        );
+    }
+    for c in containers(spec, ALL_GROUPS) {
+        let own = c.security("seccompProfile");
+        if own.is_null() {
+            if !pod_ok && !pod_profile.is_null() {
+                continue; // already reported at pod level
+            }
+            if !pod_ok {
+                r.container(
+                    &c,
+                    "securityContext.seccompProfile.type",
+                    "seccompProfile.type must be RuntimeDefault or Localhost (here or in the pod securityContext)",
+                );
+            }
+        } else if !allowed_seccomp(own) {
+            r.container(
+                &c,
+                "securityContext.seccompProfile.type",
+                "seccompProfile.type must be RuntimeDefault or Localhost",
+            );
+        }
+    }
+}
+
+fn capabilities(c: &Container<'_>, r: &mut Report<'_>) {
+    let caps = c.security("capabilities");
+    let drops_all = caps["drop"]
+        .as_array()
+        .is_some_and(|d| d.iter().any(|x| x == "ALL"));
+    if !drops_all {
+        r.container(
+            c,
+            "securityContext.capabilities.drop",
+            "capabilities.drop must include ALL",
+        );
+    }
+    for (i, add) in caps["add"].as_array().into_iter().flatten().enumerate() {
+        if add != "NET_BIND_SERVICE" {
+            r.container(
+                c,
+                &format!("securityContext.capabilities.add[{i}]"),
+                format!("capability {add} must not be added (only NET_BIND_SERVICE is allowed)"),
+            );
+        }
+    }
+}
+
+impl ReadOnlyRootFilesystem {
+    /// Adds a violation for every container without `readOnlyRootFilesystem: true`.
+    pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
+        let mut r = Report::new("read-only-root-filesystem", self.scope.mode, subject, out);
+        for c in containers(subject.workload.pod_spec(), RUN_GROUPS) {
+            if c.security("readOnlyRootFilesystem") != true {
+                r.container(
+                    &c,
+                    "securityContext.readOnlyRootFilesystem",
+                    "readOnlyRootFilesystem must be true",
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::test_util::{deployment, enforce, fields, subject};
+    use serde_json::json;
+
+    fn restricted_container(name: &str) -> Value {
+        json!({"name": name, "image": "app:1", "securityContext": {
+            "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}})
+    }
+
+    fn run(pod_spec: Value) -> Vec<Violation> {
+        let object = deployment(pod_spec);
+        let mut out = Vec::new();
+        PodSecurity { scope: enforce() }.evaluate(&subject(&object), &mut out);
+        out
+    }
+
+    #[test]
+    fn a_restricted_pod_passes() {
+        let v = run(json!({
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [restricted_container("a")],
+            "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "c"}}]
+        }));
+        assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn container_level_settings_satisfy_the_profile_without_pod_level() {
+        let mut c = restricted_container("a");
+        c["securityContext"]["runAsNonRoot"] = json!(true);
+        c["securityContext"]["seccompProfile"] =
+            json!({"type": "Localhost", "localhostProfile": "p.json"});
+        assert!(run(json!({"containers": [c]})).is_empty());
+    }
+
+    #[test]
+    fn an_empty_security_context_breaks_every_container_rule() {
+        let v = run(json!({"containers": [{"name": "a", "image": "app:1"}]}));
+        assert_eq!(
+            fields(&v),
+            [
+                "spec.template.spec.containers[0].securityContext.runAsNonRoot",
+                "spec.template.spec.containers[0].securityContext.seccompProfile.type",
+                "spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation",
+                "spec.template.spec.containers[0].securityContext.capabilities.drop",
+            ]
+        );
+    }
+
+    #[test]
+    fn host_access_privilege_and_bad_volumes_are_reported() {
+        let mut c = restricted_container("a");
+        c["securityContext"]["privileged"] = json!(true);
+        c["securityContext"]["capabilities"]["add"] = json!(["NET_BIND_SERVICE", "SYS_ADMIN"]);
+        c["securityContext"]["runAsUser"] = json!(0);
+        c["ports"] = json!([{"containerPort": 80}, {"containerPort": 81, "hostPort": 81}]);
+        let v = run(json!({
+            "hostNetwork": true, "hostPID": true, "hostIPC": false,
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "Unconfined"}},
+            "containers": [c],
+            "volumes": [{"name": "h", "hostPath": {"path": "/"}}, {"name": "n", "nfs": {"server": "x"}}]
+        }));
+        assert_eq!(
+            fields(&v),
+            [
+                "spec.template.spec.hostNetwork",
+                "spec.template.spec.hostPID",
+                "spec.template.spec.volumes[0].hostPath",
+                "spec.template.spec.volumes[1].nfs",
+                "spec.template.spec.containers[0].securityContext.runAsUser",
+                "spec.template.spec.securityContext.seccompProfile.type",
+                "spec.template.spec.containers[0].securityContext.privileged",
+                "spec.template.spec.containers[0].securityContext.capabilities.add[1]",
+                "spec.template.spec.containers[0].ports[1].hostPort",
+            ]
+        );
+    }
+
+    #[test]
+    fn read_only_root_filesystem_is_required_on_run_containers() {
+        let object = deployment(json!({"containers": [
+            {"name": "ro", "securityContext": {"readOnlyRootFilesystem": true}},
+            {"name": "rw"}
+        ]}));
+        let mut out = Vec::new();
+        ReadOnlyRootFilesystem { scope: enforce() }.evaluate(&subject(&object), &mut out);
+        assert_eq!(
+            fields(&out),
+            ["spec.template.spec.containers[1].securityContext.readOnlyRootFilesystem"]
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! AdmissionReview v1 in and out: parse with kube-core's types, decide, answer with the uid
+//! echoed, a deny status carrying every violation, warnings, and a base64 JSON Patch.
+//!
+//! kube-core serialises `AdmissionResponse::patch` as an array of numbers (kube-rs issue 1781);
+//! the API server expects Go's `[]byte` encoding, a standard base64 string, so the response is
+//! our own [`ReviewResponse`].
+
+use base64::Engine as _;
+use kube_core::DynamicObject;
+use kube_core::admission::{AdmissionRequest, AdmissionReview, Operation};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::{Policies, grandfather};
+use crate::mutate::template_mutable_on_update;
+use crate::policy::{Mode, Violation};
+
+/// The only AdmissionReview version served.
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+/// Longest warning passed on (the API server truncates long ones).
+const MAX_WARNING_CHARS: usize = 256;
+/// Most warnings passed on in one response.
+const MAX_WARNINGS: usize = 40;
+
+/// Which endpoint is answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /validate`; `namespace_labelled` on `/validate/labelled-namespace`, registered with
+    /// a namespaceSelector on the priority-class label.
+    Validate {
+        /// The namespace carries the priority-class label.
+        namespace_labelled: bool,
+    },
+    /// `POST /mutate`
+    Mutate,
+}
+
+/// Why a body is not an AdmissionReview we can answer (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// Not JSON, or not shaped like an AdmissionReview.
+    #[error("body is not an AdmissionReview: {0}")]
+    Json(#[from] serde_json::Error),
+    /// No `request`.
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+    /// A version other than admission.k8s.io/v1.
+    #[error("unsupported AdmissionReview apiVersion {0:?}: only admission.k8s.io/v1 is served")]
+    Version(String),
+}
+
+/// A parsed request, with the objects as JSON for the policies.
+#[derive(Debug)]
+pub struct Request {
+    /// uid, operation, kind, namespace, dryRun … as kube-core parsed them.
+    pub inner: AdmissionRequest<DynamicObject>,
+    /// `request.object` as JSON (null for DELETE).
+    pub object: Value,
+    /// `request.oldObject` as JSON (null for CREATE).
+    pub old_object: Value,
+}
+
+impl Request {
+    /// The operation as the API server spells it.
+    pub fn operation(&self) -> &'static str {
+        match self.inner.operation {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+    }
+
+    /// `request.kind.kind`.
+    pub fn kind(&self) -> &str {
+        &self.inner.kind.kind
+    }
+
+    /// The request's namespace, else the object's.
+    pub fn namespace(&self) -> Option<&str> {
+        self.inner
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .or_else(|| self.object["metadata"]["namespace"].as_str())
+    }
+}
+
+/// Parses a request body.
+pub fn parse(body: &[u8]) -> Result<Request, ReviewError> {
+    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)?;
+    if review.types.api_version != API_VERSION || review.types.kind != "AdmissionReview" {
+        return Err(ReviewError::Version(format!(
+            "{}/{}",
+            review.types.api_version, review.types.kind
+        )));
+    }
+    let inner: AdmissionRequest<DynamicObject> =
+        review.try_into().map_err(|_| ReviewError::NoRequest)?;
+    let to_value = |o: &Option<DynamicObject>| -> Result<Value, serde_json::Error> {
+        o.as_ref().map_or(Ok(Value::Null), serde_json::to_value)
+    };
+    Ok(Request {
+        object: to_value(&inner.object)?,
+        old_object: to_value(&inner.old_object)?,
+        inner,
+    })
+}
+
+/// The decision, for metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed without comment.
+    Allowed,
+    /// Allowed with warnings.
+    Warned,
+    /// Denied.
+    Denied,
+    /// Allowed with a patch.
+    Patched,
+    /// Not evaluated within the budget.
+    Timeout,
+}
+
+impl Decision {
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::Warned => "warned",
+            Decision::Denied => "denied",
+            Decision::Patched => "patched",
+            Decision::Timeout => "timeout",
+        }
+    }
+}
+
+/// `response.status` of a denial.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Status {
+    /// `Failure`.
+    pub status: &'static str,
+    /// HTTP code the client sees (403 for policy denials).
+    pub code: u16,
+    /// `Forbidden` or `ServiceUnavailable`.
+    pub reason: &'static str,
+    /// Every violation, one per line.
+    pub message: String,
+}
+
+/// `response` of the answer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewResponse {
+    /// `request.uid`, echoed.
+    pub uid: String,
+    /// The verdict.
+    pub allowed: bool,
+    /// Set when denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// `JSONPatch` exactly when `patch` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<&'static str>,
+    /// The RFC 6902 patch, JSON then standard base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    /// Warn-mode violations.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The whole answer: `{"apiVersion", "kind", "response"}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewAnswer {
+    /// Always admission.k8s.io/v1.
+    pub api_version: &'static str,
+    /// Always AdmissionReview.
+    pub kind: &'static str,
+    /// The response.
+    pub response: ReviewResponse,
+}
+
+/// What one review decided, with what the metrics and the log need.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The answer to send.
+    pub answer: ReviewAnswer,
+    /// The decision.
+    pub decision: Decision,
+    /// The violations found (warn and enforce).
+    pub violations: Vec<Violation>,
+}
+
+fn answer(uid: &str, response: impl FnOnce(&mut ReviewResponse)) -> ReviewAnswer {
+    let mut r = ReviewResponse {
+        uid: uid.to_owned(),
+        allowed: true,
+        status: None,
+        patch_type: None,
+        patch: None,
+        warnings: Vec::new(),
+    };
+    response(&mut r);
+    ReviewAnswer {
+        api_version: API_VERSION,
+        kind: "AdmissionReview",
+        response: r,
+    }
+}
+
+/// The answer when evaluation did not finish within the budget: `/validate` denies with 503
+/// (as `failurePolicy: Fail` would, but with a reason); `/mutate` allows unchanged with a warning.
+pub fn timeout(req: &Request, endpoint: Endpoint) -> Outcome {
+    let uid = &req.inner.uid;
+    let answer = match endpoint {
+        Endpoint::Validate { .. } => answer(uid, |r| {
+            r.allowed = false;
+            r.status = Some(Status {
+                status: "Failure",
+                code: 503,
+                reason: "ServiceUnavailable",
+                message: "policy evaluation did not finish within the review budget; retry".into(),
+            });
+        }),
+        Endpoint::Mutate => answer(uid, |r| {
+            r.warnings =
+                vec!["ferrostack webhook: mutation skipped, the review budget ran out".into()];
+        }),
+    };
+    Outcome {
+        answer,
+        decision: Decision::Timeout,
+        violations: Vec::new(),
+    }
+}
+
+/// Decides one request.
+pub fn review(policies: &Policies, req: &Request, endpoint: Endpoint) -> Outcome {
+    match endpoint {
+        Endpoint::Validate { namespace_labelled } => validate(policies, req, namespace_labelled),
+        Endpoint::Mutate => mutate(policies, req),
+    }
+}
+
+fn validate(policies: &Policies, req: &Request, namespace_labelled: bool) -> Outcome {
+    let uid = &req.inner.uid;
+    let allowed = || Outcome {
+        answer: answer(uid, |_| {}),
+        decision: Decision::Allowed,
+        violations: Vec::new(),
+    };
+    if !matches!(req.inner.operation, Operation::Create | Operation::Update) {
+        return allowed();
+    }
+    let ns = req.namespace();
+    let Some(mut violations) =
+        policies.evaluate_object(req.kind(), &req.object, ns, namespace_labelled)
+    else {
+        return allowed();
+    };
+    if matches!(req.inner.operation, Operation::Update)
+        && !req.old_object.is_null()
+        && let Some(old) =
+            policies.evaluate_object(req.kind(), &req.old_object, ns, namespace_labelled)
+    {
+        violations = grandfather(violations, &old);
+    }
+    let enforced: Vec<&Violation> = violations
+        .iter()
+        .filter(|v| v.mode == Mode::Enforce)
+        .collect();
+    let warnings = warnings(violations.iter().filter(|v| v.mode == Mode::Warn));
+    let name = object_name(req);
+    let (decision, answer) = if !enforced.is_empty() {
+        let mut message = format!(
+            "{} {name} violates {} polic{}:",
+            req.kind(),
+            enforced.len(),
+            if enforced.len() == 1 { "y" } else { "ies" }
+        );
+        for v in &enforced {
+            message.push_str("\n- ");
+            message.push_str(&v.to_string());
+        }
+        let a = answer(uid, |r| {
+            r.allowed = false;
+            r.status = Some(Status {
+                status: "Failure",
+                code: 403,
+                reason: "Forbidden",
+                message,
+            });
+            r.warnings = warnings;
+        });
+        (Decision::Denied, a)
+    } else if !warnings.is_empty() {
+        (Decision::Warned, answer(uid, |r| r.warnings = warnings))
+    } else {
+        (Decision::Allowed, answer(uid, |_| {}))
+    };
+    Outcome {
+        answer,
+        decision,
+        violations,
+    }
+}
+
+fn mutate(policies: &Policies, req: &Request) -> Outcome {
+    let uid = &req.inner.uid;
+    let unchanged = || Outcome {
+        answer: answer(uid, |_| {}),
+        decision: Decision::Allowed,
+        violations: Vec::new(),
+    };
+    let kind = req.kind();
+    let eligible = match req.inner.operation {
+        Operation::Create => true,
+        Operation::Update => template_mutable_on_update(kind),
+        Operation::Delete | Operation::Connect => false,
+    };
+    // Subresources (status, scale, ephemeralcontainers) are not where templates are set.
+    let subresource = req
+        .inner
+        .sub_resource
+        .as_deref()
+        .is_some_and(|s| !s.is_empty());
+    if !eligible
+        || subresource
+        || !req.object.is_object()
+        || !policies.mutations.applies(req.namespace())
+    {
+        return unchanged();
+    }
+    let mut mutated = req.object.clone();
+    if policies.mutations.apply(kind, &mut mutated).is_empty() {
+        return unchanged();
+    }
+    let patch = json_patch::diff(&req.object, &mutated);
+    match serde_json::to_vec(&patch) {
+        Ok(bytes) if !patch.0.is_empty() => Outcome {
+            answer: answer(uid, |r| {
+                r.patch_type = Some("JSONPatch");
+                r.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+            }),
+            decision: Decision::Patched,
+            violations: Vec::new(),
+        },
+        _ => unchanged(),
+    }
+}
+
+fn object_name(req: &Request) -> String {
+    let name = req.object["metadata"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .or(Some(req.inner.name.as_str()).filter(|n| !n.is_empty()))
+        .or_else(|| req.object["metadata"]["generateName"].as_str())
+        .unwrap_or("(unnamed)");
+    match req.namespace() {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
+fn warnings<'a>(violations: impl Iterator<Item = &'a Violation>) -> Vec<String> {
+    let all: Vec<String> = violations.map(|v| truncate(v.to_string())).collect();
+    if all.len() <= MAX_WARNINGS {
+        return all;
+    }
+    let more = all.len() - (MAX_WARNINGS - 1);
+    let mut kept: Vec<String> = all.into_iter().take(MAX_WARNINGS - 1).collect();
+    kept.push(format!("… and {more} more policy warnings"));
+    kept
+}
+
+fn truncate(mut s: String) -> String {
+    if s.chars().count() > MAX_WARNING_CHARS {
+        s = s.chars().take(MAX_WARNING_CHARS - 1).collect();
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_other_versions_and_missing_requests() {
+        let v1beta1 =
+            br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":null}"#;
+        assert!(matches!(parse(v1beta1), Err(ReviewError::Version(_))));
+        let empty = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#;
+        assert!(matches!(parse(empty), Err(ReviewError::NoRequest)));
+        assert!(matches!(parse(b"{"), Err(ReviewError::Json(_))));
+    }
+
+    #[test]
+    fn budget_overruns_deny_validation_and_skip_mutation_with_the_uid() {
+        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+            "uid":"u-1","kind":{"group":"","version":"v1","kind":"Pod"},
+            "resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE",
+            "userInfo":{},"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}}}}"#;
+        let req = parse(body).unwrap();
+        let v = timeout(
+            &req,
+            Endpoint::Validate {
+                namespace_labelled: false,
+            },
+        );
+        assert_eq!(v.decision, Decision::Timeout);
+        assert_eq!(v.answer.response.uid, "u-1");
+        assert!(!v.answer.response.allowed);
+        assert_eq!(v.answer.response.status.as_ref().map(|s| s.code), Some(503));
+        let m = timeout(&req, Endpoint::Mutate);
+        assert!(m.answer.response.allowed);
+        assert!(m.answer.response.patch.is_none() && m.answer.response.patch_type.is_none());
+        assert_eq!(m.answer.response.warnings.len(), 1);
+    }
+
+    #[test]
+    fn long_and_many_warnings_are_capped() {
+        assert_eq!(truncate("x".repeat(300)).chars().count(), MAX_WARNING_CHARS);
+        let v = Violation {
+            policy: "probes",
+            mode: Mode::Warn,
+            container: None,
+            field: "f".into(),
+            message: "m".into(),
+        };
+        let many = vec![v; 100];
+        let w = warnings(many.iter());
+        assert_eq!(w.len(), MAX_WARNINGS);
+        assert!(
+            w[MAX_WARNINGS - 1].contains("61 more"),
+            "{}",
+            w[MAX_WARNINGS - 1]
+        );
+    }
+}

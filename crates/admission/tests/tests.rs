@@ -1,0 +1,11 @@
+//! Integration tests of the admission webhook: real-shaped reviews over TLS on loopback,
+//! certificate reload while serving, hostile bodies, and mutation properties.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod bodies;
+mod properties;
+mod reviews;
+mod tls;
