@@ -276,7 +276,7 @@ lifecycle:
     {{- end }}
 {{- end -}}
 
-{{/* The healthcheck targets file and alert settings, for run, serve and helm test. */}}
+{{/* The healthcheck targets file and alert settings, for run and serve. */}}
 {{- define "ferrostack.healthcheckTargetsEnv" -}}
 - name: FERROSTACK_CONFIG
   value: /etc/ferrostack/healthcheck/targets.yaml
@@ -284,6 +284,10 @@ lifecycle:
 - name: FERROSTACK_ALERTMANAGER_URL
   value: {{ . | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* Only `healthcheck run` (the CronJob) pushes to a Pushgateway. */}}
+{{- define "ferrostack.healthcheckPushEnv" -}}
 {{- with .Values.healthcheck.pushgatewayUrl }}
 - name: FERROSTACK_PUSHGATEWAY_URL
   value: {{ . | quote }}
