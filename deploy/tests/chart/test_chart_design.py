@@ -206,10 +206,19 @@ def test_canary_toggle():
 def test_webhook_configurations():
     for docs, mode in ((FULL, "cert-manager"), (KIND, "self-signed")):
         svc = one(docs, "Service", name("webhook"))
-        for kind, path in (("ValidatingWebhookConfiguration", "/validate"),
-                           ("MutatingWebhookConfiguration", "/mutate")):
-            cfg = one(docs, kind, name("webhook"))
-            (hook,) = cfg["webhooks"]
+        validating = one(docs, "ValidatingWebhookConfiguration", name("webhook"))["webhooks"]
+        # Namespaces with the priority label go to their own path (a review carries no
+        # namespace labels): exactly one of the two entries sees any namespace.
+        plain, labelled = validating
+        label = "ferrostack.io/priority-required"
+        assert {"key": label, "operator": "DoesNotExist"} in plain["namespaceSelector"]["matchExpressions"]
+        assert {"key": label, "operator": "Exists"} in labelled["namespaceSelector"]["matchExpressions"]
+        assert labelled["clientConfig"]["service"]["path"] == "/validate/labelled-namespace"
+        for kind, path, hook in (("ValidatingWebhookConfiguration", "/validate", plain),
+                                 ("ValidatingWebhookConfiguration", "/validate/labelled-namespace", labelled),
+                                 ("MutatingWebhookConfiguration", "/mutate", None)):
+            if hook is None:
+                (hook,) = one(docs, kind, name("webhook"))["webhooks"]
             assert hook["sideEffects"] == "None" and hook["admissionReviewVersions"] == ["v1"]
             assert 1 <= hook["timeoutSeconds"] <= 5
             ref = hook["clientConfig"]["service"]

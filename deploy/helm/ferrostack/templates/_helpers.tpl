@@ -286,14 +286,6 @@ lifecycle:
 {{- end }}
 {{- end -}}
 
-{{/* Only `healthcheck run` (the CronJob) pushes to a Pushgateway. */}}
-{{- define "ferrostack.healthcheckPushEnv" -}}
-{{- with .Values.healthcheck.pushgatewayUrl }}
-- name: FERROSTACK_PUSHGATEWAY_URL
-  value: {{ . | quote }}
-{{- end }}
-{{- end -}}
-
 {{/* The targets file (healthcheck --config): the two services and the optional extras. */}}
 {{- define "ferrostack.healthcheckTargets" -}}
 {{- $backend := printf "http://%s:%v" (include "ferrostack.componentName" (dict "ctx" . "component" "backend-api")) .Values.backendApi.port -}}
