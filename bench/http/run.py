@@ -104,9 +104,44 @@ def wrk(url, connections, duration):
     return {"rps": rps, "p50": p50, "p99": p99, "errors": errors.group(1) if errors else "", "non2xx": int(non2xx.group(1)) if non2xx else 0, "cmd": " ".join(cmd[3:])}
 
 
-def ferrostack(work_delay="3s"):
+def ferrostack(work_delay="3s", log_dir="logs", name="ferrostack"):
     port = free_port()
-    return Server("ferrostack", [FERRO, "backend-api", "--host", "127.0.0.1", "--port", str(port), "--work-delay", work_delay, "--drain-delay", "0s", "--log-dir", "logs"], port)
+    return Server(name, [FERRO, "backend-api", "--host", "127.0.0.1", "--port", str(port), "--work-delay", work_delay, "--drain-delay", "0s", "--log-dir", log_dir], port)
+
+
+def ferrostack_tmpfs():
+    """The same server with its log dir on tmpfs: what the server does when the disk is not
+    the limit (a durable file per request costs an fsync)."""
+    return ferrostack(log_dir=tempfile.mkdtemp(prefix="bench-http-", dir="/dev/shm"), name="ferrostack, log dir on tmpfs")
+
+
+def disk_limit(seconds=5, threads=64):
+    """The disk's own rate of durable small files, as GET / writes them (create, write, fsync,
+    rename), from 64 threads in parallel: the ceiling of GET / throughput on this disk."""
+    import threading
+    d = tempfile.mkdtemp(prefix="bench-disk-", dir=ROOT)
+    count = [0] * threads
+    stop = time.monotonic() + seconds
+
+    def work(t):
+        i = 0
+        while time.monotonic() < stop:
+            tmp = os.path.join(d, f".tmp-{t}-{i}")
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+            os.write(fd, b'{"level":"info","message":"Data processed successfully"}\n')
+            os.fsync(fd)
+            os.close(fd)
+            os.rename(tmp, os.path.join(d, f"{t}-{i}.json"))
+            i += 1
+        count[t] = i
+
+    ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    shutil.rmtree(d, ignore_errors=True)
+    return sum(count) / seconds
 
 
 def gunicorn():
@@ -136,8 +171,9 @@ def main():
             rows.append((server.name, path, r, server.peak_rss_mib()))
         server.stop()
 
-    for make in (ferrostack, gunicorn):
-        for conns in (100, 1000, 5000):
+    disk_files_per_s = disk_limit()
+    for make, conn_list in ((ferrostack, (100, 1000, 5000)), (ferrostack_tmpfs, (5000,)), (gunicorn, (100, 1000, 5000))):
+        for conns in conn_list:
             server = make()
             r = wrk(f"http://127.0.0.1:{server.port}/", conns, WORK_DURATION)
             work_rows.append((server.name, conns, r, server.peak_rss_mib()))
@@ -162,6 +198,7 @@ def main():
         errs = r["errors"] or "none"
         out.append(f"| {name} | {conns} | {r['rps']:.0f} | {ideal:.0f} | {r['rps'] / ideal:.0%} | {r['p50']:.0f} | {r['p99']:.0f} | {rss:.1f} | {errs} |")
     out.append("")
+    out.append(f"The disk's own limit, measured in the same run: {disk_files_per_s:.0f} durable files/s (create, write, fsync, rename; 64 threads), the ceiling of `GET /` on this disk whatever the server. The Flask baseline writes without fsync.\n")
     out.append(f"ferrostack start-up (10 runs, exec to first 200 on /healthz): median {statistics.median(ready_ms):.1f} ms, max {max(ready_ms):.1f} ms; idle RSS median {idle_mib:.1f} MiB.\n")
     text = "\n".join(out)
     print(text)
