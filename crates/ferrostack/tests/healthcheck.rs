@@ -221,14 +221,7 @@ async fn serve_shows_results_and_metrics_and_stops_on_sigterm() {
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     let html = page.text().await.unwrap();
     assert!(html.contains("data-target=\"down\" data-state=\"down\""));
-    let metrics = client
-        .get(serve.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::get_text(&serve.url("/metrics")).await;
     assert!(
         metrics.contains("probe_success{target=\"down\"} 0"),
         "{metrics}"
@@ -238,14 +231,7 @@ async fn serve_shows_results_and_metrics_and_stops_on_sigterm() {
         "{metrics}"
     );
     assert!(metrics.contains("ferrostack_build_info{"), "{metrics}");
-    let openapi = client
-        .get(serve.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let openapi = support::get_text(&serve.url("/openapi.json")).await;
     assert!(openapi.contains("\"/api/status\""), "{openapi}");
     let status = tokio::task::spawn_blocking(move || serve.stop())
         .await

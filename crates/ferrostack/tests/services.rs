@@ -124,14 +124,7 @@ async fn probes_version_metrics_openapi_and_json_errors() {
     let r = client().get(backend.url("/api")).send().await.unwrap();
     assert_eq!(r.headers()["x-request-id"].len(), 32);
 
-    let text = client()
-        .get(backend.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::get_text(&backend.url("/metrics")).await;
     for needle in [
         r#"http_requests_total{method="GET",route="/api",status="200"}"#,
         r#"http_requests_total{method="GET",route="unmatched",status="404"}"#,
@@ -169,14 +162,7 @@ async fn root_writes_one_whole_log_file_per_request() {
     assert_eq!(doc["message"], body["message"]);
     assert_eq!(doc["level"], body["level"]);
     assert_eq!(doc["service"], "data-api");
-    let text = client()
-        .get(data.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::get_text(&data.url("/metrics")).await;
     assert!(
         text.contains("ferrostack_generated_logs_total{level="),
         "{text}"
@@ -212,14 +198,7 @@ async fn a_read_only_log_dir_gives_a_500_with_the_reason_and_the_process_stays_h
     assert_eq!(get_json(&data.url("/healthz")).await.0, 200);
     assert_eq!(get_json(&data.url("/readyz")).await.0, 200);
     assert_eq!(get_json(&data.url("/api?still=up")).await.0, 200);
-    let text = client()
-        .get(data.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::get_text(&data.url("/metrics")).await;
     assert!(
         text.contains("ferrostack_log_write_errors_total 1"),
         "{text}"
@@ -406,14 +385,7 @@ async fn download_external_logs_covers_every_outcome_and_never_leaks_the_key() {
         "Bearer rotated-key-1"
     );
 
-    let metrics = client()
-        .get(backend.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::get_text(&backend.url("/metrics")).await;
     assert!(metrics.contains(
         r#"ferrostack_external_logs_requests_total{env="development",outcome="upstream_timeout"} 1"#
     ));
@@ -439,14 +411,7 @@ async fn download_external_logs_covers_every_outcome_and_never_leaks_the_key() {
     let e: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(e["error"]["code"], "upstream_unreachable");
     bodies.push(text);
-    let down_metrics = client()
-        .get(down.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let down_metrics = support::get_text(&down.url("/metrics")).await;
     assert!(down.stop().success());
 
     // Not configured at all.

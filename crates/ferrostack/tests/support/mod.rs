@@ -151,6 +151,11 @@ impl Drop for Proc {
     }
 }
 
+/// The body of a plain GET (metrics, OpenAPI, pages), failing the test on any error.
+pub async fn get_text(url: &str) -> String {
+    ::reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
 /// The JSON log lines a process printed.
 pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
     text.lines()
