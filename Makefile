@@ -4,9 +4,16 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.tools/venv/bin:$(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR := never
 
-.PHONY: test rust-test lint fmt-check clippy build readme
+.PHONY: test tools rust-test lint fmt-check clippy build readme
 
-test: lint test-logship rust-test test-chart test-platform test-health
+# Tools first, then one `cargo test` over the whole workspace (one feature resolution, so one
+# build of the dependencies), including the #[ignore]d tests that need those tools.
+test: lint tools rust-test test-chart test-platform
+
+HEALTH_APT := prometheus-alertmanager:prometheus-alertmanager prometheus-pushgateway:prometheus-pushgateway chromium:chromium
+
+tools: chart-tools platform-tools
+	scripts/tools.sh apt $(HEALTH_APT)
 
 fmt-check:
 	cargo fmt --all -- --check
@@ -20,7 +27,7 @@ build:
 	cargo build --release --locked -p ferrostack
 
 rust-test:
-	cargo test --workspace --locked --exclude ferrostack-logship
+	MOTO_SERVER=$(CURDIR)/.tools/venv/bin/moto_server cargo test --workspace --locked -- --include-ignored
 
 # Regenerates the README's command-line reference from the binary.
 readme:
@@ -110,12 +117,13 @@ chart-assets:
 # #[ignore]d in `cargo test` and run here, after the tools are installed. Under CI=true a
 # missing tool fails them instead of skipping.
 test-health:
-	scripts/tools.sh apt prometheus-alertmanager:prometheus-alertmanager prometheus-pushgateway:prometheus-pushgateway chromium:chromium
+	scripts/tools.sh apt $(HEALTH_APT)
 	cargo test -p ferrostack-health --locked --test integration -- --ignored
 
 # --- logship ---
 .PHONY: test-logship bench-logship
 # Integration tests start moto_server (S3 API) from the venv; under CI=true a missing moto fails.
+# `make test` runs them inside rust-test; these targets run one crate's suite alone.
 test-logship:
 	scripts/tools.sh venv
 	MOTO_SERVER=$(CURDIR)/.tools/venv/bin/moto_server cargo test --locked -p ferrostack-logship
