@@ -96,11 +96,7 @@ pub(crate) async fn generate(
     let mut bytes = serde_json::to_vec(&document)
         .map_err(|e| Error::internal("encode_failed", e.to_string()))?;
     bytes.push(b'\n');
-    let logs = inner.logs.clone();
-    let written = tokio::task::spawn_blocking(move || logs.write(&bytes))
-        .await
-        .map_err(|e| Error::internal("log_write_failed", format!("the write task failed: {e}")))?;
-    match written {
+    match inner.logs.write(bytes).await {
         Ok(file) => {
             inner
                 .metrics

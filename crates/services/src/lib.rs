@@ -43,6 +43,9 @@ pub enum StartError {
     /// The HTTP client for the external logs API could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// The log directory's committer thread could not start.
+    #[error("cannot start the log directory writer: {0}")]
+    LogDir(std::io::Error),
 }
 
 // === impl AppState ===
@@ -58,7 +61,7 @@ impl AppState {
             .as_ref()
             .map_or(std::time::Duration::from_secs(10), |e| e.timeout);
         let http = reqwest::Client::builder().timeout(timeout).build()?;
-        let logs = LogDir::new(config.log_dir.clone());
+        let logs = LogDir::new(config.log_dir.clone()).map_err(StartError::LogDir)?;
         let metrics = metrics::ServiceMetrics::register(registry);
         Ok(Self {
             inner: Arc::new(Inner {
