@@ -17,6 +17,12 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+need() { command -v "$1" >/dev/null 2>&1 || { echo "up.sh: $1 is required ($2)" >&2; exit 1; }; }
+need docker "the kind nodes are containers"
+need kind "https://kind.sigs.k8s.io"
+need kubectl "any version within one minor of the cluster"
+need helm "v3.8+ or v4"
+
 versions="$root/deploy/versions.yaml"
 # pin KEY: the value of KEY in deploy/versions.yaml (flat `key: value` lines).
 pin() {
@@ -42,12 +48,6 @@ IMAGE=${IMAGE:-ghcr.io/ferrostack/ferrostack:dev}
 CONTEXT="kind-$CLUSTER"
 
 log() { printf '\n==> %s\n' "$*"; }
-need() { command -v "$1" >/dev/null 2>&1 || { echo "up.sh: $1 is required ($2)" >&2; exit 1; }; }
-need docker "the kind nodes are containers"
-need kind "https://kind.sigs.k8s.io"
-need kubectl "any version within one minor of the cluster"
-need helm "v3.8+ or v4"
-
 k() { kubectl --context "$CONTEXT" "$@"; }
 h() { helm --kube-context "$CONTEXT" "$@"; }
 # Create or update a Secret from literals/files without ever printing its content.

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Every node: kernel modules, sysctls, limits, containerd + runc (official release binaries,
 # systemd cgroups), kubeadm/kubelet/kubectl from pkgs.k8s.io.
-# Idempotent: re-provisioning converges. Env (the Vagrantfile passes deploy/versions.yaml's pins):
-# K8S_MINOR (e.g. v1.37), CONTAINERD_VERSION (e.g. 2.3.4), RUNC_VERSION (e.g. v1.5.1), NODE_IP.
+# Idempotent: re-provisioning converges. Env: NODE_IP, and the pins of deploy/versions.yaml that
+# the Vagrantfile passes: K8S_MINOR (kubernetes_minor), CONTAINERD_VERSION (containerd),
+# RUNC_VERSION (runc).
 set -euo pipefail
-: "${K8S_MINOR:?set K8S_MINOR, e.g. v1.37}" "${NODE_IP:?set NODE_IP}"
-: "${CONTAINERD_VERSION:?set CONTAINERD_VERSION, e.g. 2.3.4}" "${RUNC_VERSION:?set RUNC_VERSION, e.g. v1.5.1}"
+: "${NODE_IP:?set NODE_IP}" "${K8S_MINOR:?set K8S_MINOR (kubernetes_minor in deploy/versions.yaml)}"
+: "${CONTAINERD_VERSION:?set CONTAINERD_VERSION (containerd in deploy/versions.yaml)}"
+: "${RUNC_VERSION:?set RUNC_VERSION (runc in deploy/versions.yaml)}"
 here=$(cd "$(dirname "$0")" && pwd)
 [ -d "$here/../files" ] || here=/vagrant/scripts   # Vagrant copies the script alone to /tmp
 files=$here/../files

@@ -4,7 +4,7 @@
 # Idempotent: skips init when the cluster exists. Env: NODE_IP, CALICO_VERSION (the Vagrantfile
 # passes deploy/versions.yaml's pin), POD_CIDR.
 set -euo pipefail
-: "${NODE_IP:?set NODE_IP}" "${CALICO_VERSION:?set CALICO_VERSION, e.g. v3.32.1}"
+: "${NODE_IP:?set NODE_IP}" "${CALICO_VERSION:?set CALICO_VERSION (calico in deploy/versions.yaml)}"
 POD_CIDR=${POD_CIDR:-10.244.0.0/16}
 here=$(cd "$(dirname "$0")" && pwd)
 [ -d "$here/../files" ] || here=/vagrant/scripts
