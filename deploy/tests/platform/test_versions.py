@@ -21,6 +21,11 @@ CARRIERS = {
     "buildah": {
         "deploy/jenkins/agent-pod.yaml": lambda t: _image(t, "buildah").removeprefix("quay.io/buildah/stable:"),
     },
+    "pause": {
+        "deploy/autoscaling/headroom.yaml": lambda t: next(
+            d for d in yaml.safe_load_all(t) if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0][
+            "image"].removeprefix("registry.k8s.io/pause:"),
+    },
     "helm_cli": {"deploy/jenkins/deployer/Containerfile": lambda t: _arg(t, "HELM_VERSION")},
     "kubectl_cli": {"deploy/jenkins/deployer/Containerfile": lambda t: _arg(t, "KUBECTL_VERSION")},
     "rust": {
