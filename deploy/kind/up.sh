@@ -115,7 +115,7 @@ h upgrade --install elastic-operator eck-operator --repo "${REPO[eck_operator]}"
   --version "$ECK_OPERATOR_VERSION" --namespace elastic-system --create-namespace -f "$logging/values/eck-operator.yaml" --wait --timeout 5m
 # Elasticsearch + Kibana (ECK resources); the post-install hook waits for Elasticsearch and
 # applies the ILM policy, the index template and the write alias.
-h upgrade --install logging "$logging/stack" --namespace logging \
+h upgrade --install logging "$logging/stack" --namespace logging -f "$logging/values/stack-kind.yaml" \
   --set version="$ELASTIC_STACK_VERSION" --wait --timeout 15m
 k -n logging wait --for=jsonpath='{.status.health}'=green elasticsearch/elasticsearch --timeout 10m
 k -n logging wait --for=jsonpath='{.status.health}'=green kibana/kibana --timeout 10m

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from charts import versions
+from charts import template, versions
 from conftest import ROOT
 
 ANSIBLE = ROOT / "deploy" / "ansible"
@@ -273,6 +273,33 @@ def test_group_vars_resolve_to_the_pins():
     pins = versions()
     got = json.loads(json.loads(res.stdout.split("=>", 1)[1])["msg"])
     assert got == [pins["eck_operator_chart"], pins["fluent_bit_chart"], pins["elastic_stack"], pins["jenkins_chart"]]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_logging_chart_values_per_environment(env, tmp_path):
+    """Ansible resolves the logging chart's values: the environment's overrides plus the pinned
+    Elastic Stack version; they pass the chart's schema and render."""
+    ansible_env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp_path),
+                   "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "a"),
+                   "ANSIBLE_NOCOLOR": "1"}
+    host = yaml.safe_load((ANSIBLE / "inventory" / "hosts.yml").read_text())["all"]["children"][env]["hosts"]
+    res = subprocess.run([str(VENV_BIN / "ansible"), next(iter(host)), "--playbook-dir", "playbooks", "-m",
+                          "ansible.builtin.debug", "-a", "msg={{ logging_stack_values | to_json }}"],
+                         cwd=ANSIBLE, env=ansible_env, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    values = json.loads(json.loads(res.stdout.split("=>", 1)[1])["msg"])
+    assert values["version"] == versions()["elastic_stack"]
+    overrides = group_vars(env)["logging_stack_overrides"]
+    if env == "development":
+        kind = load(ROOT / "deploy" / "logging" / "values" / "stack-kind.yaml")
+        assert overrides.endswith("deploy/logging/values/stack-kind.yaml") and values == {**kind, "version": values["version"]}
+    else:
+        assert overrides == "" and values == {"version": versions()["elastic_stack"]}
+    doc = tmp_path / "values.json"
+    doc.write_text(json.dumps(values))
+    docs = template(ROOT / "deploy" / "logging" / "stack", "logging", "logging", [doc])
+    (es,) = [d for d in docs if d["kind"] == "Elasticsearch"]
+    assert es["spec"]["version"] == versions()["elastic_stack"]
 
 
 def test_logging_playbook_order_and_users():

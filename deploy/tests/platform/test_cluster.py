@@ -115,6 +115,7 @@ def test_up_installs_in_order_and_is_idempotent(tmp_path):
     assert str(KPS_VALUES) in kps
     logging = next(line for line in upgrades if release(line) == "logging")
     assert flag(logging, "--set") == f"version={pins['elastic_stack']}" and "deploy/logging/stack" in logging
+    assert flag(logging, "-f").endswith("deploy/logging/values/stack-kind.yaml"), "the same kind values as Ansible's"
     assert "deploy/logging/values/eck-operator.yaml" in next(l for l in upgrades if release(l) == "elastic-operator")
     assert "deploy/logging/values/fluent-bit.yaml" in next(l for l in upgrades if release(l) == "fluent-bit")
     # Elasticsearch and Kibana are waited for before Fluent Bit ships to them

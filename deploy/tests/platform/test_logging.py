@@ -53,8 +53,9 @@ def test_chart_lints_and_rejects_unknown_values():
 
 
 @pytest.mark.parametrize("issuer", ["ferrostack-ca", ""])
-def test_manifests_validate_strictly(issuer):
-    docs = template(STACK, "logging", "logging", sets={"tls.clusterIssuer": issuer})
+@pytest.mark.parametrize("overlay", [[], [LOGGING / "values" / "stack-kind.yaml"]], ids=["default", "kind"])
+def test_manifests_validate_strictly(issuer, overlay):
+    docs = template(STACK, "logging", "logging", overlay, sets={"tls.clusterIssuer": issuer})
     crds = validate(docs)
     kinds = sorted(d["kind"] for d in crds)
     assert kinds == (["Certificate", "Certificate", "Elasticsearch", "Kibana"] if issuer else ["Elasticsearch", "Kibana"])
