@@ -92,13 +92,18 @@ endif
 # --- platform ---
 # Observability, logging, cluster bootstrap, CI/CD, Ansible and autoscaling configuration
 # (issue 7). `make test-platform` installs its tools, then runs every platform check.
-PLATFORM_APT := prometheus:promtool prometheus-alertmanager:amtool shellcheck:shellcheck yamllint:yamllint curl:curl
+PLATFORM_APT := prometheus:promtool prometheus-alertmanager:amtool shellcheck:shellcheck yamllint:yamllint curl:curl \
+	ruby:ruby
 .PHONY: platform-tools test-platform chart-assets
 
+# helm renders deploy/logging/stack; `charts` pulls the upstream charts deploy/versions.yaml pins
+# into .tools/charts where the chart repositories are reachable (their tests skip where not;
+# REQUIRE_UPSTREAM_CHARTS=1 makes that fail). ruby runs the kubeadm Vagrantfile with a stub.
 platform-tools:
 	scripts/tools.sh apt $(PLATFORM_APT)
 	scripts/tools.sh venv
-	command -v kubectl >/dev/null || scripts/tools.sh helm   # kubectl kustomize for deploy/logging
+	scripts/tools.sh helm
+	scripts/tools.sh charts
 
 test-platform: platform-tools
 	deploy/tests/platform/check.sh

@@ -4,6 +4,7 @@
 # Usage: scripts/tools.sh apt PKG[:CMD]...   Debian packages (CMD: a command it provides)
 #        scripts/tools.sh venv              .tools/venv from scripts/requirements*.txt
 #        scripts/tools.sh helm              .tools/bin/helm and .tools/bin/kubectl
+#        scripts/tools.sh charts            .tools/charts: the upstream charts deploy/versions.yaml pins
 # Where it cannot install, it prints one line naming what is missing and exits 1.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,10 +61,37 @@ helm() {
   rm -rf "$tmp"
 }
 
+charts() {
+  # The upstream Helm charts deploy/versions.yaml pins (<chart>_repo, <chart>_chart), pulled into
+  # .tools/charts for deploy/tests/platform/test_upstream_charts.py, which renders them with our
+  # values. Needs the network to reach the chart repositories: where it cannot (our machines),
+  # this says so and the tests skip; REQUIRE_UPSTREAM_CHARTS=1 makes both fail instead.
+  helm
+  local versions="$root/deploy/versions.yaml" dir="$tools/charts" failed=()
+  mkdir -p "$dir"
+  export HELM_CACHE_HOME="$tools/helm/cache" HELM_CONFIG_HOME="$tools/helm/config" HELM_DATA_HOME="$tools/helm/data"
+  value() { awk -v k="$1" -F': ' '$1 == k { gsub(/"/, "", $2); print $2 }' "$versions"; }
+  local key name version repo keys
+  mapfile -t keys < <(awk -F': ' '$1 ~ /^[a-z_]+_chart$/ { print substr($1, 1, length($1) - 6) }' "$versions")
+  for key in "${keys[@]}"; do
+    name=${key//_/-} version=$(value "${key}_chart") repo=$(value "${key}_repo")
+    [ -f "$dir/$name-$version.tgz" ] && continue
+    if [[ $repo == oci://* ]]; then
+      "$tools/bin/helm" pull "$repo/$name" --version "$version" -d "$dir" >/dev/null 2>&1 || failed+=("$name-$version")
+    else
+      "$tools/bin/helm" pull "$name" --repo "$repo" --version "$version" -d "$dir" >/dev/null 2>&1 || failed+=("$name-$version")
+    fi
+  done
+  [ ${#failed[@]} -eq 0 ] && return 0
+  echo "tools: could not pull ${failed[*]} (no route to the chart repositories?): their tests skip" >&2
+  [ "${REQUIRE_UPSTREAM_CHARTS:-0}" != 1 ] || exit 1
+}
+
 cmd=${1:-}; shift || true
 case "$cmd" in
   apt) apt_install "$@" ;;
   venv) venv ;;
   helm) helm ;;
-  *) echo "usage: $0 apt PKG[:CMD]... | venv | helm" >&2; exit 2 ;;
+  charts) charts ;;
+  *) echo "usage: $0 apt PKG[:CMD]... | venv | helm | charts" >&2; exit 2 ;;
 esac

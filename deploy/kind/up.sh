@@ -4,32 +4,50 @@
 #   2. cert-manager                 (+ a self-signed ClusterIssuer and a cluster CA)
 #   3. kube-prometheus-stack        (deploy/observability/kube-prometheus-stack/values.yaml,
 #                                    Alertmanager config from deploy/observability/alertmanager)
+#      and the Pushgateway
 #   4. metrics-server               (kubectl top, HPA resource metrics)
-#   5. the logging stack            (deploy/logging: Elasticsearch, Kibana, Fluent Bit)
+#   5. the logging stack            (deploy/logging: the ECK operator, Elasticsearch + Kibana as
+#                                    ECK resources with the index setup, Fluent Bit)
 #   6. ferrostack                   (image built with docker, loaded into kind, chart deploy/helm/ferrostack)
 # Every step is `kind create` only if absent, `helm upgrade --install`, or `kubectl apply`:
-# running it again converges instead of failing. Needs docker, kind, kubectl and helm.
+# running it again converges instead of failing. Chart versions and repositories come from
+# deploy/versions.yaml (the Ansible playbooks read the same file). Needs docker, kind, kubectl, helm.
 # Usage: deploy/kind/up.sh            (env: CLUSTER, KIND_NODE_IMAGE, SKIP_FERROSTACK=1, *_VERSION)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-CLUSTER=${CLUSTER:-ferrostack}
-KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
-TRAEFIK_VERSION=${TRAEFIK_VERSION:-37.0.0}
-CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-v1.20.2}
-KUBE_PROMETHEUS_STACK_VERSION=${KUBE_PROMETHEUS_STACK_VERSION:-88.5.3}
-METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-3.12.2}
-IMAGE=${IMAGE:-ghcr.io/ferrostack/ferrostack:dev}
-CONTEXT="kind-$CLUSTER"
-
-log() { printf '\n==> %s\n' "$*"; }
 need() { command -v "$1" >/dev/null 2>&1 || { echo "up.sh: $1 is required ($2)" >&2; exit 1; }; }
 need docker "the kind nodes are containers"
 need kind "https://kind.sigs.k8s.io"
 need kubectl "any version within one minor of the cluster"
 need helm "v3.8+ or v4"
 
+versions="$root/deploy/versions.yaml"
+# pin KEY: the value of KEY in deploy/versions.yaml (flat `key: value` lines).
+pin() {
+  awk -v k="$1" -F': ' '$1 == k { gsub(/"/, "", $2); print $2; found = 1 } END { exit !found }' "$versions" \
+    || { echo "up.sh: $1 is missing from $versions" >&2; exit 1; }
+}
+CLUSTER=${CLUSTER:-ferrostack}
+KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
+TRAEFIK_VERSION=${TRAEFIK_VERSION:-$(pin traefik_chart)}
+CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-$(pin cert_manager_chart)}
+KUBE_PROMETHEUS_STACK_VERSION=${KUBE_PROMETHEUS_STACK_VERSION:-$(pin kube_prometheus_stack_chart)}
+PUSHGATEWAY_VERSION=${PUSHGATEWAY_VERSION:-$(pin prometheus_pushgateway_chart)}
+METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-$(pin metrics_server_chart)}
+ECK_OPERATOR_VERSION=${ECK_OPERATOR_VERSION:-$(pin eck_operator_chart)}
+ELASTIC_STACK_VERSION=${ELASTIC_STACK_VERSION:-$(pin elastic_stack)}
+FLUENT_BIT_VERSION=${FLUENT_BIT_VERSION:-$(pin fluent_bit_chart)}
+# Chart repositories by chart key (the chart's name is the key with "_" as "-").
+declare -A REPO
+for c in traefik cert_manager kube_prometheus_stack prometheus_pushgateway metrics_server eck_operator fluent_bit; do
+  REPO[$c]=$(pin "${c}_repo")
+done
+IMAGE=${IMAGE:-ghcr.io/ferrostack/ferrostack:dev}
+CONTEXT="kind-$CLUSTER"
+
+log() { printf '\n==> %s\n' "$*"; }
 k() { kubectl --context "$CONTEXT" "$@"; }
 h() { helm --kube-context "$CONTEXT" "$@"; }
 # Create or update a Secret from literals/files without ever printing its content.
@@ -53,20 +71,13 @@ else
 fi
 k cluster-info >/dev/null
 
-log "helm repositories"
-h repo add traefik https://traefik.github.io/charts --force-update >/dev/null
-h repo add jetstack https://charts.jetstack.io --force-update >/dev/null
-h repo add prometheus-community https://prometheus-community.github.io/helm-charts --force-update >/dev/null
-h repo add metrics-server https://kubernetes-sigs.github.io/metrics-server --force-update >/dev/null
-h repo update >/dev/null
-
 log "1/6 ingress: traefik $TRAEFIK_VERSION"
-h upgrade --install traefik traefik/traefik --version "$TRAEFIK_VERSION" \
+h upgrade --install traefik traefik --repo "${REPO[traefik]}" --version "$TRAEFIK_VERSION" \
   --namespace ingress --create-namespace -f "$here/values/traefik.yaml" --wait --timeout 5m
 
 log "2/6 cert-manager $CERT_MANAGER_VERSION"
-h upgrade --install cert-manager jetstack/cert-manager --version "$CERT_MANAGER_VERSION" \
-  --namespace cert-manager --create-namespace --set crds.enabled=true --wait --timeout 5m
+h upgrade --install cert-manager cert-manager --repo "${REPO[cert_manager]}" \
+  --version "$CERT_MANAGER_VERSION" --namespace cert-manager --create-namespace --set crds.enabled=true --wait --timeout 5m
 k apply -f "$here/cluster-issuer.yaml"
 
 log "3/6 kube-prometheus-stack $KUBE_PROMETHEUS_STACK_VERSION"
@@ -81,29 +92,35 @@ ensure_secret monitoring alertmanager-receivers \
   --from-literal=chat-webhook-url=http://127.0.0.1:9/chat-webhook-not-configured \
   --from-literal=pagerduty-routing-key=change-me
 ensure_secret monitoring grafana-admin --from-literal=admin-user=admin --from-literal=admin-password="$(random)"
-h upgrade --install kube-prometheus-stack prometheus-community/kube-prometheus-stack \
+h upgrade --install kube-prometheus-stack kube-prometheus-stack --repo "${REPO[kube_prometheus_stack]}" \
   --version "$KUBE_PROMETHEUS_STACK_VERSION" --namespace monitoring \
   -f "$obs/kube-prometheus-stack/values.yaml" -f "$here/values/kube-prometheus-stack-kind.yaml" \
   --wait --timeout 10m
-h upgrade --install prometheus-pushgateway prometheus-community/prometheus-pushgateway \
-  --namespace monitoring --wait --timeout 5m
+h upgrade --install prometheus-pushgateway prometheus-pushgateway --repo "${REPO[prometheus_pushgateway]}" \
+  --version "$PUSHGATEWAY_VERSION" --namespace monitoring --wait --timeout 5m
 
 log "4/6 metrics-server $METRICS_SERVER_VERSION"
-h upgrade --install metrics-server metrics-server/metrics-server --version "$METRICS_SERVER_VERSION" \
-  --namespace kube-system --set 'args={--kubelet-insecure-tls}' --wait --timeout 5m
+h upgrade --install metrics-server metrics-server --repo "${REPO[metrics_server]}" \
+  --version "$METRICS_SERVER_VERSION" --namespace kube-system --set 'args={--kubelet-insecure-tls}' --wait --timeout 5m
 
-log "5/6 logging: Elasticsearch, Kibana, Fluent Bit"
-ensure_ns logging
-ensure_secret logging elasticsearch-credentials \
-  --from-literal=elastic="$(random)" --from-literal=kibana_system="$(random)" --from-literal=fluent-bit="$(random)"
-ensure_secret logging kibana-encryption-key --from-literal=key="$(random)$(random)"
-# A Job's pod template is immutable: replace the setup Job (its script is idempotent).
-k -n logging delete job elasticsearch-setup --ignore-not-found >/dev/null
-k apply -k "$root/deploy/logging"
-k -n logging rollout status statefulset/elasticsearch --timeout 10m
-k -n logging wait --for=condition=complete job/elasticsearch-setup --timeout 5m
-k -n logging rollout status deployment/kibana --timeout 5m
-k -n logging rollout status daemonset/fluent-bit --timeout 5m
+log "5/6 logging: ECK operator $ECK_OPERATOR_VERSION, Elasticsearch + Kibana $ELASTIC_STACK_VERSION, Fluent Bit $FLUENT_BIT_VERSION"
+logging="$root/deploy/logging"
+k apply -f "$logging/namespace.yaml"
+# Users of the Elasticsearch file realm: basic-auth Secrets with generated passwords, created once.
+ensure_secret logging elasticsearch-elastic-user --type=kubernetes.io/basic-auth \
+  --from-literal=username=elastic --from-literal=password="$(random)" --from-literal=roles=superuser
+ensure_secret logging elasticsearch-fluent-bit-user --type=kubernetes.io/basic-auth \
+  --from-literal=username=fluent-bit --from-literal=password="$(random)" --from-literal=roles=ferrostack-logs-writer
+h upgrade --install elastic-operator eck-operator --repo "${REPO[eck_operator]}" \
+  --version "$ECK_OPERATOR_VERSION" --namespace elastic-system --create-namespace -f "$logging/values/eck-operator.yaml" --wait --timeout 5m
+# Elasticsearch + Kibana (ECK resources); the post-install hook waits for Elasticsearch and
+# applies the ILM policy, the index template and the write alias.
+h upgrade --install logging "$logging/stack" --namespace logging -f "$logging/values/stack-kind.yaml" \
+  --set version="$ELASTIC_STACK_VERSION" --wait --timeout 15m
+k -n logging wait --for=jsonpath='{.status.health}'=green elasticsearch/elasticsearch --timeout 10m
+k -n logging wait --for=jsonpath='{.status.health}'=green kibana/kibana --timeout 10m
+h upgrade --install fluent-bit fluent-bit --repo "${REPO[fluent_bit]}" --version "$FLUENT_BIT_VERSION" \
+  --namespace logging -f "$logging/values/fluent-bit.yaml" --wait --timeout 5m
 
 log "6/6 ferrostack"
 if [ "${SKIP_FERROSTACK:-0}" = 1 ]; then
@@ -126,6 +143,7 @@ cat <<MSG
   Grafana:      kubectl --context $CONTEXT -n monitoring port-forward svc/kube-prometheus-stack-grafana 3000:80
                 (admin password: kubectl --context $CONTEXT -n monitoring get secret grafana-admin -o jsonpath='{.data.admin-password}' | base64 -d)
   Prometheus:   kubectl --context $CONTEXT -n monitoring port-forward svc/kube-prometheus-stack-prometheus 9090
-  Kibana:       kubectl --context $CONTEXT -n logging port-forward svc/kibana 5601  (user elastic)
+  Kibana:       kubectl --context $CONTEXT -n logging port-forward svc/kibana-kb-http 5601
+                (user elastic: kubectl --context $CONTEXT -n logging get secret elasticsearch-elastic-user -o jsonpath='{.data.password}' | base64 -d)
   ferrostack:   http://localhost/ through the ingress
 MSG

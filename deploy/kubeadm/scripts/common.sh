@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Every node: kernel modules, sysctls, limits, containerd (systemd cgroups), kubeadm/kubelet/kubectl.
-# Idempotent: re-provisioning converges. Env: K8S_MINOR (e.g. v1.37), NODE_IP.
+# Every node: kernel modules, sysctls, limits, containerd + runc (official release binaries,
+# systemd cgroups), kubeadm/kubelet/kubectl from pkgs.k8s.io.
+# Idempotent: re-provisioning converges. Env: NODE_IP, and the pins of deploy/versions.yaml that
+# the Vagrantfile passes: K8S_MINOR (kubernetes_minor), CONTAINERD_VERSION (containerd),
+# RUNC_VERSION (runc).
 set -euo pipefail
-: "${K8S_MINOR:?set K8S_MINOR, e.g. v1.37}" "${NODE_IP:?set NODE_IP}"
+: "${NODE_IP:?set NODE_IP}" "${K8S_MINOR:?set K8S_MINOR (kubernetes_minor in deploy/versions.yaml)}"
+: "${CONTAINERD_VERSION:?set CONTAINERD_VERSION (containerd in deploy/versions.yaml)}"
+: "${RUNC_VERSION:?set RUNC_VERSION (runc in deploy/versions.yaml)}"
 here=$(cd "$(dirname "$0")" && pwd)
 [ -d "$here/../files" ] || here=/vagrant/scripts   # Vagrant copies the script alone to /tmp
 files=$here/../files
@@ -27,17 +32,33 @@ install -d /etc/systemd/system.conf.d
 install -m 0644 "$files/systemd-limits.conf" /etc/systemd/system.conf.d/90-kubernetes.conf
 systemctl daemon-reexec
 
-# --- containerd ---------------------------------------------------------------------------
+# --- containerd and runc: the upstream release binaries, checksum-verified ------------------
+# (Kubernetes 1.36+ wants containerd 2.2+; distribution packages lag behind, so the pinned
+# upstream release is installed as the containerd "getting started" guide describes.)
 apt-get update -qq
 apt-get install -y -qq apt-transport-https ca-certificates curl gpg >/dev/null
 install -d -m 0755 /etc/apt/keyrings
-if [ ! -f /etc/apt/keyrings/docker.gpg ]; then
-  curl -fsSL https://download.docker.com/linux/debian/gpg | gpg --dearmor -o /etc/apt/keyrings/docker.gpg
+arch=$(dpkg --print-architecture)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if [ "$(/usr/local/bin/containerd --version 2>/dev/null | awk '{print $3}')" != "v$CONTAINERD_VERSION" ]; then
+  base="https://github.com/containerd/containerd/releases/download/v$CONTAINERD_VERSION"
+  tarball="containerd-$CONTAINERD_VERSION-linux-$arch.tar.gz"
+  curl -fsSLo "$tmp/$tarball" "$base/$tarball"
+  curl -fsSLo "$tmp/$tarball.sha256sum" "$base/$tarball.sha256sum"
+  (cd "$tmp" && sha256sum --check --strict "$tarball.sha256sum")
+  tar -C /usr/local -xzf "$tmp/$tarball"
+  curl -fsSLo /etc/systemd/system/containerd.service \
+    "https://raw.githubusercontent.com/containerd/containerd/v$CONTAINERD_VERSION/containerd.service"
 fi
-# shellcheck disable=SC1091  # os-release exists on every Debian
-codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
-echo "deb [signed-by=/etc/apt/keyrings/docker.gpg] https://download.docker.com/linux/debian $codename stable" \
-  > /etc/apt/sources.list.d/docker.list
+if [ "$(/usr/local/sbin/runc --version 2>/dev/null | awk 'NR == 1 {print $3}')" != "${RUNC_VERSION#v}" ]; then
+  base="https://github.com/opencontainers/runc/releases/download/$RUNC_VERSION"
+  curl -fsSLo "$tmp/runc.$arch" "$base/runc.$arch"
+  curl -fsSLo "$tmp/runc.sha256sum" "$base/runc.sha256sum"
+  (cd "$tmp" && grep -E "[ *]runc\.$arch\$" runc.sha256sum | sha256sum --check --strict)
+  install -m 0755 "$tmp/runc.$arch" /usr/local/sbin/runc
+fi
+
 # --- Kubernetes packages (pkgs.k8s.io, one minor per repository) -----------------------------
 if [ ! -f "/etc/apt/keyrings/kubernetes-$K8S_MINOR.gpg" ]; then
   curl -fsSL "https://pkgs.k8s.io/core:/stable:/$K8S_MINOR/deb/Release.key" \
@@ -47,7 +68,7 @@ echo "deb [signed-by=/etc/apt/keyrings/kubernetes-$K8S_MINOR.gpg] https://pkgs.k
   > /etc/apt/sources.list.d/kubernetes.list
 apt-get update -qq
 apt-mark unhold kubelet kubeadm kubectl >/dev/null 2>&1 || true
-apt-get install -y -qq containerd.io kubelet kubeadm kubectl >/dev/null
+apt-get install -y -qq kubelet kubeadm kubectl >/dev/null
 apt-mark hold kubelet kubeadm kubectl >/dev/null
 
 install -d /etc/containerd
@@ -58,6 +79,7 @@ if ! grep -q 'SystemdCgroup = true' /etc/containerd/config.toml 2>/dev/null; the
   grep -q 'SystemdCgroup = true' /etc/containerd/config.toml \
     || { echo "could not enable SystemdCgroup in containerd config" >&2; exit 1; }
 fi
+systemctl daemon-reload
 systemctl enable --now containerd
 systemctl restart containerd
 crictl config --set runtime-endpoint=unix:///run/containerd/containerd.sock >/dev/null

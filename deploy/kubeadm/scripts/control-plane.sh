@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Control plane: kubeadm init (metrics endpoints of etcd, scheduler, controller-manager and
 # kube-proxy bound for Prometheus), Calico, and the join command + admin.conf for the host.
-# Idempotent: skips init when the cluster exists. Env: NODE_IP, CALICO_VERSION, POD_CIDR.
+# Idempotent: skips init when the cluster exists. Env: NODE_IP, CALICO_VERSION (the Vagrantfile
+# passes deploy/versions.yaml's pin), POD_CIDR.
 set -euo pipefail
-: "${NODE_IP:?set NODE_IP}"
-CALICO_VERSION=${CALICO_VERSION:-v3.30.3}
+: "${NODE_IP:?set NODE_IP}" "${CALICO_VERSION:?set CALICO_VERSION (calico in deploy/versions.yaml)}"
 POD_CIDR=${POD_CIDR:-10.244.0.0/16}
 here=$(cd "$(dirname "$0")" && pwd)
 [ -d "$here/../files" ] || here=/vagrant/scripts
@@ -18,11 +18,14 @@ if [ ! -f /etc/kubernetes/admin.conf ]; then
   kubeadm init --config /etc/kubernetes/kubeadm-config.yaml --upload-certs
 fi
 
-# Calico through the Tigera operator; the IP pool must match the kubeadm podSubnet.
-if ! kubectl get namespace tigera-operator >/dev/null 2>&1; then
-  kubectl create -f "https://raw.githubusercontent.com/projectcalico/calico/$CALICO_VERSION/manifests/tigera-operator.yaml"
-fi
+# Calico through the Tigera operator; the IP pool must match the kubeadm podSubnet. Since Calico
+# 3.30 the CRDs (operator.tigera.io and crd.projectcalico.org) are a manifest of their own, applied
+# first; server-side apply because they exceed the client-side annotation limit, and so that a
+# newer CALICO_VERSION upgrades them on re-provisioning.
+calico="https://raw.githubusercontent.com/projectcalico/calico/$CALICO_VERSION/manifests"
+kubectl apply --server-side --force-conflicts -f "$calico/operator-crds.yaml"
 kubectl wait --for=condition=Established crd/installations.operator.tigera.io --timeout=120s
+kubectl apply --server-side --force-conflicts -f "$calico/tigera-operator.yaml"
 sed -e "s|__POD_CIDR__|$POD_CIDR|g" "$files/calico-installation.yaml" | kubectl apply -f -
 kubectl wait --for=condition=Ready node --all --timeout=600s
 

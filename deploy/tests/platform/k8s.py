@@ -1,27 +1,12 @@
-"""Kubernetes helpers for the platform tests: render a kustomization, validate core kinds
-strictly against the bundled OpenAPI schemas (kubernetes-validate), hand CRDs back to the
-caller for its own structural checks."""
-import os
+"""Kubernetes helpers for the platform tests: validate core kinds strictly against the bundled
+OpenAPI schemas (kubernetes-validate), hand CRDs back to the caller for its own structural
+checks (charts.py checks them against the real CRD schemas)."""
 import pathlib
-import shutil
-import subprocess
 
 import kubernetes_validate
 import yaml
 
 K8S_VERSION = "1.33"
-
-
-def kubectl() -> str:
-    root = pathlib.Path(__file__).resolve().parents[3]
-    found = shutil.which("kubectl") or str(root / ".tools" / "bin" / "kubectl")
-    assert os.access(found, os.X_OK), "kubectl missing: run scripts/tools.sh helm"
-    return found
-
-
-def kustomize(path: pathlib.Path) -> list[dict]:
-    out = subprocess.run([kubectl(), "kustomize", str(path)], capture_output=True, text=True, check=True)
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 def load_docs(path: pathlib.Path) -> list[dict]:

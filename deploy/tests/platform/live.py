@@ -174,15 +174,65 @@ class Sink:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def received(self, receiver: str, alertname: str, status: str) -> bool:
+    def received(self, receiver: str, alertname: str, status: str, **labels) -> bool:
         with self.lock:
             return any(r == receiver and any(a["labels"].get("alertname") == alertname and a["status"] == status
+                                             and all(a["labels"].get(k) == v for k, v in labels.items())
                                              for a in body["alerts"])
                        for r, body in self.notifications)
 
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class AlertTimeline:
+    """Polls Prometheus' and Alertmanager's alert APIs in the background and keeps every alert
+    state it sees, so that an alert which fires and resolves between two of the test's own
+    waits (a rate-increase alert resolves by itself once the new rate becomes the baseline)
+    is still observed, in order."""
+
+    def __init__(self, prom_url: str, am_url: str, interval: float = 0.5):
+        self.prom_url, self.am_url, self.interval = prom_url, am_url, interval
+        self.entries: list[tuple[float, str, dict]] = []   # (monotonic time, source, alert)
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "AlertTimeline":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(10)
+
+    def _fetch(self, url: str):
+        status, body = http("GET", url, timeout=2)
+        return json.loads(body) if status == 200 else None
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            seen = []
+            prom = self._fetch(self.prom_url + "/api/v1/alerts")
+            for a in (prom or {}).get("data", {}).get("alerts", []):
+                seen.append((now, "prometheus", {"labels": a["labels"], "state": a["state"]}))
+            for a in self._fetch(self.am_url + "/api/v2/alerts?active=true&silenced=false&inhibited=true") or []:
+                seen.append((now, "alertmanager", {"labels": a["labels"], "state": a["status"]["state"],
+                                                   "inhibitedBy": a["status"]["inhibitedBy"],
+                                                   "receivers": sorted(r["name"] for r in a["receivers"])}))
+            with self.lock:
+                self.entries.extend(seen)
+            self.stop_event.wait(self.interval)
+
+    def find(self, source: str, alertname: str, state: str | None = None, **labels) -> list[tuple[float, dict]]:
+        """Every observation of alertname (with these labels, in this state) from source, oldest first."""
+        with self.lock:
+            return [(t, a) for t, s, a in self.entries
+                    if s == source and a["labels"].get("alertname") == alertname
+                    and (state is None or a["state"] == state)
+                    and all(a["labels"].get(k) == v for k, v in labels.items())]
 
 
 def http(method: str, url: str, body: bytes | None = None, timeout: float = 5) -> tuple[int, bytes]:

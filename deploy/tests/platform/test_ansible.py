@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
+from charts import template, versions
 from conftest import ROOT
 
 ANSIBLE = ROOT / "deploy" / "ansible"
@@ -159,8 +160,12 @@ def test_platform_charts_are_pinned_waited_for_and_idempotent(fake_helm):
     for up in ups:
         assert any(a.startswith("--version=") for a in up["args"]) and "--wait" in up["args"]
     assert [u["env"]["HELM_NAMESPACE"] for u in ups] == ["ingress", "kube-system"]
-    repos = [c["args"] for c in calls if c["args"][:2] == ["repo", "add"]]
-    assert {c[2] for c in repos} >= {"traefik", "jetstack", "prometheus-community", "metrics-server"}
+    # each playbook adds the repositories of its own charts, with deploy/versions.yaml's URLs
+    pins = versions()
+    repos = {c["args"][2]: c["args"][3] for c in calls if c["args"][:2] == ["repo", "add"]}
+    assert repos == {"traefik": pins["traefik_repo"], "metrics-server": pins["metrics_server_repo"]}
+    assert [next(a for a in u["args"] if a.startswith("--version=")) for u in ups] == [
+        f"--version={pins['traefik_chart']}", f"--version={pins['metrics_server_chart']}"]
     assert yaml.safe_load(next(iter(ups[0]["files"].values()))) == load(ROOT / "deploy" / "kind" / "values" / "traefik.yaml")
     # kind needs --kubelet-insecure-tls, production must not get it
     (dev,) = upgrades(run_playbook(fake_helm, "metrics_server.yml", "development")[0])
@@ -209,3 +214,108 @@ def test_values_fit_the_chart_schema(env):
     merged = deep_merge(merged, {"image": {"tag": "0123abc"}})
     errors = [f"{list(e.path)}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(merged)]
     assert not errors, errors
+
+
+def playbook_tasks():
+    for path in sorted((ANSIBLE / "playbooks").glob("*.yml")):
+        for play in yaml.safe_load(path.read_text()):
+            for task in play.get("tasks", []):
+                yield path.name, play, task
+
+
+def test_every_helm_release_is_pinned_in_versions_yaml_waited_for_and_from_its_repository():
+    """Static check of every kubernetes.core.helm task (the logging, monitoring and Jenkins
+    playbooks also talk to the API, so they cannot run against the helm stand-in): the chart
+    version is the group_vars variable bound to deploy/versions.yaml, the repository is added by
+    the same playbook with the pinned URL, the release waits, and local charts exist."""
+    all_vars = yaml.safe_load((ANSIBLE / "inventory" / "group_vars" / "all.yml").read_text())
+    pins = versions()
+    seen = set()
+    for name, play, task in playbook_tasks():
+        helm = task.get("kubernetes.core.helm")
+        if not helm:
+            continue
+        assert helm.get("wait") is True and helm.get("release_namespace"), (name, task["name"])
+        ref = helm["chart_ref"]
+        if ref.startswith("{{"):     # a chart of this repository
+            local = ref.replace("{{ logging_dir }}", str(ROOT / "deploy" / "logging")) \
+                .replace("{{ ferrostack_chart }}", str(ROOT / "deploy" / "helm" / "ferrostack"))
+            assert (pathlib.Path(local) / "Chart.yaml").is_file(), ref
+            continue
+        repo, chart = ref.split("/")
+        key = chart.replace("-", "_")
+        var = re.fullmatch(r"\{\{ (\w+) \}\}", helm["chart_version"]).group(1)
+        assert all_vars[var] == f"{{{{ platform_versions.{key}_chart }}}}", (name, var)
+        added = {}
+        for t in play["tasks"]:
+            r = t.get("kubernetes.core.helm_repository")
+            if r:
+                for item in t.get("loop") or [{"name": r["name"], "url": r["repo_url"]}]:
+                    added[item["name"]] = item["url"]
+        url = re.fullmatch(r"\{\{ platform_versions\.(\w+_repo) \}\}", added.get(repo, ""))
+        assert url and pins[url.group(1)] == pins[f"{key}_repo"], (name, repo, added)
+        assert f"{key}_chart" in pins and f"{key}_repo" in pins
+        seen.add(key)
+    assert seen == {k[:-6] for k in pins if k.endswith("_chart")} - {"karpenter"}, \
+        "every pinned chart but Karpenter (EKS only) is deployed by a playbook"
+
+
+def test_group_vars_resolve_to_the_pins():
+    """Ansible itself resolves the version variables from deploy/versions.yaml."""
+    tmp = pathlib.Path(os.environ.get("TMPDIR", "/tmp"))
+    env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp), "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"),
+           "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-local"), "ANSIBLE_NOCOLOR": "1"}
+    names = ["eck_operator_chart_version", "fluent_bit_chart_version", "elastic_stack_version", "jenkins_chart_version"]
+    res = subprocess.run([str(VENV_BIN / "ansible"), "production-cluster", "--playbook-dir", "playbooks", "-m",
+                          "ansible.builtin.debug", "-a", "msg={{ [" + ", ".join(names) + "] | to_json }}"],
+                         cwd=ANSIBLE, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    pins = versions()
+    got = json.loads(json.loads(res.stdout.split("=>", 1)[1])["msg"])
+    assert got == [pins["eck_operator_chart"], pins["fluent_bit_chart"], pins["elastic_stack"], pins["jenkins_chart"]]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_logging_chart_values_per_environment(env, tmp_path):
+    """Ansible resolves the logging chart's values: the environment's overrides plus the pinned
+    Elastic Stack version; they pass the chart's schema and render."""
+    ansible_env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp_path),
+                   "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "a"),
+                   "ANSIBLE_NOCOLOR": "1"}
+    host = yaml.safe_load((ANSIBLE / "inventory" / "hosts.yml").read_text())["all"]["children"][env]["hosts"]
+    res = subprocess.run([str(VENV_BIN / "ansible"), next(iter(host)), "--playbook-dir", "playbooks", "-m",
+                          "ansible.builtin.debug", "-a", "msg={{ logging_stack_values | to_json }}"],
+                         cwd=ANSIBLE, env=ansible_env, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    values = json.loads(json.loads(res.stdout.split("=>", 1)[1])["msg"])
+    assert values["version"] == versions()["elastic_stack"]
+    overrides = group_vars(env)["logging_stack_overrides"]
+    if env == "development":
+        kind = load(ROOT / "deploy" / "logging" / "values" / "stack-kind.yaml")
+        assert overrides.endswith("deploy/logging/values/stack-kind.yaml") and values == {**kind, "version": values["version"]}
+    else:
+        assert overrides == "" and values == {"version": versions()["elastic_stack"]}
+    doc = tmp_path / "values.json"
+    doc.write_text(json.dumps(values))
+    docs = template(ROOT / "deploy" / "logging" / "stack", "logging", "logging", [doc])
+    (es,) = [d for d in docs if d["kind"] == "Elasticsearch"]
+    assert es["spec"]["version"] == versions()["elastic_stack"]
+
+
+def test_logging_playbook_order_and_users():
+    plays = yaml.safe_load((ANSIBLE / "playbooks" / "logging.yml").read_text())
+    tasks = plays[0]["tasks"]
+    order = [t.get("kubernetes.core.helm", {}).get("release_name") for t in tasks]
+    releases = [r for r in order if r]
+    assert releases == ["elastic-operator", "logging", "fluent-bit"]
+    names = [t["name"] for t in tasks]
+    health = next(i for i, t in enumerate(tasks) if "until" in t)
+    assert order.index("logging") < health < order.index("fluent-bit"), "Fluent Bit after Elasticsearch is green"
+    users = {u["secret"]: u for u in plays[0]["vars"]["logging_users"]}
+    stack = yaml.safe_load((ROOT / "deploy" / "logging" / "stack" / "values.yaml").read_text())
+    assert sorted(users) == sorted(stack["elasticsearch"]["userSecrets"])
+    assert users[stack["setup"]["credentialsSecret"]]["roles"] == "superuser"
+    assert set(stack["elasticsearch"]["roles"]) >= {u["roles"] for u in users.values()} - {"superuser"}
+    gen = next(t for t in tasks if "ansible.builtin.password" in json.dumps(t))
+    assert gen["kubernetes.core.k8s"]["definition"]["type"] == "kubernetes.io/basic-auth"
+    assert "namespace.yaml" in tasks[names.index(next(n for n in names if "namespace" in n))]["kubernetes.core.k8s"]["src"]

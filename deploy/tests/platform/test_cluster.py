@@ -6,9 +6,12 @@ import re
 import shutil
 import subprocess
 
+import json
+
 import pytest
 import yaml
 
+from charts import template, versions
 from conftest import ROOT
 
 KIND = ROOT / "deploy" / "kind"
@@ -66,13 +69,25 @@ def release(line: str) -> str:
     return line.split(" upgrade --install ", 1)[1].split()[0]
 
 
-def run_up(env: dict) -> list[str]:
+def flag(line: str, name: str) -> str:
+    words = line.split()
+    return words[words.index(name) + 1]
+
+
+def run_up(env: dict, **extra: str) -> list[str]:
     log = pathlib.Path(env["log"])
     log.write_text("")
-    res = subprocess.run(["/bin/bash", str(KIND / "up.sh")], env={k: v for k, v in env.items() if k != "log"},
+    res = subprocess.run(["/bin/bash", str(KIND / "up.sh")],
+                         env={**{k: v for k, v in env.items() if k != "log"}, **extra},
                          capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     return log.read_text().splitlines()
+
+
+# release -> the chart key of deploy/versions.yaml it installs (None: a chart of this repository)
+RELEASES = {"traefik": "traefik", "cert-manager": "cert_manager", "kube-prometheus-stack": "kube_prometheus_stack",
+            "prometheus-pushgateway": "prometheus_pushgateway", "metrics-server": "metrics_server",
+            "elastic-operator": "eck_operator", "logging": None, "fluent-bit": "fluent_bit", "ferrostack": None}
 
 
 def test_up_installs_in_order_and_is_idempotent(tmp_path):
@@ -81,23 +96,46 @@ def test_up_installs_in_order_and_is_idempotent(tmp_path):
     first = run_up(env)
     assert sum(line.startswith("kind create cluster") for line in first) == 1
     assert any("--config" in line and "cluster.yaml" in line for line in first if line.startswith("kind create"))
-    installs = [release(line) for line in first if line.startswith("helm") and " upgrade --install " in line]
-    assert installs == ["traefik", "cert-manager", "kube-prometheus-stack", "prometheus-pushgateway",
-                        "metrics-server", "ferrostack"]
-    order = [i for i, line in enumerate(first) if "apply -k" in line and "deploy/logging" in line]
-    ms = [i for i, line in enumerate(first) if "upgrade --install metrics-server" in line]
-    fs = [i for i, line in enumerate(first) if "upgrade --install ferrostack" in line]
-    assert ms[0] < order[0] < fs[0], "logging goes after metrics-server and before ferrostack"
-    kps = next(line for line in first if "upgrade --install kube-prometheus-stack" in line)
+    upgrades = [line for line in first if line.startswith("helm") and " upgrade --install " in line]
+    installs = [release(line) for line in upgrades]
+    # ingress, cert-manager, monitoring, metrics-server, logging (operator, stack, shipper), ferrostack
+    assert installs == list(RELEASES)
+    # every upstream chart at the version and from the repository deploy/versions.yaml pins
+    pins = versions()
+    for line in upgrades:
+        key = RELEASES[release(line)]
+        if key:
+            assert line.split(" upgrade --install ", 1)[1].split()[1] == key.replace("_", "-"), line
+            assert flag(line, "--version") == pins[f"{key}_chart"], line
+            assert flag(line, "--repo") == pins[f"{key}_repo"], line
+        else:
+            chart = line.split(" upgrade --install ", 1)[1].split()[1]
+            assert " --repo " not in line and pathlib.Path(chart).is_dir(), line
+    kps = next(line for line in upgrades if release(line) == "kube-prometheus-stack")
     assert str(KPS_VALUES) in kps
-    fs_line = next(line for line in first if "upgrade --install ferrostack" in line)
+    logging = next(line for line in upgrades if release(line) == "logging")
+    assert flag(logging, "--set") == f"version={pins['elastic_stack']}" and "deploy/logging/stack" in logging
+    assert flag(logging, "-f").endswith("deploy/logging/values/stack-kind.yaml"), "the same kind values as Ansible's"
+    assert "deploy/logging/values/eck-operator.yaml" in next(l for l in upgrades if release(l) == "elastic-operator")
+    assert "deploy/logging/values/fluent-bit.yaml" in next(l for l in upgrades if release(l) == "fluent-bit")
+    # Elasticsearch and Kibana are waited for before Fluent Bit ships to them
+    waits = [i for i, line in enumerate(first) if "wait --for=jsonpath={.status.health}=green" in line]
+    assert len(waits) == 2 and waits[-1] < first.index(next(l for l in upgrades if release(l) == "fluent-bit"))
+    fs_line = next(line for line in upgrades if release(line) == "ferrostack")
     assert "deploy/ansible/values/ferrostack/common.yaml" in fs_line and "development.yaml" in fs_line
     assert "image.repository=ghcr.io/ferrostack/ferrostack " in fs_line + " " and "image.tag=dev" in fs_line
     # secrets that hold generated passwords are created once, only when absent
     created = [line for line in first if " create secret generic " in line and "--dry-run" not in line]
     assert any("grafana-admin" in line for line in created)
-    assert any("elasticsearch-credentials" in line for line in created)
     assert all("--from-literal=admin-password=" in line for line in created if "grafana-admin" in line)
+    users = {flag(line, "generic"): line for line in created if "--type=kubernetes.io/basic-auth" in line}
+    assert sorted(users) == ["elasticsearch-elastic-user", "elasticsearch-fluent-bit-user"]
+    assert "--from-literal=username=elastic " in users["elasticsearch-elastic-user"] + " "
+    assert "--from-literal=roles=superuser" in users["elasticsearch-elastic-user"]
+    assert "--from-literal=roles=ferrostack-logs-writer" in users["elasticsearch-fluent-bit-user"]
+    # the chart's values name the same Secrets
+    stack = yaml.safe_load((ROOT / "deploy" / "logging" / "stack" / "values.yaml").read_text())
+    assert sorted(stack["elasticsearch"]["userSecrets"]) == sorted(users)
 
     # second run: the cluster exists and the secrets too -> no create, same installs (upgrade)
     (tmp_path / "cluster-exists.secrets").write_text("")
@@ -106,6 +144,10 @@ def test_up_installs_in_order_and_is_idempotent(tmp_path):
     assert not any(" create secret generic " in line and "--dry-run" not in line for line in second)
     assert [release(line) for line in second if " upgrade --install " in line] == installs
     assert all("--wait" in line for line in second if " upgrade --install " in line)
+
+    # an environment override still wins over the pin
+    third = run_up(env, TRAEFIK_VERSION="1.2.3")
+    assert flag(next(line for line in third if " upgrade --install traefik " in line), "--version") == "1.2.3"
 
 
 def test_up_fails_clearly_without_tools(tmp_path):
@@ -183,14 +225,83 @@ def test_vagrantfile_nodes():
     assert os.access(KUBEADM / "scripts" / "common.sh", os.X_OK)
 
 
+RUBY_STUB = r"""
+# A stand-in for Vagrant: runs the Vagrantfile and prints every node's provisioners as JSON.
+require "json"
+LOG = []
+class Rec
+  def initialize(node) = @node = node
+  def respond_to_missing?(*) = true
+  def method_missing(name, *args, **kw, &blk)
+    case name
+    when :define then blk.call(Rec.new(args[0]))
+    when :provision then LOG << { "node" => @node, "script" => kw[:path], "env" => kw[:env] }
+    else blk&.call(Rec.new(@node))
+    end
+    Rec.new(@node)
+  end
+end
+module Vagrant
+  def self.configure(_version, &blk) = blk.call(Rec.new(nil))
+end
+load ARGV.fetch(0)
+puts JSON.generate(LOG)
+"""
+
+
+def test_vagrantfile_passes_the_pinned_versions(tmp_path):
+    """The Vagrantfile run by Ruby with a stub Vagrant: each node gets common.sh with the
+    Kubernetes minor, containerd and runc of deploy/versions.yaml, the control plane gets Calico's."""
+    ruby = shutil.which("ruby")
+    assert ruby, "ruby missing: make test-platform installs it"
+    stub = tmp_path / "vagrant_stub.rb"
+    stub.write_text(RUBY_STUB)
+    res = subprocess.run([ruby, str(stub), str(KUBEADM / "Vagrantfile")], capture_output=True, text=True,
+                         env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    calls = json.loads(res.stdout)
+    pins = versions()
+    assert [(c["node"], c["script"]) for c in calls] == [
+        ("control-plane", "scripts/common.sh"), ("control-plane", "scripts/control-plane.sh"),
+        ("worker-1", "scripts/common.sh"), ("worker-1", "scripts/worker.sh"),
+        ("worker-2", "scripts/common.sh"), ("worker-2", "scripts/worker.sh")]
+    for call in calls:
+        env = call["env"]
+        if call["script"] == "scripts/common.sh":
+            assert (env["K8S_MINOR"], env["CONTAINERD_VERSION"], env["RUNC_VERSION"]) == (
+                pins["kubernetes_minor"], pins["containerd"], pins["runc"])
+        if call["script"] == "scripts/control-plane.sh":
+            assert env["CALICO_VERSION"] == pins["calico"]
+    for script in ("common.sh", "control-plane.sh"):
+        text = (KUBEADM / "scripts" / script).read_text()
+        for var in re.findall(r'"\$\{(\w+_VERSION|K8S_MINOR):\?', text):
+            assert any(var in c["env"] for c in calls if c["script"].endswith(script)), (script, var)
+        assert not re.search(r"(CALICO|CONTAINERD|RUNC)_VERSION:-", text), "no second pin as a default"
+
+
+def test_containerd_and_calico_install_steps():
+    common = (KUBEADM / "scripts" / "common.sh").read_text()
+    # the upstream release, checked against the checksum file published with it
+    assert "containerd/releases/download/v$CONTAINERD_VERSION" in common
+    assert "opencontainers/runc/releases/download/$RUNC_VERSION" in common
+    assert common.count("sha256sum --check --strict") == 2
+    assert "containerd.io" not in common, "no distribution containerd (too old for Kubernetes 1.36+)"
+    control = (KUBEADM / "scripts" / "control-plane.sh").read_text()
+    crds, operator = control.index("operator-crds.yaml"), control.index("tigera-operator.yaml")
+    wait = control.index("crd/installations.operator.tigera.io")
+    assert crds < wait < control.index("calico-installation.yaml") and crds < operator, \
+        "Calico 3.30+ ships its CRDs apart from the operator: CRDs first"
+
+
 def test_cluster_ca_chain():
     """selfsigned ClusterIssuer -> CA Certificate in cert-manager's namespace -> ClusterIssuer
-    ferrostack-ca (what deploy/logging's certificates reference)."""
+    ferrostack-ca (what the logging chart's HTTPS certificates reference)."""
     docs = list(yaml.safe_load_all((KIND / "cluster-issuer.yaml").read_text()))
     issuers = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterIssuer"}
     (ca,) = [d for d in docs if d["kind"] == "Certificate"]
     assert "selfSigned" in issuers[ca["spec"]["issuerRef"]["name"]]["spec"]
     assert ca["spec"]["isCA"] is True and ca["metadata"]["namespace"] == "cert-manager"
     assert issuers["ferrostack-ca"]["spec"]["ca"]["secretName"] == ca["spec"]["secretName"]
-    logging_certs = yaml.safe_load_all((ROOT / "deploy" / "logging" / "certificates.yaml").read_text())
-    assert {c["spec"]["issuerRef"]["name"] for c in logging_certs} == {"ferrostack-ca"}
+    logging_certs = [d for d in template(ROOT / "deploy" / "logging" / "stack", "logging", "logging")
+                     if d["kind"] == "Certificate"]
+    assert logging_certs and {c["spec"]["issuerRef"]["name"] for c in logging_certs} == {"ferrostack-ca"}

@@ -33,7 +33,9 @@ def test_values():
     values = yaml.safe_load((JENKINS / "values.yaml").read_text())
     assert values["controller"]["nodeSelector"], "the controller is pinned to the CI node"
     assert values["persistence"]["enabled"] is True and values["persistence"]["size"]
-    assert values["controller"]["admin"]["createSecret"] is False and values["controller"]["admin"]["existingSecret"]
+    # the chart mounts the admin credentials only with createSecret: true, and then mounts
+    # existingSecret instead of generating one (test_upstream_charts.py renders it)
+    assert values["controller"]["admin"]["createSecret"] is True and values["controller"]["admin"]["existingSecret"]
     assert "password" not in yaml.safe_dump(values["controller"]["admin"]).replace("Secret", "")
 
 

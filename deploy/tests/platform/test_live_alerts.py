@@ -3,7 +3,10 @@
 (Debian `prometheus-alertmanager`) routed by deploy/observability/alertmanager, all on
 loopback ports chosen free. up's data-api is made to fail through fault injection and a
 standalone backend-api replica is stopped; the matching alerts must fire in Prometheus, reach
-Alertmanager and be routed to the right receivers, then resolve once the faults are removed.
+Alertmanager and be routed to the right receivers, then resolve once the faults are removed:
+FerrostackServiceDown, FerrostackHighErrorRatio and (case study 004, "increase of the errors in
+logs") FerrostackErrorLogRateIncrease, which the runtime feeds by logging every 5xx at level
+error (ferrostack_log_events_total{level="error"}).
 
 Clock: scrape and evaluation every second; the rules run unchanged except that every range,
 offset and `for` is divided by TIME_FACTOR (5m -> 10s), so the test takes about a minute."""
@@ -16,17 +19,19 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import OBS, ROOT
-from live import (Processes, Sink, alertmanager_test_config, free_ports, get_json, http, scale_rules,
-                  wait_for, write_yaml)
+from live import (AlertTimeline, Processes, Sink, alertmanager_test_config, free_ports, get_json, http,
+                  scale_rules, wait_for, write_yaml)
 
 TIME_FACTOR = 30
 HTTP_ROLES = ("backend-api", "data-api")
+ERROR_LOG_ALERT = "FerrostackErrorLogRateIncrease"
 
 
 def ferrostack_binary() -> Path:
@@ -76,6 +81,7 @@ class Stack:
         self.am = f"http://127.0.0.1:{am}"
         self.stop_traffic = threading.Event()
         self.targets: dict[str, list[str]] = {}
+        self.timeline: AlertTimeline | None = None
 
     def up_url(self, offset: int) -> str:
         return f"http://127.0.0.1:{self.base + offset}"
@@ -172,6 +178,8 @@ class Stack:
         return "\n".join(parts)
 
     def close(self):
+        if self.timeline:
+            self.timeline.stop()
         self.stop_traffic.set()
         self.procs.stop_all()
         self.sink.close()
@@ -229,6 +237,10 @@ def test_alerts_fire_route_and_resolve(stack):
     assert stack.am_alerts() == [], stack.diagnose()
 
     # --- faults: up's data-api answers 500 (fault injection), a backend-api replica stops -----
+    # The timeline records every alert state from here on: the error-log rate alert compares the
+    # last 5m with the hour before, so it resolves by itself once the errors become the baseline.
+    timeline = AlertTimeline(stack.prom, stack.am).start()
+    stack.timeline = timeline
     data_api = stack.up_url(1)
     status, _ = http("POST", data_api + "/fault_injection/enable", b"")
     assert 200 <= status < 300, status
@@ -257,6 +269,29 @@ def test_alerts_fire_route_and_resolve(stack):
         wait_for(f"{name} firing notification to pagerduty",
                  lambda n=name: stack.sink.received("pagerduty", n, "firing"), 60, diagnose=stack.diagnose)
 
+    # --- error-log rate (case study 004): every 500 is logged at level error ------------------
+    def error_lines(job):
+        res = get_json(stack.prom + "/api/v1/query?query=" + urllib.parse.quote(
+            f'sum(ferrostack_log_events_total{{level="error",job="{job}"}})'))["data"]["result"]
+        return float(res[0]["value"][1]) if res else 0.0
+    wait_for("data-api's error log lines counted by Prometheus", lambda: error_lines("data-api") > 0, 30,
+             diagnose=stack.diagnose)
+    assert error_lines("data-api") > 0
+    wait_for(f"{ERROR_LOG_ALERT}{{job=data-api}} firing in Prometheus",
+             lambda: timeline.find("prometheus", ERROR_LOG_ALERT, "firing", job="data-api"), 90,
+             diagnose=stack.diagnose)
+    (_, am_seen), *_ = wait_for(f"{ERROR_LOG_ALERT}{{job=data-api}} in Alertmanager",
+                                lambda: timeline.find("alertmanager", ERROR_LOG_ALERT, job="data-api"), 60,
+                                diagnose=stack.diagnose)
+    # a warning: chat and e-mail, no page; not inhibited by the critical alerts of other jobs
+    assert am_seen["labels"]["severity"] == "warning", am_seen
+    assert am_seen["receivers"] == ["chat-and-email"] and am_seen["state"] == "active", am_seen
+    assert not am_seen["inhibitedBy"], am_seen
+    wait_for(f"{ERROR_LOG_ALERT} firing notification to chat-and-email",
+             lambda: stack.sink.received("chat-and-email", ERROR_LOG_ALERT, "firing", job="data-api"), 60,
+             diagnose=stack.diagnose)
+    assert not stack.sink.received("pagerduty", ERROR_LOG_ALERT, "firing"), "a warning never pages"
+
     # --- recovery: remove the faults, everything resolves ------------------------------------
     status, _ = http("POST", data_api + "/fault_injection/disable", b"")
     assert 200 <= status < 300, status
@@ -267,6 +302,11 @@ def test_alerts_fire_route_and_resolve(stack):
     for name in ("FerrostackServiceDown", "FerrostackHighErrorRatio"):
         wait_for(f"{name} resolved notification to pagerduty",
                  lambda n=name: stack.sink.received("pagerduty", n, "resolved"), 90, diagnose=stack.diagnose)
+    wait_for(f"{ERROR_LOG_ALERT} resolved notification to chat-and-email",
+             lambda: stack.sink.received("chat-and-email", ERROR_LOG_ALERT, "resolved", job="data-api"), 90,
+             diagnose=stack.diagnose)
+    firing = timeline.find("prometheus", ERROR_LOG_ALERT, "firing", job="data-api")
+    assert firing and not stack.firing(ERROR_LOG_ALERT, job="data-api"), "fired, then resolved in Prometheus"
     wait_for("no active alerts in Alertmanager",
              lambda: not [a for a in stack.am_alerts() if a["labels"]["alertname"].startswith("Ferrostack")],
              60, diagnose=stack.diagnose)

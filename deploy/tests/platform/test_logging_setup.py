@@ -1,6 +1,7 @@
-"""deploy/logging/setup.sh (the Elasticsearch setup Job) run for real with curl against a
-loopback HTTPS stand-in for the Elasticsearch REST API: users, role, ILM policy, index
-template and write alias, idempotent on a second run, failing loudly on an error."""
+"""deploy/logging/stack/files/setup.sh (the chart's index setup hook Job) run for real with curl
+against a loopback HTTPS stand-in for the Elasticsearch REST API: ILM policy, index template and
+write alias, authenticated as the user of a basic-auth Secret, idempotent on a second run,
+failing loudly on an error, never showing the password."""
 import base64
 import datetime
 import ipaddress
@@ -20,8 +21,8 @@ from cryptography.x509.oid import NameOID
 
 from conftest import ROOT
 
-LOGGING = ROOT / "deploy" / "logging"
-PASSWORDS = {"elastic": "el-pw-1", "kibana_system": "kb-pw-2", "fluent-bit": "fb-pw-3"}
+FILES = ROOT / "deploy" / "logging" / "stack" / "files"
+USER, PASSWORD = "elastic", 'el-pw-1"with\\quote'   # curl config quoting must survive " and \
 
 
 def self_signed(tmp):
@@ -51,7 +52,7 @@ class FakeElasticsearch:
                 body = self.rfile.read(length) if length else b""
                 auth = self.headers.get("Authorization", "")
                 outer.requests.append((self.command, self.path, auth, body))
-                expected = "Basic " + base64.b64encode(f"elastic:{PASSWORDS['elastic']}".encode()).decode()
+                expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
                 if auth != expected:
                     return self.reply(401)
                 if self.path == fail_path:
@@ -95,15 +96,16 @@ def env(tmp_path):
     assert shutil.which("curl"), "curl missing: make test-platform installs it"
     creds = tmp_path / "credentials"
     creds.mkdir()
-    for user, pw in PASSWORDS.items():
-        (creds / user).write_text(pw)
+    # a mounted basic-auth Secret: one file per key
+    (creds / "username").write_text(USER)
+    (creds / "password").write_text(PASSWORD)
     cert, key = self_signed(tmp_path)
     return tmp_path, cert, key, {"PATH": os.environ["PATH"], "CA_FILE": str(cert), "CREDENTIALS_DIR": str(creds),
-                                 "CONFIG_DIR": str(LOGGING)}
+                                 "CONFIG_DIR": str(FILES), "ALIAS": "ferrostack-logs"}
 
 
 def run_setup(es, environ, tmp):
-    return subprocess.run(["sh", str(LOGGING / "setup.sh")], env={**environ, "ES_URL": es.url}, cwd=tmp,
+    return subprocess.run(["sh", str(FILES / "setup.sh")], env={**environ, "ES_URL": es.url}, cwd=tmp,
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -113,17 +115,13 @@ def test_setup_configures_elasticsearch_and_is_idempotent(env):
     try:
         first = run_setup(es, environ, tmp)
         assert first.returncode == 0, first.stdout + first.stderr
-        assert es.bodies("POST", "/_security/user/kibana_system/_password") == [{"password": PASSWORDS["kibana_system"]}]
-        (user,) = es.bodies("PUT", "/_security/user/fluent-bit")
-        assert user["password"] == PASSWORDS["fluent-bit"] and user["roles"] == ["ferrostack-logs-writer"]
-        (role,) = es.bodies("PUT", "/_security/role/ferrostack-logs-writer")
-        (indices,) = role["indices"]
-        assert "delete_index" not in indices["privileges"] and "create_doc" in indices["privileges"]
-        assert es.bodies("PUT", "/_ilm/policy/ferrostack-logs") == [json.loads((LOGGING / "ilm-policy.json").read_text())]
+        # users and roles are ECK's (file realm from Secrets): the script creates none
+        assert not [p for m, p, _, _ in es.requests if p.startswith("/_security/")]
+        assert es.bodies("PUT", "/_ilm/policy/ferrostack-logs") == [json.loads((FILES / "ilm-policy.json").read_text())]
         assert es.bodies("PUT", "/_index_template/ferrostack-logs") == [
-            json.loads((LOGGING / "index-template.json").read_text())]
+            json.loads((FILES / "index-template.json").read_text())]
         assert es.bodies("PUT", "/ferrostack-logs-000001") == [{"aliases": {"ferrostack-logs": {"is_write_index": True}}}]
-        assert not any(pw in first.stdout + first.stderr for pw in PASSWORDS.values()), "a password was printed"
+        assert PASSWORD not in first.stdout + first.stderr, "the password was printed"
 
         second = run_setup(es, environ, tmp)
         assert second.returncode == 0, second.stdout + second.stderr
