@@ -4,6 +4,7 @@
 # Usage: scripts/tools.sh apt PKG[:CMD]...   Debian packages (CMD: a command it provides)
 #        scripts/tools.sh venv              .tools/venv from scripts/requirements*.txt
 #        scripts/tools.sh helm              .tools/bin/helm and .tools/bin/kubectl
+#        scripts/tools.sh azurite           .tools/bin/azurite-blob (Azure Blob emulator, npm)
 # Where it cannot install, it prints one line naming what is missing and exits 1.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,10 +61,20 @@ helm() {
   rm -rf "$tmp"
 }
 
+azurite() {
+  [ -x "$tools/bin/azurite-blob" ] && return 0
+  command -v npm >/dev/null || missing "npm" "needed to install azurite from the npm registry"
+  # Azure Blob Storage emulator (TOOLS.md); a node program, run as .tools/bin/azurite-blob.
+  npm install -q --no-audit --no-fund --prefix "$tools/azurite" azurite@3.37.0 >/dev/null \
+    || missing azurite "npm install azurite@3.37.0 failed"
+  ln -sf "$tools/azurite/node_modules/.bin/azurite-blob" "$tools/bin/azurite-blob"
+}
+
 cmd=${1:-}; shift || true
 case "$cmd" in
   apt) apt_install "$@" ;;
   venv) venv ;;
   helm) helm ;;
-  *) echo "usage: $0 apt PKG[:CMD]... | venv | helm" >&2; exit 2 ;;
+  azurite) azurite ;;
+  *) echo "usage: $0 apt PKG[:CMD]... | venv | helm | azurite" >&2; exit 2 ;;
 esac
