@@ -58,7 +58,15 @@ async fn at_the_pending_bound_a_role_logs_to_stdout_only_and_deletes_no_log_file
         assert_eq!(r.status(), 200);
         calls += 1;
     }
-    let files = snapshot(&segments);
+    // The open segment is handed to the sealer thread at the bound: wait for its rename.
+    let mut files = snapshot(&segments);
+    for _ in 0..400 {
+        if files.keys().all(|n| !n.starts_with('.')) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        files = snapshot(&segments);
+    }
     let kept: usize = files.values().map(Vec::len).sum();
     assert!(
         (BOUND..BOUND + 4096).contains(&(kept as u64)),

@@ -51,6 +51,7 @@ impl Azurite {
             eprintln!("SKIP: azurite-blob not found at {}", bin.display());
             return None;
         }
+        // In memory; the working directory takes whatever else it writes.
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -60,8 +61,7 @@ impl Azurite {
         let child = Command::new(bin)
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
             .args(["--inMemoryPersistence", "--silent", "--disableTelemetry"])
-            .args(["--skipApiVersionCheck", "--location"])
-            .arg(dir.path())
+            .arg("--skipApiVersionCheck")
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -148,8 +148,8 @@ fn testkit(args: &[&str], azurite: &Azurite) -> Command {
 
 /// A producer's segments plus one ~12 MB file of random hex lines (≈6 MB compressed, so the
 /// batch is uploaded in two 5 MiB parts), shipped by a real shipper process until the source
-/// is empty; returns how many producer lines were written.
-fn produce_and_ship(azurite: &Azurite, root: &Path, producer: &str) -> u64 {
+/// is empty; returns how many producer lines were written and the shipper's log.
+fn produce_and_ship(azurite: &Azurite, root: &Path, producer: &str) -> (u64, String) {
     let src = root.join(producer);
     let state = root.join(format!("state-{producer}"));
     std::fs::create_dir_all(&src).unwrap();
@@ -197,7 +197,7 @@ fn produce_and_ship(azurite: &Azurite, root: &Path, producer: &str) -> u64 {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "shipper failed: {log}");
     assert_eq!(count_files(&src), 0, "everything shipped: {log}");
-    written
+    (written, log.into_owned())
 }
 
 #[test]
@@ -208,8 +208,13 @@ fn az_ship_then_verify_and_a_lost_state_dir_neither_overwrites_nor_loses_a_line(
     azurite.create_container("logs");
     let tmp = tempfile::tempdir().unwrap();
 
-    let first = produce_and_ship(&azurite, tmp.path(), "az1");
-    let second = produce_and_ship(&azurite, tmp.path(), "az2");
+    let (first, log) = produce_and_ship(&azurite, tmp.path(), "az1");
+    assert!(!log.contains("already has this key"), "{log}");
+    let (second, log) = produce_and_ship(&azurite, tmp.path(), "az2");
+    assert!(
+        log.contains("a different object already has this key"),
+        "the second run collided: {log}"
+    );
 
     let out = testkit(&["verify", "--to", "az://logs/archive"], &azurite)
         .output()
