@@ -211,17 +211,17 @@ mod tests {
         let path = dir.path().join("credentials");
         std::fs::write(
             &path,
-            "[default]\naws_access_key_id=A\naws_secret_access_key=1\n",
+            "[default]\naws_access_key_id=A\naws_secret_access_key=first-secret\n",
         )
         .unwrap();
         let provider = FileCredentials::new(&path, "default").unwrap();
         assert_eq!(provider.current().key_id, "A");
-        assert!(!format!("{provider:?}").contains('1'));
+        assert!(!format!("{provider:?}").contains("first-secret"));
         // Kubernetes swaps a Secret's file by rename: a new inode.
         let next = dir.path().join("next");
         std::fs::write(
             &next,
-            "[default]\naws_access_key_id=B\naws_secret_access_key=2\n",
+            "[default]\naws_access_key_id=B\naws_secret_access_key=second\n",
         )
         .unwrap();
         std::fs::rename(&next, &path).unwrap();

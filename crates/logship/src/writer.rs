@@ -410,8 +410,11 @@ impl Shared {
         if full != state.full {
             state.full = full;
             self.stats.pending_full.set(i64::from(full));
-            if full && state.at_line_start {
-                let _ = self.seal_locked(state);
+            if full
+                && state.at_line_start
+                && let Err(e) = self.seal_locked(state)
+            {
+                self.deferred.set("seal", &e);
             }
             let msg = if full {
                 "pending bound reached: not writing log files until the shipper drains them"
