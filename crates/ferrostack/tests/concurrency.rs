@@ -14,7 +14,16 @@ use support::Proc;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_concurrent_requests_give_a_thousand_whole_distinct_files() {
     let backend = Proc::start(
-        &["backend-api", "--work-delay", "1s", "--log-dir", "logs"],
+        // debug: successful requests' access lines, whose latency this test reports.
+        &[
+            "backend-api",
+            "--work-delay",
+            "1s",
+            "--log-dir",
+            "logs",
+            "--log-level",
+            "debug",
+        ],
         &[],
     );
     let client = reqwest::Client::builder()

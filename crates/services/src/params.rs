@@ -1,14 +1,17 @@
 //! `GET /api`: answers the query parameters as JSON and logs them as one JSON line.
 
-use axum::Json;
+use std::borrow::Cow;
+
 use axum::extract::RawQuery;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
 
 /// The parameters: a name given once maps to its value, a repeated name to an array of its
-/// values in order.
+/// values in order. (The OpenAPI shape of the answer; the handler writes the same JSON.)
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Params {
     #[schema(value_type = Object)]
@@ -20,11 +23,13 @@ pub(crate) struct Params {
     (status = 200, body = Params),
     (status = 400, description = "the query is not valid percent-encoded UTF-8", body = runtime::error::ErrorBody),
 ))]
-pub(crate) async fn api(RawQuery(query): RawQuery) -> Result<Json<Params>, Error> {
+pub(crate) async fn api(RawQuery(query): RawQuery) -> Result<Response, Error> {
     let params = parse_query(query.as_deref().unwrap_or(""))?;
+    // Serialised once, for both the log line and the answer.
     let printed = serde_json::to_string(&params).unwrap_or_default();
-    tracing::info!(params = %printed, "query parameters");
-    Ok(Json(Params { params }))
+    tracing::info!(params = printed.as_str(), "query parameters");
+    let body = format!("{{\"params\":{printed}}}");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Parses `application/x-www-form-urlencoded` pairs strictly: bad UTF-8 is an error, not
@@ -49,10 +54,14 @@ pub(crate) fn parse_query(query: &str) -> Result<Map<String, Value>, Error> {
 }
 
 fn decode(raw: &str) -> Result<String, Error> {
-    let spaced = raw.replace('+', " ");
+    let spaced: Cow<'_, str> = if raw.contains('+') {
+        Cow::Owned(raw.replace('+', " "))
+    } else {
+        Cow::Borrowed(raw)
+    };
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()
-        .map(|s| s.into_owned())
+        .map(Cow::into_owned)
         .map_err(|_| {
             Error::bad_request(
                 "invalid_query",

@@ -165,18 +165,23 @@ pub fn app(
         max_header_bytes: cfg.max_header_bytes,
         metrics: http_metrics,
     };
-    api.merge(admin.with_state(state))
-        .fallback(middleware::not_found)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            cfg.request_timeout,
-        ))
-        .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(edge, middleware::edge))
-        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+    // One ServiceBuilder stack applied once (outermost first): `Router::layer` boxes each
+    // route again for every `.layer` call, and each box costs a clone and an allocation per
+    // request (bench/http, callgrind: ~13k instructions of a /api request).
+    let stack = tower::ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(SetRequestIdLayer::new(
             X_REQUEST_ID.clone(),
             middleware::MakeId,
         ))
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+        .layer(axum::middleware::from_fn_with_state(edge, middleware::edge))
+        .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            cfg.request_timeout,
+        ));
+    api.merge(admin.with_state(state))
+        .fallback(middleware::not_found)
+        .layer(stack)
 }

@@ -4,6 +4,8 @@
 //! `role` and `request_id` are span fields flattened onto every line: a role's tasks run in
 //! a `role` span and each request in a `request` span, so `up` can tell roles apart.
 
+mod json;
+
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -13,7 +15,6 @@ use prometheus_client::metrics::family::Family;
 use tracing::{Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::time::UtcTime;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
 use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -85,19 +86,16 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for CountEvents {
     }
 }
 
-/// Builds the JSON layer writing to `writer`.
-pub fn json_layer<S, W>(writer: W) -> json_subscriber::JsonLayer<S, W>
+/// Builds the JSON layer writing to `writer` (see [`json`] for the line format).
+pub fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
 where
     S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    W: for<'w> MakeWriter<'w> + 'static,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let mut layer = json_subscriber::JsonLayer::new(writer);
-    layer
-        .with_timer("timestamp", UtcTime::rfc_3339())
-        .with_level("level")
-        .with_top_level_flattened_span_list()
-        .with_flattened_event();
-    layer
+    tracing_subscriber::fmt::layer()
+        .event_format(json::JsonLines)
+        .fmt_fields(json::JsonFields)
+        .with_writer(writer)
 }
 
 /// Keeps the stdout writer thread alive; dropping it flushes what is buffered.
@@ -183,11 +181,35 @@ mod tests {
             let _r = role.enter();
             let req = tracing::info_span!("request", request_id = "abc");
             let _q = req.enter();
-            tracing::warn!(params = "{}", "hello");
+            tracing::warn!(params = "{}", n = 3, ok = true, quote = %"a\"b", "hello\n");
         });
         let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-        assert_eq!(line["message"], "hello");
+        assert_eq!(line["message"], "hello\n");
+        assert_eq!(line["params"], "{}");
+        assert_eq!(line["n"], 3);
+        assert_eq!(line["ok"], true);
+        assert_eq!(line["quote"], "a\"b");
+        let keys: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "timestamp",
+                "level",
+                "role",
+                "request_id",
+                "message",
+                "params",
+                "n",
+                "ok",
+                "quote"
+            ]
+        );
         assert_eq!(line["level"], "WARN");
         assert_eq!(line["role"], "data-api");
         assert_eq!(line["request_id"], "abc");
