@@ -5,15 +5,15 @@
 //! Disk errors are never reported as success. Lines are buffered (like `std::io::BufWriter`),
 //! so a `write()` that returned `Ok` has handed its line to the buffer, not yet to the disk.
 //! When a later write(2) of that buffer fails, the error is counted
-//! (`ferrostack_logfile_write_errors_total`), printed on stderr, the segment is cut back to its
-//! last whole line that did reach the file (so `ferrostack_logfile_bytes_total` counts exactly
-//! the bytes in the files) and sealed, and the lost lines are counted in
-//! `ferrostack_logfile_dropped_lines_total`. If the failing write(2) ran inside a `write()` or
-//! `flush()` call, that call returns the error; if it ran in the background (the 200 ms flush
-//! thread, or the sealer's fsync/rename), the error is kept and returned by the next `write()`,
-//! `flush()` or [`RotatingWriter::seal`] call, once, the way fsync(2) reports a failed writeback
-//! (a `write()` that returns such an error has not taken its own line). Writing then goes on
-//! in a fresh segment. The sealer's failures are also the error of `seal()`.
+//! (`ferrostack_logfile_write_errors_total`), printed on stderr, the segment is cut back to the
+//! bytes of the earlier successful write(2)s, whole lines for a line-at-a-time caller such as
+//! tracing (so `ferrostack_logfile_bytes_total` counts exactly the bytes in the files), sealed,
+//! and the lost lines are counted in `ferrostack_logfile_dropped_lines_total`. If the failing
+//! write(2) ran inside a `write()` or `flush()` call, that call returns the error; if it ran in
+//! the background (the 200 ms flush thread, or the sealer's fsync/rename), the error is kept
+//! and returned by the next `write()`, `flush()` or [`RotatingWriter::seal`] call, once, the
+//! way fsync(2) reports a failed writeback (a `write()` that returns such an error has not
+//! taken its own line). Writing then goes on in a fresh segment.
 //!
 //! When the directory holds `max_pending_bytes` of unshipped data (the sealed segments plus
 //! the open one), the writer seals the open segment so that the shipper can take it, stops
