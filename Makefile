@@ -12,7 +12,7 @@ test: lint tools rust-test test-chart test-platform
 
 HEALTH_APT := prometheus-alertmanager:prometheus-alertmanager prometheus-pushgateway:prometheus-pushgateway chromium:chromium
 
-tools: chart-tools platform-tools
+tools: chart-tools platform-tools logship-tools
 	scripts/tools.sh apt $(HEALTH_APT)
 
 fmt-check:
@@ -126,11 +126,15 @@ test-health:
 	cargo test -p ferrostack-health --locked --test integration -- --ignored
 
 # --- logship ---
-.PHONY: test-logship bench-logship
-# Integration tests start moto_server (S3 API) from the venv; under CI=true a missing moto fails.
-# `make test` runs them inside rust-test; these targets run one crate's suite alone.
-test-logship:
+.PHONY: test-logship bench-logship logship-tools
+# Integration tests start moto_server (S3 API) from the venv and Azurite (Azure Blob, npm) from
+# .tools/bin; under CI=true a missing one fails. `make test` runs them inside rust-test; these
+# targets run one crate's suite alone.
+logship-tools:
 	scripts/tools.sh venv
+	scripts/tools.sh azurite
+
+test-logship: logship-tools
 	MOTO_SERVER=$(CURDIR)/.tools/venv/bin/moto_server cargo test --locked -p ferrostack-logship
 
 bench-logship:

@@ -5,6 +5,7 @@
 #        scripts/tools.sh venv              .tools/venv from scripts/requirements*.txt
 #        scripts/tools.sh helm              .tools/bin/helm and .tools/bin/kubectl
 #        scripts/tools.sh charts            .tools/charts: the upstream charts deploy/versions.yaml pins
+#        scripts/tools.sh azurite           .tools/bin/azurite-blob (Azure Blob emulator, npm)
 # Where it cannot install, it prints one line naming what is missing and exits 1.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -87,11 +88,21 @@ charts() {
   [ "${REQUIRE_UPSTREAM_CHARTS:-0}" != 1 ] || exit 1
 }
 
+azurite() {
+  [ -x "$tools/bin/azurite-blob" ] && return 0
+  command -v npm >/dev/null || missing "npm" "needed to install azurite from the npm registry"
+  # Azure Blob Storage emulator (TOOLS.md); a node program, run as .tools/bin/azurite-blob.
+  npm install -q --no-audit --no-fund --prefix "$tools/azurite" azurite@3.37.0 >/dev/null \
+    || missing azurite "npm install azurite@3.37.0 failed"
+  ln -sf "$tools/azurite/node_modules/.bin/azurite-blob" "$tools/bin/azurite-blob"
+}
+
 cmd=${1:-}; shift || true
 case "$cmd" in
   apt) apt_install "$@" ;;
   venv) venv ;;
   helm) helm ;;
   charts) charts ;;
-  *) echo "usage: $0 apt PKG[:CMD]... | venv | helm | charts" >&2; exit 2 ;;
+  azurite) azurite ;;
+  *) echo "usage: $0 apt PKG[:CMD]... | venv | helm | charts | azurite" >&2; exit 2 ;;
 esac

@@ -77,10 +77,14 @@ fn main() -> ExitCode {
             Role::DataApi(args) => cmd::services::data_api(args, shutdown, log_events).await,
             Role::Webhook(args) => cmd::webhook::run(args, shutdown, log_events).await,
             Role::Logship(args) => {
-                cmd::logship::run(args, shutdown, log_events, log_file.clone()).await
+                let bound = global.max_pending_bytes;
+                cmd::logship::run(args, shutdown, log_events, log_file.clone(), bound).await
             }
             Role::Healthcheck(cmd) => cmd::healthcheck::run(cmd, shutdown, log_events).await,
-            Role::Up(args) => cmd::up::run(args, shutdown, log_events, log_file.clone()).await,
+            Role::Up(args) => {
+                let bound = global.max_pending_bytes;
+                cmd::up::run(args, shutdown, log_events, log_file.clone(), bound).await
+            }
             Role::CliReference => Ok(()),
         };
         // The last lines of the log file: sealed so that the next shipper run takes them.

@@ -42,6 +42,10 @@ pub struct Options {
     pub to: String,
     /// `--s3-endpoint URL`.
     pub s3_endpoint: Option<String>,
+    /// `--s3-credentials-file FILE` (AWS shared-credentials format, re-read when it changes).
+    pub s3_credentials_file: Option<PathBuf>,
+    /// The profile read from that file (`AWS_PROFILE`, default `default`).
+    pub s3_credentials_profile: String,
     /// object_store config keys and values (tests pass credentials this way).
     pub store_options: Vec<(String, String)>,
     /// `--state-dir`: journal and staged objects.
@@ -83,13 +87,15 @@ impl Options {
             sources,
             to: to.into(),
             s3_endpoint: None,
+            s3_credentials_file: None,
+            s3_credentials_profile: "default".into(),
             store_options: Vec::new(),
             state_dir: PathBuf::from("./.logship"),
             batch_max_files: 1000,
             batch_max_bytes: 64 * 1024 * 1024,
             batch_max_age: Duration::from_secs(60),
             compression: "zstd".into(),
-            max_pending_bytes: 1024 * 1024 * 1024,
+            max_pending_bytes: crate::writer::DEFAULT_MAX_PENDING_BYTES,
             key_template: DEFAULT_KEY_TEMPLATE.into(),
             multipart_threshold: 32 * 1024 * 1024,
             part_size: 8 * 1024 * 1024,
@@ -176,10 +182,22 @@ impl Options {
         if let Some(ep) = &self.s3_endpoint {
             Url::parse(ep).map_err(|e| err("s3-endpoint", format!("{ep:?}: {e}")))?;
         }
+        let s3_credentials = match &self.s3_credentials_file {
+            Some(file) => {
+                if !matches!(to.scheme(), "s3" | "s3a") {
+                    return Err(err("s3-credentials-file", "only for s3:// destinations"));
+                }
+                crate::credentials::load(file, &self.s3_credentials_profile)
+                    .map_err(|e| err("s3-credentials-file", e.to_string()))?;
+                Some((file.clone(), self.s3_credentials_profile.clone()))
+            }
+            None => None,
+        };
         Ok((
             to,
             SinkOptions {
                 s3_endpoint: self.s3_endpoint.clone(),
+                s3_credentials,
                 store_options: self.store_options.clone(),
                 multipart_threshold: self.multipart_threshold,
                 part_size: self.part_size as usize,

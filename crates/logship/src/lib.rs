@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod credentials;
 pub mod encoder;
 pub mod journal;
 pub mod metrics;
@@ -19,7 +20,7 @@ pub use config::{Config, ConfigError, Options};
 pub use metrics::Metrics;
 pub use service::{Error, Shipper};
 pub use verify::{Report, verify};
-pub use writer::{RotatingWriter, WriterConfig, WriterStats};
+pub use writer::{DEFAULT_MAX_PENDING_BYTES, RotatingWriter, WriterConfig, WriterStats};
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;

@@ -1,8 +1,26 @@
 //! Object storage sink over object_store: builds the store from the `--to` URL (`file://`,
 //! `s3://` with `--s3-endpoint`, `gs://`, `az://`, `memory://` for tests), uploads a staged
-//! object create-only (`PutMode::Create`; on "already exists" it compares size and sha256 and
-//! counts an equal object as delivered), and above a threshold uses a multipart upload whose id
-//! and parts are journaled so that it resumes after a crash.
+//! object create-only (`PutMode::Create`, i.e. `If-None-Match: *`; on "already exists" it
+//! compares size and sha256 and counts an equal object as delivered, a different one is a
+//! conflict and is never overwritten).
+//!
+//! Above a threshold it uses a multipart upload whose id and parts are journaled, so that it
+//! resumes after a crash. object_store 0.14 completes a `MultipartStore` upload without a
+//! condition (and `PutMultipartOptions` has no mode), so a multipart upload goes to a
+//! content-addressed staging object, `<prefix>/.logship-staging/<sha256>`, and is then
+//! published with `copy_if_not_exists`, which is create-only on every backend: on S3 a
+//! one-part UploadPartCopy whose CompleteMultipartUpload carries `If-None-Match: *`
+//! (`S3CopyIfNotExists::Multipart`; AWS S3 honours it since 2024), on GCS
+//! `x-goog-if-generation-match: 0`, on Azure Copy Blob with `If-None-Match: *`, on `file://`
+//! a hard link. The staging object is then deleted (best effort: a bucket lifecycle rule on
+//! `.logship-staging/` cleans up what a crash or a missing delete permission leaves).
+//!
+//! The one exception is an S3 object above 5 GiB, the largest UploadPartCopy: it is
+//! completed directly under its key after a HEAD found the key free, then read back and
+//! compared (size and sha256). The remaining window: a different object written under the
+//! same key between that HEAD and the CompleteMultipartUpload is overwritten; the
+//! comparison afterwards notices when the key no longer holds our bytes and the batch is not
+//! counted delivered.
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path as FsPath, PathBuf};
@@ -11,7 +29,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
@@ -151,6 +169,9 @@ pub enum BuildError {
     /// The local archive directory could not be created.
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// The S3 credentials file is not usable.
+    #[error("--s3-credentials-file: {0}")]
+    Credentials(#[from] crate::credentials::CredentialsError),
 }
 
 /// Tuning of the sink.
@@ -158,6 +179,8 @@ pub enum BuildError {
 pub struct SinkOptions {
     /// Endpoint of an S3-compatible server (`--s3-endpoint`).
     pub s3_endpoint: Option<String>,
+    /// `--s3-credentials-file` and the profile to read from it.
+    pub s3_credentials: Option<(PathBuf, String)>,
     /// Extra object_store config keys (e.g. `aws_access_key_id`), applied after the env.
     pub store_options: Vec<(String, String)>,
     /// Objects larger than this use a multipart upload.
@@ -168,6 +191,12 @@ pub struct SinkOptions {
     pub request_timeout: Duration,
 }
 
+/// Folder of the staging objects of multipart uploads, under the URL's prefix.
+pub const STAGING_DIR: &str = ".logship-staging";
+
+/// The largest object S3 copies in one UploadPartCopy (5 GiB).
+const S3_MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
+
 /// The object store plus the URL's prefix.
 #[derive(Clone)]
 pub struct Sink {
@@ -175,6 +204,8 @@ pub struct Sink {
     multipart: Option<Arc<dyn MultipartStore>>,
     prefix: Path,
     options: SinkOptions,
+    /// Objects above this size cannot be published by a create-only copy.
+    max_copy: u64,
 }
 
 impl std::fmt::Debug for Sink {
@@ -207,6 +238,7 @@ impl Sink {
             .with_timeout(options.request_timeout)
             .with_connect_timeout(Duration::from_secs(5));
         let opts = &options.store_options;
+        let mut max_copy = u64::MAX;
         let (store, multipart, prefix): (Arc<dyn ObjectStore>, Option<Arc<dyn MultipartStore>>, _) =
             match scheme {
                 ObjectStoreScheme::Local => {
@@ -234,6 +266,18 @@ impl Sink {
                             .with_endpoint(endpoint)
                             .with_allow_http(endpoint.starts_with("http://"));
                     }
+                    // Create-only publishing of multipart uploads (see the module doc), unless
+                    // the environment chose another way (AWS_COPY_IF_NOT_EXISTS).
+                    if b.get_config_value(&AmazonS3ConfigKey::CopyIfNotExists)
+                        .is_none()
+                    {
+                        b = b.with_copy_if_not_exists(S3CopyIfNotExists::Multipart);
+                    }
+                    if let Some((file, profile)) = &options.s3_credentials {
+                        let provider = crate::credentials::FileCredentials::new(file, profile)?;
+                        b = b.with_credentials(Arc::new(provider));
+                    }
+                    max_copy = S3_MAX_COPY;
                     let store = Arc::new(b.build()?);
                     (store.clone(), Some(store), prefix)
                 }
@@ -260,7 +304,19 @@ impl Sink {
             multipart,
             prefix,
             options,
+            max_copy,
         })
+    }
+
+    /// True for the staging objects of multipart uploads (not part of the archive).
+    pub fn is_staging(&self, path: &Path) -> bool {
+        path.prefix_match(&self.prefix)
+            .and_then(|mut rest| rest.next())
+            .is_some_and(|first| first.as_ref() == STAGING_DIR)
+    }
+
+    fn staging_path(&self, sha256: &str) -> Path {
+        self.prefix.clone().join(STAGING_DIR).join(sha256)
     }
 
     /// The full object path of a key.
@@ -306,27 +362,97 @@ impl Sink {
                 Err(e) => Err(store_err(e)),
             };
         }
-        if staged.upload_id.is_none() {
-            // Multipart completion cannot be conditional: look first.
-            match self.store.head(&path).await {
-                Ok(_) => return self.compare(&path, staged).await,
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(store_err(e)),
-            }
+        // Already there (a retry after a crash, also after the publish of a journaled upload):
+        // compare instead of uploading or completing anything.
+        match self.store.head(&path).await {
+            Ok(_) => return self.compare(&path, staged).await,
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(store_err(e)),
         }
-        match &self.multipart {
-            Some(mp) => {
-                self.deliver_resumable(mp.as_ref(), &path, staged, progress)
-                    .await
+        if staged.size > self.max_copy {
+            // Too large to publish by a copy: completed in place (the module doc's window),
+            // then read back: only our own bytes under the key count as delivered.
+            let uploaded = match &self.multipart {
+                Some(mp) => {
+                    self.deliver_resumable(mp.as_ref(), &path, &path, staged, progress)
+                        .await?
+                }
+                None => self.deliver_streamed(&path, staged).await?,
+            };
+            if uploaded == Outcome::Uploaded {
+                self.compare(&path, staged).await?;
             }
-            None => self.deliver_streamed(&path, staged).await,
+            return Ok(uploaded);
+        }
+        let staging = self.staging_path(staged.sha256);
+        let uploaded = match &self.multipart {
+            Some(mp) => {
+                self.deliver_resumable(mp.as_ref(), &staging, &path, staged, progress)
+                    .await?
+            }
+            None => self.deliver_streamed(&staging, staged).await?,
+        };
+        if uploaded == Outcome::AlreadyThere {
+            // The upload was gone and the final object was found (and compared) instead.
+            self.remove_staging(&staging).await;
+            return Ok(Outcome::AlreadyThere);
+        }
+        self.publish(&staging, &path, staged).await
+    }
+
+    /// Copies the complete staging object to its key, create-only, then removes it.
+    async fn publish(
+        &self,
+        staging: &Path,
+        path: &Path,
+        staged: Staged<'_>,
+    ) -> Result<Outcome, SinkError> {
+        let outcome = match self.store.copy_if_not_exists(staging, path).await {
+            Ok(()) => {
+                let meta = self.store.head(path).await.map_err(store_err)?;
+                if meta.size != staged.size {
+                    return Err(SinkError::Conflict {
+                        key: path.to_string(),
+                        size: meta.size,
+                        sha256: String::new(),
+                    });
+                }
+                Outcome::Uploaded
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let compared = self.compare(path, staged).await;
+                if matches!(compared, Ok(_) | Err(SinkError::Conflict { .. })) {
+                    self.remove_staging(staging).await;
+                }
+                return compared;
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                // The staging object is gone (published and removed before a crash, or
+                // expired): the key decides; if it is free too, the upload starts over.
+                return self.compare(path, staged).await;
+            }
+            Err(e) => return Err(store_err(e)),
+        };
+        self.remove_staging(staging).await;
+        Ok(outcome)
+    }
+
+    async fn remove_staging(&self, staging: &Path) {
+        match self.store.delete(staging).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(object = %staging, error = %e,
+                "logship: cannot delete a staging object; a lifecycle rule on .logship-staging/ removes it"),
         }
     }
 
+    /// Uploads `staged` to `path` with a journaled multipart upload. `Uploaded` means `path`
+    /// now holds the bytes; `AlreadyThere` means the upload was gone and `key` (the final
+    /// object) already held them.
     async fn deliver_resumable(
         &self,
         mp: &dyn MultipartStore,
         path: &Path,
+        key: &Path,
         staged: Staged<'_>,
         progress: &mut (dyn MultipartProgress + Send),
     ) -> Result<Outcome, SinkError> {
@@ -372,19 +498,44 @@ impl Sink {
                 }
             }
             // The upload id is gone: completed before a crash, or aborted/expired.
-            match self.store.head(path).await {
-                Ok(_) => return self.compare(path, staged).await,
-                Err(object_store::Error::NotFound { .. }) if !restarted => {
-                    restarted = true;
-                    id = mp.create_multipart(path).await.map_err(store_err)?;
-                    progress.started(&id)?;
-                    parts.clear();
-                }
-                Err(e) => return Err(store_err(e)),
+            if let Some(outcome) = self.find_after_loss(path, key, staged).await? {
+                return Ok(outcome);
             }
+            if restarted {
+                return Err(store_err(object_store::Error::NotFound {
+                    path: path.to_string(),
+                    source: "the multipart upload was lost twice".into(),
+                }));
+            }
+            restarted = true;
+            id = mp.create_multipart(path).await.map_err(store_err)?;
+            progress.started(&id)?;
+            parts.clear();
         }
     }
 
+    /// After a lost upload: `Uploaded` if `path` (a staging object) holds the bytes, the
+    /// comparison with `key` if the final object exists, `None` if neither exists.
+    async fn find_after_loss(
+        &self,
+        path: &Path,
+        key: &Path,
+        staged: Staged<'_>,
+    ) -> Result<Option<Outcome>, SinkError> {
+        for (candidate, is_key) in [(path, path == key), (key, true)] {
+            match self.store.head(candidate).await {
+                Ok(_) => {
+                    let outcome = self.compare(candidate, staged).await?;
+                    return Ok(Some(if is_key { outcome } else { Outcome::Uploaded }));
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Uploads `staged` to `path` with a multipart upload that is not resumable (`file://`).
     async fn deliver_streamed(
         &self,
         path: &Path,

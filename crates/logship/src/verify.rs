@@ -2,7 +2,8 @@
 //! counts objects, lines and bytes, checks lines are JSON, and for lines of a test producer
 //! (`{"producer": ID, "seq": N, ...}`, also inside tracing's `fields`) checks that every seq
 //! from 0 to the highest appears exactly once. Unreadable objects, missing or duplicate seqs
-//! are problems (`ok()` is false); non-JSON lines are reported only.
+//! are problems (`ok()` is false); non-JSON lines are reported only. Staging objects of
+//! multipart uploads (`.logship-staging/`) are not part of the archive and are skipped.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -118,7 +119,8 @@ pub async fn verify(url: &Url, options: SinkOptions) -> Result<Report, VerifyErr
     while let Some(meta) = listing.next().await {
         let meta = meta?;
         let key = meta.location.to_string();
-        if !key.contains('#') {
+        // `#` marks the local store's temporary files; staging objects are not the archive.
+        if !key.contains('#') && !sink.is_staging(&meta.location) {
             keys.push((key, meta.location, meta.size));
         }
     }

@@ -1,9 +1,25 @@
 //! Rotating segment writer: JSON lines go to `.open-<ULID>.jsonl`, which is sealed by size or
 //! age (fsync, rename to `<UTC time>-<ULID>.jsonl`, fsync the directory) and replaced by a new
-//! file. Never copytruncate, never a line split across segments, every disk error counted and
-//! returned. When the directory holds `max_pending_bytes` of unshipped segments the writer stops
-//! writing files (the stdout copy goes on), raises `ferrostack_logship_pending_full` and says so
-//! on stderr; it resumes once the shipper has drained the directory below the bound.
+//! file. Never copytruncate, never a line split across segments.
+//!
+//! Disk errors are never reported as success. Lines are buffered (like `std::io::BufWriter`),
+//! so a `write()` that returned `Ok` has handed its line to the buffer, not yet to the disk.
+//! When a later write(2) of that buffer fails, the error is counted
+//! (`ferrostack_logfile_write_errors_total`), printed on stderr, the segment is cut back to the
+//! bytes of the earlier successful write(2)s, whole lines for a line-at-a-time caller such as
+//! tracing (so `ferrostack_logfile_bytes_total` counts exactly the bytes in the files), sealed,
+//! and the lost lines are counted in `ferrostack_logfile_dropped_lines_total`. If the failing
+//! write(2) ran inside a `write()` or `flush()` call, that call returns the error; if it ran in
+//! the background (the 200 ms flush thread, or the sealer's fsync/rename), the error is kept
+//! and returned by the next `write()`, `flush()` or [`RotatingWriter::seal`] call, once, the
+//! way fsync(2) reports a failed writeback (a `write()` that returns such an error has not
+//! taken its own line). Writing then goes on in a fresh segment.
+//!
+//! When the directory holds `max_pending_bytes` of unshipped data (the sealed segments plus
+//! the open one), the writer seals the open segment so that the shipper can take it, stops
+//! writing files (the stdout copy goes on), counts the lines it does not write, raises
+//! `ferrostack_logfile_pending_full` and says so on stderr; it resumes once the shipper has
+//! drained the directory below the bound. It never deletes a segment.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -21,6 +37,9 @@ pub const OPEN_PREFIX: &str = ".open-";
 /// Extension of every segment.
 pub const SEGMENT_EXT: &str = "jsonl";
 
+/// Default pending bound of the writer and the shipper (`--max-pending-bytes`): 1 GiB.
+pub const DEFAULT_MAX_PENDING_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// Settings of a [`RotatingWriter`].
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
@@ -30,8 +49,8 @@ pub struct WriterConfig {
     pub max_bytes: u64,
     /// Seal a segment once it is this old (default 1 h).
     pub max_age: Duration,
-    /// Stop writing files while the directory holds this many bytes (default 1 GiB; 0 = no
-    /// bound).
+    /// Stop writing files while the directory holds this many bytes (default
+    /// [`DEFAULT_MAX_PENDING_BYTES`]; 0 = no bound).
     pub max_pending_bytes: u64,
     /// In-memory buffer before a write(2) (default 64 KiB).
     pub buffer_bytes: usize,
@@ -46,7 +65,7 @@ impl WriterConfig {
             dir: dir.into(),
             max_bytes: 64 * 1024 * 1024,
             max_age: Duration::from_secs(3600),
-            max_pending_bytes: 1024 * 1024 * 1024,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
             buffer_bytes: 64 * 1024,
             flush_interval: Duration::from_millis(200),
         }
@@ -60,7 +79,8 @@ pub struct WriterStats {
     pub bytes: Counter,
     /// `ferrostack_logfile_write_errors_total`: failed disk writes.
     pub write_errors: Counter,
-    /// `ferrostack_logfile_dropped_lines_total`: lines not written to a file (pending full).
+    /// `ferrostack_logfile_dropped_lines_total`: lines not written to a file (pending bound
+    /// reached, or lost with a failed disk write).
     pub dropped_lines: Counter,
     /// `ferrostack_logship_pending_full` (0/1) as seen by the writer.
     pub pending_full: Gauge,
@@ -96,7 +116,7 @@ impl prometheus_client::collector::Collector for WriterStats {
             ),
             (
                 "ferrostack_logfile_dropped_lines",
-                "Log lines not written to a file because the pending bound was reached",
+                "Log lines not written to a file: the pending bound was reached or a disk write failed",
                 &self.dropped_lines,
             ),
             (
@@ -131,6 +151,28 @@ struct Shared {
     config: WriterConfig,
     stats: WriterStats,
     state: Mutex<State>,
+    /// A failure of a background write, fsync or rename, kept for the next caller.
+    deferred: Deferred,
+}
+
+/// The first background failure not yet returned to a caller (shared with the sealer thread).
+#[derive(Clone, Debug, Default)]
+struct Deferred(Arc<Mutex<Option<io::Error>>>);
+
+impl Deferred {
+    fn set(&self, op: &str, error: &io::Error) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(io::Error::new(
+                error.kind(),
+                format!("log file {op} failed in the background: {error}"),
+            ));
+        }
+    }
+
+    fn take(&self) -> Option<io::Error> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 #[derive(Debug)]
@@ -140,6 +182,10 @@ struct State {
     at_line_start: bool,
     full: bool,
     last_full_check: Option<Instant>,
+    /// Bytes in the directory at the last measurement (plus the buffer then).
+    measured: u64,
+    /// Bytes taken since the last measurement.
+    unmeasured: u64,
     /// Monotonic ids: segment names sort in write order even within one millisecond.
     ids: ulid::Generator,
     /// The sealer thread: fsync, rename and directory fsync happen off the writing path.
@@ -149,8 +195,8 @@ struct State {
 #[derive(Debug)]
 enum SealJob {
     Seal(OpenSegment),
-    /// Replies once every earlier job is done, with the first error since the last barrier.
-    Barrier(mpsc::SyncSender<Option<String>>),
+    /// Replies once every earlier job is done (their errors are in [`Deferred`]).
+    Barrier(mpsc::SyncSender<()>),
 }
 
 #[derive(Debug)]
@@ -159,7 +205,10 @@ struct OpenSegment {
     id: Ulid,
     path: PathBuf,
     opened: Instant,
+    /// Bytes taken for this segment (on disk or in the buffer).
     written: u64,
+    /// Bytes that reached the file: the length it is cut back to after a failed write.
+    on_disk: u64,
 }
 
 // === impl RotatingWriter ===
@@ -175,11 +224,15 @@ impl RotatingWriter {
     pub fn open_with_stats(config: WriterConfig, stats: WriterStats) -> io::Result<Self> {
         fs::create_dir_all(&config.dir)?;
         recover_open_segments(&config.dir)?;
+        // Unshipped data already there counts against the bound from the first line on.
+        let measured = dir_bytes(&config.dir).unwrap_or(0);
         let (sealer, jobs) = mpsc::channel();
-        let (dir, sealer_stats) = (config.dir.clone(), stats.clone());
+        let deferred = Deferred::default();
+        let (dir, sealer_stats, sealer_deferred) =
+            (config.dir.clone(), stats.clone(), deferred.clone());
         std::thread::Builder::new()
             .name("logfile-seal".into())
-            .spawn(move || seal_jobs(&dir, &sealer_stats, &jobs))?;
+            .spawn(move || seal_jobs(&dir, &sealer_stats, &sealer_deferred, &jobs))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 open: None,
@@ -187,11 +240,14 @@ impl RotatingWriter {
                 at_line_start: true,
                 full: false,
                 last_full_check: None,
+                measured,
+                unmeasured: 0,
                 ids: ulid::Generator::new(),
                 sealer,
             }),
             config,
             stats,
+            deferred,
         });
         let weak = Arc::downgrade(&shared);
         let interval = shared.config.flush_interval;
@@ -211,26 +267,32 @@ impl RotatingWriter {
         &self.shared.config.dir
     }
 
-    /// Writes the buffer to the open segment (no fsync).
+    /// Writes the buffer to the open segment (no fsync); returns a background failure that
+    /// no caller has seen yet.
     pub fn flush_buffer(&self) -> io::Result<()> {
         let mut state = self.shared.lock();
-        self.shared.flush_locked(&mut state)
+        let flushed = self.shared.flush_locked(&mut state);
+        match self.shared.deferred.take() {
+            Some(e) => Err(e),
+            None => flushed,
+        }
     }
 
     /// Flushes and seals the open segment now and waits until every segment handed to the
-    /// sealer is durable under its final name (used on shutdown and by tests).
+    /// sealer is durable under its final name (used on shutdown and by tests). Returns the
+    /// first failure since the last call that returned one, background failures included.
     pub fn seal(&self) -> io::Result<()> {
         let mut state = self.shared.lock();
-        self.shared.seal_locked(&mut state)?;
+        let sealed = self.shared.seal_locked(&mut state);
         let (done, wait) = mpsc::sync_channel(1);
-        if state.sealer.send(SealJob::Barrier(done)).is_err() {
+        let sent = state.sealer.send(SealJob::Barrier(done)).is_ok();
+        drop(state);
+        if !sent || wait.recv().is_err() {
             return Err(io::Error::other("log file sealer thread is gone"));
         }
-        drop(state);
-        match wait.recv() {
-            Ok(None) => Ok(()),
-            Ok(Some(error)) => Err(io::Error::other(error)),
-            Err(_) => Err(io::Error::other("log file sealer thread is gone")),
+        match self.shared.deferred.take() {
+            Some(e) => Err(e),
+            None => sealed,
         }
     }
 }
@@ -278,12 +340,19 @@ impl Shared {
             return Ok(0);
         }
         let mut state = self.lock();
-        if state.full && self.check_pending(&mut state) {
-            let lines = buf.iter().filter(|b| **b == b'\n').count().max(1);
-            self.stats.dropped_lines.inc_by(lines as u64);
-            return Ok(buf.len());
+        if let Some(e) = self.deferred.take() {
+            // A background write failed since the last call: this call reports it (and, as
+            // io::Write requires of an Err, has not taken its own line).
+            self.stats.dropped_lines.inc_by(count_lines(buf));
+            return Err(e);
         }
         let len = buf.len() as u64;
+        let bound = self.config.max_pending_bytes;
+        let over = bound > 0 && state.measured + state.unmeasured + len > bound;
+        if (state.full || over) && self.check_pending(&mut state) {
+            self.stats.dropped_lines.inc_by(count_lines(buf));
+            return Ok(buf.len());
+        }
         let rotate = match &state.open {
             Some(open) => {
                 // Age is checked by the flush thread; here only size, without a clock read.
@@ -295,11 +364,6 @@ impl Shared {
         };
         if rotate {
             self.seal_locked(&mut state)?;
-            if self.check_pending(&mut state) {
-                // The bound was reached with this seal: the line goes to stdout only.
-                self.stats.dropped_lines.inc();
-                return Ok(buf.len());
-            }
         }
         if state.open.is_none() {
             let id = state.ids.generate().unwrap_or_else(|_| Ulid::generate());
@@ -310,6 +374,7 @@ impl Shared {
         }
         state.buf.extend_from_slice(buf);
         state.at_line_start = buf.last() == Some(&b'\n');
+        state.unmeasured += len;
         if let Some(open) = state.open.as_mut() {
             open.written += len;
         }
@@ -319,7 +384,10 @@ impl Shared {
         Ok(buf.len())
     }
 
-    /// Returns true while the pending bound is reached (re-measured at most once a second).
+    /// Returns true while the pending bound is reached: the directory (sealed and open
+    /// segments, plus the buffer) holds at least `max_pending_bytes`. Measured when the bytes
+    /// taken since the last measurement could reach the bound, and while full at most once a
+    /// second. On reaching the bound the open segment is sealed, so the shipper can drain it.
     fn check_pending(&self, state: &mut State) -> bool {
         let bound = self.config.max_pending_bytes;
         if bound == 0 {
@@ -332,13 +400,22 @@ impl Shared {
             return state.full;
         }
         state.last_full_check = Some(Instant::now());
-        let Ok(used) = dir_bytes(&self.config.dir) else {
+        let Ok(on_disk) = dir_bytes(&self.config.dir) else {
             return state.full; // cannot measure now: keep the current state
         };
+        let used = on_disk + state.buf.len() as u64;
+        state.measured = used;
+        state.unmeasured = 0;
         let full = used >= bound;
         if full != state.full {
             state.full = full;
             self.stats.pending_full.set(i64::from(full));
+            if full
+                && state.at_line_start
+                && let Err(e) = self.seal_locked(state)
+            {
+                self.deferred.set("seal", &e);
+            }
             let msg = if full {
                 "pending bound reached: not writing log files until the shipper drains them"
             } else {
@@ -372,6 +449,7 @@ impl Shared {
             path,
             opened: Instant::now(),
             written: 0,
+            on_disk: 0,
         })
     }
 
@@ -385,19 +463,28 @@ impl Shared {
         };
         let result = open.file.write_all(&state.buf);
         let n = state.buf.len() as u64;
-        state.buf.clear();
         match result {
             Ok(()) => {
+                open.on_disk += n;
+                state.buf.clear();
                 self.stats.bytes.inc_by(n);
                 Ok(())
             }
             Err(e) => {
                 self.report("write", &e);
-                // Start a fresh segment with the next line; the failed one is sealed as is.
-                if let Some(open) = state.open.take() {
-                    let _ = seal_file(&self.config.dir, open);
-                }
+                // The buffered lines are lost: counted, cut off the file (a partial write may
+                // have landed), and the segment is sealed with the lines that did reach it.
+                // The next line starts a fresh segment.
+                self.stats.dropped_lines.inc_by(count_lines(&state.buf));
+                state.buf.clear();
                 state.at_line_start = true;
+                if let Some(open) = state.open.take() {
+                    let cut = open.file.set_len(open.on_disk);
+                    let sealed = cut.and_then(|()| seal_file(&self.config.dir, open));
+                    if let Err(e) = sealed {
+                        self.report("seal", &e);
+                    }
+                }
                 Err(e)
             }
         }
@@ -426,15 +513,21 @@ impl Shared {
         );
     }
 
+    /// The background flush: a failure is kept for the next caller.
     fn tick(&self) {
         let mut state = self.lock();
-        let _ = self.flush_locked(&mut state);
+        if let Err(e) = self.flush_locked(&mut state) {
+            self.deferred.set("write", &e);
+        }
         let expired = state
             .open
             .as_ref()
             .is_some_and(|o| o.written > 0 && o.opened.elapsed() >= self.config.max_age);
-        if expired && state.at_line_start {
-            let _ = self.seal_locked(&mut state);
+        if expired
+            && state.at_line_start
+            && let Err(e) = self.seal_locked(&mut state)
+        {
+            self.deferred.set("seal", &e);
         }
         if state.full {
             self.check_pending(&mut state);
@@ -453,9 +546,10 @@ impl Drop for Shared {
     }
 }
 
-/// The sealer thread's loop; ends when the writer is gone.
-fn seal_jobs(dir: &Path, stats: &WriterStats, jobs: &mpsc::Receiver<SealJob>) {
-    let mut first_error = None;
+/// The sealer thread's loop; ends when the writer is gone. A failure is kept for the next
+/// caller; the segment keeps its `.open-` name and is sealed by the next writer on the
+/// directory.
+fn seal_jobs(dir: &Path, stats: &WriterStats, deferred: &Deferred, jobs: &mpsc::Receiver<SealJob>) {
     for job in jobs {
         match job {
             SealJob::Seal(open) => match seal_file(dir, open) {
@@ -469,13 +563,11 @@ fn seal_jobs(dir: &Path, stats: &WriterStats, jobs: &mpsc::Receiver<SealJob>) {
                         serde_json::json!({"level": "ERROR", "message": "log file write failed",
                             "op": "seal", "dir": dir, "error": e.to_string()})
                     );
-                    if first_error.is_none() {
-                        first_error = Some(e.to_string());
-                    }
+                    deferred.set("seal", &e);
                 }
             },
             SealJob::Barrier(done) => {
-                let _ = done.send(first_error.take());
+                let _ = done.send(());
             }
         }
     }
@@ -557,10 +649,16 @@ fn recover_open_segments(dir: &Path) -> io::Result<()> {
                 path: entry.path(),
                 opened: Instant::now(),
                 written,
+                on_disk: written,
             },
         )?;
     }
     Ok(())
+}
+
+/// Lines in a write (a line without its newline counts as one).
+fn count_lines(buf: &[u8]) -> u64 {
+    (buf.iter().filter(|b| **b == b'\n').count() as u64).max(1)
 }
 
 /// Bytes of the files in `dir` (sealed and open segments).

@@ -19,6 +19,8 @@ struct Recorder {
     parts: Vec<String>,
     uploaded: Vec<usize>,
     fail_at_part: Option<usize>,
+    /// Runs when a part is recorded (another writer acting mid-upload).
+    on_part: Option<Box<dyn FnMut(usize) + Send>>,
 }
 
 impl MultipartProgress for Recorder {
@@ -34,6 +36,9 @@ impl MultipartProgress for Recorder {
                 path: PathBuf::from("crash"),
                 source: std::io::Error::other("simulated crash"),
             });
+        }
+        if let Some(hook) = self.on_part.as_mut() {
+            hook(idx);
         }
         self.uploaded.push(idx);
         self.parts.truncate(idx);
@@ -54,6 +59,7 @@ fn random_file(dir: &Path, name: &str, len: u64) -> (PathBuf, String) {
 fn options(endpoint: Option<String>) -> SinkOptions {
     SinkOptions {
         s3_endpoint: endpoint,
+        s3_credentials: None,
         store_options: moto_store_options(),
         multipart_threshold: 5 * MIB,
         part_size: 5 * MIB as usize,
@@ -141,6 +147,84 @@ async fn s3_plain_multipart_and_create_only_collision() {
     let url = url::Url::parse("s3://logs/archive").unwrap();
     let sink = Sink::new(&url, options(Some(moto.endpoint.clone()))).unwrap();
     plain_multipart_and_collisions(&sink, tmp.path()).await;
+}
+
+/// The race a HEAD check before the upload cannot close: a different object takes the key
+/// while the multipart upload runs (here: another writer's PUT as part 1 is recorded, after the
+/// HEAD found the key free). Completing the upload must not overwrite it: the create-only
+/// publish finds it, it is a conflict, the other object stays, no staging object is left.
+/// A second round does the same across a crash: a journaled upload is not completed over an
+/// object that appeared while the shipper was down.
+#[tokio::test]
+async fn s3_multipart_never_overwrites_an_object_created_during_the_upload() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("logs");
+    let tmp = tempfile::tempdir().unwrap();
+    let url = url::Url::parse("s3://logs/archive").unwrap();
+    let sink = Sink::new(&url, options(Some(moto.endpoint.clone()))).unwrap();
+    let (mine, sha) = random_file(tmp.path(), "mine", 12 * MIB);
+    let (theirs, _) = random_file(tmp.path(), "theirs", 3000);
+    let theirs = std::fs::read(theirs).unwrap();
+
+    let key = "race/00000000000000000009.jsonl.zst";
+    let (m, object, body) = (
+        moto.clone_handle(),
+        format!("logs/archive/{key}"),
+        theirs.clone(),
+    );
+    let mut r = Recorder {
+        on_part: Some(Box::new(move |idx| {
+            if idx == 1 {
+                m.put_object(&object, &body);
+            }
+        })),
+        ..Recorder::default()
+    };
+    let out = go(&sink, key, &mine, &sha, &mut r).await;
+    assert!(matches!(out, Err(SinkError::Conflict { .. })), "{out:?}");
+    assert_eq!(r.uploaded, vec![0, 1, 2], "the race happened mid-upload");
+    assert_no_overwrite_and_no_staging(&sink, key, &theirs).await;
+
+    // Across a crash: the upload is journaled, the other object appears while we are down.
+    let key = "race/00000000000000000010.jsonl.zst";
+    let mut r = Recorder {
+        fail_at_part: Some(2),
+        ..Recorder::default()
+    };
+    let out = go(&sink, key, &mine, &sha, &mut r).await;
+    assert!(out.is_err(), "crash while recording the last part");
+    assert!(r.upload_id.is_some());
+    sink.store()
+        .put(&sink.path(key), theirs.clone().into())
+        .await
+        .unwrap();
+    r.fail_at_part = None;
+    let out = go(&sink, key, &mine, &sha, &mut r).await;
+    assert!(matches!(out, Err(SinkError::Conflict { .. })), "{out:?}");
+    assert_no_overwrite_and_no_staging(&sink, key, &theirs).await;
+}
+
+async fn assert_no_overwrite_and_no_staging(sink: &Sink, key: &str, theirs: &[u8]) {
+    let stored = sink
+        .store()
+        .get(&sink.path(key))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(stored.as_ref(), theirs, "not overwritten");
+    let staging = sink.prefix().clone().join(logship::sink::STAGING_DIR);
+    let left = sink
+        .store()
+        .list_with_delimiter(Some(&staging))
+        .await
+        .unwrap();
+    assert!(
+        left.objects.is_empty(),
+        "staging removed: {:?}",
+        left.objects
+    );
 }
 
 #[tokio::test]

@@ -80,19 +80,56 @@ impl Moto {
         Some(moto)
     }
 
-    /// Creates a bucket (moto does not check credentials).
+    /// Creates a bucket (moto does not check credentials unless told to).
     pub(crate) fn create_bucket(&self, bucket: &str) {
-        let addr = self.endpoint.trim_start_matches("http://");
-        let mut s = TcpStream::connect(addr).unwrap();
-        write!(
-            s,
-            "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
+        let resp = http(&self.endpoint, "PUT", &format!("/{bucket}"), &[], b"");
         assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
     }
+
+    /// A handle for other threads (the endpoint only).
+    pub(crate) fn clone_handle(&self) -> MotoHandle {
+        MotoHandle {
+            endpoint: self.endpoint.clone(),
+        }
+    }
+}
+
+/// The endpoint of a running moto, usable from any thread.
+pub(crate) struct MotoHandle {
+    pub(crate) endpoint: String,
+}
+
+impl MotoHandle {
+    /// Writes `bucket/key` with a plain unsigned PUT (another writer).
+    pub(crate) fn put_object(&self, object: &str, body: &[u8]) {
+        let resp = http(&self.endpoint, "PUT", &format!("/{object}"), &[], body);
+        assert!(resp.starts_with("HTTP/1.1 200"), "put {object}: {resp}");
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns the whole response.
+pub(crate) fn http(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> String {
+    let addr = endpoint.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    String::from_utf8_lossy(&resp).into_owned()
 }
 
 impl Drop for Moto {

@@ -1,10 +1,13 @@
-//! logship integration tests: real files, a real S3 API server (moto) and a cuttable TCP proxy
-//! on loopback, and a real shipper process that is SIGKILLed.
+//! logship integration tests: real files, a real S3 API server (moto), the Azure Blob emulator
+//! (Azurite) and a cuttable TCP proxy on loopback, and real shipper processes, one SIGKILLed.
 
 // Test helpers outside #[test] functions unwrap too: a failed fixture is a failed test.
 #![allow(clippy::unwrap_used)]
 
 mod crash;
+mod credentials;
+mod disk;
+mod emulators;
 mod outage;
 mod shipper;
 mod sink;

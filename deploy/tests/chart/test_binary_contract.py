@@ -133,3 +133,48 @@ def test_role_starts_with_the_chart_environment(role, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_logship_sidecar_reads_the_mounted_credentials_file(tmp_path):
+    """The sidecar of the full profile, with exactly the chart's environment: the mounted
+    Secret's path is what the shipper reads (a missing file is exit 2 naming the flag and
+    the file), and with the file in place it starts, serves its probes and stops cleanly."""
+    if help_text(("logship",)) is None:
+        pytest.skip("logship is not in the binary yet")
+    spec = pod_spec(one(render("full"), "Deployment", name("data-api")))
+    side = next(c for c in spec["initContainers"] if c["name"] == "logship")
+    env = {e["name"]: e["value"] for e in side["env"] if "value" in e}
+    mounted = env["FERROSTACK_S3_CREDENTIALS_FILE"]
+    env["PATH"] = os.environ.get("PATH", "")
+    env.update(FERROSTACK_HOST="127.0.0.1", FERROSTACK_STATE_DIR=str(tmp_path / "state"))
+    source = [a for a in side["args"] if a.startswith("--source=")]
+    args = [binary(), "logship", f"--source={tmp_path / 'logs'}"]
+    assert source, side["args"]
+    (tmp_path / "logs").mkdir()
+
+    if not os.path.exists(mounted):
+        out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 2, out.stderr
+        assert "--s3-credentials-file" in out.stderr and mounted in out.stderr, out.stderr
+
+    creds = tmp_path / "credentials"
+    creds.write_text("[default]\naws_access_key_id = AKIAEXAMPLE\n"
+                     "aws_secret_access_key = do-not-print-me\n")
+    port = free_port()
+    env.update(FERROSTACK_S3_CREDENTIALS_FILE=str(creds), FERROSTACK_PORT=str(port))
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while get(f"http://127.0.0.1:{port}/readyz")[0] != 200:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "never became ready"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+        assert b"do-not-print-me" not in out + err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -128,7 +128,11 @@ def test_logship_sidecar(role):
     e = env(side)
     assert e["FERROSTACK_TO"] == "s3://ferrostack-logs/dev"
     assert e["FERROSTACK_S3_ENDPOINT"] == "https://minio.storage.svc:9000"
-    assert e["AWS_SHARED_CREDENTIALS_FILE"] == "/etc/ferrostack/object-storage/credentials"
+    # The shipper reads the mounted Secret itself (object_store reads no credentials file).
+    mount = next(m for m in side["volumeMounts"] if m["name"] == "object-storage")
+    assert mount["readOnly"] is True
+    assert e["FERROSTACK_S3_CREDENTIALS_FILE"] == mount["mountPath"] + "/credentials"
+    assert "AWS_SHARED_CREDENTIALS_FILE" not in e
     creds = next(v for v in spec["volumes"] if v["name"] == "object-storage")
     assert creds["secret"]["secretName"] == "ferrostack-object-storage"
     no_sidecar = render("default", "logship.enabled=false")

@@ -38,6 +38,9 @@ struct VerifyArgs {
     /// Endpoint of an S3-compatible server.
     #[arg(long, env = "FERROSTACK_S3_ENDPOINT")]
     s3_endpoint: Option<String>,
+    /// S3 credentials file (AWS shared-credentials format, profile $AWS_PROFILE or default).
+    #[arg(long, env = "FERROSTACK_S3_CREDENTIALS_FILE")]
+    s3_credentials_file: Option<PathBuf>,
 }
 
 /// The shipper's flags (README "logship" has the guarantees and the key template).
@@ -53,9 +56,14 @@ pub(crate) struct ShipArgs {
     /// Destination: file:///path, s3://bucket/prefix, gs://bucket/prefix, az://container/prefix.
     #[arg(long, env = "FERROSTACK_TO")]
     pub(crate) to: Option<String>,
-    /// Endpoint of an S3-compatible server; credentials come from the standard AWS chain.
+    /// Endpoint of an S3-compatible server.
     #[arg(long, env = "FERROSTACK_S3_ENDPOINT")]
     pub(crate) s3_endpoint: Option<String>,
+    /// S3 credentials from this file (AWS shared-credentials format, profile $AWS_PROFILE or
+    /// default), re-read when it changes (a mounted Secret); without it: AWS_* env, IRSA web
+    /// identity, ECS/EC2 instance credentials.
+    #[arg(long, env = "FERROSTACK_S3_CREDENTIALS_FILE")]
+    pub(crate) s3_credentials_file: Option<PathBuf>,
     /// The delivery journal and staged objects.
     #[arg(long, env = "FERROSTACK_STATE_DIR", default_value = "./.logship")]
     pub(crate) state_dir: PathBuf,
@@ -71,10 +79,6 @@ pub(crate) struct ShipArgs {
     /// zstd (level 3) or gzip (level 6).
     #[arg(long, env = "FERROSTACK_COMPRESSION", default_value = "zstd")]
     pub(crate) compression: String,
-    /// Pending bytes at which writers stop writing files and the pending_full metric rises;
-    /// unshipped files are never deleted (0 = no bound).
-    #[arg(long, env = "FERROSTACK_MAX_PENDING_BYTES", default_value_t = 1024 * 1024 * 1024)]
-    pub(crate) max_pending_bytes: u64,
     /// Object key under the URL prefix: {date} {hour} {host} {role} {seq} {ext}; {seq} required.
     #[arg(long, env = "FERROSTACK_KEY_TEMPLATE", default_value = logship::config::DEFAULT_KEY_TEMPLATE)]
     pub(crate) key_template: String,
@@ -89,17 +93,20 @@ pub(crate) struct ShipArgs {
 }
 
 impl ShipArgs {
-    /// The validated logship configuration (admin server included).
-    pub(crate) fn config(&self) -> Result<logship::Config, Failure> {
+    /// The validated logship configuration (admin server included); `max_pending_bytes` is
+    /// the global `--max-pending-bytes`, shared with the log-file writer.
+    pub(crate) fn config(&self, max_pending_bytes: u64) -> Result<logship::Config, Failure> {
         let mut opts =
             logship::Options::new(self.sources.clone(), self.to.clone().unwrap_or_default());
         opts.s3_endpoint = self.s3_endpoint.clone();
+        opts.s3_credentials_file = self.s3_credentials_file.clone();
+        opts.s3_credentials_profile = aws_profile();
         opts.state_dir = self.state_dir.clone();
         opts.batch_max_files = self.batch_max_files;
         opts.batch_max_bytes = self.batch_max_bytes;
         opts.batch_max_age = self.batch_max_age;
         opts.compression = self.compression.clone();
-        opts.max_pending_bytes = self.max_pending_bytes;
+        opts.max_pending_bytes = max_pending_bytes;
         opts.key_template = self.key_template.clone();
         opts.multipart_threshold = self.multipart_threshold;
         opts.part_size = self.part_size;
@@ -118,11 +125,12 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
     events: LogEvents,
     log_file: Option<logship::RotatingWriter>,
+    max_pending_bytes: u64,
 ) -> Result<(), Failure> {
     match args.command {
         Some(LogshipCommand::Verify(v)) => verify(v).await,
         None => {
-            let mut config = args.ship.config()?;
+            let mut config = args.ship.config(max_pending_bytes)?;
             config.seal_on_shutdown = log_file;
             let ctx = Context::new("logship", shutdown, events);
             logship::run(config, ctx)
@@ -132,9 +140,19 @@ pub(crate) async fn run(
     }
 }
 
+/// The profile of the credentials file: `AWS_PROFILE`, else `default`.
+fn aws_profile() -> String {
+    std::env::var("AWS_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
 async fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let mut opts = logship::Options::new(Vec::new(), args.to);
     opts.s3_endpoint = args.s3_endpoint;
+    opts.s3_credentials_file = args.s3_credentials_file;
+    opts.s3_credentials_profile = aws_profile();
     let (url, sink) = opts.destination().map_err(|e| Failure::Config(e.into()))?;
     let report = logship::verify(&url, sink)
         .await

@@ -28,6 +28,16 @@ pub(crate) struct GlobalArgs {
     /// 1 h, for `ferrostack logship`); `up` defaults it to <data-dir>/logs/up.
     #[arg(long, global = true, env = "FERROSTACK_LOG_FILE_DIR")]
     pub(crate) log_file_dir: Option<std::path::PathBuf>,
+    /// The pending bound, for the --log-file-dir writer and for `logship`'s sources: at this
+    /// many unshipped bytes writers stop writing files (stdout goes on), the pending_full
+    /// metrics go to 1 and a warning is logged; unshipped files are never deleted (0 = none).
+    #[arg(
+        long,
+        global = true,
+        env = "FERROSTACK_MAX_PENDING_BYTES",
+        default_value_t = ::logship::DEFAULT_MAX_PENDING_BYTES
+    )]
+    pub(crate) max_pending_bytes: u64,
 }
 
 /// How a command failed.
@@ -65,7 +75,11 @@ pub(crate) fn init_telemetry(
 > {
     let writer = match &global.log_file_dir {
         Some(dir) => Some(
-            ::logship::RotatingWriter::open(::logship::WriterConfig::new(dir)).map_err(|e| {
+            ::logship::RotatingWriter::open(::logship::WriterConfig {
+                max_pending_bytes: global.max_pending_bytes,
+                ..::logship::WriterConfig::new(dir)
+            })
+            .map_err(|e| {
                 Failure::Config(anyhow::anyhow!("--log-file-dir {}: {e}", dir.display()))
             })?,
         ),

@@ -68,6 +68,7 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
     events: LogEvents,
     log_file: Option<logship::RotatingWriter>,
+    max_pending_bytes: u64,
 ) -> Result<(), Failure> {
     let base = args.base_port;
     let port = |offset: u16| {
@@ -200,7 +201,7 @@ pub(crate) async fn run(
     ship.state_dir = root.join("logship-state");
     ship.batch_max_age = Duration::from_secs(5);
     ship.server = server(ship.port)?;
-    let mut ship = ship.config()?;
+    let mut ship = ship.config(max_pending_bytes)?;
     ship.seal_on_shutdown = log_file;
     let ctx = root_ctx.for_role("logship");
     contexts.push((

@@ -1,7 +1,11 @@
 //! Test harness for the crash tests (not part of the image): `logship-testkit ship --source DIR
-//! --to URL --state-dir DIR [--s3-endpoint URL] [--batch-max-age DUR] [--batch-max-files N]`
+//! --to URL --state-dir DIR [--s3-endpoint URL] [--batch-max-age DUR] [--batch-max-files N]
+//! [--multipart-threshold N] [--part-size N]`
 //! runs the shipper until SIGTERM; `logship-testkit verify --to URL [--s3-endpoint URL]` runs
 //! verify and exits 1 on a problem. Store credentials come from the environment.
+//! `logship-testkit write DIR LINES` writes LINES numbered lines through a rotating writer on
+//! DIR, one per background flush, and prints one JSON object with each call's outcome and the
+//! writer's counters (the disk-failure test runs it under a file-size rlimit).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,9 +20,12 @@ fn main() -> ExitCode {
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
-        eprintln!("usage: logship-testkit ship|verify --flag value ...");
+        eprintln!("usage: logship-testkit ship|verify --flag value ... | write DIR LINES");
         return ExitCode::from(2);
     };
+    if cmd == "write" {
+        return write(rest);
+    }
     let mut opts = Options::new(Vec::new(), "");
     opts.batch_max_age = Duration::from_millis(200);
     opts.scan_interval = Duration::from_millis(50);
@@ -40,6 +47,8 @@ fn main() -> ExitCode {
             "--batch-max-files" => opts.batch_max_files = value.parse().unwrap_or(1000),
             "--batch-max-bytes" => opts.batch_max_bytes = value.parse().unwrap_or(1 << 26),
             "--compression" => opts.compression = value.clone(),
+            "--multipart-threshold" => opts.multipart_threshold = value.parse().unwrap_or(1 << 25),
+            "--part-size" => opts.part_size = value.parse().unwrap_or(1 << 23),
             other => {
                 eprintln!("unknown flag {other}");
                 return ExitCode::from(2);
@@ -110,4 +119,52 @@ async fn verify(opts: Options) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn write(args: &[String]) -> ExitCode {
+    use std::io::Write;
+    let [dir, lines] = args else {
+        eprintln!("usage: logship-testkit write DIR LINES");
+        return ExitCode::from(2);
+    };
+    let Ok(lines) = lines.parse::<u64>() else {
+        eprintln!("LINES: not a number: {lines}");
+        return ExitCode::from(2);
+    };
+    let config = logship::WriterConfig {
+        flush_interval: Duration::from_millis(5),
+        ..logship::WriterConfig::new(dir)
+    };
+    let writer = match logship::RotatingWriter::open(config) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("open {dir}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut errors = Vec::new();
+    for seq in 0..lines {
+        let line = format!(
+            "{{\"producer\":\"rlimit\",\"seq\":{seq},\"pad\":\"{}\"}}\n",
+            "x".repeat(60)
+        );
+        if let Err(e) = (&writer).write_all(line.as_bytes()) {
+            errors.push(serde_json::json!({"seq": seq, "error": e.to_string()}));
+        }
+        // Let the background flush write this line before the next one.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sealed = writer.seal().err().map(|e| e.to_string());
+    let stats = writer.stats();
+    println!(
+        "{}",
+        serde_json::json!({
+            "write_errors": errors,
+            "seal_error": sealed,
+            "bytes_total": stats.bytes.get(),
+            "write_errors_total": stats.write_errors.get(),
+            "dropped_lines_total": stats.dropped_lines.get(),
+        })
+    );
+    ExitCode::SUCCESS
 }

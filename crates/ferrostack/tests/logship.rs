@@ -1,0 +1,218 @@
+//! The log-file writer (`--log-file-dir`) and the shipper share one pending bound,
+//! `--max-pending-bytes` (env FERROSTACK_MAX_PENDING_BYTES), tested through the real binary:
+//! at the bound a role keeps logging to stdout, seals and stops writing files, raises
+//! `ferrostack_logfile_pending_full` and logs a warning, and deletes nothing; `logship` raises
+//! `ferrostack_logship_pending_full` at the same setting.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use support::{Proc, get_text, json_lines};
+
+const BOUND: u64 = 6000;
+
+/// Name → contents of every file in `dir`.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_pending_bound_a_role_logs_to_stdout_only_and_deletes_no_log_file() {
+    let mut data = Proc::start(
+        &["data-api", "--log-file-dir", "segments"],
+        &[("FERROSTACK_MAX_PENDING_BYTES", &BOUND.to_string())],
+    );
+    let segments = data.path().join("segments");
+    let client = reqwest::Client::new();
+    let mut calls = 0;
+    while !data.stderr().contains("pending bound reached") {
+        assert!(
+            calls < 400,
+            "the bound was never reached:\n{}",
+            data.stderr()
+        );
+        let r = client
+            .get(data.url(&format!("/api?before={calls}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        calls += 1;
+    }
+    // The open segment is handed to the sealer thread at the bound: wait for its rename.
+    let mut files = snapshot(&segments);
+    for _ in 0..400 {
+        if files.keys().all(|n| !n.starts_with('.')) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        files = snapshot(&segments);
+    }
+    let kept: usize = files.values().map(Vec::len).sum();
+    assert!(
+        (BOUND..BOUND + 4096).contains(&(kept as u64)),
+        "the files stop at the bound: {kept} bytes"
+    );
+    assert!(
+        files.keys().all(|n| !n.starts_with('.')),
+        "the open segment is sealed at the bound, for the shipper: {:?}",
+        files.keys()
+    );
+
+    for i in 0..20 {
+        let r = client
+            .get(data.url(&format!("/api?after={i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let metrics = get_text(&data.url("/metrics")).await;
+    assert_eq!(
+        metric(&metrics, "ferrostack_logfile_pending_full"),
+        Some(1.0),
+        "{metrics}"
+    );
+    let dropped = metric(&metrics, "ferrostack_logfile_dropped_lines_total").unwrap();
+    assert!(
+        dropped >= 20.0,
+        "lines not written to files are counted: {dropped}"
+    );
+    assert_eq!(
+        snapshot(&segments),
+        files,
+        "no file written to or deleted past the bound"
+    );
+
+    assert!(data.stop().success());
+    assert_eq!(snapshot(&segments), files, "nor at shutdown");
+    let lines = json_lines(&data.stdout());
+    for i in 0..20 {
+        let needle = format!("\"after\":\"{i}\"");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["params"].as_str().is_some_and(|p| p.contains(&needle))),
+            "stdout still has the line of call {i}"
+        );
+    }
+    let warning = json_lines(&data.stderr())
+        .into_iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("pending bound reached"))
+        })
+        .unwrap();
+    assert_eq!(warning["level"], "WARN");
+    assert_eq!(warning["max_pending_bytes"], BOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_flag_bounds_the_shipper() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("api");
+    std::fs::create_dir(&src).unwrap();
+    for i in 0..10 {
+        std::fs::write(
+            src.join(format!("{i}.json")),
+            format!("{{\"pad\":\"{}\"}}\n", "x".repeat(990)),
+        )
+        .unwrap();
+    }
+    let archive = dir.path().join("archive");
+    let state = dir.path().join("state");
+    let to = format!("file://{}", archive.display());
+    let args = [
+        "--max-pending-bytes",
+        "5000",
+        "logship",
+        "--source",
+        src.to_str().unwrap(),
+        "--to",
+        &to,
+        "--state-dir",
+        state.to_str().unwrap(),
+        // A batch closes after an hour: the files stay pending.
+        "--batch-max-age",
+        "1h",
+        "--drain-delay",
+        "0s",
+    ];
+    let mut ship = Proc::start(&args, &[]);
+    let mut full = None;
+    for _ in 0..400 {
+        full = metric(
+            &get_text(&ship.url("/metrics")).await,
+            "ferrostack_logship_pending_full",
+        );
+        if full == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(full, Some(1.0));
+    assert!(ship.stop().success());
+    assert!(
+        ship.stdout().contains("pending bound reached"),
+        "{}",
+        ship.stdout()
+    );
+}
+
+#[test]
+fn a_bad_s3_credentials_file_is_exit_2_naming_the_flag_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials");
+    std::fs::write(&file, "[default]\naws_access_key_id = AKIANOSECRETHERE\n").unwrap();
+    let run = |to: &str| {
+        std::process::Command::new(support::BIN)
+            .args(["logship", "--source", "logs", "--to", to])
+            .arg("--s3-credentials-file")
+            .arg(&file)
+            .current_dir(dir.path())
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let out = run("s3://bucket/prefix");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    for needle in [
+        "--s3-credentials-file",
+        file.to_str().unwrap(),
+        "[default]",
+        "missing aws_secret_access_key",
+    ] {
+        assert!(stderr.contains(needle), "{needle} in {stderr}");
+    }
+    assert!(!stderr.contains("AKIANOSECRETHERE"), "{stderr}");
+
+    let out = run("file:///tmp/archive");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--s3-credentials-file: only for s3://"),
+        "{stderr}"
+    );
+}

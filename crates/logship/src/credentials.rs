@@ -1,0 +1,233 @@
+//! `--s3-credentials-file`: S3 credentials from a mounted file in the AWS shared-credentials
+//! format (`[profile]` sections with `aws_access_key_id`, `aws_secret_access_key` and optional
+//! `aws_session_token`; `#` and `;` comments), for a Kubernetes Secret mounted as a file.
+//! The file is checked when it changes (modification time, size or inode, looked up on every
+//! request), so a rotated Secret takes effect without a restart; a rotated file that cannot be
+//! read keeps the last good credentials and logs a warning. Errors name the file, the profile
+//! and the missing field, never a value; `Debug` shows neither key.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use object_store::CredentialProvider;
+use object_store::aws::AwsCredential;
+
+/// The file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// It could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// It has no usable profile.
+    #[error("{path}: [{profile}]: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The profile looked for.
+        profile: String,
+        /// What is missing (a field name, never a value).
+        message: String,
+    },
+}
+
+/// What identifies one version of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    ino: u64,
+}
+
+fn stamp(path: &Path) -> io::Result<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok(Stamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        ino: meta.ino(),
+    })
+}
+
+/// Reads `profile` from the file at `path`.
+pub fn load(path: &Path, profile: &str) -> Result<AwsCredential, CredentialsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, profile).map_err(|message| CredentialsError::Parse {
+        path: path.to_path_buf(),
+        profile: profile.to_string(),
+        message,
+    })
+}
+
+/// The credentials of `profile` (`[name]` or `[profile name]`) in shared-credentials text.
+fn parse(text: &str, profile: &str) -> Result<AwsCredential, String> {
+    let (mut found, mut inside) = (false, false);
+    let (mut key_id, mut secret_key, mut token) = (None, None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let section = section.trim();
+            let name = section.strip_prefix("profile ").unwrap_or(section).trim();
+            inside = name == profile;
+            found |= inside;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err("a line in the profile is not `key = value`".into());
+        };
+        let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
+        match key.trim().to_ascii_lowercase().as_str() {
+            "aws_access_key_id" => key_id = value,
+            "aws_secret_access_key" => secret_key = value,
+            "aws_session_token" | "aws_security_token" => token = value,
+            _ => {}
+        }
+    }
+    if !found {
+        return Err("no such profile".into());
+    }
+    Ok(AwsCredential {
+        key_id: key_id.ok_or("missing aws_access_key_id")?,
+        secret_key: secret_key.ok_or("missing aws_secret_access_key")?,
+        token,
+    })
+}
+
+/// A credential provider reading the file again whenever it changes.
+pub struct FileCredentials {
+    path: PathBuf,
+    profile: String,
+    current: Mutex<(Stamp, Arc<AwsCredential>)>,
+}
+
+impl std::fmt::Debug for FileCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileCredentials")
+            .field("path", &self.path)
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileCredentials {
+    /// Loads the file now (a bad file is an error here, at start-up).
+    pub fn new(path: &Path, profile: &str) -> Result<Self, CredentialsError> {
+        let read_err = |source| CredentialsError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let before = stamp(path).map_err(read_err)?;
+        let credential = load(path, profile)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            profile: profile.to_string(),
+            current: Mutex::new((before, Arc::new(credential))),
+        })
+    }
+
+    /// The credentials, re-read first if the file changed.
+    pub fn current(&self) -> Arc<AwsCredential> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let now = match stamp(&self.path) {
+            Ok(now) if now != current.0 => now,
+            Ok(_) => return current.1.clone(),
+            Err(e) => {
+                tracing::warn!(file = %self.path.display(), error = %e,
+                    "logship: cannot read the S3 credentials file; keeping the last credentials");
+                return current.1.clone();
+            }
+        };
+        match load(&self.path, &self.profile) {
+            Ok(credential) => {
+                tracing::info!(file = %self.path.display(), "logship: S3 credentials file changed; using the new credentials");
+                *current = (now, Arc::new(credential));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e,
+                    "logship: the changed S3 credentials file is not usable; keeping the last credentials");
+                current.0 = now; // warn once per version of the file
+            }
+        }
+        current.1.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for FileCredentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        Ok(self.current())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "# comment\n[other]\naws_access_key_id = OTHER\n\n[default]\n\
+        aws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = s3cr3t/value\n\
+        ; comment\naws_session_token = tok\n[profile ci]\naws_access_key_id=CI\n\
+        aws_secret_access_key=CISECRET\n";
+
+    #[test]
+    fn reads_the_profile_asked_for() {
+        let c = parse(FILE, "default").unwrap();
+        assert_eq!(
+            (c.key_id.as_str(), c.secret_key.as_str(), c.token.as_deref()),
+            ("AKIDEXAMPLE", "s3cr3t/value", Some("tok"))
+        );
+        let ci = parse(FILE, "ci").unwrap();
+        assert_eq!((ci.key_id.as_str(), ci.token), ("CI", None));
+    }
+
+    #[test]
+    fn errors_name_the_field_and_never_a_value() {
+        let e = parse(FILE, "other").unwrap_err();
+        assert_eq!(e, "missing aws_secret_access_key");
+        assert_eq!(parse(FILE, "nope").unwrap_err(), "no such profile");
+        let e = parse("[default]\naws_secret_access_key s3cr3t\n", "default").unwrap_err();
+        assert!(!e.contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn a_rotated_file_is_read_again_and_a_broken_one_keeps_the_last_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        std::fs::write(
+            &path,
+            "[default]\naws_access_key_id=A\naws_secret_access_key=first-secret\n",
+        )
+        .unwrap();
+        let provider = FileCredentials::new(&path, "default").unwrap();
+        assert_eq!(provider.current().key_id, "A");
+        assert!(!format!("{provider:?}").contains("first-secret"));
+        // Kubernetes swaps a Secret's file by rename: a new inode.
+        let next = dir.path().join("next");
+        std::fs::write(
+            &next,
+            "[default]\naws_access_key_id=B\naws_secret_access_key=second\n",
+        )
+        .unwrap();
+        std::fs::rename(&next, &path).unwrap();
+        assert_eq!(provider.current().key_id, "B");
+        std::fs::write(&next, "[default]\naws_access_key_id=C\n").unwrap();
+        std::fs::rename(&next, &path).unwrap();
+        assert_eq!(provider.current().key_id, "B");
+    }
+}
