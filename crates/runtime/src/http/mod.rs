@@ -123,7 +123,7 @@ impl ServerConfig {
     }
 }
 
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole router of a role: its `api` (with fault injection, when configured) plus
 /// `/healthz`, `/readyz`, `/version`, `/metrics`, `/openapi.json`, wrapped in request ids,
