@@ -154,7 +154,24 @@ def hyper():
     return Server("bare hyper", [HELLO, str(port)], port, ready_path="/")
 
 
+def disk_rows(n):
+    """`run.py --disk-rows N`: only the 5,000-connection `GET /` row on the disk, N times, each
+    on a settled disk, then the disk's own limit: how much the disk row varies run to run."""
+    for i in range(n):
+        os.sync()
+        time.sleep(2)
+        server = ferrostack()
+        r = wrk(f"http://127.0.0.1:{server.port}/", 5000, WORK_DURATION)
+        print(f"run {i + 1}: {r['rps']:.0f} req/s = {r['rps'] / (5000 * 5 / WORK_DURATION):.0%} of ideal, p50 {r['p50']:.0f} ms, p99 {r['p99']:.0f} ms, peak RSS {server.peak_rss_mib():.1f} MiB, errors: {r['errors'] or 'none'}", flush=True)
+        server.stop()
+    os.sync()
+    time.sleep(2)
+    print(f"disk limit: {disk_limit():.0f} durable files/s (64 threads)")
+
+
 def main():
+    if "--disk-rows" in sys.argv:
+        return disk_rows(int(sys.argv[sys.argv.index("--disk-rows") + 1]))
     rows, work_rows = [], []
     startup = []
     for _ in range(10):
