@@ -68,8 +68,8 @@ pub(super) async fn edge(State(edge): State<Edge>, request: Request, next: Next)
     // One access line per request, at a level by outcome. A 5xx is our failure: logged as an
     // error, it feeds ferrostack_log_events_total{level="error"}, the error-log rate the
     // alerts watch (case study 004). A 4xx is the client's, worth seeing at info. Successes
-    // are traffic, which the RED metrics count: at debug, as podinfo and tower-http do, since
-    // formatting a line per request cost /api a third of its throughput (bench/http).
+    // are traffic, which the RED metrics count: at debug, as podinfo and tower-http do; the
+    // line was an eighth of a /api request's instructions (callgrind, BENCHMARKS.md).
     let (method, path) = (method.as_str(), uri.path());
     if status >= 500 {
         tracing::error!(method, path, status, latency_ms, "request failed");

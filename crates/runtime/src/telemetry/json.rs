@@ -13,7 +13,7 @@ use std::fmt::{self, Write};
 use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
@@ -42,7 +42,7 @@ where
             humantime::format_rfc3339_nanos(SystemTime::now())
         )?;
         writer.write_str("\",\"level\":\"")?;
-        writer.write_str(level_name(event.metadata().level()))?;
+        writer.write_str(event.metadata().level().as_str())?;
         writer.write_char('"')?;
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
@@ -88,16 +88,6 @@ impl<'writer> FormatFields<'writer> for JsonFields {
         let mut visitor = FieldWriter::new(&mut writer, leading_comma);
         fields.record(&mut visitor);
         visitor.result
-    }
-}
-
-fn level_name(level: &Level) -> &'static str {
-    match *level {
-        Level::ERROR => "ERROR",
-        Level::WARN => "WARN",
-        Level::INFO => "INFO",
-        Level::DEBUG => "DEBUG",
-        Level::TRACE => "TRACE",
     }
 }
 

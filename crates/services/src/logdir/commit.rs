@@ -4,10 +4,11 @@
 //!
 //! Durable together: writeback of every file of the batch is started at once (Linux
 //! `fadvise(DONTNEED)` begins writeback of dirty pages without waiting), then each file is
-//! `fdatasync`ed. The first of those commits the filesystem journal holding the whole batch's
-//! allocations; the rest find their data already on disk. A batch of 500 files costs a
-//! couple of journal commits instead of five hundred. Several committers overlap one batch's
-//! wait for the disk with the next batch's writes.
+//! `fdatasync`ed, so the batch's writes reach the disk together instead of one after another;
+//! each file is still synced on its own, so its durability never depends on a neighbour.
+//! Several committers overlap one batch's wait for the disk with the next batch's writes.
+//! Measured on this project's disk (bench/http): 512-file batches in 0.1–0.2 s, half or more of
+//! it in `fdatasync`.
 
 use std::fs::File;
 use std::io::{self, Write};
