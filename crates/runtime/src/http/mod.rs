@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
 use prometheus_client::registry::Registry;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -178,6 +179,9 @@ pub fn app(
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
         .layer(axum::middleware::from_fn_with_state(edge, middleware::edge))
         .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
+        // axum's extractors stop at their own 2 MB default unless told the limit: without
+        // this, --max-body-bytes above 2 MB would still refuse bodies over 2 MB.
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             cfg.request_timeout,
