@@ -58,9 +58,9 @@ impl PodSecurity {
                     "privileged must not be true",
                 );
             }
-            // PSA checks containers and initContainers here; ephemeral ones cannot set it at creation.
-            if c.group != super::Group::Ephemeral && c.security("allowPrivilegeEscalation") != false
-            {
+            // Every container list, ephemeral ones included, as PSA's visitContainers does
+            // (`kubectl debug --profile=restricted` sets it).
+            if c.security("allowPrivilegeEscalation") != false {
                 r.container(
                     &c,
                     "securityContext.allowPrivilegeEscalation",
@@ -272,6 +272,26 @@ mod tests {
                 "spec.template.spec.containers[0].securityContext.capabilities.drop",
             ]
         );
+    }
+
+    #[test]
+    fn init_and_ephemeral_containers_are_held_to_the_profile_too() {
+        let v = run(json!({
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [restricted_container("a")],
+            "initContainers": [{"name": "i", "securityContext": {"capabilities": {"drop": ["ALL"]}}}],
+            "ephemeralContainers": [{"name": "debug", "securityContext": {"privileged": true}}]
+        }));
+        assert_eq!(
+            fields(&v),
+            [
+                "spec.template.spec.initContainers[0].securityContext.allowPrivilegeEscalation",
+                "spec.template.spec.ephemeralContainers[0].securityContext.privileged",
+                "spec.template.spec.ephemeralContainers[0].securityContext.allowPrivilegeEscalation",
+                "spec.template.spec.ephemeralContainers[0].securityContext.capabilities.drop",
+            ]
+        );
+        assert_eq!(v[1].container.as_deref(), Some("debug"));
     }
 
     #[test]
