@@ -1,6 +1,8 @@
 //! Webhook metrics: reviews by operation, kind and decision; review latency; violations by
 //! policy and mode; certificate reloads.
 
+use std::time::Duration;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -8,15 +10,17 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::policy::Violation;
+use crate::review::Decision;
 
 /// Labels of `ferrostack_webhook_reviews_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReviewLabels {
-    /// CREATE, UPDATE, DELETE, CONNECT.
+    /// CREATE, UPDATE, DELETE, CONNECT (`unknown` when the body is not an AdmissionReview).
     pub operation: &'static str,
-    /// The request's kind.
-    pub kind: String,
-    /// allowed, warned, denied, patched, timeout.
+    /// The request's kind when the policies apply to it, else `other` (`unknown` when the body
+    /// is not an AdmissionReview): a bounded set whatever clients send.
+    pub kind: &'static str,
+    /// allowed, warned, denied, patched, timeout, error.
     pub decision: &'static str,
 }
 
@@ -90,6 +94,24 @@ impl Metrics {
             m.reloads.clone(),
         );
         m
+    }
+
+    /// Counts one answered review and observes its latency.
+    pub fn count_review(
+        &self,
+        operation: &'static str,
+        kind: &'static str,
+        decision: Decision,
+        elapsed: Duration,
+    ) {
+        self.reviews
+            .get_or_create(&ReviewLabels {
+                operation,
+                kind,
+                decision: decision.as_str(),
+            })
+            .inc();
+        self.duration.observe(elapsed.as_secs_f64());
     }
 
     /// Counts violations by policy and mode.

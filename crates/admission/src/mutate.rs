@@ -270,6 +270,30 @@ mod tests {
     }
 
     #[test]
+    fn anti_affinity_only_where_nothing_spreads_the_pods() {
+        let c = json!([{"name": "web", "securityContext": {"allowPrivilegeEscalation": false},
+            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]);
+        let seccomp = json!({"seccompProfile": {"type": "RuntimeDefault"}});
+        let mut spread = deployment(json!({"securityContext": seccomp, "containers": c,
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway"}]}));
+        assert!(mutations().apply("Deployment", &mut spread).is_empty());
+
+        // Node affinity alone does not spread: the pod anti-affinity is added beside it.
+        let node =
+            json!({"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}});
+        let mut d = deployment(json!({"securityContext": seccomp, "containers": c,
+            "affinity": {"nodeAffinity": node}}));
+        assert_eq!(mutations().apply("Deployment", &mut d), ["antiAffinity"]);
+        let affinity = &d["spec"]["template"]["spec"]["affinity"];
+        assert_eq!(affinity["nodeAffinity"], node);
+        assert!(
+            affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"]
+                == 100
+        );
+    }
+
+    #[test]
     fn windows_pods_get_no_linux_fields_and_pods_get_no_anti_affinity() {
         let mut pod = json!({"kind": "Pod", "metadata": {"labels": {"app": "w"}},
             "spec": {"os": {"name": "windows"}, "containers": [{"name": "w", "resources": {"requests": {"cpu": "1", "memory": "1"}}}]}});

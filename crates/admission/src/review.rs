@@ -120,6 +120,8 @@ pub enum Decision {
     Patched,
     /// Not evaluated within the budget.
     Timeout,
+    /// No decision: the body was not an AdmissionReview, or evaluation failed.
+    Error,
 }
 
 impl Decision {
@@ -131,6 +133,7 @@ impl Decision {
             Decision::Denied => "denied",
             Decision::Patched => "patched",
             Decision::Timeout => "timeout",
+            Decision::Error => "error",
         }
     }
 }
@@ -213,25 +216,53 @@ fn answer(uid: &str, response: impl FnOnce(&mut ReviewResponse)) -> ReviewAnswer
 /// The answer when evaluation did not finish within the budget: `/validate` denies with 503
 /// (as `failurePolicy: Fail` would, but with a reason); `/mutate` allows unchanged with a warning.
 pub fn timeout(req: &Request, endpoint: Endpoint) -> Outcome {
+    undecided(
+        req,
+        endpoint,
+        Decision::Timeout,
+        (503, "ServiceUnavailable"),
+        "policy evaluation did not finish within the review budget; retry",
+        "ferrostack webhook: mutation skipped, the review budget ran out",
+    )
+}
+
+/// The answer when evaluation failed (a bug, not the request's fault): still an AdmissionReview
+/// with the uid, `/validate` denying with 500 and `/mutate` allowing unchanged with a warning.
+pub fn failed(req: &Request, endpoint: Endpoint) -> Outcome {
+    undecided(
+        req,
+        endpoint,
+        Decision::Error,
+        (500, "InternalError"),
+        "policy evaluation failed; see the webhook's log",
+        "ferrostack webhook: mutation skipped, evaluation failed",
+    )
+}
+
+fn undecided(
+    req: &Request,
+    endpoint: Endpoint,
+    decision: Decision,
+    (code, reason): (u16, &'static str),
+    deny: &str,
+    warning: &str,
+) -> Outcome {
     let uid = &req.inner.uid;
     let answer = match endpoint {
         Endpoint::Validate { .. } => answer(uid, |r| {
             r.allowed = false;
             r.status = Some(Status {
                 status: "Failure",
-                code: 503,
-                reason: "ServiceUnavailable",
-                message: "policy evaluation did not finish within the review budget; retry".into(),
+                code,
+                reason,
+                message: deny.into(),
             });
         }),
-        Endpoint::Mutate => answer(uid, |r| {
-            r.warnings =
-                vec!["ferrostack webhook: mutation skipped, the review budget ran out".into()];
-        }),
+        Endpoint::Mutate => answer(uid, |r| r.warnings = vec![warning.into()]),
     };
     Outcome {
         answer,
-        decision: Decision::Timeout,
+        decision,
         violations: Vec::new(),
     }
 }
@@ -338,17 +369,23 @@ fn mutate(policies: &Policies, req: &Request) -> Outcome {
         return unchanged();
     }
     let patch = json_patch::diff(&req.object, &mutated);
-    match serde_json::to_vec(&patch) {
-        Ok(bytes) if !patch.0.is_empty() => Outcome {
+    match encode_patch(&patch) {
+        Ok(encoded) if !patch.0.is_empty() => Outcome {
             answer: answer(uid, |r| {
                 r.patch_type = Some("JSONPatch");
-                r.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+                r.patch = Some(encoded);
             }),
             decision: Decision::Patched,
             violations: Vec::new(),
         },
         _ => unchanged(),
     }
+}
+
+/// A JSON Patch as the API server reads `response.patch` (Go `[]byte`): its JSON in standard
+/// base64 with padding. Go's decoder refuses the URL-safe alphabet.
+pub fn encode_patch(patch: &json_patch::Patch) -> Result<String, serde_json::Error> {
+    Ok(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(patch)?))
 }
 
 fn object_name(req: &Request) -> String {
@@ -398,7 +435,7 @@ mod tests {
     }
 
     #[test]
-    fn budget_overruns_deny_validation_and_skip_mutation_with_the_uid() {
+    fn budget_overruns_and_failures_deny_validation_and_skip_mutation_with_the_uid() {
         let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
             "uid":"u-1","kind":{"group":"","version":"v1","kind":"Pod"},
             "resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE",
@@ -418,6 +455,45 @@ mod tests {
         assert!(m.answer.response.allowed);
         assert!(m.answer.response.patch.is_none() && m.answer.response.patch_type.is_none());
         assert_eq!(m.answer.response.warnings.len(), 1);
+
+        let v = failed(
+            &req,
+            Endpoint::Validate {
+                namespace_labelled: true,
+            },
+        );
+        assert_eq!(v.decision, Decision::Error);
+        assert_eq!(v.answer.response.uid, "u-1");
+        assert_eq!(
+            v.answer
+                .response
+                .status
+                .as_ref()
+                .map(|s| (s.code, s.reason)),
+            Some((500, "InternalError"))
+        );
+        let m = failed(&req, Endpoint::Mutate);
+        assert_eq!(m.answer.response.uid, "u-1");
+        assert!(m.answer.response.allowed && m.answer.response.patch.is_none());
+    }
+
+    #[test]
+    fn patches_use_the_standard_base64_alphabet() {
+        // "??>" encodes to "Pz8+" and "???" to "Pz8/": the two characters where standard and
+        // URL-safe base64 differ.
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "add", "path": "/metadata/annotations/a~1b", "value": "??>???"}
+        ]))
+        .unwrap();
+        let encoded = encode_patch(&patch).unwrap();
+        assert!(encoded.contains('+') && encoded.contains('/'), "{encoded}");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(&encoded)
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<json_patch::Patch>(&decoded).unwrap(),
+            patch
+        );
     }
 
     #[test]

@@ -24,8 +24,14 @@ use crate::tls::{self, CertStore, SelfSigned, TlsError, TlsListener};
 /// Days the self-signed CA and serving certificate are valid.
 const SELF_SIGNED_DAYS: u32 = 365;
 
+/// Largest AdmissionReview accepted by default. An UPDATE carries the object and the old
+/// object, each up to etcd's 1.5 MiB, so the runtime's 1 MiB default would answer 413 to
+/// legitimate reviews of large workloads, and the API server would then fail the request.
+pub const DEFAULT_MAX_BODY_BYTES: &str = "4194304";
+
 /// `ferrostack webhook serve` flags.
 #[derive(clap::Args, Clone, Debug)]
+#[command(mut_arg("max_body_bytes", |a| a.default_value(DEFAULT_MAX_BODY_BYTES)))]
 pub struct ServeArgs {
     /// HTTPS port of POST /validate and POST /mutate.
     #[arg(long, env = "FERROSTACK_PORT", default_value_t = 8443)]

@@ -23,8 +23,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::engine::Policies;
-use crate::metrics::{Metrics, ReviewLabels};
+use crate::metrics::Metrics;
 use crate::review::{self, Decision, Endpoint, ReviewAnswer};
+use crate::workload::metric_kind;
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
@@ -137,6 +138,9 @@ pub fn budget(configured: Duration, query: Option<&str>) -> Duration {
     }
 }
 
+/// Labels of a body that never became a request.
+const UNKNOWN: &str = "unknown";
+
 async fn handle(
     s: AppState,
     endpoint: Endpoint,
@@ -145,6 +149,75 @@ async fn handle(
     body: Bytes,
 ) -> Result<Json<ReviewAnswer>, WebhookError> {
     let start = Instant::now();
+    // The budget runs from here, so a slow parse leaves less time for the policies.
+    let deadline = tokio::time::Instant::from_std(start) + budget(s.review_timeout, query);
+    let req = match parse_body(headers, &body) {
+        Ok(req) => Arc::new(req),
+        Err(e) => {
+            // Counted: an API server configured for another AdmissionReview version gets
+            // nothing but 400s, and that must show in the error ratio.
+            s.metrics
+                .count_review(UNKNOWN, UNKNOWN, Decision::Error, start.elapsed());
+            return Err(e);
+        }
+    };
+    let policies = Arc::clone(&s.policies);
+    let task_req = Arc::clone(&req);
+    let evaluation =
+        tokio::task::spawn_blocking(move || review::review(&policies, &task_req, endpoint));
+    let kind = metric_kind(req.kind());
+    let outcome = match tokio::time::timeout_at(deadline, evaluation).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => {
+            // A panic in a policy: answered like any review, the uid echoed.
+            tracing::error!(uid = %req.inner.uid, error = %e, "policy evaluation failed");
+            review::failed(&req, endpoint)
+        }
+        Err(_) => review::timeout(&req, endpoint),
+    };
+    let elapsed = start.elapsed();
+    s.metrics
+        .count_review(req.operation(), kind, outcome.decision, elapsed);
+    if !req.inner.dry_run {
+        s.metrics.record_violations(&outcome.violations);
+    }
+    let fields = (
+        req.inner.uid.as_str(),
+        req.operation(),
+        req.kind(),
+        req.namespace().unwrap_or(""),
+        req.inner.dry_run,
+    );
+    match outcome.decision {
+        Decision::Denied | Decision::Warned | Decision::Timeout | Decision::Error => {
+            tracing::info!(
+                uid = fields.0,
+                operation = fields.1,
+                kind = fields.2,
+                namespace = fields.3,
+                dry_run = fields.4,
+                decision = outcome.decision.as_str(),
+                violations = outcome.violations.len(),
+                duration_ms = elapsed.as_secs_f64() * 1e3,
+                "admission review"
+            )
+        }
+        Decision::Allowed | Decision::Patched => tracing::debug!(
+            uid = fields.0,
+            operation = fields.1,
+            kind = fields.2,
+            namespace = fields.3,
+            dry_run = fields.4,
+            decision = outcome.decision.as_str(),
+            duration_ms = elapsed.as_secs_f64() * 1e3,
+            "admission review"
+        ),
+    }
+    Ok(Json(outcome.answer))
+}
+
+/// Checks the content type and parses the body: 415 or 400 with the reason.
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<review::Request, WebhookError> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let json = ct.to_str().is_ok_and(|v| {
             v.trim_start()
@@ -159,73 +232,11 @@ async fn handle(
             });
         }
     }
-    let req = review::parse(&body).map_err(|e| WebhookError {
+    review::parse(body).map_err(|e| WebhookError {
         status: StatusCode::BAD_REQUEST,
         code: "invalid_admission_review",
         message: e.to_string(),
-    })?;
-    let req = Arc::new(req);
-    let budget = budget(s.review_timeout, query);
-    let policies = Arc::clone(&s.policies);
-    let task_req = Arc::clone(&req);
-    let evaluation =
-        tokio::task::spawn_blocking(move || review::review(&policies, &task_req, endpoint));
-    let outcome = match tokio::time::timeout(budget, evaluation).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => {
-            tracing::error!(uid = %req.inner.uid, error = %e, "policy evaluation failed");
-            return Err(WebhookError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                code: "evaluation_failed",
-                message: "policy evaluation failed".into(),
-            });
-        }
-        Err(_) => review::timeout(&req, endpoint),
-    };
-    let elapsed = start.elapsed();
-    s.metrics
-        .reviews
-        .get_or_create(&ReviewLabels {
-            operation: req.operation(),
-            kind: req.kind().to_owned(),
-            decision: outcome.decision.as_str(),
-        })
-        .inc();
-    s.metrics.duration.observe(elapsed.as_secs_f64());
-    if !req.inner.dry_run {
-        s.metrics.record_violations(&outcome.violations);
-    }
-    let fields = (
-        req.inner.uid.as_str(),
-        req.operation(),
-        req.kind(),
-        req.namespace().unwrap_or(""),
-        req.inner.dry_run,
-    );
-    match outcome.decision {
-        Decision::Denied | Decision::Warned | Decision::Timeout => tracing::info!(
-            uid = fields.0,
-            operation = fields.1,
-            kind = fields.2,
-            namespace = fields.3,
-            dry_run = fields.4,
-            decision = outcome.decision.as_str(),
-            violations = outcome.violations.len(),
-            duration_ms = elapsed.as_secs_f64() * 1e3,
-            "admission review"
-        ),
-        Decision::Allowed | Decision::Patched => tracing::debug!(
-            uid = fields.0,
-            operation = fields.1,
-            kind = fields.2,
-            namespace = fields.3,
-            dry_run = fields.4,
-            decision = outcome.decision.as_str(),
-            duration_ms = elapsed.as_secs_f64() * 1e3,
-            "admission review"
-        ),
-    }
-    Ok(Json(outcome.answer))
+    })
 }
 
 #[cfg(test)]

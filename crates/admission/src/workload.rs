@@ -13,6 +13,29 @@ pub enum Shape {
     CronJob,
 }
 
+/// Every kind the policies apply to (also the only `kind` label values of the review metric
+/// besides `other`, which keeps its cardinality bounded whatever clients send).
+pub const KINDS: &[&str] = &[
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+    "Rollout",
+];
+
+/// `kind` when the policies apply to it, else `other`.
+pub fn metric_kind(kind: &str) -> &'static str {
+    KINDS
+        .iter()
+        .find(|k| **k == kind)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// The kinds the policies apply to and where their pod template lives.
 pub fn shape_of(kind: &str) -> Option<Shape> {
     match kind {
@@ -170,6 +193,16 @@ mod tests {
     fn kinds_without_templates_are_not_workloads() {
         assert!(Workload::of("ConfigMap", &json!({"data": {}})).is_none());
         assert!(Workload::of("Rollout", &json!({"spec": {"workloadRef": {}}})).is_none());
+    }
+
+    #[test]
+    fn every_listed_kind_has_a_shape_and_other_kinds_share_one_metric_label() {
+        for kind in KINDS {
+            assert!(shape_of(kind).is_some(), "{kind}");
+            assert_eq!(metric_kind(kind), *kind);
+        }
+        assert_eq!(metric_kind("ConfigMap"), "other");
+        assert_eq!(metric_kind("Pod\"} 1\nx{"), "other");
     }
 
     #[test]

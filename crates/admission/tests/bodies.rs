@@ -53,6 +53,7 @@ async fn malformed_bodies_get_400_with_the_reason() {
             .unwrap(),
         ),
     ];
+    let count = cases.len() as u64;
     for (name, body) in cases {
         let (status, resp) = post_raw(&server, "/validate", "application/json", body).await;
         assert_eq!(status, 400, "{name}: {}", String::from_utf8_lossy(&resp));
@@ -63,6 +64,16 @@ async fn malformed_bodies_get_400_with_the_reason() {
             "{name}"
         );
     }
+    // Each is counted as an error review, so a misconfigured API server shows in the metrics.
+    let errors = admission::metrics::ReviewLabels {
+        operation: "unknown",
+        kind: "unknown",
+        decision: "error",
+    };
+    assert_eq!(
+        server.metrics.reviews.get(&errors).map(|c| c.get()),
+        Some(count)
+    );
 }
 
 #[tokio::test]

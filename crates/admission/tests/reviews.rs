@@ -1,6 +1,9 @@
 //! Allow, deny, warn and patch over TLS for every workload kind and operation.
 
+use std::time::Duration;
+
 use admission::engine::Policies;
+use admission::metrics::ReviewLabels;
 use serde_json::{Value, json};
 
 use crate::support::{self, KINDS, compliant_pod_spec, gvk, object, patch_of, post, review};
@@ -184,9 +187,9 @@ async fn dry_run_gets_the_same_answer_but_counts_no_violations() {
             .map(|c| c.get()),
         Some(1)
     );
-    let denied = admission::metrics::ReviewLabels {
+    let denied = ReviewLabels {
         operation: "CREATE",
-        kind: "Deployment".into(),
+        kind: "Deployment",
         decision: "denied",
     };
     assert_eq!(
@@ -337,4 +340,140 @@ async fn non_workloads_pass_through() {
             json!({"uid": req["request"]["uid"], "allowed": true})
         );
     }
+    // Kinds the policies ignore share one metric label, whatever clients send.
+    let other = ReviewLabels {
+        operation: "CREATE",
+        kind: "other",
+        decision: "allowed",
+    };
+    assert_eq!(server.metrics.reviews.get(&other).map(|c| c.get()), Some(2));
+}
+
+/// `review` of a Deployment in `namespace` (the request's and the object's).
+fn in_namespace(spec: Value, namespace: &str) -> Value {
+    let mut d = object("apps", "v1", "Deployment", spec);
+    d["metadata"]["namespace"] = json!(namespace);
+    let mut req = review(gvk("Deployment"), "CREATE", d, Value::Null, false);
+    req["request"]["namespace"] = json!(namespace);
+    req
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+#[tokio::test]
+async fn policy_file_modes_and_exclusions_change_the_answer() {
+    let yaml = r#"
+policies:
+  image-tag: {mode: warn}
+  pod-security: {mode: off}
+  probes: {mode: off}
+  resources: {mode: enforce, excludeNamespaces: [legacy]}
+"#;
+    let p = Policies::from_yaml(yaml, "p.yaml", Some("ferrostack")).unwrap();
+    let server = support::serve(p).await;
+
+    // nginx:latest, allowPrivilegeEscalation true, hostNetwork: image-tag only warns and
+    // pod-security is off, so this is allowed with exactly one warning.
+    let req = in_namespace(non_compliant_pod_spec(), "shop");
+    let (_, answer) = post(&server, "/validate", &req).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let warnings = strings(&answer["response"]["warnings"]);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("[image-tag] "), "{warnings:?}");
+
+    // resources is enforced, except in the namespace the policy excludes.
+    let mut spec = compliant_pod_spec();
+    spec["containers"][0]["resources"]["requests"]
+        .as_object_mut()
+        .unwrap()
+        .remove("cpu");
+    let (_, answer) = post(&server, "/validate", &in_namespace(spec.clone(), "shop")).await;
+    let msg = answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        msg.contains("[resources] container \"web\": resources.requests.cpu is not set"),
+        "{answer}"
+    );
+    let (_, answer) = post(&server, "/validate", &in_namespace(spec, "legacy")).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert!(answer["response"].get("warnings").is_none(), "{answer}");
+}
+
+#[tokio::test]
+async fn connect_requests_are_answered_with_the_uid() {
+    let server = support::serve(policies()).await;
+    let exec = json!({"apiVersion": "v1", "kind": "PodExecOptions", "stdin": true,
+        "stdout": true, "tty": true, "container": "web", "command": ["sh"]});
+    let mut req = review(gvk("Pod"), "CONNECT", exec, Value::Null, false);
+    req["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "PodExecOptions"});
+    req["request"]["subResource"] = json!("exec");
+    req["request"]["options"] = Value::Null;
+    for path in ["/validate", "/mutate"] {
+        let (status, answer) = post(&server, path, &req).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        assert_echoes(&req, &answer);
+        assert_eq!(
+            answer["response"],
+            json!({"uid": req["request"]["uid"], "allowed": true})
+        );
+    }
+}
+
+#[tokio::test]
+async fn reviews_over_the_budget_are_answered_with_the_uid() {
+    // 1 ms cannot cover parsing and evaluating 5,000 containers, so the budget path answers;
+    // the evaluation left running in the background cannot delay the answer.
+    let server = support::serve_with_budget(policies(), Duration::from_millis(1)).await;
+    let containers: Vec<Value> = (0..5000)
+        .map(|i| json!({"name": format!("c{i}"), "image": "nginx"}))
+        .collect();
+    let d = object(
+        "apps",
+        "v1",
+        "Deployment",
+        json!({"containers": containers}),
+    );
+    let req = review(gvk("Deployment"), "CREATE", d, Value::Null, false);
+
+    let (status, answer) = post(&server, "/validate", &req).await;
+    assert_eq!(status, 200);
+    assert_echoes(&req, &answer);
+    let r = &answer["response"];
+    assert_eq!(r["allowed"], false, "{r}");
+    assert_eq!(r["status"]["code"], 503, "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("review budget"),
+        "{r}"
+    );
+
+    let (status, answer) = post(&server, "/mutate", &req).await;
+    assert_eq!(status, 200);
+    assert_echoes(&req, &answer);
+    let r = &answer["response"];
+    assert_eq!(r["allowed"], true, "{r}");
+    assert!(
+        r.get("patch").is_none() && r.get("patchType").is_none(),
+        "{r}"
+    );
+    assert!(strings(&r["warnings"])[0].contains("review budget"), "{r}");
+
+    let timeouts = ReviewLabels {
+        operation: "CREATE",
+        kind: "Deployment",
+        decision: "timeout",
+    };
+    assert_eq!(
+        server.metrics.reviews.get(&timeouts).map(|c| c.get()),
+        Some(2)
+    );
 }

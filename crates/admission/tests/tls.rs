@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use admission::engine::Policies;
@@ -51,14 +52,16 @@ async fn clients_reject_another_ca_and_names_outside_the_sans() {
     assert!(err.to_string().contains("not valid for name"), "{err}");
 }
 
-/// Writes a pair the way kubelet populates a Secret volume: files in a timestamped directory,
-/// `..data` a symlink to it, `tls.crt` / `tls.key` symlinks through `..data`; a later write
-/// renames a new `..data` symlink over the old one.
-fn kubelet_write(dir: &Path, generation: u32, pair: &tls::SelfSigned) {
+/// Writes a pair the way kubelet's atomic writer updates a Secret volume: the files go into a
+/// new timestamped directory, a `..data_tmp` symlink to it is renamed over `..data`, the
+/// `tls.crt` / `tls.key` symlinks through `..data` are created once, and the previous
+/// timestamped directory is removed.
+fn kubelet_write(dir: &Path, generation: u32, cert_pem: &str, key_pem: &str) {
     let ts = dir.join(format!("..2026_11_21_16_00_0{generation}.000000000"));
     std::fs::create_dir(&ts).unwrap();
-    std::fs::write(ts.join("tls.crt"), &pair.cert_pem).unwrap();
-    std::fs::write(ts.join("tls.key"), &pair.key_pem).unwrap();
+    std::fs::write(ts.join("tls.crt"), cert_pem).unwrap();
+    std::fs::write(ts.join("tls.key"), key_pem).unwrap();
+    let previous = std::fs::read_link(dir.join("..data")).ok();
     let tmp = dir.join("..data_tmp");
     std::os::unix::fs::symlink(ts.file_name().unwrap(), &tmp).unwrap();
     std::fs::rename(&tmp, dir.join("..data")).unwrap();
@@ -66,6 +69,9 @@ fn kubelet_write(dir: &Path, generation: u32, pair: &tls::SelfSigned) {
         if std::fs::symlink_metadata(dir.join(f)).is_err() {
             std::os::unix::fs::symlink(Path::new("..data").join(f), dir.join(f)).unwrap();
         }
+    }
+    if let Some(old) = previous {
+        std::fs::remove_dir_all(dir.join(old)).unwrap();
     }
 }
 
@@ -75,20 +81,45 @@ async fn served_leaf(addr: std::net::SocketAddr, ca_pem: &str) -> Vec<u8> {
     conn.peer_certificates().unwrap()[0].to_vec()
 }
 
+/// Waits until `counter` exceeds `seen` (the bound only stops a hung test; not a timing
+/// assertion).
+async fn wait_above(counter: &AtomicUsize, seen: usize, what: &str) {
+    let mut waited = Duration::ZERO;
+    while counter.load(Ordering::SeqCst) <= seen {
+        assert!(
+            waited < Duration::from_secs(30),
+            "no {what} after the ..data swap"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+}
+
+fn pod_review() -> Vec<u8> {
+    serde_json::to_vec(&review(
+        gvk("Pod"),
+        "CREATE",
+        object("", "v1", "Pod", compliant_pod_spec()),
+        Value::Null,
+        false,
+    ))
+    .unwrap()
+}
+
 #[tokio::test]
 async fn certificates_swapped_through_the_data_symlink_are_served_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let first = tls::self_signed(&["localhost".into()], 1).unwrap();
-    kubelet_write(dir.path(), 1, &first);
+    kubelet_write(dir.path(), 1, &first.cert_pem, &first.key_pem);
     let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     let store = CertStore::new(tls::load_files(&crt, &key).unwrap());
     let stop = CancellationToken::new();
-    let reloads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = Arc::clone(&reloads);
-    tls::watch(Arc::clone(&store), crt, key, stop.clone(), move |ok| {
-        if ok {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
+    let reloads = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let (ok, failed) = (Arc::clone(&reloads), Arc::clone(&failures));
+    tls::watch(Arc::clone(&store), crt, key, stop.clone(), move |success| {
+        let counter = if success { &ok } else { &failed };
+        counter.fetch_add(1, Ordering::SeqCst);
     })
     .unwrap();
     let server = support::serve_with(
@@ -98,50 +129,52 @@ async fn certificates_swapped_through_the_data_symlink_are_served_without_a_rest
     )
     .await;
     let before = served_leaf(server.addr, &first.ca_pem).await;
+    // A keep-alive connection made before the swap, as the API server keeps them.
+    let mut kept = support::client(&server, &first.ca_pem).await;
+    let ct = "application/json";
+    assert_eq!(
+        support::send(&mut kept, "/validate", ct, pod_review())
+            .await
+            .0,
+        200
+    );
 
     // A rotated pair from a new CA, as cert-manager or a Secret update would bring.
     let second = tls::self_signed(&["localhost".into()], 1).unwrap();
-    kubelet_write(dir.path(), 2, &second);
-    // Wait for the reload event (not a timing assertion: the bound only stops a hung test).
-    let mut waited = Duration::ZERO;
-    while reloads.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        assert!(
-            waited < Duration::from_secs(30),
-            "no reload after the ..data swap"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        waited += Duration::from_millis(20);
-    }
+    kubelet_write(dir.path(), 2, &second.cert_pem, &second.key_pem);
+    wait_above(&reloads, 0, "reload").await;
     let after = served_leaf(server.addr, &second.ca_pem).await;
     assert_ne!(before, after);
-    // The old CA no longer verifies the new certificate; requests keep working.
+    // New connections verify only against the new CA; the open one keeps serving.
     assert!(
         support::connect(server.addr, &first.ca_pem, "localhost")
             .await
             .is_err()
     );
-    let server = support::Server {
-        ca_pem: second.ca_pem.clone(),
-        ..server
-    };
-    let req = review(
-        gvk("Pod"),
-        "CREATE",
-        object("", "v1", "Pod", compliant_pod_spec()),
-        Value::Null,
-        false,
+    assert_eq!(
+        support::send(&mut kept, "/validate", ct, pod_review())
+            .await
+            .0,
+        200
     );
-    assert_eq!(post(&server, "/validate", &req).await.0, 200);
+    let mut fresh = support::client(&server, &second.ca_pem).await;
+    assert_eq!(
+        support::send(&mut fresh, "/validate", ct, pod_review())
+            .await
+            .0,
+        200
+    );
 
-    // A broken pair is refused and the current certificate stays.
-    let ts = dir.path().join("..2026_11_21_16_00_09.000000000");
-    std::fs::create_dir(&ts).unwrap();
-    std::fs::write(ts.join("tls.crt"), &first.cert_pem).unwrap();
-    std::fs::write(ts.join("tls.key"), &second.key_pem).unwrap();
-    let tmp = dir.path().join("..data_tmp");
-    std::os::unix::fs::symlink(ts.file_name().unwrap(), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.path().join("..data")).unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A mismatched pair is refused (the failure is reported) and the current one stays.
+    kubelet_write(dir.path(), 3, &first.cert_pem, &second.key_pem);
+    wait_above(&failures, 0, "refused reload").await;
     assert_eq!(served_leaf(server.addr, &second.ca_pem).await, after);
+    assert_eq!(reloads.load(Ordering::SeqCst), 1);
+
+    // A good pair after the broken one is picked up again.
+    let third = tls::self_signed(&["localhost".into()], 1).unwrap();
+    kubelet_write(dir.path(), 4, &third.cert_pem, &third.key_pem);
+    wait_above(&reloads, 1, "second reload").await;
+    assert_ne!(served_leaf(server.addr, &third.ca_pem).await, after);
     stop.cancel();
 }

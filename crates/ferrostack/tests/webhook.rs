@@ -6,8 +6,12 @@
 mod support;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 use support::{BIN, Proc, free_port, free_port_range, json_lines};
 
@@ -162,6 +166,8 @@ async fn serve_self_signed_answers_reviews_over_verified_tls_and_stops_on_sigter
         "webhook",
         "serve",
         "--self-signed",
+        "--san",
+        "webhook.ferrostack.svc,127.0.0.1",
         "--ca-file",
         "ca.pem",
         "--host",
@@ -177,19 +183,32 @@ async fn serve_self_signed_answers_reviews_over_verified_tls_and_stops_on_sigter
     .map(|s| s.to_string())
     .collect();
     let mut proc = Proc::spawn(&args, &[], metrics);
-    let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
+
+    // The CA bundle as printed (base64, the webhook configuration's caBundle) is the CA file.
     let logged = json_lines(&proc.stdout());
-    assert!(
-        logged
-            .iter()
-            .any(|l| l["ca_bundle"].as_str().is_some_and(|b| !b.is_empty()))
+    let bundle = logged
+        .iter()
+        .find_map(|l| l["ca_bundle"].as_str())
+        .unwrap_or_else(|| panic!("no ca_bundle in {}", proc.stdout()));
+    let ca = String::from_utf8(STANDARD.decode(bundle).unwrap()).unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    assert_eq!(
+        ca,
+        std::fs::read_to_string(proc.path().join("ca.pem")).unwrap()
     );
 
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    // A client trusting only the printed CA reaches the webhook by its service name (a --san)
+    // and by the IP SAN; localhost, not among the SANs given, is refused.
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let verified = || {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+            .resolve("webhook.ferrostack.svc", addr)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    let client = verified();
     let review = serde_json::json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {"uid": "7f0c", "kind": {"group": "", "version": "v1", "kind": "Pod"},
@@ -199,7 +218,7 @@ async fn serve_self_signed_answers_reviews_over_verified_tls_and_stops_on_sigter
                 "spec": {"containers": [{"name": "c", "image": "nginx:latest"}]}}}
     });
     let answer: serde_json::Value = client
-        .post(format!("https://localhost:{port}/validate"))
+        .post(format!("https://webhook.ferrostack.svc:{port}/validate"))
         .json(&review)
         .send()
         .await
@@ -209,6 +228,80 @@ async fn serve_self_signed_answers_reviews_over_verified_tls_and_stops_on_sigter
         .unwrap();
     assert_eq!(answer["response"]["uid"], "7f0c");
     assert_eq!(answer["response"]["allowed"], false);
+    assert_eq!(answer["response"]["status"]["code"], 403);
+    let by_ip = verified()
+        .post(format!("https://127.0.0.1:{port}/mutate"))
+        .json(&review)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_ip.status(), 200);
+    let err = verified()
+        .post(format!("https://localhost:{port}/validate"))
+        .json(&review)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+
+    // The body limit fits an UPDATE of a large workload (object and oldObject, 2.5 MB here).
+    let mut big = review.clone();
+    big["request"]["operation"] = "UPDATE".into();
+    big["request"]["object"]["metadata"]["annotations"] =
+        serde_json::json!({"note": "x".repeat(1_250_000)});
+    big["request"]["oldObject"] = big["request"]["object"].clone();
+    let answer: serde_json::Value = client
+        .post(format!("https://webhook.ferrostack.svc:{port}/validate"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["response"]["uid"], "7f0c", "{answer}");
+
+    // Over --max-body-bytes (4 MiB): 413 as soon as the headers announce it, before the body
+    // is read (the body never comes).
+    let pending = futures::stream::pending::<Result<Vec<u8>, std::io::Error>>();
+    let r = client
+        .post(format!("https://webhook.ferrostack.svc:{port}/validate"))
+        .header("content-type", "application/json")
+        .header("content-length", (5 * 1024 * 1024).to_string())
+        .body(reqwest::Body::wrap_stream(pending))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+
+    // 400 with the reason for garbage and for nesting deeper than serde's recursion limit.
+    let post = |body: Vec<u8>| {
+        let request = client
+            .post(format!("https://webhook.ferrostack.svc:{port}/validate"))
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = post(b"{\"apiVersion\": 1".to_vec()).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_admission_review", "{body}");
+    let mut deep = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","userInfo":{},"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":"#.to_vec();
+    deep.extend(std::iter::repeat_n(b'[', 50_000));
+    let (status, body) = post(deep).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("recursion limit"),
+        "{body}"
+    );
 
     // Reviews only over TLS; the plain port serves probes and metrics.
     let plain = reqwest::Client::new();
@@ -227,16 +320,17 @@ async fn serve_self_signed_answers_reviews_over_verified_tls_and_stops_on_sigter
         .text()
         .await
         .unwrap();
-    assert!(
-        m.contains(
-            r#"ferrostack_webhook_reviews_total{operation="CREATE",kind="Pod",decision="denied"} 1"#
-        ),
-        "{m}"
-    );
-    assert!(
-        m.contains(r#"ferrostack_webhook_violations_total{policy="image-tag",mode="enforce"} 1"#),
-        "{m}"
-    );
+    for line in [
+        r#"ferrostack_webhook_reviews_total{operation="CREATE",kind="Pod",decision="denied"} 1"#,
+        r#"ferrostack_webhook_reviews_total{operation="UPDATE",kind="Pod",decision="warned"} 1"#,
+        r#"ferrostack_webhook_reviews_total{operation="CREATE",kind="Pod",decision="patched"} 1"#,
+        r#"ferrostack_webhook_reviews_total{operation="unknown",kind="unknown",decision="error"} 2"#,
+        r#"ferrostack_webhook_violations_total{policy="image-tag",mode="enforce"} 1"#,
+        "ferrostack_webhook_review_duration_seconds_count 5",
+        r#"http_requests_total{method="POST",route="/validate",status="413"} 1"#,
+    ] {
+        assert!(m.contains(line), "missing {line} in\n{m}");
+    }
 
     let status = tokio::task::spawn_blocking(move || proc.stop())
         .await

@@ -168,11 +168,29 @@ pub async fn serve(policies: Policies) -> Server {
 
 /// Starts the webhook serving from `store`.
 pub async fn serve_with(policies: Policies, store: Arc<CertStore>, ca_pem: String) -> Server {
+    serve_budget(policies, store, ca_pem, Duration::from_secs(5)).await
+}
+
+/// Starts the webhook with a fresh self-signed CA and the review budget `review_timeout`.
+pub async fn serve_with_budget(policies: Policies, review_timeout: Duration) -> Server {
+    let generated = tls::self_signed(&["localhost".into(), "127.0.0.1".into()], 1).unwrap();
+    let store = CertStore::new(
+        tls::certified_key(generated.cert_pem.as_bytes(), generated.key_pem.as_bytes()).unwrap(),
+    );
+    serve_budget(policies, store, generated.ca_pem, review_timeout).await
+}
+
+async fn serve_budget(
+    policies: Policies,
+    store: Arc<CertStore>,
+    ca_pem: String,
+    review_timeout: Duration,
+) -> Server {
     let metrics = Metrics::default();
     let state = AppState {
         policies: Arc::new(policies),
         metrics: metrics.clone(),
-        review_timeout: Duration::from_secs(5),
+        review_timeout,
     };
     let router = app(state).layer(DefaultBodyLimit::max(1024 * 1024));
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -217,6 +235,19 @@ pub async fn connect(
     connector(ca_pem).connect(name, tcp).await
 }
 
+/// An HTTP/1.1 keep-alive connection over verified TLS.
+pub type Client = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Opens a keep-alive connection to `server`, verified against `ca_pem`.
+pub async fn client(server: &Server, ca_pem: &str) -> Client {
+    let tls = connect(server.addr, ca_pem, "localhost").await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 /// POSTs `body` with `content_type` over a fresh verified TLS connection; returns the status
 /// and the body.
 pub async fn post_raw(
@@ -225,13 +256,18 @@ pub async fn post_raw(
     content_type: &str,
     body: Vec<u8>,
 ) -> (u16, Bytes) {
-    let tls = connect(server.addr, &server.ca_pem, "localhost")
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut sender = client(server, &server.ca_pem).await;
+    send(&mut sender, path, content_type, body).await
+}
+
+/// POSTs `body` on an open connection; returns the status and the body.
+pub async fn send(
+    sender: &mut Client,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Bytes) {
+    sender.ready().await.unwrap();
     let req = hyper::Request::post(path)
         .header("host", "localhost")
         .header("content-type", content_type)
