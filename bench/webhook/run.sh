@@ -11,7 +11,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-bin="$root/target/release/ferrostack"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/ferrostack"
 rate=${RATE:-2000}
 duration=${DURATION:-30s}
 conns=${CONNS:-10}
