@@ -118,12 +118,12 @@ chart-assets:
 
 # --- health ---
 .PHONY: test-health
-# The health checker's tests that need a real Alertmanager and headless Chromium: they are
-# #[ignore]d in `cargo test` and run here, after the tools are installed. Under CI=true a
-# missing tool fails them instead of skipping.
+# The health checker's tests that need a real Alertmanager, Pushgateway and headless
+# Chromium: they are #[ignore]d in `cargo test` and run here, after the tools are installed.
+# CI=true: a tool that is still missing fails its test instead of skipping it silently.
 test-health:
 	scripts/tools.sh apt $(HEALTH_APT)
-	cargo test -p ferrostack-health --locked --test integration -- --ignored
+	CI=true cargo test -p ferrostack-health --locked --test integration -- --ignored
 
 # --- logship ---
 .PHONY: test-logship bench-logship logship-tools
