@@ -247,26 +247,29 @@ async fn serve_without_history_keeps_results_in_memory_and_alerts() {
     assert!(target(&v, "api")["consecutive_failures"].as_u64().unwrap() >= 2);
     s.fail_with(200);
     wait_for(&running.base, |v| target(v, "api")["alerting"] == false).await;
-    let mut statuses = Vec::new();
+    let mut hooks: Vec<serde_json::Value> = Vec::new();
     for _ in 0..50 {
-        statuses = receiver
-            .take()
-            .into_iter()
-            .map(|(_, b)| {
-                serde_json::from_str::<serde_json::Value>(&b).unwrap()["status"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .chain(statuses)
-            .collect();
-        if statuses.len() >= 2 {
+        hooks.extend(
+            receiver
+                .take()
+                .into_iter()
+                .map(|(_, b)| serde_json::from_str(&b).unwrap()),
+        );
+        if hooks.len() >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    statuses.sort();
+    hooks.sort_by_key(|h| h["status"].as_str().unwrap().to_owned());
+    let statuses: Vec<_> = hooks
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["firing", "resolved"]);
+    assert_eq!(
+        hooks[1]["since"], hooks[0]["since"],
+        "the resolution names the alert that fired"
+    );
 }
 
 #[tokio::test]
