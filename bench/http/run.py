@@ -144,6 +144,38 @@ def disk_limit(seconds=5, threads=64):
     return sum(count) / seconds
 
 
+def burst_limit(files=5000, tries=3):
+    """The fastest this disk makes one burst of `files` new files durable, the way wrk's first
+    wave asks for them: every file created and written, then one `syncfs` for the whole
+    filesystem (cheaper than any per-file fsync, and not something a server on a shared node
+    should do), then the renames and one directory fsync. Best of `tries`, each on a settled
+    disk: the most favourable figure for the floor it implies."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    body = b'{"level":"info","message":"Data processed successfully"}\n'
+    best = None
+    for _ in range(tries):
+        os.sync()
+        time.sleep(2)
+        d = tempfile.mkdtemp(prefix="bench-burst-", dir=ROOT)
+        dfd = os.open(d, os.O_RDONLY)
+        started = time.monotonic()
+        for i in range(files):
+            fd = os.open(f".tmp-{i}", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644, dir_fd=dfd)
+            os.write(fd, body)
+            os.close(fd)
+        if libc.syncfs(dfd) != 0:
+            raise OSError(ctypes.get_errno(), "syncfs")
+        for i in range(files):
+            os.rename(f".tmp-{i}", f"{i}.json", src_dir_fd=dfd, dst_dir_fd=dfd)
+        os.fsync(dfd)
+        took = time.monotonic() - started
+        os.close(dfd)
+        shutil.rmtree(d, ignore_errors=True)
+        best = took if best is None else min(best, took)
+    return best
+
+
 def gunicorn():
     port = free_port()
     return Server("flask+gunicorn", [os.path.join(VENV, "gunicorn"), "-w", "4", "-b", f"127.0.0.1:{port}", "--chdir", os.path.join(ROOT, "bench/http/python"), "--timeout", "60", "--backlog", "8192", "app:app"], port)
@@ -167,6 +199,8 @@ def disk_rows(n):
     os.sync()
     time.sleep(2)
     print(f"disk limit: {disk_limit():.0f} durable files/s (64 threads)")
+    burst = burst_limit()
+    print(f"burst: 5,000 files durable in {burst:.2f} s at best (syncfs), p99 floor {3.0 + 0.95 * burst:.2f} s")
 
 
 def main():
@@ -202,6 +236,7 @@ def main():
     os.sync()
     time.sleep(2)
     disk_files_per_s = disk_limit()
+    burst = burst_limit()
 
     limit = next(r for n, p, r, _ in rows if n == "bare hyper")["rps"]
     py = {p: r["rps"] for n, p, r, _ in rows if n == "flask+gunicorn"}
@@ -230,6 +265,11 @@ def main():
         f"of them lands {5000 / disk_files_per_s:.2f} s late, which puts the p99 of a 16 s run (a fifth of whose requests are "
         f"that first wave) near {burst_floor:.2f} s for any server that makes every file durable. The tmpfs row shows the "
         f"server without that bound. The Flask baseline writes without fsync.\n"
+    )
+    out.append(
+        f"The cheapest way this disk makes 5,000 new files durable at once (all written, one `syncfs` for the whole "
+        f"filesystem, renames, one directory fsync; best of 3 on a settled disk): {burst:.2f} s, so even that puts the "
+        f"first wave's p99 at {3.0 + 0.95 * burst:.2f} s. A p99 of 3.3 s needs the burst in {0.3 / 0.95:.2f} s.\n"
     )
     out.append(f"ferrostack start-up (10 runs, exec to first 200 on /healthz): median {statistics.median(ready_ms):.1f} ms, max {max(ready_ms):.1f} ms; idle RSS median {idle_mib:.1f} MiB.\n")
     text = "\n".join(out)
