@@ -26,13 +26,15 @@ lint: fmt-check clippy
 build:
 	cargo build --release --locked -p ferrostack
 
+# CI=true: `tools` installed every tool first, so a test whose tool is still missing fails
+# instead of skipping silently.
 rust-test:
-	MOTO_SERVER=$(CURDIR)/.tools/venv/bin/moto_server cargo test --workspace --locked -- --include-ignored
+	CI=true MOTO_SERVER=$(CURDIR)/.tools/venv/bin/moto_server cargo test --workspace --locked -- --include-ignored
 
 # Regenerates the README's command-line reference from the binary.
 readme:
 	cargo build -q -p ferrostack
-	python3 scripts/readme-cli.py target/debug/ferrostack README.md
+	python3 scripts/readme-cli.py "$$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/ferrostack" README.md
 
 # --- admission ---
 .PHONY: fuzz bench-webhook
