@@ -11,7 +11,7 @@
 set -euo pipefail
 n=${1:-1000} rounds=${2:-5} servers=${SERVERS:-10}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=$root/target/release/ferrostack
+bin=${CARGO_TARGET_DIR:-$root/target}/release/ferrostack
 work=$(mktemp -d)
 trap 'kill ${server:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 

@@ -51,6 +51,24 @@ async fn up_runs_every_role_and_download_external_logs_works_out_of_the_box() {
     assert!(written.exists(), "backend-api writes under the data dir");
     let (s, body) = get(base + 1, "/api?x=1").await;
     assert_eq!((s, body.as_str()), (200, r#"{"params":{"x":"1"}}"#));
+    // One role's errors are that role's: data-api fails to write (its log dir is a file),
+    // and only data-api's error-log count rises, though every role shares the process.
+    let data_logs = up.path().join("state/logs/data-api");
+    let _ = std::fs::remove_dir_all(&data_logs);
+    std::fs::write(&data_logs, b"not a directory").unwrap();
+    let (s, body) = get(base + 1, "/").await;
+    assert_eq!(s, 500, "{body}");
+    let errors = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(r#"ferrostack_log_events_total{level="error"}"#))
+            .map_or(0, |l| l.rsplit(' ').next().unwrap().parse().unwrap())
+    };
+    let (_, data_metrics) = get(base + 1, "/metrics").await;
+    let (_, backend_metrics) = get(base, "/metrics").await;
+    assert!(errors(&data_metrics) >= 1, "{data_metrics}");
+    assert_eq!(errors(&backend_metrics), 0, "{backend_metrics}");
+
     let (s, body) = get(base + 1, "/version").await;
     assert_eq!(s, 200);
     assert!(body.contains("data-api"));

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +13,7 @@ use serde::Deserialize;
 use serde_norway::Value;
 
 use crate::condition::Condition;
-use crate::tls;
+use crate::tls::TlsClient;
 
 /// Default per-attempt timeout (the services' `GET /` takes 3 s by design).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,7 +57,7 @@ pub struct Target {
     /// Follow up to 10 redirects (default true).
     pub follow_redirects: bool,
     /// TLS client settings for `https` URLs.
-    pub tls: Arc<rustls::ClientConfig>,
+    pub tls: TlsClient,
 }
 
 /// The file's top level: `targets:` (or Gatus' `endpoints:`) and optional `defaults:`.
@@ -276,17 +275,17 @@ pub fn default_targets(
 
 /// One rustls config per distinct TLS setting: the root store is large, targets are many.
 #[derive(Default)]
-struct TlsCache(HashMap<(Option<PathBuf>, bool), Arc<rustls::ClientConfig>>);
+struct TlsCache(HashMap<(Option<PathBuf>, bool), TlsClient>);
 
 // === impl TlsCache ===
 
 impl TlsCache {
-    fn get(&mut self, raw: RawTls) -> Result<Arc<rustls::ClientConfig>, String> {
+    fn get(&mut self, raw: RawTls) -> Result<TlsClient, String> {
         let key = (raw.ca_file, raw.insecure_skip_verify);
         if let Some(c) = self.0.get(&key) {
             return Ok(c.clone());
         }
-        let config = tls::client_config(key.0.as_deref(), key.1)?;
+        let config = TlsClient::new(key.0.as_deref(), key.1)?;
         self.0.insert(key, config.clone());
         Ok(config)
     }

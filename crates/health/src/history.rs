@@ -2,11 +2,12 @@
 //! sidecar `<file>.lock` (never renamed, so the lock outlives rewrites), write every line in
 //! one `write`, and fsync. Retention rewrites safely: under the same lock, kept lines go to a
 //! temporary file in the same directory, which is fsynced and renamed over the history.
-//! Readers never see a torn line: a line without its newline is left for the next read.
+//! Readers never see a torn line: a line without its newline is left for the next read; one
+//! left by a writer that died mid-write is ended by the next append and then skipped.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -103,7 +104,18 @@ impl History {
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(&self.path)?;
+        // A writer that died mid-write (power loss, SIGKILL) left a line without its newline:
+        // end it, so that it stays one unreadable line instead of swallowing our first record.
+        let len = file.metadata()?.len();
+        if len > 0 {
+            let mut last = [0u8];
+            file.read_exact_at(&mut last, len - 1)?;
+            if last != *b"\n" {
+                buf.insert(0, b'\n');
+            }
+        }
         file.write_all(&buf)?;
         file.sync_data()?;
         if !existed {

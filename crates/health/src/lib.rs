@@ -20,7 +20,7 @@ pub mod record;
 mod run;
 pub mod serve;
 pub mod status;
-mod tls;
+pub mod tls;
 
 pub use alert::{AlertConfig, Thresholds};
 pub use args::{CheckArgs, RunArgs, ServeArgs, ServeConfig, ServeConfigError};

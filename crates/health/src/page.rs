@@ -279,10 +279,19 @@ mod tests {
         assert!(html.contains("<dt>uptime 1h</dt><dd>100.00%</dd>"));
         assert!(html.contains("<dt>uptime 24h</dt><dd>80.00%</dd>"));
         assert!(html.contains("<polyline points=\"0.0,"));
-        assert!(
-            !html.contains("http://") || !html.contains("src="),
-            "no external assets"
-        );
-        assert!(!html.contains("<script"));
+        // Nothing is fetched: no scripts, images, stylesheets, fonts or imports; the only
+        // links are relative ones to the JSON and the metrics.
+        for fetches in [
+            "<script", "src=", "<link", "url(", "@import", "<img", "<iframe",
+        ] {
+            assert!(!html.contains(fetches), "{fetches} in the page");
+        }
+        let hrefs: Vec<&str> = html
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        assert_eq!(hrefs, ["api/status", "metrics"]);
+        assert!(html.contains("name=\"viewport\" content=\"width=device-width"));
     }
 }

@@ -19,7 +19,6 @@ use tokio::net::TcpStream;
 use crate::condition::{Observation, format_duration};
 use crate::config::Target;
 use crate::record::{Phases, Record};
-use crate::tls;
 
 /// Bodies are read up to this size; conditions see that prefix.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -180,17 +179,14 @@ async fn exchange(
     let t = Instant::now();
     let name = ServerName::try_from(bare_host.to_owned())
         .map_err(|e| format!("TLS server name {bare_host:?}: {e}"))?;
-    let handshake = tokio_rustls::TlsConnector::from(target.tls.clone())
+    let (config, seen) = target.tls.for_handshake();
+    let handshake = tokio_rustls::TlsConnector::from(config)
         .connect(name, stream)
         .await;
     Phases::add(&mut a.phases.tls, t.elapsed().as_secs_f64());
+    // Known even when verification rejected the certificate (expired, unknown issuer).
+    a.certificate_not_after = seen.get();
     let tls_stream = handshake.map_err(|e| format!("TLS handshake: {e}"))?;
-    a.certificate_not_after = tls_stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .and_then(tls::not_after);
     http1(tls_stream, request, a).await
 }
 

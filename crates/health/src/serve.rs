@@ -208,6 +208,8 @@ impl Service {
         {
             let mut board = write(&self.shared.board);
             for r in records {
+                // A resolution clears `firing_since`; it still names the alert that fired.
+                let before = board.get(&r.target).and_then(|v| v.alert.firing_since);
                 let transition = board.ingest(r.clone());
                 let Some(view) = board.get(&r.target).filter(|v| v.configured) else {
                     continue;
@@ -217,7 +219,7 @@ impl Service {
                     .observe(&r, view.alert.consecutive_failures);
                 let since = match (transition, view.alert.firing_since) {
                     (_, Some(since)) => since,
-                    (Some(Transition::Resolved), None) => r.time,
+                    (Some(Transition::Resolved), None) => before.unwrap_or(r.time),
                     (_, None) => continue,
                 };
                 events.push((r, transition, since, view.alert.consecutive_failures));

@@ -1,49 +1,156 @@
 //! TLS for probes: rustls client configs (Mozilla roots plus an optional CA file, or no
-//! verification at all when a target asks for it) and the leaf certificate's expiry.
+//! verification at all when a target asks for it), and the leaf certificate's expiry, read
+//! during the handshake so that it is known even when verification rejects the certificate.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 
-/// Builds a client config; `ca_file` adds PEM roots, `insecure` skips verification (the
-/// certificate is still read, so `[CERTIFICATE_EXPIRATION]` works).
-pub(crate) fn client_config(
-    ca_file: Option<&Path>,
-    insecure: bool,
-) -> Result<Arc<ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let mut config = if insecure {
-        builder
+/// A target's TLS client: the config and the verifier it was built with, kept apart because
+/// each handshake wraps the verifier to record the server's certificate.
+#[derive(Debug, Clone)]
+pub struct TlsClient {
+    pub(crate) config: Arc<ClientConfig>,
+    verifier: Arc<dyn ServerCertVerifier>,
+}
+
+/// The leaf certificate's expiry (Unix seconds) as seen by one handshake.
+#[derive(Debug)]
+pub(crate) struct SeenExpiry(AtomicI64);
+
+/// Delegates to the real verifier after noting the leaf certificate's expiry.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn ServerCertVerifier>,
+    seen: Arc<SeenExpiry>,
+}
+
+// === impl TlsClient ===
+
+impl TlsClient {
+    /// Builds a client; `ca_file` adds PEM roots, `insecure` skips verification (the
+    /// certificate is still read, so `[CERTIFICATE_EXPIRATION]` works).
+    pub(crate) fn new(ca_file: Option<&Path>, insecure: bool) -> Result<Self, String> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier: Arc<dyn ServerCertVerifier> = if insecure {
+            Arc::new(NoVerification(provider.clone()))
+        } else {
+            let mut roots =
+                RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            if let Some(path) = ca_file {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
+                if certs.is_empty() {
+                    return Err(format!("{} holds no PEM certificate", path.display()));
+                }
+                for cert in certs {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+                }
+            }
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| e.to_string())?
+        };
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = ca_file {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!("{} holds no PEM certificate", path.display()));
-            }
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
-            }
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Every probe does a full handshake, as blackbox_exporter's do: the `tls` phase is a
+        // real handshake, and a renewed or expired certificate is seen at once, not hidden
+        // behind a resumed session that carries the old one.
+        config.resumption = Resumption::disabled();
+        Ok(Self {
+            config: Arc::new(config),
+            verifier,
+        })
+    }
+
+    /// The config for one handshake, and where it records the leaf certificate's expiry
+    /// (before verifying it, so a rejected certificate's expiry is known too).
+    pub(crate) fn for_handshake(&self) -> (Arc<ClientConfig>, Arc<SeenExpiry>) {
+        let seen = Arc::new(SeenExpiry(AtomicI64::new(i64::MIN)));
+        let mut config = (*self.config).clone();
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(Recording {
+                inner: self.verifier.clone(),
+                seen: seen.clone(),
+            }));
+        (Arc::new(config), seen)
+    }
+}
+
+// === impl SeenExpiry ===
+
+impl SeenExpiry {
+    /// The expiry, if the server presented a readable certificate.
+    pub(crate) fn get(&self) -> Option<i64> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|t| *t != i64::MIN)
+    }
+}
+
+// === impl Recording ===
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(t) = not_after(end_entity) {
+            self.seen.0.store(t, Ordering::Relaxed);
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.inner.requires_raw_public_keys()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
+        self.inner.root_hint_subjects()
+    }
 }
 
 /// Unix time (seconds) at which a DER certificate stops being valid.

@@ -1,10 +1,13 @@
 //! `--s3-credentials-file`: S3 credentials from a mounted file in the AWS shared-credentials
 //! format (`[profile]` sections with `aws_access_key_id`, `aws_secret_access_key` and optional
-//! `aws_session_token`; `#` and `;` comments), for a Kubernetes Secret mounted as a file.
+//! `aws_session_token`; `#` and `;` comments; parsed by rust-ini), for a Kubernetes Secret
+//! mounted as a file.
+//!
 //! The file is checked when it changes (modification time, size or inode, looked up on every
-//! request), so a rotated Secret takes effect without a restart; a rotated file that cannot be
-//! read keeps the last good credentials and logs a warning. Errors name the file, the profile
-//! and the missing field, never a value; `Debug` shows neither key.
+//! request: one `stat` of a Secret's tmpfs file, no disk I/O, beside a request that signs and
+//! sends megabytes), so a rotated Secret takes effect without a restart; a rotated file that
+//! cannot be read keeps the last good credentials and logs a warning. Errors name the file,
+//! the profile and the missing field, never a value; `Debug` shows neither key.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -70,41 +73,33 @@ pub fn load(path: &Path, profile: &str) -> Result<AwsCredential, CredentialsErro
 
 /// The credentials of `profile` (`[name]` or `[profile name]`) in shared-credentials text.
 fn parse(text: &str, profile: &str) -> Result<AwsCredential, String> {
-    let (mut found, mut inside) = (false, false);
-    let (mut key_id, mut secret_key, mut token) = (None, None, None);
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let section = section.trim();
-            let name = section.strip_prefix("profile ").unwrap_or(section).trim();
-            inside = name == profile;
-            found |= inside;
-            continue;
-        }
-        if !inside {
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            return Err("a line in the profile is not `key = value`".into());
-        };
-        let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
-        match key.trim().to_ascii_lowercase().as_str() {
-            "aws_access_key_id" => key_id = value,
-            "aws_secret_access_key" => secret_key = value,
-            "aws_session_token" | "aws_security_token" => token = value,
-            _ => {}
-        }
-    }
-    if !found {
-        return Err("no such profile".into());
-    }
+    // Values are taken verbatim: no quotes or escapes, as the AWS CLI reads them.
+    let options = ini::ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        ..ini::ParseOption::default()
+    };
+    // The parser's messages name a line and column and what it expected, never a value.
+    let ini = ini::Ini::load_from_str_opt(text, options)
+        .map_err(|e| format!("not in the shared-credentials format: {e}"))?;
+    let section = ini
+        .iter()
+        .find(|(name, _)| {
+            name.map(|n| n.strip_prefix("profile ").unwrap_or(n).trim()) == Some(profile)
+        })
+        .map(|(_, properties)| properties)
+        .ok_or("no such profile")?;
+    let field = |key: &str| {
+        section
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
     Ok(AwsCredential {
-        key_id: key_id.ok_or("missing aws_access_key_id")?,
-        secret_key: secret_key.ok_or("missing aws_secret_access_key")?,
-        token,
+        key_id: field("aws_access_key_id").ok_or("missing aws_access_key_id")?,
+        secret_key: field("aws_secret_access_key").ok_or("missing aws_secret_access_key")?,
+        token: field("aws_session_token").or_else(|| field("aws_security_token")),
     })
 }
 

@@ -1,6 +1,7 @@
 """Shared fixtures: render the chart with helm for each profile and parse the objects."""
 
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -39,6 +40,19 @@ def tool(name):
     if not found:
         pytest.fail(f"{name} not installed: run scripts/tools.sh helm / venv")
     return found
+
+
+@functools.lru_cache(maxsize=None)
+def ferrostack_binary():
+    """The debug binary `make test-chart` builds, in cargo's own target directory (which
+    CARGO_TARGET_DIR or a cargo config may move away from ./target)."""
+    out = subprocess.run(["cargo", "metadata", "--no-deps", "--offline", "--format-version", "1"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    path = Path(json.loads(out.stdout)["target_directory"]) / "debug" / "ferrostack"
+    if not path.exists():
+        pytest.fail(f"{path} missing: run `cargo build -p ferrostack` (make test-chart does)")
+    return str(path)
 
 
 def helm(*args, check=True):

@@ -1,4 +1,4 @@
-"""The chart against the real binary (target/debug/ferrostack, built by `make test-chart`):
+"""The chart against the real binary (the debug build `make test-chart` makes):
 every role the chart runs is a subcommand, every FERROSTACK_* variable and flag it sets is one
 the role documents, and backend-api / data-api start with exactly the chart's environment,
 serve their probes and exit 0 on SIGTERM within the pod's grace period.
@@ -16,16 +16,13 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, containers, name, one, pod_spec, render
+from conftest import containers, ferrostack_binary, name, one, pod_spec, render
 
-BIN = ROOT / "target" / "debug" / "ferrostack"
 PROFILES = ("default", "full", "kind")
 
 
 def binary():
-    if not BIN.exists():
-        pytest.fail(f"{BIN} missing: run `cargo build -p ferrostack` (make test-chart does)")
-    return str(BIN)
+    return ferrostack_binary()
 
 
 @functools.lru_cache(maxsize=None)

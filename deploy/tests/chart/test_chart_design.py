@@ -264,6 +264,17 @@ def test_self_signed_hooks():
     cr = one(KIND, "ClusterRole", name("webhook-certgen") + "-dev")
     assert cr["rules"][0]["resourceNames"] == [name("webhook")]
     assert not find(FULL, "Job"), "cert-manager mode has no hook Jobs"
+    # The maintained kube-webhook-certgen (the ingress-nginx one is retired); without a digest
+    # the Job says why it carries the checkov digest skip, with one it needs none.
+    for job in (create, patch):
+        assert pod_spec(job)["containers"][0]["image"] == "ghcr.io/jkroepke/kube-webhook-certgen:1.8.7"
+        assert job["metadata"]["annotations"]["checkov.io/skip2"].startswith(
+            "CKV_K8S_43=webhook.tls.certgen.image.digest is unset")
+    digest = "sha256:" + "2" * 64
+    pinned = one(render("kind", f"webhook.tls.certgen.image.digest={digest}"), "Job",
+                 name("webhook-certgen") + "-create")
+    assert pod_spec(pinned)["containers"][0]["image"] == f"ghcr.io/jkroepke/kube-webhook-certgen:1.8.7@{digest}"
+    assert "checkov.io/skip2" not in pinned["metadata"]["annotations"]
 
 
 def test_helm_test_pod():
@@ -283,7 +294,7 @@ def test_network_policy_peers():
     peers = [p for rule in np["spec"]["ingress"] for p in rule["from"]]
     namespaces = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
                   for p in peers if "namespaceSelector" in p}
-    assert namespaces == {"ingress-nginx", "monitoring"}
+    assert namespaces == {"ingress", "monitoring"}
     egress_ports = {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]}
     assert egress_ports == {53, 443}
     deny = one(DEFAULT, "NetworkPolicy", "fs-default-deny")

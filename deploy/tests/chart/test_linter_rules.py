@@ -303,8 +303,6 @@ def test_network_policies(docs):
         sel = np["spec"]["podSelector"]["matchLabels"]
         assert any(selects(sel, l) for _, l in templates) or np["metadata"]["name"].endswith("-test"), \
             f'{np["metadata"]["name"]} selects no pod'
-        for rule in np["spec"].get("egress", []):
-            pass
         if np["spec"].get("egress"):
             dns = np["spec"]["egress"][0]
             assert {p["port"] for p in dns["ports"]} == {53}

@@ -151,6 +151,28 @@ def test_rendering_is_tidy(profile):
     assert "e+0" not in text
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML as the API server reads it: a key twice in one mapping is an error, not "last wins"."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def test_no_duplicate_keys(profile):
+    """A template slip that writes a key twice (a second securityContext) would silently
+    replace the first in every parser the other checks use."""
+    assert list(yaml.load_all(render_text(profile), Loader=UniqueKeyLoader))
+    with pytest.raises(yaml.constructor.ConstructorError, match="duplicate key 'privileged'"):
+        yaml.load("securityContext: {privileged: false, privileged: true}", Loader=UniqueKeyLoader)
+
+
 def test_notes():
     out = helm("install", "fs", str(CHART), "--namespace", NAMESPACE, "--dry-run=client")
     notes = out.stdout.split("NOTES:", 1)[1]

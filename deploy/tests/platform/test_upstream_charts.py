@@ -59,6 +59,19 @@ def test_traefik_on_kind_uses_host_ports_and_no_load_balancer():
     assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"ingress-ready": "true"}
     (cls,) = by_kind(docs, "IngressClass")
     assert cls["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"] == "true"
+    # The ferrostack chart (default values, kind profile, Ansible's values) names this class,
+    # and its NetworkPolicies let exactly these pods in, from this namespace.
+    ferrostack = ROOT / "deploy" / "helm" / "ferrostack"
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    for values in ([], [ferrostack / "ci" / "kind-values.yaml"],
+                   [ROOT / "deploy" / "ansible" / "values" / "ferrostack" / "common.yaml"]):
+        ours = template(ferrostack, "fs", "dev", values)
+        (ing,) = by_kind(ours, "Ingress")
+        assert ing["spec"]["ingressClassName"] == cls["metadata"]["name"], values
+        (policy,) = [d for d in by_kind(ours, "NetworkPolicy") if d["metadata"]["name"] == "fs-backend-api"]
+        peer = policy["spec"]["ingress"][0]["from"][0]
+        assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress"}
+        assert peer["podSelector"]["matchLabels"].items() <= pod_labels.items(), values
 
 
 def test_cert_manager_crds_accept_our_certificates_and_issuers():
@@ -97,6 +110,16 @@ def test_kube_prometheus_stack_with_our_values():
     assert {d["kind"] for d in checked} == {"ServiceMonitor", "PrometheusRule"}
     for doc in checked:
         assert check_custom_resource(doc, schemas) == [], doc["metadata"]["name"]
+
+
+def test_webhook_certgen_image_is_the_one_kube_prometheus_stack_runs():
+    """The ferrostack chart's self-signed hook Jobs use the kube-webhook-certgen image and tag
+    of the pinned kube-prometheus-stack (the maintained fork; ingress-nginx's is retired)."""
+    image = ChartArchive.open(upstream_chart("kube_prometheus_stack")).defaults[
+        "prometheusOperator"]["admissionWebhooks"]["patch"]["image"]
+    ours = load(ROOT / "deploy" / "helm" / "ferrostack" / "values.yaml")["webhook"]["tls"]["certgen"]["image"]
+    assert ours["repository"] == f'{image["registry"]}/{image["repository"]}'
+    assert ours["tag"] == image["tag"]
 
 
 def test_pushgateway_and_metrics_server_render():

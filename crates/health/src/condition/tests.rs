@@ -26,6 +26,21 @@ fn evaluates_the_gatus_table() {
         ("[STATUS] != 500", true, "[STATUS] != 500"),
         ("[STATUS] < 300", true, "[STATUS] < 300"),
         ("[STATUS] >= 400", false, "[STATUS] (200) >= 400"),
+        // Boundaries: each operator is strict or not exactly as written.
+        ("[STATUS] > 200", false, "[STATUS] (200) > 200"),
+        ("[STATUS] >= 200", true, "[STATUS] >= 200"),
+        ("[STATUS] < 200", false, "[STATUS] (200) < 200"),
+        ("[STATUS] <= 200", true, "[STATUS] <= 200"),
+        ("[STATUS] != 200", false, "[STATUS] (200) != 200"),
+        (
+            "[RESPONSE_TIME] < 120ms",
+            false,
+            "[RESPONSE_TIME] (120ms) < 120ms",
+        ),
+        ("[RESPONSE_TIME] <= 120", true, "[RESPONSE_TIME] <= 120"),
+        ("[RESPONSE_TIME] > 119ms", true, "[RESPONSE_TIME] > 119ms"),
+        ("[BODY].n >= 3", true, "[BODY].n >= 3"),
+        ("[BODY].n > 3", false, "[BODY].n (3) > 3"),
         ("[STATUS] == pat(2*)", true, "[STATUS] == pat(2*)"),
         (
             "[STATUS] == any(200, 204)",
@@ -131,6 +146,10 @@ fn certificate_expiration_compares_seconds_left() {
     let out = eval("[CERTIFICATE_EXPIRATION] > 72h", &o);
     assert_eq!(out.shown, "[CERTIFICATE_EXPIRATION] (2days) > 72h");
     assert!(eval("[CERTIFICATE_EXPIRATION] > 24h", &o).success);
+    // 72h exactly is not more than 72h.
+    o.certificate_expiration = Some(72 * 3600);
+    assert!(!eval("[CERTIFICATE_EXPIRATION] > 72h", &o).success);
+    assert!(eval("[CERTIFICATE_EXPIRATION] >= 72h", &o).success);
     o.certificate_expiration = Some(-3600);
     assert_eq!(
         eval("[CERTIFICATE_EXPIRATION] > 0", &o).shown,

@@ -1,4 +1,5 @@
 use super::*;
+use std::sync::Arc;
 
 const GOOD: &str = r#"
 defaults:
@@ -195,6 +196,6 @@ fn targets_share_one_tls_config_per_setting() {
         "targets:\n  - {name: a, url: 'http://a/'}\n  - {name: b, url: 'http://b/'}\n",
     )
     .unwrap();
-    assert!(Arc::ptr_eq(&u[0].tls, &u[1].tls));
-    assert!(!Arc::ptr_eq(&t[0].tls, &t[1].tls));
+    assert!(Arc::ptr_eq(&u[0].tls.config, &u[1].tls.config));
+    assert!(!Arc::ptr_eq(&t[0].tls.config, &t[1].tls.config));
 }

@@ -37,6 +37,27 @@ fn appends_and_reads_back_in_order() {
 }
 
 #[test]
+fn an_append_after_a_torn_line_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.jsonl");
+    let h = History::new(&path);
+    let t = now();
+    h.append(&[record("before", t, true)]).unwrap();
+    // A writer killed in the middle of its line.
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(br#"{"time":"2026-01-01T00:00:00Z","tar"#)
+        .unwrap();
+    drop(f);
+    h.append(&[record("after", t, true), record("later", t, false)])
+        .unwrap();
+    let mut tail = Tail::default();
+    let read = tail.read(&h).unwrap();
+    let names: Vec<_> = read.records.iter().map(|r| r.target.as_str()).collect();
+    assert_eq!(names, ["before", "after", "later"]);
+    assert_eq!(read.skipped, 1, "the torn line is skipped, alone");
+}
+
+#[test]
 fn reading_a_missing_history_gives_nothing() {
     let dir = tempfile::tempdir().unwrap();
     assert!(

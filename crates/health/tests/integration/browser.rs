@@ -1,5 +1,6 @@
-//! Headless Chromium renders the status page: the DOM shows every target and its state, and
-//! a phone-sized screenshot is kept in target/artifacts/.
+//! Headless Chromium renders the status page: the DOM shows every target and its state, the
+//! failure reasons (also on hover), uptimes, sparklines and bars, and a phone-width
+//! screenshot is kept in target/artifacts/.
 
 use std::process::Command;
 use std::time::Duration;
@@ -111,10 +112,50 @@ async fn chromium_renders_every_target_and_state() {
             "{name} should be {state} in the DOM:\n{dom}"
         );
     }
-    assert!(
-        dom.contains("[STATUS] (503) == 200"),
-        "the failure reason is on the page"
+    // Each card as Chromium parsed it.
+    let card = |name: &str| -> String {
+        let start = dom
+            .find(&format!("data-target=\"{name}\""))
+            .unwrap_or_else(|| panic!("no card for {name}"));
+        let end = dom[start..].find("</section>").unwrap() + start;
+        dom[start..end].to_owned()
+    };
+    // The failure reason is shown, and on hover over each failed bar.
+    let failing = card("download-external-logs");
+    assert!(failing.contains("<p class=\"reason\">[STATUS] (503) == 200</p>"));
+    let bad_bars = failing.matches("class=\"bar bad\"").count();
+    assert!(bad_bars >= 3, "{failing}");
+    assert_eq!(
+        failing.matches(" · 503 · ").count(),
+        bad_bars,
+        "every failed bar's title gives status and reason:\n{failing}"
     );
+    assert_eq!(
+        failing.matches("failed: [STATUS] (503) == 200\"").count(),
+        bad_bars
+    );
+    // The CronJob's 30 results: 4 failed, all within the hour; 20 of the 50 bars empty.
+    let cron = card("nightly-cron");
+    assert_eq!(cron.matches("class=\"bar ok\"").count(), 26, "{cron}");
+    assert_eq!(cron.matches("class=\"bar bad\"").count(), 4);
+    assert_eq!(cron.matches("class=\"bar empty\"").count(), 20);
+    for window in ["1h", "24h", "7d"] {
+        assert!(
+            cron.contains(&format!("<dt>uptime {window}</dt><dd>86.67%</dd>")),
+            "{window}:\n{cron}"
+        );
+    }
+    // Every target with results has its sparkline; the one without says so.
+    for name in [
+        "backend-api",
+        "data-api",
+        "download-external-logs",
+        "nightly-cron",
+    ] {
+        assert!(card(name).contains("<svg class=\"spark\""), "{name}");
+    }
+    let waiting = card("slow-starting");
+    assert!(waiting.contains("NO DATA") && !waiting.contains("<svg"));
     assert!(
         dom.contains("5 targets · 3 up · 1 down · 1 unknown"),
         "{dom}"
@@ -124,7 +165,8 @@ async fn chromium_renders_every_target_and_state() {
     let _ = std::fs::remove_file(&shot);
     let arg = format!("--screenshot={}", shot.display());
     tokio::task::spawn_blocking(move || {
-        chromium(&[&arg, "--window-size=412,915", &format!("{base}/")])
+        // Phone width (412 CSS px), tall enough for all five cards.
+        chromium(&[&arg, "--window-size=412,2000", &format!("{base}/")])
     })
     .await
     .unwrap();

@@ -126,6 +126,15 @@ async fn retries_with_backoff_until_the_target_recovers() {
     assert!(r.success, "{r:?}");
     assert!(r.attempts >= 2, "{}", r.attempts);
     assert!(r.duration_seconds > r.response_time_seconds);
+    // The backoff doubles: the gaps between attempts are at least 200 ms, then 400 ms (lower
+    // bounds only: a sleep never ends early, so these cannot fail on a slow machine).
+    let arrivals = std::mem::take(&mut *s.knobs.arrivals.lock().unwrap());
+    assert_eq!(arrivals.len() as u32, r.attempts);
+    for (i, pair) in arrivals.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        let backoff = Duration::from_millis(200) * 2u32.pow(i as u32);
+        assert!(gap >= backoff, "retry {}: {gap:?} < {backoff:?}", i + 1);
+    }
     // All attempts used up: the last failure is reported.
     s.fail_with(500);
     let t = targets(&format!(
@@ -169,12 +178,12 @@ async fn sends_method_headers_and_body() {
 async fn untrusted_certificate_fails_the_handshake() {
     let s = tls_server(time::Duration::days(30)).await;
     let t = targets(&format!(
-        "targets: [{{name: tls, url: '{}'}}]",
+        "targets: [{{name: tls, url: '{}', conditions: ['[STATUS] == 200', '[CERTIFICATE_EXPIRATION] > 72h']}}]",
         s.url("/ok")
     ));
     let r = probe(&t[0]).await;
     assert!(!r.success);
-    let e = r.error.unwrap();
+    let e = r.error.clone().unwrap();
     assert!(
         e.starts_with("TLS handshake: invalid peer certificate: UnknownIssuer"),
         "{e}"
@@ -183,6 +192,28 @@ async fn untrusted_certificate_fails_the_handshake() {
         r.phases.tls.is_some(),
         "the failed handshake was still timed"
     );
+    // The rejected certificate was still read: 30 days left is more than 72 h.
+    assert!(r.certificate_not_after.is_some(), "{r:?}");
+    assert_eq!(r.failed, ["[STATUS] (no response) == 200"]);
+}
+
+#[tokio::test]
+async fn every_probe_does_a_full_handshake_and_reads_the_certificate() {
+    let s = tls_server(time::Duration::days(30)).await;
+    let ca = s.ca_file.as_ref().unwrap().display();
+    let t = targets(&format!(
+        "targets: [{{name: tls, url: '{}', tls: {{ca-file: '{ca}'}}, conditions: ['[CERTIFICATE_EXPIRATION] > 72h']}}]",
+        s.url("/ok")
+    ));
+    for _ in 0..3 {
+        let r = probe(&t[0]).await;
+        assert!(r.success, "{r:?}");
+        assert!(r.certificate_not_after.is_some());
+    }
+    // A resumed session would skip the certificate (a renewed or expired one would go
+    // unseen) and would not time a real handshake.
+    assert_eq!(s.knobs.handshakes.load(Ordering::SeqCst), 3);
+    assert_eq!(s.knobs.resumed.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
@@ -215,7 +246,7 @@ async fn expired_certificate_is_rejected_unless_verification_is_off() {
     let s = tls_server(-time::Duration::hours(2)).await;
     let ca = s.ca_file.as_ref().unwrap().display();
     let t = targets(&format!(
-        "targets:\n  - {{name: v, url: '{0}', tls: {{ca-file: '{ca}'}}}}\n  - {{name: i, url: '{0}', tls: {{insecure-skip-verify: true}}, conditions: ['[STATUS] == 200', '[CERTIFICATE_EXPIRATION] > 0']}}\n",
+        "targets:\n  - {{name: v, url: '{0}', tls: {{ca-file: '{ca}'}}, conditions: ['[CERTIFICATE_EXPIRATION] > 72h']}}\n  - {{name: i, url: '{0}', tls: {{insecure-skip-verify: true}}, conditions: ['[STATUS] == 200', '[CERTIFICATE_EXPIRATION] > 0']}}\n",
         s.url("/ok")
     ));
     let r = probe(&t[0]).await;
@@ -225,6 +256,14 @@ async fn expired_certificate_is_rejected_unless_verification_is_off() {
             .unwrap_or("")
             .starts_with("TLS handshake: invalid peer certificate: certificate expired"),
         "{r:?}"
+    );
+    // Verification refused it, yet the condition shows how long ago it expired.
+    assert_eq!(r.failed.len(), 1, "{:?}", r.failed);
+    assert!(
+        r.failed[0] == "[CERTIFICATE_EXPIRATION] (expired 2h ago) > 72h"
+            || r.failed[0].starts_with("[CERTIFICATE_EXPIRATION] (expired 2h 1s ago)"),
+        "{}",
+        r.failed[0]
     );
     let r = probe(&t[1]).await;
     assert_eq!(r.status, Some(200));

@@ -11,7 +11,7 @@ use runtime::http::{ServerArgs, ServerConfig};
 use runtime::telemetry::LogEvents;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Receiver, target_server, targets};
+use crate::support::{Receiver, target_server, targets, tls_server};
 
 /// A running serve instance, served through the runtime like `healthcheck serve`.
 pub(crate) struct Running {
@@ -200,9 +200,20 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
         text.contains("probe_http_status_code{target=\"failing\"} 500"),
         "{text}"
     );
+    // blackbox_exporter's names, every phase of a plain-http probe, no `tls` phase.
+    for name in [
+        "probe_duration_seconds{target=\"ok\"} ",
+        "probe_http_status_code{target=\"ok\"} 200",
+        "probe_http_duration_seconds{target=\"ok\",phase=\"resolve\"} ",
+        "probe_http_duration_seconds{target=\"ok\",phase=\"connect\"} ",
+        "probe_http_duration_seconds{target=\"ok\",phase=\"processing\"} ",
+        "probe_http_duration_seconds{target=\"ok\",phase=\"transfer\"} ",
+    ] {
+        assert!(text.contains(name), "missing {name} in\n{text}");
+    }
     assert!(
-        text.contains("probe_http_duration_seconds{target=\"ok\",phase=\"connect\"}"),
-        "{text}"
+        !text.contains("phase=\"tls\""),
+        "plain http measures no TLS phase:\n{text}"
     );
     assert!(
         !text.contains("target=\"cron-only\""),
@@ -236,24 +247,60 @@ async fn serve_without_history_keeps_results_in_memory_and_alerts() {
     assert!(target(&v, "api")["consecutive_failures"].as_u64().unwrap() >= 2);
     s.fail_with(200);
     wait_for(&running.base, |v| target(v, "api")["alerting"] == false).await;
-    let mut statuses = Vec::new();
+    let mut hooks: Vec<serde_json::Value> = Vec::new();
     for _ in 0..50 {
-        statuses = receiver
-            .take()
-            .into_iter()
-            .map(|(_, b)| {
-                serde_json::from_str::<serde_json::Value>(&b).unwrap()["status"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .chain(statuses)
-            .collect();
-        if statuses.len() >= 2 {
+        hooks.extend(
+            receiver
+                .take()
+                .into_iter()
+                .map(|(_, b)| serde_json::from_str(&b).unwrap()),
+        );
+        if hooks.len() >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    statuses.sort();
+    hooks.sort_by_key(|h| h["status"].as_str().unwrap().to_owned());
+    let statuses: Vec<_> = hooks
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["firing", "resolved"]);
+    assert_eq!(
+        hooks[1]["since"], hooks[0]["since"],
+        "the resolution names the alert that fired"
+    );
+}
+
+#[tokio::test]
+async fn serve_exports_the_tls_phase_and_the_certificate_expiry() {
+    let s = tls_server(time::Duration::days(30)).await;
+    let ca = s.ca_file.as_ref().unwrap().display();
+    let running = start(Config {
+        targets: targets(&format!(
+            "targets: [{{name: tls, url: '{}', interval: 1s, tls: {{ca-file: '{ca}'}}}}]",
+            s.url("/ok")
+        )),
+        history: None,
+        alerts: AlertConfig::default(),
+        pushgateway_url: None,
+    })
+    .await;
+    let v = wait_for(&running.base, |v| target(v, "tls")["state"] == "up").await;
+    let not_after = target(&v, "tls")["last"]["certificate_not_after"]
+        .as_i64()
+        .unwrap();
+    let text = reqwest::get(format!("{}/metrics", running.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "probe_success{target=\"tls\"} 1".to_owned(),
+        "probe_http_duration_seconds{target=\"tls\",phase=\"tls\"} ".to_owned(),
+        format!("probe_ssl_earliest_cert_expiry{{target=\"tls\"}} {not_after}"),
+    ] {
+        assert!(text.contains(&line), "missing {line} in\n{text}");
+    }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -30,6 +30,11 @@ pub(crate) struct Knobs {
     pub(crate) delay_ms: AtomicU64,
     /// Requests seen on `/status`.
     pub(crate) hits: AtomicU64,
+    /// When each request to `/status` arrived.
+    pub(crate) arrivals: Mutex<Vec<Instant>>,
+    /// TLS handshakes completed, and how many of them resumed an earlier session.
+    pub(crate) handshakes: AtomicU64,
+    pub(crate) resumed: AtomicU64,
 }
 
 /// A running target server.
@@ -79,6 +84,7 @@ fn app(knobs: Arc<Knobs>) -> Router {
             "/status",
             get(|State(k): State<Arc<Knobs>>| async move {
                 k.hits.fetch_add(1, Ordering::SeqCst);
+                k.arrivals.lock().unwrap().push(Instant::now());
                 let code =
                     StatusCode::from_u16(k.status.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK);
                 (code, format!("status {}", code.as_u16()))
@@ -159,6 +165,7 @@ pub(crate) async fn tls_server(valid_for: time::Duration) -> TargetServer {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let knobs = Arc::new(Knobs::default());
     let router = app(knobs.clone());
+    let counts = knobs.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -166,11 +173,15 @@ pub(crate) async fn tls_server(valid_for: time::Duration) -> TargetServer {
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
-            let (acceptor, router) = (acceptor.clone(), router.clone());
+            let (acceptor, router, counts) = (acceptor.clone(), router.clone(), counts.clone());
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                counts.handshakes.fetch_add(1, Ordering::SeqCst);
+                if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                    counts.resumed.fetch_add(1, Ordering::SeqCst);
+                }
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tls), TowerToHyperService::new(router))
                     .await;

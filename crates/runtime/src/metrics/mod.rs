@@ -41,8 +41,8 @@ pub fn registry(ctx: &Context) -> Registry {
     );
     registry.register(
         "ferrostack_log_events",
-        "Log events the process emitted, by level",
-        ctx.log_events().family(),
+        "Log events the role emitted, by level (process-wide events count for every role)",
+        ctx.log_events().family(ctx.role()),
     );
     registry.register_collector(Box::new(ProcessCollector));
     if let Some(log_file) = ctx.log_events().log_file_metrics() {

@@ -1,22 +1,19 @@
 //! JSON log lines on stdout (`timestamp`, `level`, `message`, `role`, `request_id`, …), an
-//! optional second writer (the rotating log file), and a count of log events by level.
+//! optional second writer (the rotating log file), and a count of log events by level and role.
 //!
 //! `role` and `request_id` are span fields flattened onto every line: a role's tasks run in
 //! a `role` span and each request in a `request` span, so `up` can tell roles apart.
 
+mod events;
 mod json;
 
-use std::sync::Arc;
+pub use events::{LevelLabel, LogEvents};
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use tracing::{Level, Subscriber};
+use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
-use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Why telemetry could not start.
@@ -33,57 +30,6 @@ pub enum TelemetryError {
     /// A global subscriber is already installed.
     #[error("logging already initialised: {0}")]
     AlreadyInitialised(String),
-}
-
-/// The label set of `ferrostack_log_events_total`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LevelLabel {
-    level: &'static str,
-}
-
-/// Counts of log events the process emitted, by level: the "error-log rate" signal.
-#[derive(Clone, Debug, Default)]
-pub struct LogEvents(Family<LevelLabel, Counter>, Option<Arc<dyn Collector>>);
-
-// === impl LogEvents ===
-
-impl LogEvents {
-    /// Counts one event at `level`.
-    pub fn record(&self, level: &Level) {
-        let level = match *level {
-            Level::ERROR => "error",
-            Level::WARN => "warn",
-            Level::INFO => "info",
-            Level::DEBUG => "debug",
-            Level::TRACE => "trace",
-        };
-        self.0.get_or_create(&LevelLabel { level }).inc();
-    }
-
-    /// The counter family, for registration in a role's registry.
-    pub fn family(&self) -> Family<LevelLabel, Counter> {
-        self.0.clone()
-    }
-
-    /// Attaches the metrics of the log file writer (`--log-file-dir`), so that every role's
-    /// registry exports them.
-    pub fn with_log_file_metrics(mut self, collector: Arc<dyn Collector>) -> Self {
-        self.1 = Some(collector);
-        self
-    }
-
-    /// The log file writer's metrics, when a log file is written.
-    pub fn log_file_metrics(&self) -> Option<Arc<dyn Collector>> {
-        self.1.clone()
-    }
-}
-
-struct CountEvents(LogEvents);
-
-impl<S: Subscriber> tracing_subscriber::Layer<S> for CountEvents {
-    fn on_event(&self, event: &tracing::Event<'_>, _ctx: LayerContext<'_, S>) {
-        self.0.record(event.metadata().level());
-    }
 }
 
 /// Builds the JSON layer writing to `writer` (see [`json`] for the line format).
@@ -147,7 +93,7 @@ pub fn init(
     let events = LogEvents::default();
     tracing_subscriber::registry()
         .with(env_filter)
-        .with(CountEvents(events.clone()))
+        .with(events::CountEvents(events.clone()))
         .with(json_layer(writer))
         .try_init()
         .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
