@@ -220,6 +220,7 @@ pub fn check(policies: &Policies, inputs: &[Input], options: &Options) -> Report
             }
         }
     }
+    let scaled = autoscaled(&parsed, options);
     for (input, docs) in &parsed {
         for (i, doc) in docs.iter().enumerate() {
             if doc.is_null() {
@@ -236,7 +237,7 @@ pub fn check(policies: &Policies, inputs: &[Input], options: &Options) -> Report
                 check_object(
                     policies,
                     options,
-                    &namespace_labels,
+                    (&namespace_labels, &scaled),
                     object,
                     (&input.name, i + 1),
                     &mut report,
@@ -245,6 +246,53 @@ pub fn check(policies: &Policies, inputs: &[Input], options: &Options) -> Report
         }
     }
     report
+}
+
+/// Workloads an autoscaler in the inputs scales, by (namespace, kind, name): the replica
+/// floor it keeps them at.
+type Autoscaled = BTreeMap<(Option<String>, String, String), i64>;
+
+/// The HorizontalPodAutoscalers (`minReplicas`, default 1) and KEDA ScaledObjects
+/// (`minReplicaCount`, default 0) in the inputs. A workload they scale leaves `spec.replicas`
+/// out on purpose (kube-score's rule), so its replica count is the autoscaler's floor, not
+/// the API server's default of 1.
+fn autoscaled(parsed: &[(&Input, Vec<Value>)], options: &Options) -> Autoscaled {
+    let mut scaled = Autoscaled::new();
+    for doc in parsed
+        .iter()
+        .flat_map(|(_, docs)| docs.iter().flat_map(expand))
+    {
+        let (floor, default_kind) = match doc["kind"].as_str() {
+            Some("HorizontalPodAutoscaler") => {
+                (doc["spec"]["minReplicas"].as_i64().unwrap_or(1), None)
+            }
+            Some("ScaledObject") => (
+                doc["spec"]["minReplicaCount"].as_i64().unwrap_or(0),
+                Some("Deployment"),
+            ),
+            _ => continue,
+        };
+        let target = &doc["spec"]["scaleTargetRef"];
+        let (Some(kind), Some(name)) = (
+            target["kind"].as_str().or(default_kind),
+            target["name"].as_str(),
+        ) else {
+            continue;
+        };
+        scaled.insert(
+            (namespace_of(doc, options), kind.to_owned(), name.to_owned()),
+            floor,
+        );
+    }
+    scaled
+}
+
+/// The object's namespace, or the one `--namespace` gives objects that name none.
+fn namespace_of(object: &Value, options: &Options) -> Option<String> {
+    object["metadata"]["namespace"]
+        .as_str()
+        .or(options.namespace.as_deref())
+        .map(str::to_owned)
 }
 
 /// A `List` expands to its items; anything else is itself.
@@ -260,7 +308,7 @@ fn expand(doc: &Value) -> Vec<&Value> {
 fn check_object(
     policies: &Policies,
     options: &Options,
-    namespace_labels: &BTreeMap<String, Value>,
+    (namespace_labels, scaled): (&BTreeMap<String, Value>, &Autoscaled),
     object: &Value,
     (file, document): (&str, usize),
     report: &mut Report,
@@ -281,11 +329,27 @@ fn check_object(
         policies.mutations.apply(kind, &mut mutated);
         subject = &mutated;
     }
+    let name = object["metadata"]["name"].as_str().unwrap_or("(unnamed)");
+    let key = (
+        namespace_of(object, options),
+        kind.to_owned(),
+        name.to_owned(),
+    );
+    let mut floored;
+    if subject["spec"]["replicas"].is_null()
+        && let Some(floor) = scaled.get(&key)
+    {
+        floored = subject.clone();
+        // Only an object `spec` gets the floor (indexing into anything else would panic).
+        if let Some(spec) = floored.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("replicas".to_owned(), Value::from(*floor));
+            subject = &floored;
+        }
+    }
     let Some(violations) = policies.evaluate_object(kind, subject, namespace, labelled) else {
         return;
     };
     report.workloads += 1;
-    let name = object["metadata"]["name"].as_str().unwrap_or("(unnamed)");
     report
         .findings
         .extend(violations.into_iter().map(|violation| Finding {
@@ -377,6 +441,52 @@ spec:
         let r = run(&text, &Options::default());
         assert_eq!(r.exit_code(), 0, "{}", r.render());
         assert_eq!(r.findings.len(), 1);
+    }
+
+    #[test]
+    fn an_autoscaled_workload_counts_the_autoscalers_floor_not_the_default_of_one() {
+        let unscaled = GOOD.replace("  replicas: 2\n", "");
+        let policy = |r: &Report| -> Vec<String> {
+            r.findings
+                .iter()
+                .map(|f| f.violation.field.clone())
+                .collect()
+        };
+        // No autoscaler: an absent spec.replicas means one pod.
+        let r = run(&unscaled, &Options::default());
+        assert_eq!(policy(&r), ["spec.replicas"], "{}", r.render());
+        let hpa = |min: &str| {
+            format!(
+                "{unscaled}---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: web, namespace: shop}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}\n{min}  maxReplicas: 10\n"
+            )
+        };
+        let r = run(&hpa("  minReplicas: 3\n"), &Options::default());
+        assert!(r.findings.is_empty(), "{}", r.render());
+        // The HPA's own default floor is one pod: still too few.
+        let r = run(&hpa(""), &Options::default());
+        assert_eq!(policy(&r), ["spec.replicas"], "{}", r.render());
+        // An HPA in another namespace scales another workload.
+        let r = run(
+            &hpa("  minReplicas: 3\n").replace(
+                "{name: web, namespace: shop}\nspec:\n  scaleTargetRef",
+                "{name: web, namespace: other}\nspec:\n  scaleTargetRef",
+            ),
+            &Options::default(),
+        );
+        assert_eq!(policy(&r), ["spec.replicas"], "{}", r.render());
+        // KEDA may scale to zero: no pods, nothing to spread.
+        let keda = format!(
+            "{unscaled}---\napiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: web, namespace: shop}}\nspec:\n  scaleTargetRef: {{name: web}}\n"
+        );
+        let r = run(&keda, &Options::default());
+        assert!(r.findings.is_empty(), "{}", r.render());
+        // A scaled workload whose spec is not an object gets no floor, and no panic.
+        let broken = hpa("").replace(
+            &unscaled,
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec: oops\n",
+        );
+        let r = run(&broken, &Options::default());
+        assert_eq!(r.documents, 2, "{}", r.render());
     }
 
     #[test]
