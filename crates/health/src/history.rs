@@ -160,6 +160,7 @@ impl History {
             return Ok(Retained::default());
         }
         let _lock = self.lock(true)?;
+        self.remove_stale_temps();
         let file = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Retained::default()),
@@ -219,12 +220,35 @@ impl History {
     }
 
     fn temp_path(&self) -> PathBuf {
+        self.path
+            .with_file_name(format!("{}{}", self.temp_prefix(), std::process::id()))
+    }
+
+    fn temp_prefix(&self) -> String {
         let name = self
             .path
             .file_name()
             .map_or_else(|| "history".into(), |n| n.to_string_lossy().into_owned());
-        self.path
-            .with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+        format!(".{name}.tmp-")
+    }
+
+    /// Removes temp files of rewrites that died before their rename (a killed CronJob pod).
+    /// Only called under the exclusive lock, which every rewrite holds, so none is in use.
+    /// Best effort: a leftover costs disk space, never correctness.
+    fn remove_stale_temps(&self) {
+        let prefix = self.temp_prefix();
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 

@@ -196,3 +196,20 @@ fn tail_reads_only_new_complete_lines_and_notices_rewrites() {
     let names: Vec<_> = after.records.into_iter().map(|r| r.target).collect();
     assert_eq!(names, ["b"]);
 }
+
+#[test]
+fn retention_removes_the_temp_files_of_rewrites_that_died() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::new(dir.path().join("h.jsonl"));
+    h.append(&[record("a", now(), true)]).unwrap();
+    // A rewrite killed before its rename leaves its temp file behind.
+    let stale = dir.path().join(".h.jsonl.tmp-4242");
+    std::fs::write(&stale, b"half a history").unwrap();
+    let other = dir.path().join(".other.jsonl.tmp-4242");
+    std::fs::write(&other, b"another history's").unwrap();
+    h.retain(now(), Some(Duration::from_secs(60)), None)
+        .unwrap();
+    assert!(!stale.exists(), "the dead rewrite's temp file is removed");
+    assert!(other.exists(), "another history's files are left alone");
+    assert_eq!(h.read_all().unwrap().len(), 1);
+}
