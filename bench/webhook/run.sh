@@ -3,7 +3,10 @@
 # loopback with keep-alive, the server pinned to one core and wrk to another.
 #   1. paced at RATE reviews/s (default 2000) for DURATION: p50/p99 at that rate;
 #   2. unpaced with CONNS connections: the highest sustained rate;
-#   3. peak RSS (VmHWM) of the server afterwards.
+#   3. open loop at RATE reviews/s with oha (requests start on a fixed schedule and latency is
+#      measured from when each was due, so a stall cannot hide by slowing the client down:
+#      no coordinated omission);
+#   4. peak RSS (VmHWM) of the server afterwards.
 # wrk paces each connection with delay() (1000*CONNS/RATE ms after each answer), so the achieved
 # rate is below RATE by the answer time: read the achieved Requests/sec, and raise RATE to reach
 # a target. NICE (e.g. -10) gives the server priority over other work on a shared machine.
@@ -22,6 +25,8 @@ port=${PORT:-18443}
 metrics_port=$((port + 1))
 
 "$root/scripts/tools.sh" apt wrk:wrk
+oha="$root/.tools/bin/oha"
+[ -x "$oha" ] || cargo install --locked --quiet oha --version 1.16.0 --root "$root/.tools"
 [ -x "$bin" ] || cargo build --release --locked -p ferrostack --manifest-path "$root/Cargo.toml"
 
 work=$(mktemp -d)
@@ -45,6 +50,10 @@ RATE=$rate CONNS=$conns taskset -c "$client_cpu" wrk -t1 -c"$conns" -d"$duration
 echo "## unpaced: $conns connections, $duration, $endpoint"
 RATE=0 CONNS=$conns taskset -c "$client_cpu" wrk -t1 -c"$conns" -d"$duration" --latency \
   -s review.lua "https://127.0.0.1:$port$endpoint"
+echo "## open loop (oha, latency corrected): $rate reviews/s, $conns connections, $duration, $endpoint"
+taskset -c "$client_cpu" "$oha" --no-tui --latency-correction -q "$rate" -c "$conns" -z "$duration" \
+  --cacert "$work/ca.pem" -m POST -H 'content-type: application/json' -D "$here/deployment-review.json" \
+  "https://localhost:$port$endpoint"
 echo "## server memory"
 grep -E 'VmHWM|VmRSS' "/proc/$pid/status"
 echo "## server CPU time (utime+stime, clock ticks)"
