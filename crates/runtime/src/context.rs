@@ -49,8 +49,10 @@ impl Context {
         &self.log_events
     }
 
-    /// The span a role's tasks run in: it puts `role` on every log line they emit.
+    /// The span a role's tasks run in: it puts `role` on every log line they emit, and counts
+    /// them as the role's in `ferrostack_log_events_total` (so the role's counters exist first).
     pub fn span(&self) -> tracing::Span {
+        self.log_events.family(self.role);
         tracing::info_span!("role", role = self.role)
     }
 

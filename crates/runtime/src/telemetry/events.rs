@@ -65,6 +65,15 @@ impl LogEvents {
         }
     }
 
+    /// The registered name equal to `role`, if its family exists.
+    fn registered(&self, role: &str) -> Option<&'static str> {
+        let roles = self.roles.read().ok()?;
+        roles
+            .iter()
+            .find(|(name, _)| *name == role)
+            .map(|(name, _)| *name)
+    }
+
     /// The counter family of `role`, for registration in that role's registry.
     pub fn family(&self, role: &'static str) -> Events {
         let mut roles = match self.roles.write() {
@@ -93,8 +102,9 @@ impl LogEvents {
     }
 }
 
-/// The role a span names, kept in the span's extensions.
-struct RoleOf(String);
+/// The role a span names, kept in the span's extensions: the name a registered family
+/// carries, so counting an event neither allocates nor copies a string.
+struct RoleOf(&'static str);
 
 /// Reads a span's `role` field.
 #[derive(Default)]
@@ -128,7 +138,10 @@ where
         }
         let mut field = RoleField::default();
         attrs.record(&mut field);
-        if let (Some(role), Some(span)) = (field.0, ctx.span(id)) {
+        // A role without a family yet is like no role: its events count for every role.
+        if let (Some(role), Some(span)) =
+            (field.0.and_then(|r| self.0.registered(&r)), ctx.span(id))
+        {
             span.extensions_mut().insert(RoleOf(role));
         }
     }
@@ -136,13 +149,11 @@ where
     fn on_event(&self, event: &tracing::Event<'_>, ctx: LayerContext<'_, S>) {
         let scope = ctx.event_scope(event);
         let role = scope.and_then(|scope| {
-            scope.from_root().find_map(|span| {
-                span.extensions()
-                    .get::<RoleOf>()
-                    .map(|RoleOf(role)| role.clone())
-            })
+            scope
+                .from_root()
+                .find_map(|span| span.extensions().get::<RoleOf>().map(|RoleOf(role)| *role))
         });
-        self.0.record(event.metadata().level(), role.as_deref());
+        self.0.record(event.metadata().level(), role);
     }
 }
 
