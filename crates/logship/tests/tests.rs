@@ -2,7 +2,7 @@
 //! (Azurite) and a cuttable TCP proxy on loopback, and real shipper processes, one SIGKILLed.
 
 // Test helpers outside #[test] functions unwrap too: a failed fixture is a failed test.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod crash;
 mod credentials;

@@ -1,7 +1,7 @@
 //! Test support: start the real `ferrostack` binary on a free loopback port, wait until it is
 //! ready, capture its stdout and stderr, and stop it with a real signal.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
