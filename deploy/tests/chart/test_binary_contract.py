@@ -9,14 +9,12 @@ import functools
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
-from conftest import containers, ferrostack_binary, name, one, pod_spec, render
+from conftest import containers, ferrostack_binary, free_port, get, name, one, pod_spec, render
 
 PROFILES = ("default", "full", "kind")
 
@@ -71,22 +69,6 @@ def test_flags_and_env_are_documented_by_the_role(role):
     assert not undocumented, f"{' '.join(role)} does not read {undocumented}"
     for f in flags:
         assert f in text, f
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError:
-        return None, b""
 
 
 @pytest.mark.parametrize("role", ["backend-api", "data-api"])

@@ -9,17 +9,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, containers, ferrostack_binary, pod_spec, render, tool
+from conftest import ROOT, containers, ferrostack_binary, free_port, get, pod_spec, render, tool
 
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 # Debian release of each codename the rust images are published for.
@@ -187,22 +185,6 @@ def test_binary_links_only_what_distroless_cc_has():
     out = subprocess.run(["readelf", "-d", ferrostack_binary()], capture_output=True, text=True, check=True)
     needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out.stdout))
     assert needed and needed <= DISTROLESS_CC, needed - DISTROLESS_CC
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError:
-        return None, b""
 
 
 # Runs inside a private mount namespace (unshare -m): builds the image's filesystem on a tmpfs
