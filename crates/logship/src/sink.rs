@@ -372,26 +372,14 @@ impl Sink {
         if staged.size > self.max_copy {
             // Too large to publish by a copy: completed in place (the module doc's window),
             // then read back: only our own bytes under the key count as delivered.
-            let uploaded = match &self.multipart {
-                Some(mp) => {
-                    self.deliver_resumable(mp.as_ref(), &path, &path, staged, progress)
-                        .await?
-                }
-                None => self.deliver_streamed(&path, staged).await?,
-            };
+            let uploaded = self.upload(&path, &path, staged, progress).await?;
             if uploaded == Outcome::Uploaded {
                 self.compare(&path, staged).await?;
             }
             return Ok(uploaded);
         }
         let staging = self.staging_path(staged.sha256);
-        let uploaded = match &self.multipart {
-            Some(mp) => {
-                self.deliver_resumable(mp.as_ref(), &staging, &path, staged, progress)
-                    .await?
-            }
-            None => self.deliver_streamed(&staging, staged).await?,
-        };
+        let uploaded = self.upload(&staging, &path, staged, progress).await?;
         if uploaded == Outcome::AlreadyThere {
             // The upload was gone and the final object was found (and compared) instead.
             self.remove_staging(&staging).await;
@@ -442,6 +430,24 @@ impl Sink {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => tracing::warn!(object = %staging, error = %e,
                 "logship: cannot delete a staging object; a lifecycle rule on .logship-staging/ removes it"),
+        }
+    }
+
+    /// Uploads `staged` to `path` (the final `key` or its staging object): resumable
+    /// multipart where the store has it, else one streamed upload.
+    async fn upload(
+        &self,
+        path: &Path,
+        key: &Path,
+        staged: Staged<'_>,
+        progress: &mut (dyn MultipartProgress + Send),
+    ) -> Result<Outcome, SinkError> {
+        match &self.multipart {
+            Some(mp) => {
+                self.deliver_resumable(mp.as_ref(), path, key, staged, progress)
+                    .await
+            }
+            None => self.deliver_streamed(path, staged).await,
         }
     }
 
