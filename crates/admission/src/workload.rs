@@ -13,43 +13,33 @@ pub enum Shape {
     CronJob,
 }
 
-/// Every kind the policies apply to (also the only `kind` label values of the review metric
-/// besides `other`, which keeps its cardinality bounded whatever clients send).
-pub const KINDS: &[&str] = &[
-    "Pod",
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "ReplicationController",
-    "Job",
-    "CronJob",
-    "Rollout",
+/// Every kind the policies apply to and where it keeps its pod template: the one list that
+/// [`shape_of`] and [`metric_kind`] read (the kinds are also the only `kind` label values of
+/// the review metric besides `other`, which keeps its cardinality bounded whatever clients
+/// send).
+const SHAPES: &[(&str, Shape)] = &[
+    ("Pod", Shape::Pod),
+    ("Deployment", Shape::Template),
+    ("StatefulSet", Shape::Template),
+    ("DaemonSet", Shape::Template),
+    ("ReplicaSet", Shape::Template),
+    ("ReplicationController", Shape::Template),
+    ("Job", Shape::Template),
+    ("Rollout", Shape::Template),
+    ("CronJob", Shape::CronJob),
 ];
 
 /// `kind` when the policies apply to it, else `other`.
 pub fn metric_kind(kind: &str) -> &'static str {
-    KINDS
+    SHAPES
         .iter()
-        .find(|k| **k == kind)
-        .copied()
-        .unwrap_or("other")
+        .find(|(k, _)| *k == kind)
+        .map_or("other", |(k, _)| *k)
 }
 
 /// The kinds the policies apply to and where their pod template lives.
 pub fn shape_of(kind: &str) -> Option<Shape> {
-    match kind {
-        "Pod" => Some(Shape::Pod),
-        "Deployment"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "ReplicaSet"
-        | "ReplicationController"
-        | "Job"
-        | "Rollout" => Some(Shape::Template),
-        "CronJob" => Some(Shape::CronJob),
-        _ => None,
-    }
+    SHAPES.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s)
 }
 
 /// Whether a kind runs a fixed number of long-lived replicas (the high-availability policy).
@@ -197,7 +187,7 @@ mod tests {
 
     #[test]
     fn every_listed_kind_has_a_shape_and_other_kinds_share_one_metric_label() {
-        for kind in KINDS {
+        for (kind, _) in SHAPES {
             assert!(shape_of(kind).is_some(), "{kind}");
             assert_eq!(metric_kind(kind), *kind);
         }
