@@ -61,6 +61,8 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    // Before the first connection can be accepted.
+    let open_files = runtime::limits::raise_open_files();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,6 +78,15 @@ fn main() -> ExitCode {
     }
     let outcome = runtime.block_on(async {
         let (log_events, _log_guard, log_file) = cmd::init_telemetry(&global)?;
+        match open_files {
+            Ok(runtime::limits::OpenFiles::Raised { from, to }) => {
+                tracing::debug!(from, to, "raised the open-files limit");
+            }
+            Ok(runtime::limits::OpenFiles::Unchanged(limit)) => {
+                tracing::debug!(limit, "open-files limit");
+            }
+            Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+        }
         let shutdown = CancellationToken::new();
         tokio::spawn(cmd::signals(shutdown.clone()));
         let outcome = match role {

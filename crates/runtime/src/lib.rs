@@ -6,6 +6,7 @@ pub mod context;
 pub mod error;
 pub mod faults;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod telemetry;
 
