@@ -11,6 +11,7 @@ mod args;
 pub mod board;
 pub mod condition;
 pub mod config;
+mod deliver;
 pub mod history;
 pub mod metrics;
 pub mod page;

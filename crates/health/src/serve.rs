@@ -24,9 +24,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::Config;
-use crate::alert::{AlertEvent, Notifier, Transition};
+use crate::alert::{Notifier, Transition};
 use crate::args::ServeConfig;
 use crate::board::Board;
+use crate::deliver::{Deliveries, Event};
 use crate::history::{History, Tail};
 use crate::metrics::Metrics;
 use crate::probe::probe;
@@ -68,6 +69,7 @@ struct Shared {
     board: RwLock<Board>,
     metrics: Metrics,
     notifier: Notifier,
+    deliveries: Deliveries,
     history: Option<History>,
     tail: Mutex<Tail>,
 }
@@ -86,6 +88,7 @@ impl Service {
                 config,
                 board: RwLock::new(board),
                 metrics,
+                deliveries: Deliveries::new(notifier.clone()),
                 notifier,
                 history,
                 tail: Mutex::new(Tail::default()),
@@ -229,7 +232,6 @@ impl Service {
             return;
         }
         for (record, transition, since, consecutive_failures) in events {
-            let notifier = self.shared.notifier.clone();
             let interval = self
                 .shared
                 .config
@@ -240,17 +242,12 @@ impl Service {
             if let Some(t) = transition {
                 tracing::warn!(target_name = %record.target, transition = ?t, "alert");
             }
-            tokio::spawn(async move {
-                let event = AlertEvent {
-                    record: &record,
-                    since,
-                    transition,
-                    consecutive_failures,
-                    ttl: alert_ttl(interval),
-                };
-                for e in notifier.send(&event).await {
-                    tracing::error!(error = %e, "alert delivery failed");
-                }
+            self.shared.deliveries.send(Event {
+                record,
+                since,
+                transition,
+                consecutive_failures,
+                ttl: alert_ttl(interval),
             });
         }
     }
