@@ -1,6 +1,7 @@
 //! Validation policies: one module per family, a shared container view and the violation type.
 
 pub mod availability;
+pub mod baseline;
 pub mod image;
 pub mod metadata;
 pub mod probes;

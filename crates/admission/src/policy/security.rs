@@ -1,4 +1,5 @@
-//! `pod-security` (Pod Security Standards, restricted profile) and `read-only-root-filesystem`.
+//! `pod-security` (Pod Security Standards, restricted profile, which includes baseline: the
+//! baseline-only checks live in [`super::baseline`]) and `read-only-root-filesystem`.
 //!
 //! Semantics follow kubernetes/pod-security-admission `policy/check_*.go`: container-level
 //! settings override pod-level ones, and a pod-level `runAsNonRoot` / seccomp profile satisfies
@@ -6,7 +7,9 @@
 
 use serde_json::Value;
 
-use super::{ALL_GROUPS, Container, RUN_GROUPS, Report, Scope, Subject, Violation, containers};
+use super::{
+    ALL_GROUPS, Container, RUN_GROUPS, Report, Scope, Subject, Violation, baseline, containers,
+};
 
 /// Volume types the restricted profile allows.
 pub const ALLOWED_VOLUME_TYPES: &[&str] = &[
@@ -35,7 +38,7 @@ pub struct ReadOnlyRootFilesystem {
 }
 
 impl PodSecurity {
-    /// Adds a violation for every restricted-profile rule the pod breaks.
+    /// Adds a violation for every restricted-profile rule the pod breaks (baseline included).
     pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
         let spec = subject.workload.pod_spec();
         let pod_sc = &spec["securityContext"];
@@ -83,6 +86,7 @@ impl PodSecurity {
                 }
             }
         }
+        baseline::evaluate(&subject.workload, &mut r);
     }
 }
 

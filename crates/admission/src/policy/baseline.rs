@@ -1,0 +1,323 @@
+//! The baseline Pod Security Standard checks that `pod-security` runs besides the restricted ones:
+//! Windows hostProcess, procMount, sysctls, SELinux options and AppArmor profiles.
+//!
+//! Semantics follow kubernetes/pod-security-admission `policy/check_windowsHostProcess.go`,
+//! `check_procMount.go`, `check_sysctls.go`, `check_seLinuxOptions.go` and
+//! `check_appArmorProfile.go` at their newest versions: pod and container settings are each
+//! checked where they are set (no inheritance), over every container list.
+
+use serde_json::Value;
+
+use super::{ALL_GROUPS, Report, containers};
+use crate::workload::Workload;
+
+/// Sysctls the baseline profile allows (`check_sysctls.go`, the Kubernetes 1.32 set).
+pub const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_wmem",
+];
+
+/// SELinux types the baseline profile allows besides unset or empty (`check_seLinuxOptions.go`,
+/// the Kubernetes 1.31 set).
+pub const ALLOWED_SELINUX_TYPES: &[&str] = &[
+    "container_t",
+    "container_init_t",
+    "container_kvm_t",
+    "container_engine_t",
+];
+
+/// Key prefix of the legacy per-container AppArmor annotations on the pod (template).
+pub const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+
+/// Adds a violation for every baseline rule of this module the pod breaks.
+pub(super) fn evaluate(workload: &Workload<'_>, r: &mut Report<'_>) {
+    let spec = workload.pod_spec();
+    let pod_sc = &spec["securityContext"];
+    host_process(spec, pod_sc, r);
+    proc_mount(spec, r);
+    sysctls(pod_sc, r);
+    selinux(spec, pod_sc, r);
+    apparmor(workload, pod_sc, r);
+}
+
+fn host_process(spec: &Value, pod_sc: &Value, r: &mut Report<'_>) {
+    const FIELD: &str = "securityContext.windowsOptions.hostProcess";
+    const MESSAGE: &str = "windowsOptions.hostProcess must not be true";
+    if pod_sc["windowsOptions"]["hostProcess"] == true {
+        r.pod(FIELD, MESSAGE);
+    }
+    for c in containers(spec, ALL_GROUPS) {
+        if c.security("windowsOptions")["hostProcess"] == true {
+            r.container(&c, FIELD, MESSAGE);
+        }
+    }
+}
+
+fn proc_mount(spec: &Value, r: &mut Report<'_>) {
+    // In a user namespace the /proc masks no longer guard the node: PSA allows every value then
+    // (API validation admits only Default and Unmasked).
+    if spec["hostUsers"] == false {
+        return;
+    }
+    for c in containers(spec, ALL_GROUPS) {
+        let pm = c.security("procMount");
+        if !pm.is_null() && pm != "Default" {
+            r.container(
+                &c,
+                "securityContext.procMount",
+                format!("procMount {pm} is not allowed (allowed: unset or Default; Unmasked needs hostUsers: false)"),
+            );
+        }
+    }
+}
+
+fn sysctls(pod_sc: &Value, r: &mut Report<'_>) {
+    for (i, sysctl) in pod_sc["sysctls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let name = &sysctl["name"];
+        if !name.as_str().is_some_and(|n| SAFE_SYSCTLS.contains(&n)) {
+            r.pod(
+                &format!("securityContext.sysctls[{i}].name"),
+                format!(
+                    "sysctl {name} is not allowed (allowed: {})",
+                    SAFE_SYSCTLS.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// Whether a string field is unset or empty.
+fn unset(value: &Value) -> bool {
+    value.is_null() || value == ""
+}
+
+/// The broken rules of one `seLinuxOptions` object, as (field under the security context, message).
+fn selinux_problems(options: &Value) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    let ty = &options["type"];
+    if !unset(ty)
+        && !ty
+            .as_str()
+            .is_some_and(|t| ALLOWED_SELINUX_TYPES.contains(&t))
+    {
+        problems.push((
+            "securityContext.seLinuxOptions.type",
+            format!(
+                "seLinuxOptions.type {ty} is not allowed (allowed: unset, {})",
+                ALLOWED_SELINUX_TYPES.join(", ")
+            ),
+        ));
+    }
+    for (key, field) in [
+        ("user", "securityContext.seLinuxOptions.user"),
+        ("role", "securityContext.seLinuxOptions.role"),
+    ] {
+        if !unset(&options[key]) {
+            problems.push((field, format!("seLinuxOptions.{key} must not be set")));
+        }
+    }
+    problems
+}
+
+fn selinux(spec: &Value, pod_sc: &Value, r: &mut Report<'_>) {
+    for (field, message) in selinux_problems(&pod_sc["seLinuxOptions"]) {
+        r.pod(field, message);
+    }
+    for c in containers(spec, ALL_GROUPS) {
+        for (field, message) in selinux_problems(c.security("seLinuxOptions")) {
+            r.container(&c, field, message);
+        }
+    }
+}
+
+/// Whether an `appArmorProfile` is unset or of an allowed type.
+fn allowed_apparmor(profile: &Value) -> bool {
+    profile.is_null()
+        || matches!(
+            profile["type"].as_str(),
+            Some("RuntimeDefault" | "Localhost")
+        )
+}
+
+/// Whether a legacy AppArmor annotation value is allowed.
+fn allowed_apparmor_annotation(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|v| v.is_empty() || v == "runtime/default" || v.starts_with("localhost/"))
+}
+
+fn apparmor(workload: &Workload<'_>, pod_sc: &Value, r: &mut Report<'_>) {
+    const FIELD: &str = "securityContext.appArmorProfile.type";
+    const MESSAGE: &str = "appArmorProfile.type must be RuntimeDefault or Localhost";
+    if !allowed_apparmor(&pod_sc["appArmorProfile"]) {
+        r.pod(FIELD, MESSAGE);
+    }
+    for c in containers(workload.pod_spec(), ALL_GROUPS) {
+        if !allowed_apparmor(c.security("appArmorProfile")) {
+            r.container(&c, FIELD, MESSAGE);
+        }
+    }
+    let annotations = workload.template["metadata"]["annotations"].as_object();
+    for (key, value) in annotations.into_iter().flatten() {
+        if key.starts_with(APPARMOR_ANNOTATION_PREFIX) && !allowed_apparmor_annotation(value) {
+            r.object(
+                &format!("{}.annotations[{key:?}]", workload.shape.meta_path()),
+                format!("AppArmor profile {value} is not allowed (allowed: runtime/default or localhost/<profile>)"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::Violation;
+    use crate::policy::security::PodSecurity;
+    use crate::policy::test_util::{deployment, enforce, fields, subject};
+    use serde_json::{Value, json};
+
+    /// A Deployment whose pod meets the restricted profile, for the tests to break.
+    fn restricted() -> Value {
+        deployment(json!({
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "a", "image": "app:1", "securityContext": {
+                "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]
+        }))
+    }
+
+    fn run(object: &Value) -> Vec<Violation> {
+        let mut out = Vec::new();
+        PodSecurity { scope: enforce() }.evaluate(&subject(object), &mut out);
+        out
+    }
+
+    fn pod_sc(object: &mut Value) -> &mut Value {
+        &mut object["spec"]["template"]["spec"]["securityContext"]
+    }
+
+    fn container_sc(object: &mut Value) -> &mut Value {
+        &mut object["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    }
+
+    #[test]
+    fn the_restricted_fixture_passes() {
+        let v = run(&restricted());
+        assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn host_process_is_reported_at_pod_and_container_level() {
+        let mut object = restricted();
+        container_sc(&mut object)["windowsOptions"] = json!({"hostProcess": false});
+        assert!(run(&object).is_empty());
+
+        pod_sc(&mut object)["windowsOptions"] = json!({"hostProcess": true});
+        container_sc(&mut object)["windowsOptions"] = json!({"hostProcess": true});
+        let v = run(&object);
+        assert_eq!(
+            fields(&v),
+            [
+                "spec.template.spec.securityContext.windowsOptions.hostProcess",
+                "spec.template.spec.containers[0].securityContext.windowsOptions.hostProcess",
+            ]
+        );
+        assert_eq!(v[1].container.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn proc_mount_must_be_default_unless_the_pod_has_its_own_user_namespace() {
+        let mut object = restricted();
+        container_sc(&mut object)["procMount"] = json!("Default");
+        assert!(run(&object).is_empty());
+
+        container_sc(&mut object)["procMount"] = json!("Unmasked");
+        let v = run(&object);
+        assert_eq!(
+            fields(&v),
+            ["spec.template.spec.containers[0].securityContext.procMount"]
+        );
+        assert!(v[0].message.contains("Unmasked"), "{}", v[0].message);
+
+        object["spec"]["template"]["spec"]["hostUsers"] = json!(false);
+        assert!(run(&object).is_empty());
+    }
+
+    #[test]
+    fn only_safe_sysctls_are_allowed() {
+        let mut object = restricted();
+        pod_sc(&mut object)["sysctls"] = json!([
+            {"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"},
+            {"name": "kernel.msgmax", "value": "65536"},
+            {"name": "net.ipv4.tcp_keepalive_time", "value": "60"}
+        ]);
+        let v = run(&object);
+        assert_eq!(
+            fields(&v),
+            ["spec.template.spec.securityContext.sysctls[1].name"]
+        );
+        assert!(v[0].message.contains("net.ipv4.tcp_syncookies"));
+    }
+
+    #[test]
+    fn selinux_type_user_and_role_are_restricted() {
+        let mut object = restricted();
+        pod_sc(&mut object)["seLinuxOptions"] = json!({"type": "container_t", "level": "s0:c1"});
+        container_sc(&mut object)["seLinuxOptions"] = json!({"type": "", "user": ""});
+        assert!(run(&object).is_empty());
+
+        pod_sc(&mut object)["seLinuxOptions"] = json!({"type": "spc_t"});
+        container_sc(&mut object)["seLinuxOptions"] =
+            json!({"type": "container_init_t", "user": "system_u", "role": "system_r"});
+        assert_eq!(
+            fields(&run(&object)),
+            [
+                "spec.template.spec.securityContext.seLinuxOptions.type",
+                "spec.template.spec.containers[0].securityContext.seLinuxOptions.user",
+                "spec.template.spec.containers[0].securityContext.seLinuxOptions.role",
+            ]
+        );
+    }
+
+    #[test]
+    fn apparmor_profiles_and_legacy_annotations_are_restricted() {
+        let mut object = restricted();
+        pod_sc(&mut object)["appArmorProfile"] = json!({"type": "RuntimeDefault"});
+        container_sc(&mut object)["appArmorProfile"] =
+            json!({"type": "Localhost", "localhostProfile": "k8s-app"});
+        object["spec"]["template"]["metadata"]["annotations"] = json!({
+            "container.apparmor.security.beta.kubernetes.io/a": "localhost/k8s-app",
+            "container.apparmor.security.beta.kubernetes.io/b": "runtime/default",
+            "example.com/unrelated": "unconfined"
+        });
+        assert!(run(&object).is_empty());
+
+        pod_sc(&mut object)["appArmorProfile"] = json!({"type": "Unconfined"});
+        container_sc(&mut object)["appArmorProfile"] = json!({});
+        object["spec"]["template"]["metadata"]["annotations"]["container.apparmor.security.beta.kubernetes.io/a"] =
+            json!("unconfined");
+        let v = run(&object);
+        assert_eq!(
+            fields(&v),
+            [
+                "spec.template.spec.securityContext.appArmorProfile.type",
+                "spec.template.spec.containers[0].securityContext.appArmorProfile.type",
+                "spec.template.metadata.annotations[\"container.apparmor.security.beta.kubernetes.io/a\"]",
+            ]
+        );
+        assert!(v[2].container.is_none());
+    }
+}
