@@ -1,9 +1,11 @@
 //! The baseline Pod Security Standard checks that `pod-security` runs besides the restricted ones:
-//! Windows hostProcess, procMount, sysctls, SELinux options and AppArmor profiles.
+//! Windows hostProcess, procMount, sysctls, SELinux options, AppArmor profiles and the `host` of
+//! probes and lifecycle hooks.
 //!
 //! Semantics follow kubernetes/pod-security-admission `policy/check_windowsHostProcess.go`,
 //! `check_procMount.go`, `check_sysctls.go`, `check_seLinuxOptions.go` and
-//! `check_appArmorProfile.go` at their newest versions: pod and container settings are each
+//! `check_appArmorProfile.go` and `check_hostProbesAndhostLifecycle.go` (Kubernetes 1.34) at
+//! their newest versions: pod and container settings are each
 //! checked where they are set (no inheritance), over every container list.
 
 use serde_json::Value;
@@ -48,6 +50,7 @@ pub(super) fn evaluate(workload: &Workload<'_>, r: &mut Report<'_>) {
     sysctls(pod_sc, r);
     selinux(spec, pod_sc, r);
     apparmor(workload, pod_sc, r);
+    handler_hosts(spec, r);
 }
 
 fn host_process(spec: &Value, pod_sc: &Value, r: &mut Report<'_>) {
@@ -183,6 +186,35 @@ fn apparmor(workload: &Workload<'_>, pod_sc: &Value, r: &mut Report<'_>) {
     }
 }
 
+/// Probes and lifecycle hooks whose handlers name a host to contact.
+const HANDLERS: &[&str] = &[
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle.postStart",
+    "lifecycle.preStop",
+];
+
+/// A probe or hook aimed at another host lets the kubelet reach anything the node can (the
+/// kubelet runs the check from the node): `host` must be unset or empty.
+fn handler_hosts(spec: &Value, r: &mut Report<'_>) {
+    for c in containers(spec, ALL_GROUPS) {
+        for handler in HANDLERS {
+            let value = handler.split('.').fold(c.value, |v, key| &v[key]);
+            for action in ["httpGet", "tcpSocket"] {
+                let host = &value[action]["host"];
+                if !unset(host) {
+                    r.container(
+                        &c,
+                        &format!("{handler}.{action}.host"),
+                        format!("{handler}.{action}.host {host} is not allowed (allowed: unset or empty)"),
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::policy::Violation;
@@ -211,6 +243,28 @@ mod tests {
 
     fn container_sc(object: &mut Value) -> &mut Value {
         &mut object["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    }
+
+    #[test]
+    fn probes_and_lifecycle_hooks_must_not_name_a_host() {
+        let mut object = restricted();
+        let c = &mut object["spec"]["template"]["spec"]["containers"][0];
+        c["livenessProbe"] = json!({"httpGet": {"path": "/healthz", "port": 8080, "host": ""}});
+        c["readinessProbe"] = json!({"tcpSocket": {"port": 8080}});
+        assert!(run(&object).is_empty());
+
+        let c = &mut object["spec"]["template"]["spec"]["containers"][0];
+        c["startupProbe"] = json!({"httpGet": {"port": 80, "host": "169.254.169.254"}});
+        c["lifecycle"] = json!({"preStop": {"tcpSocket": {"port": 22, "host": "10.0.0.1"}}});
+        let v = run(&object);
+        assert_eq!(
+            fields(&v),
+            [
+                "spec.template.spec.containers[0].startupProbe.httpGet.host",
+                "spec.template.spec.containers[0].lifecycle.preStop.tcpSocket.host",
+            ]
+        );
+        assert!(v[0].message.contains("169.254.169.254"), "{}", v[0].message);
     }
 
     #[test]
