@@ -62,6 +62,10 @@ pub struct CheckArgs {
     /// Consecutive successes that resolve it.
     #[arg(long, env = "FERROSTACK_SUCCESS_THRESHOLD", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub success_threshold: u32,
+    /// Probes in flight at once; the others wait their turn (bounds sockets and the load on
+    /// shared upstreams).
+    #[arg(long, env = "FERROSTACK_MAX_CONCURRENT_PROBES", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_probes: u32,
 }
 
 /// `healthcheck run` flags.
@@ -149,6 +153,8 @@ impl Config {
                 },
             },
             pushgateway_url: None,
+            max_concurrent_probes: usize::try_from(args.max_concurrent_probes)
+                .unwrap_or(usize::MAX),
         })
     }
 

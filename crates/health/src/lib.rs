@@ -41,6 +41,8 @@ pub struct Config {
     pub alerts: AlertConfig,
     /// Pushgateway base URL (`run` only).
     pub pushgateway_url: Option<String>,
+    /// Probes in flight at once (at least 1).
+    pub max_concurrent_probes: usize,
 }
 
 /// The history file and its retention.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 
 use crate::Config;
 use crate::alert::{AlertEvent, AlertState, Notifier, Thresholds, Transition};
@@ -98,10 +99,15 @@ pub async fn run_once(config: &Config) -> RunReport {
 }
 
 async fn probe_all(config: &Config) -> Vec<Record> {
+    let slots = Arc::new(Semaphore::new(config.max_concurrent_probes.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for (i, target) in config.targets.iter().enumerate() {
-        let target = Arc::new(target.clone());
-        set.spawn(async move { (i, probe(&target).await) });
+        let (target, slots) = (Arc::new(target.clone()), slots.clone());
+        set.spawn(async move {
+            // The semaphore is never closed, so acquiring only waits.
+            let _slot = slots.acquire_owned().await;
+            (i, probe(&target).await)
+        });
     }
     let mut out: Vec<Option<Record>> = vec![None; config.targets.len()];
     while let Some(joined) = set.join_next().await {

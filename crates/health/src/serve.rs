@@ -17,7 +17,7 @@ use axum::response::{Html, IntoResponse, Response};
 use prometheus_client::registry::Registry;
 use runtime::Context;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
@@ -129,13 +129,21 @@ impl Service {
     /// Probes until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
         let (tx, rx) = mpsc::channel::<Record>(1024);
+        let slots = Arc::new(Semaphore::new(
+            self.shared.config.max_concurrent_probes.max(1),
+        ));
         let mut probes = tokio::task::JoinSet::new();
         for target in self.shared.config.targets.iter().cloned() {
-            let (tx, shutdown) = (tx.clone(), shutdown.clone());
+            let (tx, shutdown, slots) = (tx.clone(), shutdown.clone(), slots.clone());
             probes.spawn(async move {
                 loop {
+                    let probed = async {
+                        // Never closed, so acquiring only waits for a free slot.
+                        let _slot = slots.acquire().await;
+                        probe(&target).await
+                    };
                     let record = tokio::select! {
-                        r = probe(&target) => r,
+                        r = probed => r,
                         () = shutdown.cancelled() => return,
                     };
                     if tx.send(record).await.is_err() {

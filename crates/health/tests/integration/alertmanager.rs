@@ -116,6 +116,7 @@ async fn alertmanager_receives_the_alert_and_its_resolution() {
             },
         },
         pushgateway_url: None,
+        max_concurrent_probes: 256,
     };
 
     s.fail_with(500);

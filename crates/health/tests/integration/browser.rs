@@ -76,6 +76,7 @@ async fn chromium_renders_every_target_and_state() {
         }),
         alerts: AlertConfig::default(),
         pushgateway_url: None,
+        max_concurrent_probes: 256,
     })
     .await;
     wait_for(&running.base, |v| {

@@ -58,6 +58,7 @@ async fn pushgateway_accepts_the_results_and_last_success() {
         history: None,
         alerts: AlertConfig::default(),
         pushgateway_url: Some(url.clone()),
+        max_concurrent_probes: 256,
     };
     let report = run_once(&config).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);

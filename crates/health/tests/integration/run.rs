@@ -16,7 +16,27 @@ fn config(yaml: &str, history: Option<&std::path::Path>) -> Config {
         }),
         alerts: AlertConfig::default(),
         pushgateway_url: None,
+        max_concurrent_probes: 256,
     }
+}
+
+#[tokio::test]
+async fn no_more_probes_than_the_limit_are_in_flight_at_once() {
+    let s = target_server().await;
+    s.set_delay(std::time::Duration::from_millis(100));
+    let yaml: String = (0..12)
+        .map(|i| format!("  - {{name: t{i}, url: '{}'}}\n", s.url("/slow")))
+        .collect();
+    let mut config = config(&format!("targets:\n{yaml}"), None);
+    config.max_concurrent_probes = 3;
+    let report = run_once(&config).await;
+    assert_eq!(report.exit_code(), 0, "{:?}", report.errors);
+    assert_eq!(
+        s.knobs
+            .slow_max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
 }
 
 #[tokio::test]

@@ -98,6 +98,40 @@ pub(crate) fn cron_record(target: &str, success: bool, ago: Duration) -> Record 
 }
 
 #[tokio::test]
+async fn serve_keeps_no_more_probes_in_flight_than_the_limit() {
+    let s = target_server().await;
+    s.set_delay(Duration::from_millis(100));
+    let yaml: String = (0..12)
+        .map(|i| {
+            format!(
+                "  - {{name: t{i}, url: '{}', interval: 1h}}\n",
+                s.url("/slow")
+            )
+        })
+        .collect();
+    let running = start(Config {
+        targets: targets(&format!("targets:\n{yaml}")),
+        history: None,
+        alerts: AlertConfig::default(),
+        pushgateway_url: None,
+        max_concurrent_probes: 3,
+    })
+    .await;
+    wait_for(&running.base, |v| {
+        v["targets"]
+            .as_array()
+            .is_some_and(|ts| ts.len() == 12 && ts.iter().all(|t| t["state"] == "up"))
+    })
+    .await;
+    assert_eq!(
+        s.knobs
+            .slow_max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+}
+
+#[tokio::test]
 async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
     let s = target_server().await;
     s.fail_with(500);
@@ -124,6 +158,7 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
         }),
         alerts: AlertConfig::default(),
         pushgateway_url: None,
+        max_concurrent_probes: 256,
     })
     .await;
     let v = wait_for(&running.base, |v| {
@@ -241,6 +276,7 @@ async fn serve_without_history_keeps_results_in_memory_and_alerts() {
             },
         },
         pushgateway_url: None,
+        max_concurrent_probes: 256,
     })
     .await;
     let v = wait_for(&running.base, |v| target(v, "api")["alerting"] == true).await;
@@ -284,6 +320,7 @@ async fn serve_exports_the_tls_phase_and_the_certificate_expiry() {
         history: None,
         alerts: AlertConfig::default(),
         pushgateway_url: None,
+        max_concurrent_probes: 256,
     })
     .await;
     let v = wait_for(&running.base, |v| target(v, "tls")["state"] == "up").await;

@@ -30,6 +30,9 @@ pub(crate) struct Knobs {
     pub(crate) delay_ms: AtomicU64,
     /// Requests seen on `/status`.
     pub(crate) hits: AtomicU64,
+    /// Requests on `/slow` being answered now, and the most there ever were at once.
+    pub(crate) slow_in_flight: AtomicU64,
+    pub(crate) slow_max_in_flight: AtomicU64,
     /// When each request to `/status` arrived.
     pub(crate) arrivals: Mutex<Vec<Instant>>,
     /// TLS handshakes completed, and how many of them resumed an earlier session.
@@ -93,7 +96,10 @@ fn app(knobs: Arc<Knobs>) -> Router {
         .route(
             "/slow",
             get(|State(k): State<Arc<Knobs>>| async move {
+                let now = k.slow_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                k.slow_max_in_flight.fetch_max(now, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(k.delay_ms.load(Ordering::SeqCst))).await;
+                k.slow_in_flight.fetch_sub(1, Ordering::SeqCst);
                 "slow done"
             }),
         )
