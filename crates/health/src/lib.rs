@@ -41,7 +41,7 @@ pub struct Config {
     pub alerts: AlertConfig,
     /// Pushgateway base URL (`run` only).
     pub pushgateway_url: Option<String>,
-    /// Probes in flight at once (at least 1).
+    /// Probes in flight at once (at least 1; more than Tokio's semaphore limit counts as that limit).
     pub max_concurrent_probes: usize,
 }
 

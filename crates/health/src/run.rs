@@ -99,7 +99,11 @@ pub async fn run_once(config: &Config) -> RunReport {
 }
 
 async fn probe_all(config: &Config) -> Vec<Record> {
-    let slots = Arc::new(Semaphore::new(config.max_concurrent_probes.max(1)));
+    let slots = Arc::new(Semaphore::new(
+        config
+            .max_concurrent_probes
+            .clamp(1, Semaphore::MAX_PERMITS),
+    ));
     let mut set = tokio::task::JoinSet::new();
     for (i, target) in config.targets.iter().enumerate() {
         let (target, slots) = (Arc::new(target.clone()), slots.clone());

@@ -130,7 +130,10 @@ impl Service {
     pub async fn run(self, shutdown: CancellationToken) {
         let (tx, rx) = mpsc::channel::<Record>(1024);
         let slots = Arc::new(Semaphore::new(
-            self.shared.config.max_concurrent_probes.max(1),
+            self.shared
+                .config
+                .max_concurrent_probes
+                .clamp(1, Semaphore::MAX_PERMITS),
         ));
         let mut probes = tokio::task::JoinSet::new();
         for target in self.shared.config.targets.iter().cloned() {
