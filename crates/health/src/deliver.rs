@@ -53,16 +53,18 @@ impl Deliveries {
         let queue = queues
             .entry(event.record.target.clone())
             .or_insert_with(|| spawn_worker(self.notifier.clone()));
-        if let Err(e) = queue.try_send(event) {
-            let event = match e {
-                mpsc::error::TrySendError::Full(event)
-                | mpsc::error::TrySendError::Closed(event) => event,
-            };
-            tracing::error!(
+        match queue.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => tracing::error!(
                 target_name = %event.record.target,
                 transition = ?event.transition,
                 "alert queue full (receivers too slow); event dropped"
-            );
+            ),
+            Err(mpsc::error::TrySendError::Closed(event)) => tracing::error!(
+                target_name = %event.record.target,
+                transition = ?event.transition,
+                "alert delivery task gone; event dropped"
+            ),
         }
     }
 }
