@@ -228,24 +228,10 @@ fn add_to(buckets: &mut VecDeque<Bucket>, start: i64, keep: i64, ok: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Phases;
     use time::macros::datetime;
 
     fn rec(target: &str, time: OffsetDateTime, success: bool) -> Record {
-        Record {
-            time,
-            target: target.into(),
-            url: format!("http://{target}/"),
-            success,
-            status: Some(200),
-            response_time_seconds: 0.0,
-            duration_seconds: 0.0,
-            attempts: 1,
-            error: None,
-            failed: Vec::new(),
-            phases: Phases::default(),
-            certificate_not_after: None,
-        }
+        Record::sample(target, time, success)
     }
 
     #[test]

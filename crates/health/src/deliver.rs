@@ -98,28 +98,14 @@ mod tests {
 
     use super::*;
     use crate::alert::AlertConfig;
-    use crate::record::Phases;
-
-    fn record(target: &str, success: bool) -> Record {
-        Record {
-            time: OffsetDateTime::now_utc(),
-            target: target.into(),
-            url: "http://target/".into(),
-            success,
-            status: Some(if success { 200 } else { 500 }),
-            response_time_seconds: 0.0,
-            duration_seconds: 0.0,
-            attempts: 1,
-            error: None,
-            failed: vec![],
-            phases: Phases::default(),
-            certificate_not_after: None,
-        }
-    }
 
     fn event(target: &str, transition: Transition) -> Event {
         Event {
-            record: record(target, transition == Transition::Resolved),
+            record: Record::sample(
+                target,
+                OffsetDateTime::now_utc(),
+                transition == Transition::Resolved,
+            ),
             since: OffsetDateTime::now_utc(),
             transition: Some(transition),
             consecutive_failures: 3,

@@ -103,6 +103,27 @@ impl Phases {
 }
 
 #[cfg(test)]
+impl Record {
+    /// A bare result for tests: `target` (at `http://<target>/`) answered 200 or 500 at `time`.
+    pub(crate) fn sample(target: &str, time: OffsetDateTime, success: bool) -> Self {
+        Self {
+            time,
+            target: target.into(),
+            url: format!("http://{target}/"),
+            success,
+            status: Some(if success { 200 } else { 500 }),
+            response_time_seconds: 0.0,
+            duration_seconds: 0.0,
+            attempts: 1,
+            error: None,
+            failed: Vec::new(),
+            phases: Phases::default(),
+            certificate_not_after: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
