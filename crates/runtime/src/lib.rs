@@ -1,6 +1,7 @@
 //! The shared service runtime every ferrostack role stands on: the explicit [`Context`]
 //! (shutdown, readiness, telemetry handles), JSON logs, Prometheus metrics, the HTTP server
-//! with its probes and limits, graceful shutdown, and opt-in fault injection.
+//! with its probes and limits, graceful shutdown, opt-in fault injection, and the process's
+//! open-files limit.
 
 pub mod context;
 pub mod error;
