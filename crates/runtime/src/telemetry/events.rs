@@ -106,20 +106,23 @@ impl LogEvents {
 /// carries, so counting an event neither allocates nor copies a string.
 struct RoleOf(&'static str);
 
-/// Reads a span's `role` field.
-#[derive(Default)]
-struct RoleField(Option<String>);
+/// Reads a span's `role` field as the registered name it equals: no copy of the value is
+/// made, since every request's span carries the field.
+struct RoleField<'a> {
+    events: &'a LogEvents,
+    role: Option<&'static str>,
+}
 
-impl Visit for RoleField {
+impl Visit for RoleField<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "role" {
-            self.0 = Some(value.to_owned());
+            self.role = self.events.registered(value);
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "role" {
-            self.0 = Some(format!("{value:?}"));
+            self.role = self.events.registered(&format!("{value:?}"));
         }
     }
 }
@@ -136,12 +139,13 @@ where
         if attrs.metadata().fields().field("role").is_none() {
             return;
         }
-        let mut field = RoleField::default();
+        let mut field = RoleField {
+            events: &self.0,
+            role: None,
+        };
         attrs.record(&mut field);
         // A role without a family yet is like no role: its events count for every role.
-        if let (Some(role), Some(span)) =
-            (field.0.and_then(|r| self.0.registered(&r)), ctx.span(id))
-        {
+        if let (Some(role), Some(span)) = (field.role, ctx.span(id)) {
             span.extensions_mut().insert(RoleOf(role));
         }
     }
