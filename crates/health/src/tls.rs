@@ -8,28 +8,37 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
 };
 
-/// A target's TLS client: the config and the verifier it was built with, kept apart because
-/// each handshake wraps the verifier to record the server's certificate.
+/// A target's TLS client: the config, and how it verifies, kept apart because each
+/// handshake installs its own verifier to record the server's certificate.
 #[derive(Debug, Clone)]
 pub struct TlsClient {
     pub(crate) config: Arc<ClientConfig>,
-    verifier: Arc<dyn ServerCertVerifier>,
+    check: Check,
+}
+
+/// How a client verifies servers: against roots (`webpki`), or not at all
+/// (`tls.insecure-skip-verify: true`). Handshake signatures are checked either way.
+#[derive(Debug, Clone)]
+struct Check {
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
 }
 
 /// The leaf certificate's expiry (Unix seconds) as seen by one handshake.
 #[derive(Debug)]
 pub(crate) struct SeenExpiry(AtomicI64);
 
-/// Delegates to the real verifier after noting the leaf certificate's expiry.
+/// One handshake's verifier: notes the leaf certificate's expiry, then checks as told.
 #[derive(Debug)]
-struct Recording {
-    inner: Arc<dyn ServerCertVerifier>,
+struct Verifier {
+    check: Check,
     seen: Arc<SeenExpiry>,
 }
 
@@ -40,8 +49,8 @@ impl TlsClient {
     /// certificate is still read, so `[CERTIFICATE_EXPIRATION]` works).
     pub(crate) fn new(ca_file: Option<&Path>, insecure: bool) -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier: Arc<dyn ServerCertVerifier> = if insecure {
-            Arc::new(NoVerification(provider.clone()))
+        let webpki = if insecure {
+            None
         } else {
             let mut roots =
                 RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -59,15 +68,22 @@ impl TlsClient {
                         .map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
                 }
             }
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| e.to_string())?
+            Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        let check = Check {
+            webpki,
+            provider: provider.clone(),
         };
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
+            // Replaced for every handshake (`for_handshake`); the builder needs one.
+            .with_custom_certificate_verifier(Arc::new(check.verifier().0))
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         // Every probe does a full handshake, as blackbox_exporter's do: the `tls` phase is a
@@ -76,22 +92,33 @@ impl TlsClient {
         config.resumption = Resumption::disabled();
         Ok(Self {
             config: Arc::new(config),
-            verifier,
+            check,
         })
     }
 
     /// The config for one handshake, and where it records the leaf certificate's expiry
     /// (before verifying it, so a rejected certificate's expiry is known too).
     pub(crate) fn for_handshake(&self) -> (Arc<ClientConfig>, Arc<SeenExpiry>) {
-        let seen = Arc::new(SeenExpiry(AtomicI64::new(i64::MIN)));
+        let (verifier, seen) = self.check.verifier();
         let mut config = (*self.config).clone();
         config
             .dangerous()
-            .set_certificate_verifier(Arc::new(Recording {
-                inner: self.verifier.clone(),
-                seen: seen.clone(),
-            }));
+            .set_certificate_verifier(Arc::new(verifier));
         (Arc::new(config), seen)
+    }
+}
+
+// === impl Check ===
+
+impl Check {
+    /// A verifier for one handshake and the expiry it will record.
+    fn verifier(&self) -> (Verifier, Arc<SeenExpiry>) {
+        let seen = Arc::new(SeenExpiry(AtomicI64::new(i64::MIN)));
+        let verifier = Verifier {
+            check: self.clone(),
+            seen: seen.clone(),
+        };
+        (verifier, seen)
     }
 }
 
@@ -104,9 +131,9 @@ impl SeenExpiry {
     }
 }
 
-// === impl Recording ===
+// === impl Verifier ===
 
-impl ServerCertVerifier for Recording {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -118,64 +145,16 @@ impl ServerCertVerifier for Recording {
         if let Some(t) = not_after(end_entity) {
             self.seen.0.store(t, Ordering::Relaxed);
         }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-
-    fn requires_raw_public_keys(&self) -> bool {
-        self.inner.requires_raw_public_keys()
-    }
-
-    fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
-        self.inner.root_hint_subjects()
-    }
-}
-
-/// Unix time (seconds) at which a DER certificate stops being valid.
-pub(crate) fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
-    x509_parser::parse_x509_certificate(cert.as_ref())
-        .ok()
-        .map(|(_, c)| c.validity().not_after.timestamp())
-}
-
-/// Accepts any server certificate (`tls.insecure-skip-verify: true`).
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-// === impl NoVerification ===
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        match &self.check.webpki {
+            Some(webpki) => webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            None => Ok(ServerCertVerified::assertion()),
+        }
     }
 
     fn verify_tls12_signature(
@@ -188,7 +167,7 @@ impl ServerCertVerifier for NoVerification {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.check.provider.signature_verification_algorithms,
         )
     }
 
@@ -202,11 +181,25 @@ impl ServerCertVerifier for NoVerification {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.check.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.check
+            .provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
+
+    fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
+        self.check.webpki.as_ref()?.root_hint_subjects()
+    }
+}
+
+/// Unix time (seconds) at which a DER certificate stops being valid.
+pub(crate) fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
+    x509_parser::parse_x509_certificate(cert.as_ref())
+        .ok()
+        .map(|(_, c)| c.validity().not_after.timestamp())
 }
