@@ -181,37 +181,28 @@ async fn handle(
     if !req.inner.dry_run {
         s.metrics.record_violations(&outcome.violations);
     }
-    let fields = (
-        req.inner.uid.as_str(),
-        req.operation(),
-        req.kind(),
-        req.namespace().unwrap_or(""),
-        req.inner.dry_run,
-    );
-    match outcome.decision {
-        Decision::Denied | Decision::Warned | Decision::Timeout | Decision::Error => {
-            tracing::info!(
-                uid = fields.0,
-                operation = fields.1,
-                kind = fields.2,
-                namespace = fields.3,
-                dry_run = fields.4,
+    // One line per review; tracing takes its level as a constant, hence the macro.
+    macro_rules! review_line {
+        ($level:expr $(, $key:ident = $value:expr)*) => {
+            tracing::event!(
+                $level,
+                uid = req.inner.uid.as_str(),
+                operation = req.operation(),
+                kind = req.kind(),
+                namespace = req.namespace().unwrap_or(""),
+                dry_run = req.inner.dry_run,
                 decision = outcome.decision.as_str(),
-                violations = outcome.violations.len(),
+                $($key = $value,)*
                 duration_ms = elapsed.as_secs_f64() * 1e3,
                 "admission review"
             )
+        };
+    }
+    match outcome.decision {
+        Decision::Denied | Decision::Warned | Decision::Timeout | Decision::Error => {
+            review_line!(tracing::Level::INFO, violations = outcome.violations.len());
         }
-        Decision::Allowed | Decision::Patched => tracing::debug!(
-            uid = fields.0,
-            operation = fields.1,
-            kind = fields.2,
-            namespace = fields.3,
-            dry_run = fields.4,
-            decision = outcome.decision.as_str(),
-            duration_ms = elapsed.as_secs_f64() * 1e3,
-            "admission review"
-        ),
+        Decision::Allowed | Decision::Patched => review_line!(tracing::Level::DEBUG),
     }
     Ok(Json(outcome.answer))
 }
