@@ -179,9 +179,9 @@ pub fn app(
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
         .layer(axum::middleware::from_fn_with_state(edge, middleware::edge))
         .layer(RequestBodyLimitLayer::new(cfg.max_body_bytes))
-        // axum's extractors stop at their own 2 MB default unless told the limit: without
-        // this, --max-body-bytes above 2 MB would still refuse bodies over 2 MB.
-        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        // The layer above is the one body limit: axum's extractors would otherwise add their
+        // own 2 MB default, refusing bodies over 2 MB whatever --max-body-bytes says.
+        .layer(DefaultBodyLimit::disable())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             cfg.request_timeout,
