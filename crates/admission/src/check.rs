@@ -295,6 +295,17 @@ fn namespace_of(object: &Value, options: &Options) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// `object` with `spec.replicas` set; `None` when its `spec` is not an object (indexing into
+/// anything else would panic).
+fn with_replicas(object: &Value, replicas: i64) -> Option<Value> {
+    let mut floored = object.clone();
+    floored
+        .get_mut("spec")?
+        .as_object_mut()?
+        .insert("replicas".to_owned(), Value::from(replicas));
+    Some(floored)
+}
+
 /// A `List` expands to its items; anything else is itself.
 fn expand(doc: &Value) -> Vec<&Value> {
     match doc["items"].as_array() {
@@ -330,22 +341,18 @@ fn check_object(
         subject = &mutated;
     }
     let name = object["metadata"]["name"].as_str().unwrap_or("(unnamed)");
-    let key = (
-        namespace_of(object, options),
-        kind.to_owned(),
-        name.to_owned(),
-    );
-    let mut floored;
-    if subject["spec"]["replicas"].is_null()
-        && let Some(floor) = scaled.get(&key)
-    {
-        floored = subject.clone();
-        // Only an object `spec` gets the floor (indexing into anything else would panic).
-        if let Some(spec) = floored.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.insert("replicas".to_owned(), Value::from(*floor));
-            subject = &floored;
-        }
-    }
+    let floored = subject["spec"]["replicas"]
+        .is_null()
+        .then(|| {
+            scaled.get(&(
+                namespace.map(str::to_owned),
+                kind.to_owned(),
+                name.to_owned(),
+            ))
+        })
+        .flatten()
+        .and_then(|floor| with_replicas(subject, *floor));
+    let subject = floored.as_ref().unwrap_or(subject);
     let Some(violations) = policies.evaluate_object(kind, subject, namespace, labelled) else {
         return;
     };
