@@ -1,11 +1,12 @@
 //! The shared service runtime every ferrostack role stands on: the explicit [`Context`]
 //! (shutdown, readiness, telemetry handles), JSON logs, Prometheus metrics, the HTTP server
 //! with its probes and limits, graceful shutdown, opt-in fault injection, and the process's
-//! open-files limit.
+//! open-files limit, and bounded reads of operator-supplied files.
 
 pub mod context;
 pub mod error;
 pub mod faults;
+pub mod files;
 pub mod http;
 pub mod limits;
 pub mod metrics;
