@@ -6,9 +6,13 @@ export CARGO_TERM_COLOR := never
 
 .PHONY: test tools rust-test lint fmt-check clippy build readme
 
-# Tools first, then one `cargo test` over the whole workspace (one feature resolution, so one
-# build of the dependencies), including the #[ignore]d tests that need those tools.
-test: lint tools rust-test test-chart test-platform
+# Lint, tools, then one `cargo test` over the whole workspace (one feature resolution, so one
+# build of the dependencies, the #[ignore]d tests that need those tools included), then the chart
+# and platform suites. scripts/suites.sh runs each on after a failure and ends with one line per
+# suite (passed, failed, skipped, every skip's reason) and a total; exit 1 if any failed.
+SUITES := lint tools rust-test test-chart test-platform
+test:
+	scripts/suites.sh $(SUITES)
 
 HEALTH_APT := prometheus-alertmanager:prometheus-alertmanager prometheus-pushgateway:prometheus-pushgateway chromium:chromium
 
@@ -75,7 +79,7 @@ chart-tools:
 
 test-chart: chart-tools
 	cargo build -q --locked -p ferrostack
-	.tools/venv/bin/pytest -q -p no:cacheprovider deploy/tests/chart
+	.tools/venv/bin/pytest -q -rs -p no:cacheprovider deploy/tests/chart
 
 chart-render: chart-tools
 	mkdir -p $(CHART_OUT)
@@ -110,7 +114,7 @@ platform-tools:
 
 test-platform: platform-tools
 	deploy/tests/platform/check.sh
-	.tools/venv/bin/pytest -q -p no:cacheprovider deploy/tests/platform
+	.tools/venv/bin/pytest -q -rs -p no:cacheprovider deploy/tests/platform
 
 # The chart carries copies of the canonical rules and dashboards (CONTRACT.md "Assets shared").
 chart-assets:

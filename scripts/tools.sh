@@ -37,12 +37,14 @@ apt_install() {
 venv() {
   # Every scripts/requirements*.txt (one per suite) goes into the one venv.
   local req="$tools/requirements.all" stamp="$tools/venv/.installed"
-  cat "$root"/scripts/requirements*.txt > "$req"
+  # The stamp covers the constraints too: a changed pin reinstalls.
+  cat "$root"/scripts/requirements*.txt "$root/scripts/constraints.txt" > "$req"
   if [ ! -x "$tools/venv/bin/python" ]; then
     python3 -m venv "$tools/venv" || missing "python venv" "python3 -m venv failed"
   fi
   if [ ! -f "$stamp" ] || ! cmp -s "$req" "$stamp"; then
-    "$tools/venv/bin/pip" install -q --disable-pip-version-check -r "$req" \
+    local reqs=(); for f in "$root"/scripts/requirements*.txt; do reqs+=(-r "$f"); done
+    "$tools/venv/bin/pip" install -q --disable-pip-version-check -c "$root/scripts/constraints.txt" "${reqs[@]}" \
       || missing "python packages" "pip install -r scripts/requirements*.txt failed"
     cp "$req" "$stamp"
   fi
@@ -89,12 +91,16 @@ charts() {
 }
 
 azurite() {
-  [ -x "$tools/bin/azurite-blob" ] && return 0
+  local dir="$tools/azurite"
+  [ -x "$tools/bin/azurite-blob" ] && cmp -s "$root/scripts/npm/package-lock.json" "$dir/package-lock.json" && return 0
   command -v npm >/dev/null || missing "npm" "needed to install azurite from the npm registry"
-  # Azure Blob Storage emulator (TOOLS.md); a node program, run as .tools/bin/azurite-blob.
-  npm install -q --no-audit --no-fund --prefix "$tools/azurite" azurite@3.37.0 >/dev/null \
-    || missing azurite "npm install azurite@3.37.0 failed"
-  ln -sf "$tools/azurite/node_modules/.bin/azurite-blob" "$tools/bin/azurite-blob"
+  # Azure Blob Storage emulator (TOOLS.md), a node program run as .tools/bin/azurite-blob.
+  # scripts/npm/package-lock.json pins it and every package under it: `npm ci` installs exactly that.
+  mkdir -p "$dir"
+  cp "$root/scripts/npm/package.json" "$root/scripts/npm/package-lock.json" "$dir/"
+  (cd "$dir" && npm ci -q --no-audit --no-fund >/dev/null) \
+    || missing azurite "npm ci in .tools/azurite (scripts/npm/package-lock.json) failed"
+  ln -sf "$dir/node_modules/.bin/azurite-blob" "$tools/bin/azurite-blob"
 }
 
 cmd=${1:-}; shift || true

@@ -259,7 +259,7 @@ pub async fn run(config: Config, ctx: Context) -> Result<(), RunError> {
                 let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&generated.ca_pem);
                 tracing::info!(
                     ca_bundle = %ca_bundle,
-                    ca_file = ?config.ca_file,
+                    ca_file = config.ca_file.as_ref().map(|p| tracing::field::display(p.display())),
                     "self-signed CA generated: put ca_bundle in the webhook configuration's clientConfig.caBundle"
                 );
                 CertStore::new(tls::certified_key(generated.cert_pem.as_bytes(), generated.key_pem.as_bytes())?)

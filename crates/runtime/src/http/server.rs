@@ -56,7 +56,7 @@ pub async fn serve_on<L>(
 ) -> Result<(), ServeError>
 where
     L: Listener,
-    L::Addr: std::fmt::Debug,
+    L::Addr: std::fmt::Display,
 {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -68,7 +68,11 @@ where
     let shutdown = ctx.shutdown().clone();
 
     ctx.readiness().set_ready(true);
-    tracing::info!(addr = ?listener.local_addr().ok(), "listening");
+    // A field is a plain value or absent: never Rust's `Some(…)`.
+    tracing::info!(
+        addr = listener.local_addr().ok().map(tracing::field::display),
+        "listening"
+    );
     loop {
         tokio::select! {
             (io, _peer) = listener.accept() => {
