@@ -524,6 +524,13 @@ async fn download_external_logs_never_follows_a_redirect_with_the_key() {
         .unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
+    // The other host got nothing at all (before any other check: on failure this shows what
+    // it received, the Authorization header included).
+    let other_seen = other_seen.lock().unwrap().clone();
+    assert!(
+        other_seen.is_empty(),
+        "the redirect target was called: {other_seen:?}"
+    );
     let e: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         (status, e["error"]["code"].as_str()),
@@ -541,18 +548,13 @@ async fn download_external_logs_never_follows_a_redirect_with_the_key() {
         "a key echoed in Location is not shown: {text}"
     );
 
-    // The configured API got the key, once; the other host got nothing at all.
+    // The configured API got the key, once.
     let api_seen = api_seen.lock().unwrap().clone();
     assert_eq!(api_seen.len(), 1, "{api_seen:?}");
     assert_eq!(api_seen[0].path, "/logs");
     assert_eq!(
         api_seen[0].authorization.as_deref(),
         Some(format!("Bearer {KEY}").as_str())
-    );
-    let other_seen = other_seen.lock().unwrap().clone();
-    assert!(
-        other_seen.is_empty(),
-        "the redirect target was called: {other_seen:?}"
     );
 
     let metrics = support::get_text(&backend.url("/metrics")).await;
@@ -838,6 +840,29 @@ async fn fault_injection_switch_fails_api_routes_but_never_probes() {
     );
 }
 
+/// Runs `command` to its end, killing it after `limit` (a bad flag the binary accepted would
+/// otherwise serve forever).
+fn output_within(command: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (done, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if waited.recv_timeout(limit).is_err() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    out
+}
+
 #[test]
 fn bad_flags_exit_2_with_one_line_naming_the_flag() {
     // (arguments, environment, what stderr must name)
@@ -917,12 +942,13 @@ fn bad_flags_exit_2_with_one_line_naming_the_flag() {
         (vec!["no-such-role"], vec![], "no-such-role"),
     ];
     for (args, env, needle) in cases {
-        let out = std::process::Command::new(support::BIN)
-            .args(&args)
-            .env_clear()
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
+        let out = output_within(
+            std::process::Command::new(support::BIN)
+                .args(&args)
+                .env_clear()
+                .envs(env.iter().copied()),
+            Duration::from_secs(20),
+        );
         assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{args:?} {env:?}: {stderr}");

@@ -349,9 +349,6 @@ fn ensure_keys(dir: &Path) -> anyhow::Result<Vec<SecretString>> {
     Ok(keys)
 }
 
-/// The longest key file `up` reads back (its own keys are 64 characters).
-const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
-
 /// The key in `path`, trimmed; `None` when the file is absent or blank. A file others can
 /// read or write is set to mode 0600 first.
 fn existing_key(path: &Path) -> anyhow::Result<Option<String>> {
@@ -390,7 +387,7 @@ fn existing_key(path: &Path) -> anyhow::Result<Option<String>> {
             "integration key file was readable by others; set to 0600"
         );
     }
-    let text = runtime::files::read_capped_from(&file, path, MAX_KEY_FILE_BYTES)?;
+    let text = runtime::files::read_capped_from(&file, path, runtime::files::MAX_CONFIG_BYTES)?;
     let text = String::from_utf8(text)
         .map_err(|_| anyhow::anyhow!("{} is not valid UTF-8", path.display()))?;
     let key = text.trim();

@@ -44,6 +44,20 @@ pub(super) struct Limits {
     pub(super) max_header_bytes: usize,
 }
 
+impl Limits {
+    pub(super) fn new(cfg: &super::ServerConfig, role: &'static str) -> Self {
+        Self {
+            role,
+            // Room for the largest request head the limits admit, so that the middleware
+            // answers 414/431 naming their flags; beyond it hyper's own 431, answered here.
+            // ServerConfig bounds both limits, so the sum cannot overflow.
+            max_buf_size: (cfg.max_uri_bytes + cfg.max_header_bytes + 1024).max(8192),
+            max_uri_bytes: cfg.max_uri_bytes,
+            max_header_bytes: cfg.max_header_bytes,
+        }
+    }
+}
+
 /// One connection's bookkeeping, shared by its [`Io`] and its service's bodies.
 #[derive(Debug, Default)]
 pub(super) struct Shared {
@@ -142,14 +156,49 @@ impl<T: AsyncWrite + Unpin> Io<T> {
     }
 
     fn answer_for(&self, version: &[u8], status: StatusCode, date: &[u8]) -> Vec<u8> {
+        let (status, message) = self.explain(status);
+        // Like the access line of a 4xx (middleware::edge), which this request never gets.
+        tracing::info!(
+            role = self.limits.role,
+            status = status.as_u16(),
+            reason = message.as_str(),
+            "request refused before routing"
+        );
+        let body = serde_json::to_vec(&ErrorBody {
+            error: ErrorDetail {
+                code: code_for_status(status).to_owned(),
+                message,
+            },
+        })
+        .unwrap_or_default();
+        let mut out = Vec::with_capacity(body.len() + 160);
+        out.extend_from_slice(version);
+        out.extend_from_slice(
+            format!(
+                " {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+                status.as_str(),
+                status.canonical_reason().unwrap_or(""),
+                body.len()
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(date);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// The status to answer and why, from hyper's status and the limits.
+    fn explain(&self, status: StatusCode) -> (StatusCode, String) {
         let Limits {
-            role,
             max_buf_size,
             max_uri_bytes,
             max_header_bytes,
+            ..
         } = self.limits;
+        // The buffer filled up without a line end: the request line alone is that long.
         let uri_filled_buffer = self.since_newline >= max_buf_size;
-        let (status, message) = match status {
+        match status {
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE if uri_filled_buffer => (
                 StatusCode::URI_TOO_LONG,
                 format!(
@@ -177,36 +226,7 @@ impl<T: AsyncWrite + Unpin> Io<T> {
                 "the request is not valid HTTP/1.1: malformed request line or header field"
                     .to_owned(),
             ),
-        };
-        // Like the access line of a 4xx (middleware::edge), which this request never gets.
-        tracing::info!(
-            role,
-            status = status.as_u16(),
-            reason = message.as_str(),
-            "request refused before routing"
-        );
-        let body = serde_json::to_vec(&ErrorBody {
-            error: ErrorDetail {
-                code: code_for_status(status).to_owned(),
-                message,
-            },
-        })
-        .unwrap_or_default();
-        let mut out = Vec::with_capacity(body.len() + 160);
-        out.extend_from_slice(version);
-        out.extend_from_slice(
-            format!(
-                " {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-                status.as_str(),
-                status.canonical_reason().unwrap_or(""),
-                body.len()
-            )
-            .as_bytes(),
-        );
-        out.extend_from_slice(date);
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&body);
-        out
+        }
     }
 
     /// Writes what is left of our answer.

@@ -16,8 +16,9 @@ use axum::Router;
 use axum::response::Response;
 use axum::serve::Listener;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
@@ -62,40 +63,12 @@ where
     L: Listener,
     L::Addr: std::fmt::Debug,
 {
-    // Room for the largest request head the limits admit, so that our middleware answers
-    // 414/431 (with their flags named); beyond it hyper's own 431, which conn::Io turns into
-    // the JSON envelope as well. ServerConfig bounds both limits, so this cannot overflow.
-    let limits = conn::Limits {
-        role: ctx.role(),
-        max_buf_size: (cfg.max_uri_bytes + cfg.max_header_bytes + 1024).max(8192),
-        max_uri_bytes: cfg.max_uri_bytes,
-        max_header_bytes: cfg.max_header_bytes,
-    };
+    let limits = conn::Limits::new(cfg, ctx.role());
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(limits.max_buf_size);
-    // One connection: hyper over conn::Io, the app counted so that conn::Io knows when hyper
-    // writes an answer of its own (see conn).
-    let connection = |io: L::Io| {
-        let shared = Arc::new(conn::Shared::default());
-        let counted = Arc::clone(&shared);
-        let service = app
-            .clone()
-            .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-                counted.dispatched();
-                request
-            })
-            .map_response({
-                let shared = Arc::clone(&shared);
-                move |response: Response| {
-                    let shared = Arc::clone(&shared);
-                    response.map(|body| conn::CountedBody::new(body, shared))
-                }
-            });
-        let io = TokioIo::new(conn::Io::new(io, shared, limits));
-        http.serve_connection(io, TowerToHyperService::new(service))
-    };
+    let connection = |io| connection(&http, &app, limits, io);
     let graceful = GracefulShutdown::new();
     let shutdown = ctx.shutdown().clone();
 
@@ -141,4 +114,34 @@ where
         tracing::warn!("shutdown: timeout reached with requests still in flight; dropping them");
     }
     Ok(())
+}
+
+/// One connection: hyper over `conn::Io`, the app counted so that `conn::Io` knows when hyper
+/// writes an answer of its own (see `conn`).
+fn connection<I>(
+    http: &hyper::server::conn::http1::Builder,
+    app: &Router,
+    limits: conn::Limits,
+    io: I,
+) -> impl GracefulConnection<Error = hyper::Error> + Send + 'static
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = Arc::new(conn::Shared::default());
+    let counted = Arc::clone(&shared);
+    let service = app
+        .clone()
+        .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+            counted.dispatched();
+            request
+        })
+        .map_response({
+            let shared = Arc::clone(&shared);
+            move |response: Response| {
+                let shared = Arc::clone(&shared);
+                response.map(|body| conn::CountedBody::new(body, shared))
+            }
+        });
+    let io = TokioIo::new(conn::Io::new(io, shared, limits));
+    http.serve_connection(io, TowerToHyperService::new(service))
 }
