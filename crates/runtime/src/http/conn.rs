@@ -277,7 +277,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Io<T> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         let read = &buf.filled()[before..];
-        self.since_newline = match read.iter().rposition(|&b| b == b'\n') {
+        // memrchr: a 2.5 MB request body without a line end (compact JSON) is scanned at
+        // SIMD speed, not byte by byte.
+        self.since_newline = match memchr::memrchr(b'\n', read) {
             Some(at) => read.len() - at - 1,
             None => self.since_newline.saturating_add(read.len()),
         };
