@@ -53,7 +53,10 @@ enum Role {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cmd::usage_error(&e),
+    };
     if let Role::CliReference = cli.role {
         print!(
             "{}",

@@ -45,12 +45,28 @@ async fn api_answers_the_query_parameters_and_prints_them() {
     assert_eq!(status, 200);
     assert_eq!(body["params"]["long"][0].as_str().unwrap().len(), 10 * 1024);
 
-    // Invalid UTF-8 is a 400 naming the problem.
-    let (status, body) = get_json(&data.url("/api?bad=%FF")).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_query"))
-    );
+    // Bad percent-encoding, in a value or a name, is a 400 naming the parameter: invalid
+    // UTF-8 and a % not followed by two hex digits alike.
+    for (query, named) in [
+        ("bad=%FF", r#"query parameter "bad""#),
+        ("a=%ZZ", r#"query parameter "a""#),
+        ("a=x%", r#"query parameter "a""#),
+        ("a=%F", r#"query parameter "a""#),
+        ("ok=1&a=%4", r#"query parameter "a""#),
+        ("%ZZ=1", r#"query parameter name "%ZZ""#),
+        ("a%=1", r#"query parameter name "a%""#),
+        ("%F=1", r#"query parameter name "%F""#),
+        ("%FF=1", r#"query parameter name "%FF""#),
+    ] {
+        let (status, body) = get_json(&data.url(&format!("/api?{query}"))).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_query")),
+            "{query}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(named), "{query}: {message}");
+    }
 
     // Over the URI limit: 414 with the JSON envelope.
     let huge = "v".repeat(20 * 1024);
@@ -442,6 +458,291 @@ async fn download_external_logs_covers_every_outcome_and_never_leaks_the_key() {
     }
 }
 
+/// One request as an HTTP server saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    authorization: Option<String>,
+}
+
+/// A server on its own port that records every request and answers each path as `answer`
+/// says: a redirect to the URL given, or 200.
+async fn recording_server(
+    answer: impl Fn(&str) -> Option<String> + Clone + Send + Sync + 'static,
+) -> (std::net::SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
+        let (record, answer) = (record.clone(), answer.clone());
+        async move {
+            record.lock().unwrap().push(Seen {
+                path: uri.path().to_owned(),
+                authorization: headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            });
+            match answer(uri.path()) {
+                Some(to) => (StatusCode::FOUND, [("location", to)], String::new()),
+                None => (
+                    StatusCode::OK,
+                    [("x-final", "yes".to_owned())],
+                    "logs".into(),
+                ),
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn download_external_logs_never_follows_a_redirect_with_the_key() {
+    const KEY: &str = "redirect-key-5e9d";
+    // The second host: its first path redirects again, to itself (same origin, where a client
+    // that re-adds the original headers on every hop would send the key), then answers 200.
+    let (other, other_seen) =
+        recording_server(|path| (path == "/hop").then(|| "/final".to_owned())).await;
+    // The configured API answers 302 to the other host.
+    let (api, api_seen) = recording_server(move |path| {
+        (path == "/logs").then(|| format!("http://localhost:{}/hop?k={KEY}", other.port()))
+    })
+    .await;
+    let mut backend = Proc::start(
+        &[
+            "backend-api",
+            "--external-logs-url",
+            &format!("http://{api}/logs"),
+        ],
+        &[("INTEGRATION_KEY_DEVELOPMENT", KEY)],
+    );
+    let r = client()
+        .get(backend.url("/download_external_logs?env=development"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    // The other host got nothing at all (before any other check: on failure this shows what
+    // it received, the Authorization header included).
+    let other_seen = other_seen.lock().unwrap().clone();
+    assert!(
+        other_seen.is_empty(),
+        "the redirect target was called: {other_seen:?}"
+    );
+    let e: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (502, Some("upstream_redirect")),
+        "{text}"
+    );
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("302"), "{message}");
+    assert!(
+        message.contains(&format!("http://localhost:{}/hop", other.port())),
+        "the Location is named: {message}"
+    );
+    assert!(
+        !text.contains(KEY),
+        "a key echoed in Location is not shown: {text}"
+    );
+
+    // The configured API got the key, once.
+    let api_seen = api_seen.lock().unwrap().clone();
+    assert_eq!(api_seen.len(), 1, "{api_seen:?}");
+    assert_eq!(api_seen[0].path, "/logs");
+    assert_eq!(
+        api_seen[0].authorization.as_deref(),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+
+    let metrics = support::get_text(&backend.url("/metrics")).await;
+    assert!(
+        metrics.contains(
+            r#"ferrostack_external_logs_requests_total{env="development",outcome="upstream_redirect"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(backend.stop().success());
+    for (what, text) in [
+        ("stdout", backend.stdout()),
+        ("stderr", backend.stderr()),
+        ("metrics", metrics),
+    ] {
+        assert!(!text.contains(KEY), "the key leaked into {what}");
+    }
+}
+
+/// An answer read off a raw connection: status, lower-cased head, body.
+#[derive(Debug)]
+struct Raw {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Raw {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Reads one answer framed by content-length (every answer here has one).
+fn read_answer(stream: &mut std::net::TcpStream, pending: &mut Vec<u8>) -> Raw {
+    use std::io::Read;
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |n| n.trim().parse().unwrap());
+            if pending.len() >= end + 4 + length {
+                let body = pending[end + 4..end + 4 + length].to_vec();
+                pending.drain(..end + 4 + length);
+                let status = head[9..12].parse().unwrap();
+                return Raw { status, head, body };
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => panic!(
+                "connection closed before a whole answer: {:?}",
+                String::from_utf8_lossy(pending)
+            ),
+            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!(
+                "read failed: {e}; so far {:?}",
+                String::from_utf8_lossy(pending)
+            ),
+        }
+    }
+}
+
+/// Sends `request` on a new connection (ignoring a reset: the server may close before it has
+/// read it all) and reads one answer.
+fn raw(port: u16, request: &[u8]) -> Raw {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    read_answer(&mut stream, &mut Vec::new())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_status_the_server_produces_itself_has_the_json_envelope() {
+    let data = Proc::start(&["data-api"], &[]);
+    let port = data.port;
+    let check = |r: &Raw, status: u16, code: &str| {
+        assert_eq!(r.status, status, "{r:?}");
+        assert!(r.head.contains("content-type: application/json"), "{r:?}");
+        let e = r.json();
+        assert_eq!(e["error"]["code"], code, "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{e}"
+        );
+        e["error"]["message"].as_str().unwrap().to_owned()
+    };
+    let request_with_headers = |n: usize| {
+        let mut req = String::from("GET /healthz HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
+        for i in 2..n {
+            req.push_str(&format!("x-h-{i}: v\r\n"));
+        }
+        req + "\r\n"
+    };
+
+    // Header fields: 100 pass, 101 are hyper's 431, now with the envelope.
+    let r = raw(port, request_with_headers(100).as_bytes());
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = raw(port, request_with_headers(101).as_bytes());
+    let message = check(&r, 431, "headers_too_large");
+    assert!(message.contains("100 header fields"), "{message}");
+
+    // Over --max-header-bytes but within the read buffer: the middleware's 431.
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nhost: test\r\nx-big: {}\r\n\r\n",
+        "b".repeat(40 * 1024)
+    );
+    let message = check(&raw(port, big.as_bytes()), 431, "headers_too_large");
+    assert!(message.contains("--max-header-bytes"), "{message}");
+    // One header line larger than the whole read buffer: 431 too.
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nhost: test\r\nx-big: {}\r\n\r\n",
+        "b".repeat(70 * 1024)
+    );
+    check(&raw(port, huge.as_bytes()), 431, "headers_too_large");
+
+    // URIs: over --max-uri-bytes within the buffer (the middleware), and 70 KB, longer than
+    // the read buffer (hyper's 431, answered as the 414 it is), and 200 KB.
+    for len in [20 * 1024, 70 * 1024, 200 * 1024] {
+        let long = format!(
+            "GET /api?x={} HTTP/1.1\r\nhost: test\r\n\r\n",
+            "v".repeat(len)
+        );
+        let message = check(&raw(port, long.as_bytes()), 414, "uri_too_long");
+        assert!(message.contains("--max-uri-bytes"), "{len}: {message}");
+    }
+
+    // Malformed requests: hyper's 400s.
+    for bad in [
+        &b"GET /\x01 HTTP/1.1\r\nhost: test\r\n\r\n"[..],
+        b"GET / HTTP/1.1 extra\r\nhost: test\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost test\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: test\r\ncontent-length: abc\r\n\r\n",
+    ] {
+        let r = raw(port, bad);
+        let message = check(&r, 400, "bad_request");
+        assert!(message.contains("not valid HTTP/1.1"), "{message}");
+    }
+
+    // On a kept-alive connection: answers to good requests are untouched, whether or not they
+    // carried a body, and a bad request after them still gets the envelope.
+    {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut pending = Vec::new();
+        stream
+            .write_all(b"GET /api?a=1 HTTP/1.1\r\nhost: test\r\n\r\n")
+            .unwrap();
+        let r = read_answer(&mut stream, &mut pending);
+        assert_eq!(
+            (r.status, r.json()["params"]["a"].as_str()),
+            (200, Some("1"))
+        );
+        stream
+            .write_all(b"GET /api?b=2 HTTP/1.1\r\nhost: test\r\ncontent-length: 5\r\n\r\nhello")
+            .unwrap();
+        let r = read_answer(&mut stream, &mut pending);
+        assert_eq!(
+            (r.status, r.json()["params"]["b"].as_str()),
+            (200, Some("2"))
+        );
+        stream
+            .write_all(b"GET /nowhere HTTP/1.1\r\nhost: test\r\n\r\n")
+            .unwrap();
+        let r = read_answer(&mut stream, &mut pending);
+        assert_eq!(
+            (r.status, r.json()["error"]["code"].as_str()),
+            (404, Some("not_found"))
+        );
+        stream.write_all(b"NOT HTTP AT ALL\r\n\r\n").unwrap();
+        check(&read_answer(&mut stream, &mut pending), 400, "bad_request");
+    }
+
+    // The process is unharmed.
+    assert_eq!(get_json(&data.url("/healthz")).await.0, 200);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_with_fifty_requests_in_flight_drains_and_answers_them_all() {
     let mut data = Proc::start(
@@ -539,27 +840,148 @@ async fn fault_injection_switch_fails_api_routes_but_never_probes() {
     );
 }
 
+/// Runs `command` to its end, killing it after `limit` (a bad flag the binary accepted would
+/// otherwise serve forever).
+fn output_within(command: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (done, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if waited.recv_timeout(limit).is_err() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    out
+}
+
 #[test]
-fn bad_flags_exit_2_naming_the_flag() {
-    for (args, needle) in [
+fn bad_flags_exit_2_with_one_line_naming_the_flag() {
+    // (arguments, environment, what stderr must name)
+    type Case = (
+        Vec<&'static str>,
+        Vec<(&'static str, &'static str)>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             vec!["backend-api", "--external-logs-url", "ftp://x"],
+            vec![],
             "--external-logs-url",
         ),
-        (vec!["data-api", "--work-delay", "soon"], "--work-delay"),
+        (
+            vec!["data-api", "--work-delay", "soon"],
+            vec![],
+            "--work-delay",
+        ),
         (
             vec!["data-api", "--random-error-ratio", "2", "--random-error"],
+            vec![],
             "--random-error-ratio",
         ),
-        (vec!["data-api", "--log-level", "info,["], "--log-level"),
-    ] {
-        let out = std::process::Command::new(support::BIN)
-            .args(&args)
-            .env_clear()
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        (
+            vec!["data-api", "--log-level", "info,["],
+            vec![],
+            "--log-level",
+        ),
+        // Limits that would refuse every request, or that no request can reach.
+        (
+            vec!["data-api", "--max-header-bytes", "0"],
+            vec![],
+            "--max-header-bytes",
+        ),
+        (
+            vec!["data-api", "--max-uri-bytes", "0"],
+            vec![],
+            "--max-uri-bytes",
+        ),
+        (
+            vec!["backend-api", "--max-uri-bytes", "255"],
+            vec![],
+            "--max-uri-bytes",
+        ),
+        (
+            vec!["data-api", "--max-uri-bytes", "70000"],
+            vec![],
+            "--max-uri-bytes",
+        ),
+        (
+            vec!["data-api", "--max-header-bytes", "2000000"],
+            vec![],
+            "--max-header-bytes",
+        ),
+        (
+            vec!["data-api"],
+            vec![("FERROSTACK_MAX_URI_BYTES", "0")],
+            "--max-uri-bytes",
+        ),
+        // The argument parser's own errors.
+        (
+            vec!["data-api", "--max-header-bytes", "99999999999999999999999"],
+            vec![],
+            "--max-header-bytes",
+        ),
+        (vec!["data-api", "--port", "70000"], vec![], "--port"),
+        (vec!["data-api", "--port"], vec![], "--port"),
+        (vec!["data-api", "--no-such-flag"], vec![], "--no-such-flag"),
+        (vec!["data-api", "--work-dely", "1s"], vec![], "--work-dely"),
+        (
+            vec!["data-api"],
+            vec![("FERROSTACK_WORK_DELAY", "soon")],
+            "--work-delay",
+        ),
+        (vec!["webhook", "check"], vec![], "<FILE>"),
+        (vec!["no-such-role"], vec![], "no-such-role"),
+    ];
+    for (args, env, needle) in cases {
+        let out = output_within(
+            std::process::Command::new(support::BIN)
+                .args(&args)
+                .env_clear()
+                .envs(env.iter().copied()),
+            Duration::from_secs(20),
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?} {env:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?} {env:?}: one line: {stderr}"
+        );
+        assert!(
+            stderr.starts_with("ferrostack: configuration error: "),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
     }
+
+    // --help and --version are clap's, unchanged.
+    let out = std::process::Command::new(support::BIN)
+        .args(["data-api", "--help"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("Usage: ferrostack data-api [OPTIONS]"),
+        "{help}"
+    );
+    assert!(help.contains("--max-uri-bytes"), "{help}");
+    let out = std::process::Command::new(support::BIN)
+        .arg("--version")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ferrostack "));
 }

@@ -1,7 +1,8 @@
 //! `GET /download_external_logs?env=<name>`: calls the external logs API with that
 //! environment's integration key and streams its answer back. The key is read per request
 //! (from the mounted Secret file, else the env var read at start) so a rotated Secret takes
-//! effect without a restart; it never reaches a log line, a metric or a response.
+//! effect without a restart; it never reaches a log line, a metric or a response. Redirects
+//! are never followed: the key goes to the configured URL's host only.
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -20,8 +21,8 @@ use crate::{AppState, params};
     responses(
         (status = 200, description = "the external API's body, streamed", content_type = "application/octet-stream", body = String),
         (status = 400, description = "env missing or unknown", body = runtime::error::ErrorBody),
-        (status = 502, description = "the external API failed, timed out or is unreachable", body = runtime::error::ErrorBody),
-        (status = 503, description = "no key or no URL configured", body = runtime::error::ErrorBody),
+        (status = 502, description = "the external API failed, redirected, timed out or is unreachable", body = runtime::error::ErrorBody),
+        (status = 503, description = "no key or no URL configured, or the key is not a valid header value", body = runtime::error::ErrorBody),
     ))]
 pub(crate) async fn download_external_logs(
     State(state): State<AppState>,
@@ -116,6 +117,31 @@ async fn call(state: &AppState, external: &ExternalConfig, env: &str) -> (&'stat
                 ([(header::CONTENT_TYPE, content_type)], body).into_response(),
             )
         }
+        Ok(upstream) if upstream.status().is_redirection() => {
+            // Never followed (the client has no redirect policy): the key stays with the
+            // configured host.
+            let status = upstream.status();
+            let location = upstream
+                .headers()
+                .get(header::LOCATION)
+                .map_or_else(|| "none".to_owned(), |l| printable(l.as_bytes(), &key));
+            tracing::warn!(
+                env,
+                upstream_status = status.as_u16(),
+                location = location.as_str(),
+                "external logs API answered a redirect; not followed"
+            );
+            let e = Error::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_redirect",
+                format!(
+                    "the external logs API answered {status} for environment {env} with \
+                     Location {location}; redirects are not followed (the integration key \
+                     goes only to --external-logs-url): set --external-logs-url to the final URL"
+                ),
+            );
+            ("upstream_redirect", e.into_response())
+        }
         Ok(upstream) => {
             let status = upstream.status();
             tracing::warn!(
@@ -154,6 +180,26 @@ async fn call(state: &AppState, external: &ExternalConfig, env: &str) -> (&'stat
             ("upstream_unreachable", e.into_response())
         }
     }
+}
+
+/// A header value for a message: the key (should an upstream echo it) redacted, control
+/// characters escaped, at most 512 characters.
+fn printable(bytes: &[u8], key: &SecretString) -> String {
+    const MAX: usize = 512;
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    let key = key.expose_secret();
+    if !key.is_empty() {
+        text = text.replace(key, "[integration key]");
+    }
+    let mut out: String = text
+        .chars()
+        .take(MAX)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// The key: the Secret file first (re-read each time, so rotation needs no restart), then

@@ -60,7 +60,14 @@ impl AppState {
             .external
             .as_ref()
             .map_or(std::time::Duration::from_secs(10), |e| e.timeout);
-        let http = reqwest::Client::builder().timeout(timeout).build()?;
+        // No redirects: reqwest drops `Authorization` only when the latest hop changes
+        // origin and puts the original headers back on every hop, so a second redirect would
+        // carry the integration key to whatever host the first one named. A 3xx is a 502
+        // naming its Location (external.rs); the operator points the URL at the final host.
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
         let logs = LogDir::new(config.log_dir.clone()).map_err(StartError::LogDir)?;
         let metrics = metrics::ServiceMetrics::register(registry);
         Ok(Self {

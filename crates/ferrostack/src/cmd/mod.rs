@@ -52,7 +52,10 @@ pub(crate) enum Failure {
 pub(crate) fn fail(failure: &Failure) -> ExitCode {
     match failure {
         Failure::Config(e) => {
-            eprintln!("ferrostack: configuration error: {e:#}");
+            eprintln!(
+                "ferrostack: configuration error: {}",
+                one_line(&format!("{e:#}"))
+            );
             ExitCode::from(2)
         }
         Failure::Run(e) => {
@@ -60,6 +63,44 @@ pub(crate) fn fail(failure: &Failure) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A command line or environment clap refused: one line naming the flag, exit 2. `--help`,
+/// `--version` and the help shown for a missing subcommand print as clap prints them.
+pub(crate) fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    // clap's text: "error: <what>", perhaps indented detail and tips, then "Usage: …" and
+    // "For more information, try '--help'."; the usage lines are dropped, the rest joined.
+    let rendered = e.render().to_string();
+    let what: String = rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let what = one_line(what.strip_prefix("error: ").unwrap_or(&what));
+    eprintln!("ferrostack: configuration error: {what}");
+    ExitCode::from(2)
+}
+
+/// `text` on one line: its non-blank lines trimmed and joined with "; " (a space after a
+/// line ending in ':').
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// Starts JSON logging on stdout and, with `--log-file-dir`, into the rotating log file too.

@@ -320,29 +320,101 @@ fn url_table(host: IpAddr, base: u16, root: &Path) -> String {
     t
 }
 
-/// An integration key per environment under `dir` (mode 0600), generated on first start and
-/// kept across restarts. The sample external-logs API accepts exactly these.
+/// An integration key per environment under `dir`, generated on first start and kept across
+/// restarts; the sample external-logs API accepts exactly these. Every key file ends up mode
+/// 0600: a new key goes into a fresh 0600 file renamed into place (never into a file others
+/// can read, even one left empty), and an existing file others can read is set to 0600 with a
+/// warning naming it.
 fn ensure_keys(dir: &Path) -> anyhow::Result<Vec<SecretString>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(e).with_context(|| format!("cannot create {}", dir.display()));
+        }
+        _ => {}
+    }
     let mut keys = Vec::new();
     for env in ENVIRONMENTS {
         let path = dir.join(env);
-        let key = match std::fs::read_to_string(&path) {
-            Ok(existing) if !existing.trim().is_empty() => existing.trim().to_owned(),
-            _ => {
-                let key = hex::encode(rand::random::<[u8; 32]>());
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                std::io::Write::write_all(&mut file, key.as_bytes())?;
-                key
-            }
+        let key = match existing_key(&path)? {
+            Some(key) => key,
+            None => new_key(dir, env)?,
         };
         keys.push(SecretString::from(key));
     }
     Ok(keys)
+}
+
+/// The key in `path`, trimmed; `None` when the file is absent or blank. A file others can
+/// read or write is set to mode 0600 first.
+fn existing_key(path: &Path) -> anyhow::Result<Option<String>> {
+    use std::os::unix::fs::PermissionsExt;
+    // Not followed through a symlink: the mode fixed below must be the key file's own.
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Ok(meta) if !meta.is_file() => {
+            anyhow::bail!(
+                "{} is not a regular file (up keeps its generated keys there)",
+                path.display()
+            );
+        }
+        Ok(_) => {}
+    }
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mode = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| {
+                format!(
+                    "{} is mode {:04o} (others can read the key) and cannot be set to 0600",
+                    path.display(),
+                    mode & 0o7777
+                )
+            })?;
+        tracing::warn!(
+            file = %path.display(),
+            was = format!("{:04o}", mode & 0o7777).as_str(),
+            "integration key file was readable by others; set to 0600"
+        );
+    }
+    let text = runtime::files::read_capped_from(&file, path, runtime::files::MAX_CONFIG_BYTES)?;
+    let text = String::from_utf8(text)
+        .map_err(|_| anyhow::anyhow!("{} is not valid UTF-8", path.display()))?;
+    let key = text.trim();
+    Ok((!key.is_empty()).then(|| key.to_owned()))
+}
+
+/// A new random key for `env`, written to a new 0600 file that then replaces `dir/env`.
+fn new_key(dir: &Path, env: &str) -> anyhow::Result<String> {
+    let key = hex::encode(rand::random::<[u8; 32]>());
+    let path = dir.join(env);
+    let temp = dir.join(format!(
+        ".{env}.{}.tmp",
+        hex::encode(rand::random::<[u8; 8]>())
+    ));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        std::io::Write::write_all(&mut file, key.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, &path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(key)
 }

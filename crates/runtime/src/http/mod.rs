@@ -3,6 +3,7 @@
 //! limits, timeouts and JSON errors around a role's API, and [`serve`] with graceful shutdown.
 
 mod admin;
+mod conn;
 mod middleware;
 mod server;
 
@@ -45,10 +46,11 @@ pub struct ServerArgs {
     /// Largest request body accepted (413 above it).
     #[arg(long, env = "FERROSTACK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Longest request URI accepted, path and query (414 above it).
+    /// Longest request URI accepted, path and query (414 above it); 256 to 65534.
     #[arg(long, env = "FERROSTACK_MAX_URI_BYTES", default_value_t = 16 * 1024)]
     pub max_uri_bytes: usize,
-    /// Largest total size of request headers accepted (431 above it).
+    /// Largest total size of request headers accepted (431 above it, as for more than 100
+    /// header fields); 1024 to 1048576.
     #[arg(long, env = "FERROSTACK_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
     pub max_header_bytes: usize,
     #[command(flatten)]
@@ -80,7 +82,28 @@ pub enum ConfigError {
     /// A timeout of zero would refuse every request.
     #[error("--request-timeout must be above zero")]
     ZeroTimeout,
+    /// A size limit outside its sane range.
+    #[error("{flag} {value}: must be between {min} and {max}{why}")]
+    Limit {
+        /// The flag.
+        flag: &'static str,
+        /// As given.
+        value: usize,
+        /// The smallest accepted.
+        min: usize,
+        /// The largest accepted.
+        max: usize,
+        /// What the bounds protect.
+        why: &'static str,
+    },
 }
+
+/// `--max-uri-bytes` bounds: `/healthz` and ordinary queries fit the minimum; hyper refuses
+/// longer URIs than the maximum itself (the most `http::Uri` holds).
+pub const MAX_URI_BYTES_RANGE: (usize, usize) = (256, 65_534);
+/// `--max-header-bytes` bounds: a browser's or kubelet's headers fit the minimum; the
+/// maximum bounds each connection's read buffer.
+pub const MAX_HEADER_BYTES_RANGE: (usize, usize) = (1024, 1 << 20);
 
 /// Validated server settings.
 #[derive(Clone, Debug)]
@@ -111,14 +134,40 @@ impl ServerConfig {
         if args.request_timeout.is_zero() {
             return Err(ConfigError::ZeroTimeout);
         }
+        let limit = |flag, value, (min, max): (usize, usize), why| {
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(ConfigError::Limit {
+                    flag,
+                    value,
+                    min,
+                    max,
+                    why,
+                })
+            }
+        };
+        let max_uri_bytes = limit(
+            "--max-uri-bytes",
+            args.max_uri_bytes,
+            MAX_URI_BYTES_RANGE,
+            " (below, even /healthz would be refused; above, the URI cannot be held)",
+        )?;
+        let max_header_bytes = limit(
+            "--max-header-bytes",
+            args.max_header_bytes,
+            MAX_HEADER_BYTES_RANGE,
+            " (below, ordinary clients' headers would be refused; above, each connection \
+             could buffer that much)",
+        )?;
         Ok(Self {
             addr: SocketAddr::new(args.host, port),
             drain_delay: args.drain_delay,
             shutdown_timeout: args.shutdown_timeout,
             request_timeout: args.request_timeout,
             max_body_bytes: args.max_body_bytes,
-            max_uri_bytes: args.max_uri_bytes,
-            max_header_bytes: args.max_header_bytes,
+            max_uri_bytes,
+            max_header_bytes,
             faults: Faults::new(&args.faults)?,
         })
     }

@@ -5,19 +5,24 @@
 //! Connections are served by hyper's HTTP/1.1 server directly rather than `axum::serve`:
 //! HTTP/1.1 only (no protocol sniffing buffer per connection), a read buffer capped at what
 //! the URI and header limits allow, and a time limit on slow request headers; memory stays
-//! flat with thousands of connections each waiting on a request.
+//! flat with thousands of connections each waiting on a request. hyper's own answers to
+//! requests it cannot parse carry the JSON envelope too (see `conn`).
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::response::Response;
 use axum::serve::Listener;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
-use super::ServerConfig;
+use super::{ServerConfig, conn};
 use crate::Context;
 
 /// A client must send its request headers within this time (slowloris).
@@ -58,12 +63,12 @@ where
     L: Listener,
     L::Addr: std::fmt::Display,
 {
+    let limits = conn::Limits::new(cfg, ctx.role());
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        // Room for the largest request head the limits admit; our middleware answers 414/431
-        // with the JSON envelope, hyper's own 431 only guards beyond that.
-        .max_buf_size((cfg.max_uri_bytes + cfg.max_header_bytes + 1024).max(8192));
+        .max_buf_size(limits.max_buf_size);
+    let connection = |io| connection(&http, &app, limits, io);
     let graceful = GracefulShutdown::new();
     let shutdown = ctx.shutdown().clone();
 
@@ -76,8 +81,7 @@ where
     loop {
         tokio::select! {
             (io, _peer) = listener.accept() => {
-                let service = TowerToHyperService::new(app.clone());
-                let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+                let connection = graceful.watch(connection(io));
                 tokio::spawn(async move {
                     // A client that resets or times out is routine, not an error of ours.
                     if let Err(e) = connection.await {
@@ -97,8 +101,7 @@ where
     loop {
         tokio::select! {
             (io, _peer) = listener.accept() => {
-                let service = TowerToHyperService::new(app.clone());
-                let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+                let connection = graceful.watch(connection(io));
                 tokio::spawn(async move { let _ = connection.await; });
             }
             () = &mut drain => break,
@@ -115,4 +118,34 @@ where
         tracing::warn!("shutdown: timeout reached with requests still in flight; dropping them");
     }
     Ok(())
+}
+
+/// One connection: hyper over `conn::Io`, the app counted so that `conn::Io` knows when hyper
+/// writes an answer of its own (see `conn`).
+fn connection<I>(
+    http: &hyper::server::conn::http1::Builder,
+    app: &Router,
+    limits: conn::Limits,
+    io: I,
+) -> impl GracefulConnection<Error = hyper::Error> + Send + 'static
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = Arc::new(conn::Shared::default());
+    let counted = Arc::clone(&shared);
+    let service = app
+        .clone()
+        .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+            counted.dispatched();
+            request
+        })
+        .map_response({
+            let shared = Arc::clone(&shared);
+            move |response: Response| {
+                let shared = Arc::clone(&shared);
+                response.map(|body| conn::CountedBody::new(body, shared))
+            }
+        });
+    let io = TokioIo::new(conn::Io::new(io, shared, limits));
+    http.serve_connection(io, TowerToHyperService::new(service))
 }
