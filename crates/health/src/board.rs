@@ -236,8 +236,8 @@ mod tests {
 
     /// A board with the one configured target `a`.
     fn board_a(thresholds: Thresholds) -> Board {
-        let targets = crate::config::parse_targets("t", "targets: [{name: a, url: 'http://a/'}]")
-            .unwrap();
+        let targets =
+            crate::config::parse_targets("t", "targets: [{name: a, url: 'http://a/'}]").unwrap();
         Board::new(&targets, thresholds)
     }
 

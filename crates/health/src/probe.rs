@@ -278,7 +278,9 @@ where
             match body.frame().await {
                 None => break,
                 Some(Ok(frame)) => {
-                    let Ok(data) = frame.into_data() else { continue };
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
                     let room = BODY_LIMIT - buf.len();
                     if data.len() > room {
                         // Keep the prefix; one byte past the limit is enough to know.

@@ -321,9 +321,15 @@ async fn redirects_keep_credentials_on_their_origin_and_follow_only_http() {
     assert_eq!((r.success, r.status), (true, Some(200)), "{r:?}");
     let seen = other_seen.lock().unwrap().pop().unwrap();
     for secret in ["authorization", "cookie", "x-api-key"] {
-        assert!(seen.get(secret).is_none(), "{secret} crossed origins: {seen:?}");
+        assert!(
+            seen.get(secret).is_none(),
+            "{secret} crossed origins: {seen:?}"
+        );
     }
-    assert_eq!(seen["accept"], "application/json", "harmless headers go along");
+    assert_eq!(
+        seen["accept"], "application/json",
+        "harmless headers go along"
+    );
 
     let r = probe(&t[1]).await;
     assert!(r.success, "{r:?}");
@@ -356,8 +362,14 @@ async fn a_body_over_the_limit_is_reported_as_such_not_as_not_json() {
         "defaults: {{conditions: ['[BODY].status == UP']}}\ntargets:\n  - {{name: at, url: '{base}/at'}}\n  - {{name: over, url: '{base}/over'}}\n"
     ));
     let r = probe(&t[0]).await;
-    assert!(r.success, "a body of exactly the limit is read whole: {r:?}");
+    assert!(
+        r.success,
+        "a body of exactly the limit is read whole: {r:?}"
+    );
     let r = probe(&t[1]).await;
     assert!(!r.success);
-    assert_eq!(r.failed, ["[BODY].status (body over the 1 MiB limit) == UP"]);
+    assert_eq!(
+        r.failed,
+        ["[BODY].status (body over the 1 MiB limit) == UP"]
+    );
 }

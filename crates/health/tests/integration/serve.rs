@@ -144,7 +144,9 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
         cron_record("shared", false, Duration::from_secs(120)),
         cron_record("shared", true, Duration::from_secs(60)),
     ];
-    cron.extend((0..OTHERS).map(|i| cron_record(&format!("cron-only-{i}"), true, Duration::from_secs(60))));
+    cron.extend(
+        (0..OTHERS).map(|i| cron_record(&format!("cron-only-{i}"), true, Duration::from_secs(60))),
+    );
     History::new(&path).append(&cron).unwrap();
     let yaml = format!(
         "targets:\n  - {{name: ok, url: '{0}', interval: 1s}}\n  - {{name: failing, url: '{1}', interval: 1s}}\n  - {{name: shared, url: '{0}', interval: 1h}}\n",
@@ -178,7 +180,11 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["ok", "failing", "shared"], "only configured targets");
+    assert_eq!(
+        names,
+        ["ok", "failing", "shared"],
+        "only configured targets"
+    );
     assert_eq!(v["other_results"], OTHERS, "the others are only counted");
     assert_eq!(target(&v, "ok")["state"], "up");
     assert_eq!(target(&v, "ok")["uptime"]["1h"], 1.0);
@@ -217,7 +223,10 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
         .text()
         .await
         .unwrap();
-    assert!(!html.contains("cron-only"), "history-only targets are not on the page");
+    assert!(
+        !html.contains("cron-only"),
+        "history-only targets are not on the page"
+    );
     for (name, state) in [("ok", "up"), ("failing", "down"), ("shared", "down")] {
         assert!(
             html.contains(&format!("data-target=\"{name}\" data-state=\"{state}\"")),
