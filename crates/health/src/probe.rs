@@ -272,33 +272,9 @@ where
         let location = redirect_location(response.status(), response.headers());
         a.stage = "reading the body";
         let t = Instant::now();
-        let mut body = response.into_body();
-        let mut buf = BytesMut::new();
-        loop {
-            match body.frame().await {
-                None => break,
-                Some(Ok(frame)) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    let room = BODY_LIMIT - buf.len();
-                    if data.len() > room {
-                        // Keep the prefix; one byte past the limit is enough to know.
-                        buf.extend_from_slice(&data[..room]);
-                        a.body_over_limit = true;
-                        break;
-                    }
-                    buf.extend_from_slice(&data);
-                }
-                Some(Err(e)) => {
-                    Phases::add(&mut a.phases.transfer, t.elapsed().as_secs_f64());
-                    return Err(format!("reading body: {e}"));
-                }
-            }
-        }
+        let read = read_body(response.into_body(), a).await;
         Phases::add(&mut a.phases.transfer, t.elapsed().as_secs_f64());
-        a.body = buf.freeze();
-        Ok(location)
+        read.map(|()| location)
     };
     let mut work = std::pin::pin!(work);
     tokio::select! {
@@ -308,6 +284,28 @@ where
             Err(e) => Err(format!("connection: {e}")),
         },
     }
+}
+
+/// Reads the body into `a.body`, at most `BODY_LIMIT` bytes; a longer one sets
+/// `a.body_over_limit` and is not read further.
+async fn read_body(mut body: hyper::body::Incoming, a: &mut Attempt) -> Result<(), String> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("reading body: {e}"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let room = BODY_LIMIT - buf.len();
+        if data.len() > room {
+            // Keep the prefix; one byte past the limit is enough to know.
+            buf.extend_from_slice(&data[..room]);
+            a.body_over_limit = true;
+            break;
+        }
+        buf.extend_from_slice(&data);
+    }
+    a.body = buf.freeze();
+    Ok(())
 }
 
 /// Scheme, host and port (the scheme's default when absent): curl's rule since 7.83 for when
