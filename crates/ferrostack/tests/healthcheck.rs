@@ -59,6 +59,95 @@ fn a_bad_config_exits_2_with_one_line_naming_file_target_and_field() {
     assert!(stderr.contains("missing.yaml: cannot read"), "{stderr}");
 }
 
+/// `healthcheck` under a 2 GiB address-space limit and a 30 s timeout, so that an unbounded
+/// read fails the test quickly instead of growing until the OOM killer.
+fn healthcheck_bounded(args: &[&str], dir: &std::path::Path) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -v 2097152; exec timeout 30 "$0" healthcheck "$@""#)
+        .arg(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn endless_config_and_ca_files_exit_2_naming_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.yaml"),
+        "targets:\n  - {name: a, url: 'https://127.0.0.1:1/', tls: {ca-file: /dev/zero}}\n",
+    )
+    .unwrap();
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["run", "--config", "/dev/zero"],
+            "/dev/zero: larger than 16777216 bytes",
+        ),
+        (
+            &["run", "--config", "t.yaml"],
+            r#"t.yaml: target "a": field "tls.ca-file": /dev/zero is larger than 16777216 bytes"#,
+        ),
+    ];
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|(args, want)| exits_2_with_one_line(args, dir.path(), want).err())
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn interval_and_retention_below_their_minimum_exit_2_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["serve", "--port", "0", "--interval", "0s"],
+            r#"flags: field "--interval": must be at least 1s, not 0s"#,
+        ),
+        (
+            &["run", "--history", "h.jsonl", "--history-max-bytes", "0"],
+            r#"flags: field "--history-max-bytes": 0 is less than the minimum 1048576"#,
+        ),
+        (
+            &["run", "--history", "h.jsonl", "--history-max-age", "0s"],
+            r#"flags: field "--history-max-age": 0s is less than the minimum 1h"#,
+        ),
+        (
+            // Probed hourly, fired by 3 failures, resolved by 2 successes: 5 results, 5 h.
+            &["run", "--config", "t.yaml", "--history-max-age", "2h"],
+            r#"flags: field "--history-max-age": 2h is less than the minimum 5h"#,
+        ),
+    ];
+    std::fs::write(
+        dir.path().join("t.yaml"),
+        "targets: [{name: a, url: 'http://127.0.0.1:1/', interval: 1h}]\n",
+    )
+    .unwrap();
+    // Every case is tried before failing, so that a regression shows all it breaks.
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|(args, want)| exits_2_with_one_line(args, dir.path(), want).err())
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// `Ok` when `healthcheck <args>` exits 2 with one stderr line starting with the
+/// configuration error `want`; else what it did instead.
+fn exits_2_with_one_line(args: &[&str], dir: &std::path::Path, want: &str) -> Result<(), String> {
+    let out = healthcheck_bounded(args, dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = format!("ferrostack: configuration error: {want}");
+    if out.status.code() == Some(2) && stderr.lines().count() == 1 && stderr.starts_with(&want) {
+        Ok(())
+    } else {
+        Err(format!("{args:?}: {:?} {stderr}", out.status))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn run_exits_0_when_all_pass_and_1_when_one_fails() {
     let base = target().await;

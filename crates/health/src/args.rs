@@ -8,8 +8,16 @@ use std::time::Duration;
 use runtime::http::{ServerArgs, ServerConfig};
 
 use crate::alert::{AlertConfig, Thresholds};
-use crate::config::{ConfigError, default_targets, load_targets};
+use crate::config::{ConfigError, Target, check_interval, default_targets, load_targets};
 use crate::{Config, HistoryConfig};
+
+/// The shortest `--history-max-age`: the page's shortest uptime window.
+const MIN_HISTORY_AGE: Duration = Duration::from_secs(3600);
+/// The smallest `--history-max-bytes`.
+const MIN_HISTORY_BYTES: u64 = 1 << 20;
+/// Room per result when sizing `--history-max-bytes`: a line is usually under 1 KiB; failed
+/// conditions and error messages make it longer.
+const BYTES_PER_RESULT: u64 = 4096;
 
 /// Flags both modes share.
 #[derive(clap::Args, Clone, Debug)]
@@ -38,16 +46,19 @@ pub struct CheckArgs {
         default_value = "development"
     )]
     pub external_logs_env: String,
-    /// Probe interval of the default targets in serve mode (a config file sets its own).
+    /// Probe interval of the default targets in serve mode (a config file sets its own); at
+    /// least 1s, as in the file.
     #[arg(long, env = "FERROSTACK_INTERVAL", default_value = "60s", value_parser = runtime::parse_duration)]
     pub interval: Duration,
     /// JSON-lines file results are appended to (and, in serve mode, read from).
     #[arg(long, env = "FERROSTACK_HISTORY")]
     pub history: Option<PathBuf>,
-    /// Drop history results older than this (e.g. 7d).
+    /// Drop history results older than this (e.g. 7d); at least 1h and (failure + success
+    /// threshold) × the longest interval, which the alerts are replayed from.
     #[arg(long, env = "FERROSTACK_HISTORY_MAX_AGE", value_parser = runtime::parse_duration)]
     pub history_max_age: Option<Duration>,
-    /// Keep the history file at most this many bytes, dropping the oldest results.
+    /// Keep the history file at most this many bytes, dropping the oldest results; at least
+    /// 1 MiB and targets × (failure + success threshold) × 4 KiB.
     #[arg(long, env = "FERROSTACK_HISTORY_MAX_BYTES")]
     pub history_max_bytes: Option<u64>,
     /// Alertmanager base URL; alerts are posted to <url>/api/v2/alerts.
@@ -118,6 +129,7 @@ pub enum ServeConfigError {
 impl Config {
     /// Validates the shared flags (reads the targets file).
     pub fn from_args(args: &CheckArgs) -> Result<Self, ConfigError> {
+        check_interval(args.interval).map_err(|e| ConfigError::flag("--interval", e))?;
         let targets = match &args.config {
             Some(path) => load_targets(path)?,
             None => {
@@ -129,6 +141,11 @@ impl Config {
                 targets
             }
         };
+        let thresholds = Thresholds {
+            failure: args.failure_threshold,
+            success: args.success_threshold,
+        };
+        check_retention(args, &targets, thresholds)?;
         for (flag, url) in [
             ("--alertmanager-url", &args.alertmanager_url),
             ("--alert-webhook-url", &args.alert_webhook_url),
@@ -147,10 +164,7 @@ impl Config {
             alerts: AlertConfig {
                 alertmanager_url: args.alertmanager_url.clone(),
                 webhook_url: args.alert_webhook_url.clone(),
-                thresholds: Thresholds {
-                    failure: args.failure_threshold,
-                    success: args.success_threshold,
-                },
+                thresholds,
             },
             pushgateway_url: None,
             max_concurrent_probes: usize::try_from(args.max_concurrent_probes)
@@ -179,6 +193,49 @@ impl ServeConfig {
             server: ServerConfig::new(&args.server, args.port)?,
         })
     }
+}
+
+/// Retention must keep what the alerts are replayed from: the last `failure + success`
+/// results of every target (the CronJob keeps no other state, so a history wiped every run
+/// would never reach the failure threshold), and the hour the page's shortest uptime covers.
+fn check_retention(
+    args: &CheckArgs,
+    targets: &[Target],
+    thresholds: Thresholds,
+) -> Result<(), ConfigError> {
+    let results = u64::from(thresholds.failure) + u64::from(thresholds.success);
+    if let Some(age) = args.history_max_age {
+        let longest = targets.iter().map(|t| t.interval).max().unwrap_or_default();
+        let needed = longest.saturating_mul(u32::try_from(results).unwrap_or(u32::MAX));
+        let min = needed.max(MIN_HISTORY_AGE);
+        if age < min {
+            return Err(ConfigError::flag(
+                "--history-max-age",
+                format!(
+                    "{} is less than the minimum {} (1h, or (failure + success threshold) \
+                     × the longest interval), below which alerts could never fire",
+                    humantime::format_duration(age),
+                    humantime::format_duration(min)
+                ),
+            ));
+        }
+    }
+    if let Some(bytes) = args.history_max_bytes {
+        let needed = (targets.len() as u64)
+            .saturating_mul(results)
+            .saturating_mul(BYTES_PER_RESULT);
+        let min = needed.max(MIN_HISTORY_BYTES);
+        if bytes < min {
+            return Err(ConfigError::flag(
+                "--history-max-bytes",
+                format!(
+                    "{bytes} is less than the minimum {min} (1 MiB, or targets × (failure + \
+                     success threshold) × 4 KiB), below which alerts could never fire"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_url(flag: &str, url: &str) -> Result<(), ConfigError> {

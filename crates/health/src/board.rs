@@ -1,6 +1,8 @@
 //! The in-memory view the status page and `GET /api/status` render: per target the last 50
 //! results, the alert state, and success counts in minute buckets (1 h) and hour buckets
-//! (24 h, 7 d) for uptime. Bounded: 50 results and 228 buckets per target.
+//! (24 h, 7 d) for uptime. Bounded: 50 results and 228 buckets per configured target; results
+//! of other targets (a CronJob with another config shares the history) are only counted, so a
+//! history naming any number of targets cannot grow the board.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -15,13 +17,14 @@ pub const RECENT: usize = 50;
 const MINUTES: i64 = 60;
 const HOURS: i64 = 7 * 24;
 
-/// Every target's view, configured targets first in config order, then others seen in the
-/// history (e.g. written by a CronJob with a different config) by name.
+/// Every configured target's view, in config order.
 #[derive(Debug, Default)]
 pub struct Board {
     targets: BTreeMap<String, TargetView>,
     order: Vec<String>,
     thresholds: Thresholds,
+    /// Results seen for targets not in the config (not shown).
+    other_results: u64,
 }
 
 /// One target's view.
@@ -29,9 +32,9 @@ pub struct Board {
 pub struct TargetView {
     /// Target name.
     pub name: String,
-    /// URL from the config, else from the latest result.
+    /// URL from the config.
     pub url: String,
-    /// Whether this process probes it.
+    /// Whether this process probes it (always: only configured targets are on the board).
     pub configured: bool,
     /// Latest results, oldest first.
     pub recent: VecDeque<Record>,
@@ -84,25 +87,25 @@ impl Board {
 
     /// Forgets every result (the history was rewritten); keeps the configured targets.
     pub fn clear(&mut self) {
-        self.targets.retain(|_, v| v.configured);
         for v in self.targets.values_mut() {
             *v = TargetView::new(&v.name, &v.url, true);
         }
-        self.order.retain(|n| self.targets.contains_key(n));
+        self.other_results = 0;
     }
 
-    /// Adds one result; returns the alert transition it causes.
+    /// Adds one result; returns the alert transition it causes. A result of a target not in
+    /// the config is only counted.
     pub fn ingest(&mut self, record: Record) -> Option<Transition> {
-        let view = match self.targets.get_mut(&record.target) {
-            Some(v) => v,
-            None => {
-                self.order.push(record.target.clone());
-                self.targets
-                    .entry(record.target.clone())
-                    .or_insert_with(|| TargetView::new(&record.target, &record.url, false))
-            }
+        let Some(view) = self.targets.get_mut(&record.target) else {
+            self.other_results += 1;
+            return None;
         };
         view.add(record, self.thresholds)
+    }
+
+    /// Results seen for targets not in the config since the board was built or cleared.
+    pub fn other_results(&self) -> u64 {
+        self.other_results
     }
 
     /// Every target's alert state, to carry across a rebuild from a rewritten history.
@@ -150,9 +153,6 @@ impl TargetView {
         let t = record.time.unix_timestamp();
         add_to(&mut self.minutes, t.div_euclid(60), MINUTES, record.success);
         add_to(&mut self.hours, t.div_euclid(3600), HOURS, record.success);
-        if !self.configured {
-            self.url.clone_from(&record.url);
-        }
         let transition = self.alert.observe(&record, thresholds);
         if self.recent.len() == RECENT {
             self.recent.pop_front();
@@ -234,8 +234,15 @@ mod tests {
         Record::sample(target, time, success)
     }
 
+    /// A board with the one configured target `a`.
+    fn board_a(thresholds: Thresholds) -> Board {
+        let targets =
+            crate::config::parse_targets("t", "targets: [{name: a, url: 'http://a/'}]").unwrap();
+        Board::new(&targets, thresholds)
+    }
+
     #[test]
-    fn lists_configured_targets_first_then_those_seen_in_history() {
+    fn lists_configured_targets_in_order_and_only_counts_others() {
         let targets = crate::config::parse_targets(
             "t",
             "targets: [{name: b, url: 'http://b/'}, {name: a, url: 'http://a/'}]",
@@ -243,26 +250,25 @@ mod tests {
         .unwrap();
         let mut board = Board::new(&targets, Thresholds::default());
         let now = datetime!(2026-01-01 12:00 UTC);
-        board.ingest(rec("cron-only", now, true));
+        for i in 0..1000 {
+            board.ingest(rec(&format!("cron-only-{i}"), now, true));
+        }
+        board.ingest(rec("a", now, true));
         let names: Vec<_> = board
             .targets()
             .map(|t| (t.name.as_str(), t.state()))
             .collect();
-        assert_eq!(
-            names,
-            [
-                ("b", State::Unknown),
-                ("a", State::Unknown),
-                ("cron-only", State::Up)
-            ]
-        );
+        assert_eq!(names, [("b", State::Unknown), ("a", State::Up)]);
+        assert_eq!(board.other_results(), 1000);
         board.clear();
         assert_eq!(board.targets().count(), 2);
+        assert_eq!(board.other_results(), 0);
+        assert_eq!(board.get("a").unwrap().state(), State::Unknown);
     }
 
     #[test]
     fn keeps_the_last_fifty_results() {
-        let mut board = Board::default();
+        let mut board = board_a(Thresholds::default());
         let t0 = datetime!(2026-01-01 12:00 UTC);
         for i in 0..60 {
             board.ingest(rec("a", t0 + time::Duration::seconds(i), i != 59));
@@ -278,7 +284,7 @@ mod tests {
 
     #[test]
     fn uptime_counts_results_inside_each_window() {
-        let mut board = Board::default();
+        let mut board = board_a(Thresholds::default());
         let now = datetime!(2026-01-08 12:00 UTC);
         // 2 days ago: 3 failures; 2 hours ago: 1 failure; last 30 minutes: 4 successes.
         for i in 0..3 {
@@ -303,13 +309,10 @@ mod tests {
 
     #[test]
     fn ingest_reports_alert_transitions() {
-        let mut board = Board::new(
-            &[],
-            Thresholds {
-                failure: 2,
-                success: 1,
-            },
-        );
+        let mut board = board_a(Thresholds {
+            failure: 2,
+            success: 1,
+        });
         let t = datetime!(2026-01-01 12:00 UTC);
         assert_eq!(board.ingest(rec("a", t, false)), None);
         assert_eq!(board.ingest(rec("a", t, false)), Some(Transition::Fired));

@@ -34,6 +34,8 @@ pub struct Observation<'a> {
     pub response_time: Duration,
     /// The response body (possibly truncated to the body limit).
     pub body: &'a [u8],
+    /// The body was longer than the limit (`body` holds its first 1 MiB).
+    pub body_over_limit: bool,
     /// Time left until the leaf certificate expires (negative: already expired).
     pub certificate_expiration: Option<i64>,
     /// Whether a connection was established.
@@ -366,6 +368,11 @@ fn resolve_placeholder(p: &Placeholder, obs: &Observation<'_>) -> Actual {
             Actual::Text(String::from_utf8_lossy(obs.body).into_owned())
         }
         Placeholder::Body(path) => {
+            // A cut-off body is never valid JSON; say why it cannot be read instead.
+            const _: () = assert!(crate::probe::BODY_LIMIT == 1 << 20, "the message names it");
+            if obs.body_over_limit {
+                return Actual::Missing("body over the 1 MiB limit");
+            }
             let Some(mut v) = obs.json() else {
                 return Actual::Missing("body is not JSON");
             };

@@ -19,6 +19,9 @@ use crate::tls::TlsClient;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default probe interval in serve mode (as Gatus).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest probe interval, for the config file and `--interval` alike: more often is a
+/// load test, not a health check.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 const DEFAULT_CONDITION: &str = "[STATUS] == 200";
 
@@ -170,9 +173,22 @@ impl fmt::Display for ConfigError {
 /// Reads and validates a targets file.
 pub fn load_targets(path: &Path) -> Result<Vec<Target>, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(&file, None, None, format!("cannot read: {e}")))?;
+    // Bounded: a wrong path (`/dev/zero`, a FIFO) is an error, not unbounded memory.
+    let text = runtime::files::read_capped_string(path, runtime::files::MAX_CONFIG_BYTES)
+        .map_err(|e| ConfigError::new(&file, None, None, read_error(&e)))?;
     parse_targets(&file, &text)
+}
+
+/// A read error without the path, which `ConfigError` already names first.
+fn read_error(e: &runtime::files::ReadError) -> String {
+    use runtime::files::ReadError;
+    match e {
+        ReadError::Io { source, .. } => format!("cannot read: {source}"),
+        ReadError::TooLarge { limit, .. } => {
+            format!("larger than {limit} bytes (not a regular file, or not the file meant?)")
+        }
+        ReadError::NotUtf8 { .. } => "not valid UTF-8".to_owned(),
+    }
 }
 
 /// Validates a targets document; `file` names it in errors.
@@ -273,6 +289,17 @@ pub fn default_targets(
         .collect()
 }
 
+/// The one interval rule, shared by the file's `interval` and the `--interval` flag.
+pub(crate) fn check_interval(interval: Duration) -> Result<(), String> {
+    if interval < MIN_INTERVAL {
+        return Err(format!(
+            "must be at least 1s, not {}",
+            humantime::format_duration(interval)
+        ));
+    }
+    Ok(())
+}
+
 /// One rustls config per distinct TLS setting: the root store is large, targets are many.
 #[derive(Default)]
 struct TlsCache(HashMap<(Option<PathBuf>, bool), TlsClient>);
@@ -336,9 +363,7 @@ fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, (&'static str,
     if timeout.is_zero() {
         return Err(("timeout", "must be more than 0".into()));
     }
-    if interval < Duration::from_secs(1) {
-        return Err(("interval", "must be at least 1s".into()));
-    }
+    check_interval(interval).map_err(|e| ("interval", e))?;
     let retries = raw.retries.unwrap_or(0);
     if retries > 10 {
         return Err(("retries", format!("{retries} is more than 10")));

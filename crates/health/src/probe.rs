@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, HOST, LOCATION, USER_AGENT};
-use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -20,9 +20,18 @@ use crate::condition::{Observation, format_duration};
 use crate::config::Target;
 use crate::record::{Phases, Record};
 
-/// Bodies are read up to this size; conditions see that prefix.
-const BODY_LIMIT: usize = 1024 * 1024;
+/// Bodies are read up to this size; conditions see that prefix, and a JSON path on a longer
+/// body says so instead of calling it not JSON.
+pub const BODY_LIMIT: usize = 1024 * 1024;
 const MAX_REDIRECTS: usize = 10;
+/// Configured headers still sent after a redirect to another origin: they shape the answer
+/// and carry no secret. Every other configured header is dropped there.
+const CROSS_ORIGIN_HEADERS: [HeaderName; 4] = [
+    http::header::ACCEPT,
+    http::header::ACCEPT_LANGUAGE,
+    http::header::CACHE_CONTROL,
+    http::header::CONTENT_TYPE,
+];
 const USER_AGENT_VALUE: &str = concat!("ferrostack-healthcheck/", env!("CARGO_PKG_VERSION"));
 
 /// What one attempt saw.
@@ -30,6 +39,8 @@ const USER_AGENT_VALUE: &str = concat!("ferrostack-healthcheck/", env!("CARGO_PK
 struct Attempt {
     status: Option<u16>,
     body: Bytes,
+    /// The body went on past `BODY_LIMIT`.
+    body_over_limit: bool,
     phases: Phases,
     certificate_not_after: Option<i64>,
     ip: Option<IpAddr>,
@@ -54,6 +65,7 @@ pub async fn probe(target: &Target) -> Record {
             status: attempt.status,
             response_time,
             body: &attempt.body,
+            body_over_limit: attempt.body_over_limit,
             certificate_expiration: attempt
                 .certificate_not_after
                 .map(|t| t - OffsetDateTime::now_utc().unix_timestamp()),
@@ -115,8 +127,12 @@ async fn exchange_following(target: &Target, a: &mut Attempt) -> Result<(), Stri
     let mut uri = target.url.clone();
     let mut method = target.method.clone();
     let mut body = target.body.clone();
+    let home = origin(&target.url);
     for _ in 0..=MAX_REDIRECTS {
-        let location = exchange(target, &uri, &method, body.clone(), a).await?;
+        // The configured headers are meant for the configured origin only.
+        let trusted = origin(&uri) == home;
+        let request = build_request(target, &uri, &method, body.clone(), trusted)?;
+        let location = exchange(target, &uri, request, a).await?;
         let (Some(location), true) = (location, target.follow_redirects) else {
             return Ok(());
         };
@@ -127,6 +143,15 @@ async fn exchange_following(target: &Target, a: &mut Attempt) -> Result<(), Stri
         }
         uri = resolve_location(&uri, &location)
             .ok_or_else(|| format!("bad redirect location {location:?}"))?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            other => {
+                let scheme = other.unwrap_or("");
+                return Err(format!(
+                    "redirect to {location:?}: scheme {scheme:?} is not http or https"
+                ));
+            }
+        }
     }
     Err(format!("more than {MAX_REDIRECTS} redirects"))
 }
@@ -135,8 +160,7 @@ async fn exchange_following(target: &Target, a: &mut Attempt) -> Result<(), Stri
 async fn exchange(
     target: &Target,
     uri: &Uri,
-    method: &Method,
-    body: Bytes,
+    request: Request<Full<Bytes>>,
     a: &mut Attempt,
 ) -> Result<Option<String>, String> {
     let https = uri.scheme_str() == Some("https");
@@ -171,7 +195,6 @@ async fn exchange(
     a.connected = true;
     let _ = stream.set_nodelay(true);
 
-    let request = build_request(target, uri, method, body)?;
     if !https {
         return http1(stream, request, a).await;
     }
@@ -190,11 +213,15 @@ async fn exchange(
     http1(tls_stream, request, a).await
 }
 
+/// The request for one hop. `trusted` (the hop stays on the configured origin) sends the
+/// configured headers; on another origin only content-negotiation headers go along, so a
+/// credential (`Authorization`, `Cookie`, an API-key header) never leaves its origin.
 fn build_request(
     target: &Target,
     uri: &Uri,
     method: &Method,
     body: Bytes,
+    trusted: bool,
 ) -> Result<Request<Full<Bytes>>, String> {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let authority = uri.authority().map_or("", |a| a.as_str());
@@ -211,7 +238,9 @@ fn build_request(
     );
     headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     for (k, v) in &target.headers {
-        headers.insert(k.clone(), v.clone());
+        if trusted || CROSS_ORIGIN_HEADERS.contains(k) {
+            headers.insert(k.clone(), v.clone());
+        }
     }
     headers.insert(CONNECTION, HeaderValue::from_static("close"));
     Ok(request)
@@ -243,26 +272,9 @@ where
         let location = redirect_location(response.status(), response.headers());
         a.stage = "reading the body";
         let t = Instant::now();
-        let mut body = response.into_body();
-        let mut buf = BytesMut::new();
-        while buf.len() < BODY_LIMIT {
-            match body.frame().await {
-                None => break,
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        let room = BODY_LIMIT - buf.len();
-                        buf.extend_from_slice(&data[..data.len().min(room)]);
-                    }
-                }
-                Some(Err(e)) => {
-                    Phases::add(&mut a.phases.transfer, t.elapsed().as_secs_f64());
-                    return Err(format!("reading body: {e}"));
-                }
-            }
-        }
+        let read = read_body(response.into_body(), a).await;
         Phases::add(&mut a.phases.transfer, t.elapsed().as_secs_f64());
-        a.body = buf.freeze();
-        Ok(location)
+        read.map(|()| location)
     };
     let mut work = std::pin::pin!(work);
     tokio::select! {
@@ -272,6 +284,37 @@ where
             Err(e) => Err(format!("connection: {e}")),
         },
     }
+}
+
+/// Reads the body into `a.body`, at most `BODY_LIMIT` bytes; a longer one sets
+/// `a.body_over_limit` and is not read further.
+async fn read_body(mut body: hyper::body::Incoming, a: &mut Attempt) -> Result<(), String> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("reading body: {e}"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let room = BODY_LIMIT - buf.len();
+        if data.len() > room {
+            // Keep the prefix; one byte past the limit is enough to know.
+            buf.extend_from_slice(&data[..room]);
+            a.body_over_limit = true;
+            break;
+        }
+        buf.extend_from_slice(&data);
+    }
+    a.body = buf.freeze();
+    Ok(())
+}
+
+/// Scheme, host and port (the scheme's default when absent): curl's rule since 7.83 for when
+/// credentials stop being sent.
+fn origin(uri: &Uri) -> (String, String, u16) {
+    let scheme = uri.scheme_str().unwrap_or("").to_ascii_lowercase();
+    let default = if scheme == "https" { 443 } else { 80 };
+    let host = uri.host().unwrap_or("").to_ascii_lowercase();
+    (scheme, host, uri.port_u16().unwrap_or(default))
 }
 
 fn redirect_location(status: StatusCode, headers: &http::HeaderMap) -> Option<String> {
@@ -329,7 +372,7 @@ mod tests {
         let t =
             crate::config::parse_targets("t", "targets: [{name: a, url: 'http://u:p@h:81/x?y'}]")
                 .unwrap();
-        let r = build_request(&t[0], &t[0].url, &Method::GET, Bytes::new()).unwrap();
+        let r = build_request(&t[0], &t[0].url, &Method::GET, Bytes::new(), true).unwrap();
         assert_eq!(r.headers()[HOST], "h:81");
         assert_eq!(r.uri(), "/x?y");
     }

@@ -15,8 +15,10 @@ pub struct Status<'a> {
     /// When this document was built.
     #[serde(with = "time::serde::rfc3339")]
     pub generated_at: OffsetDateTime,
-    /// Targets in display order.
+    /// Configured targets in config order.
     pub targets: Vec<TargetStatus<'a>>,
+    /// Results in the history of targets not in this config (counted, not shown).
+    pub other_results: u64,
 }
 
 /// One target's status.
@@ -28,7 +30,8 @@ pub struct TargetStatus<'a> {
     pub url: &'a str,
     /// `up`, `down` or `unknown`.
     pub state: State,
-    /// Probed by this process (false: only seen in the history).
+    /// Probed by this process: always true, as only configured targets are listed (kept so
+    /// that readers of the field go on working).
     pub configured: bool,
     /// Share of successes per window (`1h`, `24h`, `7d`); null without results.
     pub uptime: BTreeMap<&'static str, Option<f64>>,
@@ -47,6 +50,7 @@ pub fn status(board: &Board, now: OffsetDateTime) -> Status<'_> {
     Status {
         generated_at: now,
         targets: board.targets().map(|t| target_status(t, now)).collect(),
+        other_results: board.other_results(),
     }
 }
 

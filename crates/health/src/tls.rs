@@ -55,8 +55,10 @@ impl TlsClient {
             let mut roots =
                 RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             if let Some(path) = ca_file {
-                let certs = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                // Bounded: a wrong path (`/dev/zero`) is an error, not unbounded memory.
+                let pem = runtime::files::read_capped(path, runtime::files::MAX_CONFIG_BYTES)
+                    .map_err(|e| e.to_string())?;
+                let certs = CertificateDer::pem_slice_iter(&pem)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
                 if certs.is_empty() {

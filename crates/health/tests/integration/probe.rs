@@ -1,7 +1,10 @@
 //! The prober against real sockets: statuses, bodies, slowness, retries, redirects, TLS.
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::response::IntoResponse;
 
 use ferrostack_health::probe::probe;
 
@@ -273,5 +276,100 @@ async fn expired_certificate_is_rejected_unless_verification_is_off() {
         shown == "[CERTIFICATE_EXPIRATION] (expired 2h ago) > 0"
             || shown.starts_with("[CERTIFICATE_EXPIRATION] (expired 2h 1s ago)"),
         "{shown}"
+    );
+}
+
+/// A server on 127.0.0.1 that records the headers of every request to `/headers` and serves
+/// `routes` besides; returns its base URL and the recorded headers.
+async fn recording_server(
+    routes: axum::Router<()>,
+) -> (String, Arc<Mutex<Vec<axum::http::HeaderMap>>>) {
+    let seen: Arc<Mutex<Vec<axum::http::HeaderMap>>> = Arc::default();
+    let record = seen.clone();
+    let app = routes.route(
+        "/headers",
+        axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+            record.lock().unwrap().push(headers);
+            "ok"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, seen)
+}
+
+fn redirect_to(location: String) -> axum::routing::MethodRouter<()> {
+    axum::routing::get(move || async move {
+        axum::response::Redirect::temporary(&location).into_response()
+    })
+}
+
+#[tokio::test]
+async fn redirects_keep_credentials_on_their_origin_and_follow_only_http() {
+    let (other, other_seen) = recording_server(axum::Router::new()).await;
+    let routes = axum::Router::new()
+        .route("/cross", redirect_to(format!("{other}/headers")))
+        .route("/same", redirect_to("/headers".into()))
+        .route("/ftp", redirect_to("ftp://127.0.0.1/file".into()));
+    let (home, home_seen) = recording_server(routes).await;
+    let t = targets(&format!(
+        "defaults:\n  headers: {{Authorization: Bearer s3cret, Cookie: session=1, X-Api-Key: k1, Accept: application/json}}\ntargets:\n  - {{name: cross, url: '{home}/cross'}}\n  - {{name: same, url: '{home}/same'}}\n  - {{name: ftp, url: '{home}/ftp'}}\n"
+    ));
+
+    let r = probe(&t[0]).await;
+    assert_eq!((r.success, r.status), (true, Some(200)), "{r:?}");
+    let seen = other_seen.lock().unwrap().pop().unwrap();
+    for secret in ["authorization", "cookie", "x-api-key"] {
+        assert!(
+            seen.get(secret).is_none(),
+            "{secret} crossed origins: {seen:?}"
+        );
+    }
+    assert_eq!(
+        seen["accept"], "application/json",
+        "harmless headers go along"
+    );
+
+    let r = probe(&t[1]).await;
+    assert!(r.success, "{r:?}");
+    let seen = home_seen.lock().unwrap().pop().unwrap();
+    assert_eq!(seen["authorization"], "Bearer s3cret", "same origin: kept");
+    assert_eq!(seen["x-api-key"], "k1");
+
+    let r = probe(&t[2]).await;
+    assert!(!r.success);
+    assert_eq!(
+        r.error.as_deref(),
+        Some(r#"redirect to "ftp://127.0.0.1/file": scheme "ftp" is not http or https"#)
+    );
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_reported_as_such_not_as_not_json() {
+    let limit = ferrostack_health::probe::BODY_LIMIT;
+    // JSON of exactly the limit, and one byte more.
+    let json = |len: usize| {
+        let pad = "x".repeat(len - r#"{"status":"UP","pad":""}"#.len());
+        format!(r#"{{"status":"UP","pad":"{pad}"}}"#)
+    };
+    let (at, over) = (json(limit), json(limit + 1));
+    let routes = axum::Router::new()
+        .route("/at", axum::routing::get(move || async move { at }))
+        .route("/over", axum::routing::get(move || async move { over }));
+    let (base, _) = recording_server(routes).await;
+    let t = targets(&format!(
+        "defaults: {{conditions: ['[BODY].status == UP']}}\ntargets:\n  - {{name: at, url: '{base}/at'}}\n  - {{name: over, url: '{base}/over'}}\n"
+    ));
+    let r = probe(&t[0]).await;
+    assert!(
+        r.success,
+        "a body of exactly the limit is read whole: {r:?}"
+    );
+    let r = probe(&t[1]).await;
+    assert!(!r.success);
+    assert_eq!(
+        r.failed,
+        ["[BODY].status (body over the 1 MiB limit) == UP"]
     );
 }

@@ -133,19 +133,23 @@ async fn serve_keeps_no_more_probes_in_flight_than_the_limit() {
 
 #[tokio::test]
 async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
+    const OTHERS: usize = 500;
     let s = target_server().await;
     s.fail_with(500);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.jsonl");
-    // A CronJob run wrote these before serve started.
-    History::new(&path)
-        .append(&[
-            cron_record("cron-only", false, Duration::from_secs(120)),
-            cron_record("cron-only", true, Duration::from_secs(60)),
-        ])
-        .unwrap();
+    // A CronJob run wrote these before serve started: two results of a target serve probes
+    // too, and results of many targets this config does not have (another config's).
+    let mut cron = vec![
+        cron_record("shared", false, Duration::from_secs(120)),
+        cron_record("shared", true, Duration::from_secs(60)),
+    ];
+    cron.extend(
+        (0..OTHERS).map(|i| cron_record(&format!("cron-only-{i}"), true, Duration::from_secs(60))),
+    );
+    History::new(&path).append(&cron).unwrap();
     let yaml = format!(
-        "targets:\n  - {{name: ok, url: '{}', interval: 1s}}\n  - {{name: failing, url: '{}', interval: 1s}}\n",
+        "targets:\n  - {{name: ok, url: '{0}', interval: 1s}}\n  - {{name: failing, url: '{1}', interval: 1s}}\n  - {{name: shared, url: '{0}', interval: 1h}}\n",
         s.url("/ok"),
         s.url("/status")
     );
@@ -163,9 +167,10 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
     .await;
     let v = wait_for(&running.base, |v| {
         v["targets"].as_array().is_some_and(|ts| {
-            ts.iter()
-                .filter(|t| t["configured"] == true)
-                .all(|t| t["recent"].as_array().is_some_and(|r| r.len() >= 2))
+            ts.iter().all(|t| {
+                let want = if t["name"] == "shared" { 3 } else { 2 };
+                t["recent"].as_array().is_some_and(|r| r.len() >= want)
+            })
         })
     })
     .await;
@@ -175,7 +180,12 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["ok", "failing", "cron-only"]);
+    assert_eq!(
+        names,
+        ["ok", "failing", "shared"],
+        "only configured targets"
+    );
+    assert_eq!(v["other_results"], OTHERS, "the others are only counted");
     assert_eq!(target(&v, "ok")["state"], "up");
     assert_eq!(target(&v, "ok")["uptime"]["1h"], 1.0);
     assert_eq!(target(&v, "failing")["state"], "down");
@@ -183,9 +193,11 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
         target(&v, "failing")["last"]["failed"][0],
         "[STATUS] (500) == 200"
     );
-    assert_eq!(target(&v, "cron-only")["state"], "up");
-    assert_eq!(target(&v, "cron-only")["uptime"]["1h"], 0.5);
-    assert_eq!(target(&v, "cron-only")["configured"], false);
+    // The CronJob's failure and success, then serve's own success.
+    assert_eq!(target(&v, "shared")["state"], "up");
+    let uptime = target(&v, "shared")["uptime"]["1h"].as_f64().unwrap();
+    assert!((uptime - 2.0 / 3.0).abs() < 1e-9, "{uptime}");
+    assert_eq!(target(&v, "shared")["configured"], true);
 
     // Serve's own results went to the history too, each once.
     let lines = History::new(&path).read_all().unwrap();
@@ -195,13 +207,14 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
 
     // A CronJob run appends while serve runs: it shows up.
     History::new(&path)
-        .append(&[cron_record("cron-only", false, Duration::ZERO)])
+        .append(&[
+            cron_record("shared", false, Duration::ZERO),
+            cron_record("cron-only-0", false, Duration::ZERO),
+        ])
         .unwrap();
-    let v = wait_for(&running.base, |v| target(v, "cron-only")["state"] == "down").await;
-    assert_eq!(
-        target(&v, "cron-only")["recent"].as_array().unwrap().len(),
-        3
-    );
+    let v = wait_for(&running.base, |v| target(v, "shared")["state"] == "down").await;
+    assert_eq!(target(&v, "shared")["recent"].as_array().unwrap().len(), 4);
+    assert_eq!(v["other_results"], OTHERS + 1);
 
     // The page lists every target with its state; metrics carry blackbox names.
     let html = reqwest::get(format!("{}/", running.base))
@@ -210,7 +223,11 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
         .text()
         .await
         .unwrap();
-    for (name, state) in [("ok", "up"), ("failing", "down"), ("cron-only", "down")] {
+    assert!(
+        !html.contains("cron-only"),
+        "history-only targets are not on the page"
+    );
+    for (name, state) in [("ok", "up"), ("failing", "down"), ("shared", "down")] {
         assert!(
             html.contains(&format!("data-target=\"{name}\" data-state=\"{state}\"")),
             "{name} {state}"
@@ -251,7 +268,7 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
         "plain http measures no TLS phase:\n{text}"
     );
     assert!(
-        !text.contains("target=\"cron-only\""),
+        !text.contains("target=\"cron-only-0\""),
         "only probed targets are exported:\n{text}"
     );
 }
