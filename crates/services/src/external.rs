@@ -205,13 +205,61 @@ fn printable(bytes: &[u8], key: &SecretString) -> String {
 /// The key: the Secret file first (re-read each time, so rotation needs no restart), then
 /// the env var captured at start. Empty files count as absent.
 async fn key_for(external: &ExternalConfig, env: &str) -> Option<SecretString> {
-    match tokio::fs::read_to_string(external.keys_dir.join(env)).await {
-        Ok(text) if !text.trim().is_empty() => {
+    let path = external.keys_dir.join(env);
+    match tokio::task::spawn_blocking(move || read_key_file(&path)).await {
+        Ok(Ok(Some(text))) if !text.trim().is_empty() => {
             return Some(SecretString::from(text.trim().to_owned()));
         }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(env, error = %e, "cannot read the integration key file"),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(env, error = %e, "cannot read the integration key file"),
+        Err(e) => tracing::warn!(env, error = %e, "integration key read failed"),
     }
     external.env_keys.get(env).cloned()
+}
+
+/// A key is a short token: a larger key file is a mistake, and must not cost memory.
+const MAX_KEY_FILE_BYTES: u64 = 64 << 10;
+
+/// The key file's text, `None` when it does not exist. Only a regular file (through the
+/// kubelet's `..data` symlinks) is opened: a FIFO there would block the reading thread forever.
+fn read_key_file(path: &std::path::Path) -> Result<Option<String>, runtime::files::ReadError> {
+    let io = |source| runtime::files::ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+        Ok(m) if !m.is_file() => return Err(io(std::io::Error::other("not a regular file"))),
+        Ok(_) => {}
+    }
+    runtime::files::read_capped_string(path, MAX_KEY_FILE_BYTES).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_file_is_read_only_when_it_is_a_small_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("staging");
+        std::fs::write(&key, "k-123\n").unwrap();
+        assert_eq!(read_key_file(&key).unwrap().as_deref(), Some("k-123\n"));
+        assert!(read_key_file(&dir.path().join("absent")).unwrap().is_none());
+
+        // A FIFO would block the read forever, a device never end: both refused at once.
+        let fifo = dir.path().join("production");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = read_key_file(&fifo).unwrap_err().to_string();
+        assert!(
+            err.contains("not a regular file") && err.contains("production"),
+            "{err}"
+        );
+        assert!(read_key_file(std::path::Path::new("/dev/zero")).is_err());
+
+        std::fs::write(&key, vec![b'k'; 65 << 10]).unwrap();
+        let err = read_key_file(&key).unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
+    }
 }
