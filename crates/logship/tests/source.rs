@@ -361,3 +361,50 @@ async fn a_full_state_disk_leaves_no_temp_files_and_shipping_resumes_when_space_
     assert!(report.ok(), "{report}");
     assert_eq!(report.producers["disk"].lines, 2000, "{report}");
 }
+
+#[test]
+fn a_journal_append_that_fails_on_a_full_disk_leaves_no_partial_entry() {
+    use logship::journal::{BatchRecord, FileRef, Journal};
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let Some(_mount) = Tmpfs::mount(&state, "1m") else {
+        eprintln!("SKIP: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let record = |seq: u64, files: usize| BatchRecord {
+        seq,
+        source: "api".into(),
+        key: format!("k/{seq}"),
+        files: (0..files)
+            .map(|i| FileRef {
+                path: PathBuf::from(format!("/logs/api/2026-11-21T00:00:00Z-{i:05}.jsonl")),
+                size: 100,
+                stamp: None,
+            })
+            .collect(),
+        size: 5,
+        sha256: "ab".into(),
+        raw_bytes: 10,
+    };
+    let mut journal = Journal::open(&state).unwrap();
+    let filler = state.join("filler");
+    fs::write(&filler, vec![1u8; 1024 * 1024 - 32 * 1024]).unwrap();
+    // ~70 KB: the write(2) stops part-way when the disk is full.
+    let err = journal.record_batch(record(0, 1000)).unwrap_err();
+    assert!(err.to_string().contains("No space left"), "{err}");
+    assert_eq!(
+        fs::metadata(state.join("journal.jsonl")).unwrap().len(),
+        0,
+        "the partial entry is cut off"
+    );
+    fs::remove_file(&filler).unwrap();
+    journal.record_batch(record(0, 1)).unwrap();
+    drop(journal);
+    let journal = Journal::open(&state).unwrap();
+    assert_eq!(
+        journal.next_seq(),
+        1,
+        "the entry after the failure survives a restart"
+    );
+    assert_eq!(journal.get(0).unwrap().record.files.len(), 1);
+}
