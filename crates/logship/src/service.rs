@@ -1,8 +1,8 @@
 //! The shipper loop: scan the sources, finish unfinished batches from the journal first, pack a
 //! ready batch, encode it into the staging directory, journal it, upload it create-only,
-//! journal the delivery, then delete its files (fsyncing their directories) and the staged
-//! object. Upload errors back off exponentially with jitter while data waits on disk; nothing
-//! unshipped is ever deleted. On shutdown it seals the process's own segment and ships what it
+//! journal the delivery, then delete its files that are unchanged since they were read
+//! (fsyncing their directories) and the staged object. Upload errors back off exponentially
+//! with jitter while data waits on disk; nothing unshipped is ever deleted. On shutdown it seals the process's own segment and ships what it
 //! can within the shutdown timeout; what is left resumes from the journal on the next start.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
