@@ -216,3 +216,94 @@ fn a_bad_s3_credentials_file_is_exit_2_naming_the_flag_file_and_field() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_swapped_for_a_symlink_is_not_followed_and_the_admin_port_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("api");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a.json"), "{\"a\":1}\n").unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("outside.json"), "{\"outside\":1}\n").unwrap();
+    let archive = dir.path().join("archive");
+    let state = dir.path().join("state");
+    let to = format!("file://{}", archive.display());
+    let args = [
+        "logship",
+        "--source",
+        src.to_str().unwrap(),
+        "--to",
+        &to,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--batch-max-age",
+        "100ms",
+        "--drain-delay",
+        "0s",
+    ];
+    let mut ship = Proc::start(&args, &[]);
+    for _ in 0..400 {
+        if !src.join("a.json").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(!src.join("a.json").exists(), "{}", ship.stdout());
+    std::fs::remove_dir_all(&src).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &src).unwrap();
+    let name = "ferrostack_logship_source_errors_total{source=\"api\",kind=\"symlink\"}";
+    let mut counted = None;
+    for _ in 0..200 {
+        counted = metric(&get_text(&ship.url("/metrics")).await, name);
+        if counted.is_some_and(|n| n > 0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The batch age has long passed: a followed symlink would have shipped it by now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        elsewhere.join("outside.json").exists(),
+        "deleted outside the source"
+    );
+    let metrics = get_text(&ship.url("/metrics")).await;
+    assert!(counted.is_some_and(|n| n > 0.0), "{metrics}");
+    assert!(ship.stop().success());
+    let error = json_lines(&ship.stdout())
+        .into_iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("logship: cannot list source"))
+        })
+        .unwrap_or_else(|| panic!("{}", ship.stdout()));
+    assert_eq!(error["level"], "ERROR");
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("source api") && e.contains("symbolic link")),
+        "{error}"
+    );
+    let shipped: Vec<_> = walk(&archive);
+    assert!(
+        shipped.iter().all(|p| !std::fs::read(p)
+            .unwrap()
+            .windows(7)
+            .any(|w| w == b"outside")),
+        "nothing from outside in the archive (zstd of a tiny line keeps it literal)"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

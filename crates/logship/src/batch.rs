@@ -1,10 +1,12 @@
-//! Source scanning and batch packing: lists the finished files of a source directory (names
-//! starting with `.` are open or temporary and skipped), oldest name first, and packs a prefix
+//! Source scanning and batch packing: lists the finished regular files of a source directory
+//! (names starting with `.` are open or temporary and skipped; a source path that is a symbolic
+//! link is refused, never followed out of the source), oldest name first, and packs a prefix
 //! of them into one batch bounded by file count and bytes; a batch is ready when a bound is hit,
 //! its oldest file reached the maximum age, or the shipper is flushing for shutdown.
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +28,85 @@ pub struct Candidate {
     pub size: u64,
     /// Modification time.
     pub modified: SystemTime,
+    /// Which file this is and its state when listed: the encoder reads only this inode, and
+    /// a file that could not be read is retried only once this changes.
+    pub stamp: Stamp,
+}
+
+/// A file's identity (device, inode) and change times, from lstat(2)/fstat(2).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Stamp {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Status change time (chmod, chown, writes), nanoseconds since the epoch.
+    pub ctime_ns: i64,
+}
+
+impl Stamp {
+    /// The stamp of a file's metadata.
+    pub fn of(meta: &fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            mtime_ns: meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
+            ctime_ns: meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec(),
+        }
+    }
+
+    /// Same device and inode.
+    pub fn same_file(&self, other: &Self) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+}
+
+/// Why a source could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The source path is a symbolic link: following it could ship and delete files outside it.
+    #[error(
+        "source {name}: {dir} is a symbolic link; refusing to follow it (nothing is shipped or deleted through it)"
+    )]
+    Symlink {
+        /// Source name.
+        name: String,
+        /// The path.
+        dir: PathBuf,
+    },
+    /// The directory was replaced while it was listed.
+    #[error("source {name}: {dir} was replaced while it was listed")]
+    Replaced {
+        /// Source name.
+        name: String,
+        /// The path.
+        dir: PathBuf,
+    },
+    /// Listing failed.
+    #[error("source {name}: listing {dir}: {source}")]
+    List {
+        /// Source name.
+        name: String,
+        /// The path.
+        dir: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+impl ScanError {
+    /// The `kind` label of `ferrostack_logship_source_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Symlink { .. } => "symlink",
+            Self::Replaced { .. } => "replaced",
+            Self::List { .. } => "list",
+        }
+    }
 }
 
 /// Batch bounds (`--batch-max-files`, `--batch-max-bytes`, `--batch-max-age`).
@@ -39,37 +120,78 @@ pub struct Limits {
     pub max_age: Duration,
 }
 
-/// Lists the finished files of `source` sorted by name (names are time-sortable).
-/// A missing directory is empty (services create theirs on first write).
-pub fn scan(source: &Source) -> io::Result<Vec<Candidate>> {
+/// Lists the finished regular files of `source` sorted by name (names are time-sortable).
+/// A missing directory is empty (services create theirs on first write). The directory is
+/// checked to be a real directory, the same one, before and after the listing, and entries are
+/// lstat'ed, so a symbolic link (the source itself or an entry) is never followed.
+pub fn scan(source: &Source) -> Result<Vec<Candidate>, ScanError> {
+    let list_err = |e: io::Error| ScanError::List {
+        name: source.name.clone(),
+        dir: source.dir.clone(),
+        source: e,
+    };
+    let Some(before) = dir_identity(source)? else {
+        return Ok(Vec::new());
+    };
     let entries = match fs::read_dir(&source.dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(list_err(e)),
     };
     let mut out = Vec::new();
     for entry in entries {
-        let entry = entry?;
+        let entry = entry.map_err(list_err)?;
         let name = entry.file_name();
         if name.as_encoded_bytes().first() == Some(&b'.') {
             continue;
         }
+        // DirEntry::metadata is lstat: a symlink entry is not a regular file and is skipped.
         let meta = match entry.metadata() {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(list_err(e)),
         };
-        if !meta.is_file() {
+        if !meta.file_type().is_file() {
             continue;
         }
         out.push(Candidate {
             path: entry.path(),
             size: meta.len(),
             modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            stamp: Stamp::of(&meta),
+        });
+    }
+    if dir_identity(source)? != Some(before) {
+        return Err(ScanError::Replaced {
+            name: source.name.clone(),
+            dir: source.dir.clone(),
         });
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// (device, inode) of the source directory itself, without following a symlink; `None` if
+/// it does not exist.
+pub fn dir_identity(source: &Source) -> Result<Option<(u64, u64)>, ScanError> {
+    match fs::symlink_metadata(&source.dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ScanError::List {
+            name: source.name.clone(),
+            dir: source.dir.clone(),
+            source: e,
+        }),
+        Ok(m) if m.file_type().is_symlink() => Err(ScanError::Symlink {
+            name: source.name.clone(),
+            dir: source.dir.clone(),
+        }),
+        Ok(m) if !m.is_dir() => Err(ScanError::List {
+            name: source.name.clone(),
+            dir: source.dir.clone(),
+            source: io::Error::other("not a directory"),
+        }),
+        Ok(m) => Ok(Some((m.dev(), m.ino()))),
+    }
 }
 
 /// Takes the next batch from the front of `candidates` if it is ready.
@@ -107,6 +229,7 @@ mod tests {
             path: PathBuf::from(name),
             size,
             modified: now - Duration::from_secs(age_s),
+            stamp: Stamp::default(),
         }
     }
 

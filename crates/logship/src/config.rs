@@ -116,6 +116,15 @@ impl Options {
         let mut sources: Vec<Source> = Vec::new();
         for raw in &self.sources {
             let source = parse_source(raw)?;
+            if std::fs::symlink_metadata(&source.dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(err(
+                    "source",
+                    format!(
+                        "{}: is a symbolic link; give the real directory (logship never follows a source out of itself)",
+                        source.dir.display()
+                    ),
+                ));
+            }
             if sources.iter().any(|s| s.name == source.name) {
                 return Err(err(
                     "source",

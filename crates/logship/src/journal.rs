@@ -11,19 +11,27 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::batch::Stamp;
 use crate::writer::sync_dir;
 
 const JOURNAL: &str = "journal.jsonl";
-/// Rewrite the journal once it holds this many finished batches.
+/// Rewrite the journal once it holds this many finished batches...
 const COMPACT_AFTER: usize = 512;
+/// ...or once it is this large and at least twice its size after the last rewrite (a batch of
+/// 1000 files is a record of ~100 KB).
+const COMPACT_BYTES: u64 = 1024 * 1024;
 
 /// A source file packed into a batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRef {
     /// Absolute or source-relative path of the file.
     pub path: PathBuf,
-    /// Its size when packed.
+    /// Its size when packed (the bytes read).
     pub size: u64,
+    /// Its identity and modification time when read; the file is deleted only if it still
+    /// matches (absent in journals of older versions: then only the size is compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<Stamp>,
 }
 
 /// One batch: the files packed into one object.
@@ -92,7 +100,13 @@ pub struct Journal {
     file: File,
     next_seq: u64,
     open: BTreeMap<u64, OpenBatch>,
+    /// Finished batches in the file (counted from the file at open, so compaction happens
+    /// across restarts too).
     finished_since_compaction: usize,
+    /// Length of the file: every entry before it is whole (a failed append is cut back to it).
+    len: u64,
+    /// Length right after the last compaction.
+    compacted_len: u64,
 }
 
 // === impl Journal ===
@@ -111,6 +125,7 @@ impl Journal {
         let mut next_seq = 0;
         let mut open: BTreeMap<u64, OpenBatch> = BTreeMap::new();
         let mut valid_len = 0u64;
+        let mut finished = 0usize;
         if let Ok(file) = File::open(&path) {
             let mut reader = BufReader::new(file);
             let mut line = Vec::new();
@@ -122,7 +137,10 @@ impl Journal {
                 }
                 valid_len += n as u64;
                 match serde_json::from_slice::<Entry>(&line) {
-                    Ok(entry) => apply(&mut open, &mut next_seq, entry),
+                    Ok(entry) => {
+                        finished += usize::from(matches!(entry, Entry::Done { .. }));
+                        apply(&mut open, &mut next_seq, entry);
+                    }
                     // A damaged entry inside the file: skip it, keep everything after it.
                     Err(e) => tracing::error!(error = %e, path = %path.display(),
                         "logship journal: skipping an unreadable entry"),
@@ -139,13 +157,28 @@ impl Journal {
             file.sync_all().map_err(io_err)?;
         }
         sync_dir(dir).map_err(io_err)?;
-        Ok(Self {
+        let mut journal = Self {
             dir: dir.to_path_buf(),
             file,
             next_seq,
             open,
-            finished_since_compaction: 0,
-        })
+            finished_since_compaction: finished,
+            len: valid_len,
+            compacted_len: 0,
+        };
+        if journal.wants_compaction()
+            && let Err(e) = journal.compact()
+        {
+            // Appends still work; compaction is tried again after the next finished batch.
+            tracing::warn!(error = %e, "logship journal: compaction at start failed");
+        }
+        Ok(journal)
+    }
+
+    fn wants_compaction(&self) -> bool {
+        self.finished_since_compaction >= COMPACT_AFTER
+            || (self.finished_since_compaction > 0
+                && self.len >= COMPACT_BYTES.max(2 * self.compacted_len))
     }
 
     /// The sequence number the next batch gets.
@@ -201,7 +234,7 @@ impl Journal {
     pub fn record_done(&mut self, seq: u64) -> Result<(), JournalError> {
         self.append(Entry::Done { seq })?;
         self.finished_since_compaction += 1;
-        if self.finished_since_compaction >= COMPACT_AFTER {
+        if self.wants_compaction() {
             self.compact()?;
         }
         Ok(())
@@ -215,8 +248,17 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        self.file.write_all(&line).map_err(io_err)?;
-        self.file.sync_data().map_err(io_err)?;
+        let written = self
+            .file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Cut a partial entry off (a full disk), or the next entry would be appended to
+            // it and both lost at replay.
+            let _ = self.file.set_len(self.len);
+            return Err(io_err(e));
+        }
+        self.len += line.len() as u64;
         apply(&mut self.open, &mut self.next_seq, entry);
         Ok(())
     }
@@ -256,16 +298,21 @@ impl Journal {
                 push(&Entry::Delivered { seq })?;
             }
         }
-        let mut file = File::create(&tmp).map_err(io_err)?;
-        file.write_all(&out).map_err(io_err)?;
-        file.sync_all().map_err(io_err)?;
-        fs::rename(&tmp, &path).map_err(io_err)?;
+        let written = File::create(&tmp)
+            .and_then(|mut file| file.write_all(&out).and_then(|()| file.sync_all()))
+            .and_then(|()| fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(e));
+        }
         sync_dir(&self.dir).map_err(io_err)?;
         self.file = OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(io_err)?;
         self.finished_since_compaction = 0;
+        self.len = out.len() as u64;
+        self.compacted_len = self.len;
         Ok(())
     }
 }
@@ -322,6 +369,7 @@ mod tests {
             files: vec![FileRef {
                 path: PathBuf::from(format!("/logs/{seq}.json")),
                 size: 10,
+                stamp: None,
             }],
             size: 5,
             sha256: "ab".into(),
@@ -408,5 +456,55 @@ mod tests {
         let open: Vec<_> = j.open_batches().map(|b| b.record.seq).collect();
         assert_eq!(open, vec![1]);
         assert!(j.get(1).unwrap().delivered);
+    }
+
+    /// One run of the shipper: `n` batches of `files` files each, finished.
+    fn run(dir: &Path, first: u64, n: u64, files: usize) {
+        let mut j = Journal::open(dir).unwrap();
+        for seq in first..first + n {
+            let mut r = record(seq);
+            r.files = (0..files)
+                .map(|i| FileRef {
+                    path: PathBuf::from(format!(
+                        "/logs/api/2026-11-21T00:00:00Z-{seq}-{i:05}.jsonl"
+                    )),
+                    size: 100,
+                    stamp: Some(Stamp::default()),
+                })
+                .collect();
+            j.record_batch(r).unwrap();
+            j.record_delivered(seq).unwrap();
+            j.record_done(seq).unwrap();
+        }
+    }
+
+    #[test]
+    fn compaction_counts_what_the_file_holds_across_restarts() {
+        // Big batches: 8 starts of 5 batches of 1000 files (~150 KB a record).
+        let dir = tempfile::tempdir().unwrap();
+        for start in 0..8 {
+            run(dir.path(), start * 5, 5, 1000);
+        }
+        let len = fs::metadata(dir.path().join(JOURNAL)).unwrap().len();
+        assert!(
+            len < 2 * COMPACT_BYTES,
+            "journal of 40 finished batches: {len} bytes"
+        );
+        assert_eq!(Journal::open(dir.path()).unwrap().next_seq(), 40);
+
+        // Many small batches: 8 starts of 100 (COMPACT_AFTER is 512).
+        let dir = tempfile::tempdir().unwrap();
+        for start in 0..8 {
+            run(dir.path(), start * 100, 100, 1);
+        }
+        let text = fs::read_to_string(dir.path().join(JOURNAL)).unwrap();
+        let entries = text.lines().count();
+        assert!(
+            entries < 3 * 512,
+            "journal of 800 finished batches: {entries} entries"
+        );
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.next_seq(), 800);
+        assert_eq!(j.open_batches().count(), 0);
     }
 }

@@ -17,6 +17,22 @@ pub struct ErrorLabels {
     pub kind: String,
 }
 
+/// Label set of `ferrostack_logship_source_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceErrorLabels {
+    /// The source's name.
+    pub source: String,
+    /// symlink, replaced, list or unreadable.
+    pub kind: String,
+}
+
+/// Label set of `ferrostack_logship_changed_files_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// The source's name.
+    pub source: String,
+}
+
 /// Shipper metrics.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -38,6 +54,11 @@ pub struct Metrics {
     pub upload_duration: Histogram,
     /// 1 while pending bytes reach `--max-pending-bytes`.
     pub pending_full: Gauge,
+    /// Source problems: a source path that is a symlink (refused), a failed listing, a file
+    /// that could not be read (skipped).
+    pub source_errors: Family<SourceErrorLabels, Counter>,
+    /// Shipped files kept because they changed after they were read (shipped again later).
+    pub changed_files: Family<SourceLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -52,6 +73,8 @@ impl Default for Metrics {
             upload_errors: Family::default(),
             upload_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             pending_full: Gauge::default(),
+            source_errors: Family::default(),
+            changed_files: Family::default(),
         }
     }
 }
@@ -106,7 +129,36 @@ impl Metrics {
             "1 while pending bytes reach --max-pending-bytes",
             m.pending_full.clone(),
         );
+        r.register(
+            "ferrostack_logship_source_errors",
+            "Source problems by source and kind (symlink, replaced, list, unreadable)",
+            m.source_errors.clone(),
+        );
+        r.register(
+            "ferrostack_logship_changed_files",
+            "Shipped files kept because they changed after they were read",
+            m.changed_files.clone(),
+        );
         m
+    }
+
+    /// Counts a source problem.
+    pub fn source_error(&self, source: &str, kind: &str) {
+        self.source_errors
+            .get_or_create(&SourceErrorLabels {
+                source: source.to_string(),
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a file kept because it changed after it was read.
+    pub fn changed_file(&self, source: &str) {
+        self.changed_files
+            .get_or_create(&SourceLabels {
+                source: source.to_string(),
+            })
+            .inc();
     }
 
     /// Counts an upload error.

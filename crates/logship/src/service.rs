@@ -1,11 +1,11 @@
 //! The shipper loop: scan the sources, finish unfinished batches from the journal first, pack a
 //! ready batch, encode it into the staging directory, journal it, upload it create-only,
-//! journal the delivery, then delete its files (fsyncing their directories) and the staged
-//! object. Upload errors back off exponentially with jitter while data waits on disk; nothing
-//! unshipped is ever deleted. On shutdown it seals the process's own segment and ships what it
+//! journal the delivery, then delete its files that are unchanged since they were read
+//! (fsyncing their directories) and the staged object. Upload errors back off exponentially
+//! with jitter while data waits on disk; nothing unshipped is ever deleted. On shutdown it seals the process's own segment and ships what it
 //! can within the shutdown timeout; what is left resumes from the journal on the next start.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -14,10 +14,10 @@ use std::time::{Duration, Instant, SystemTime};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{self, Candidate, Source};
+use crate::batch::{self, Candidate, Source, Stamp};
 use crate::config::{Config, KeyVars};
-use crate::encoder::{self, Encoded};
-use crate::journal::{BatchRecord, Journal, JournalError};
+use crate::encoder::{self, EncodeError, Encoded, Input};
+use crate::journal::{BatchRecord, FileRef, Journal, JournalError};
 use crate::metrics::Metrics;
 use crate::sink::{BuildError, MultipartProgress, Outcome, Sink, SinkError, Staged};
 use crate::writer::sync_dir;
@@ -44,6 +44,9 @@ pub enum Error {
     /// An upload failed (retried with backoff).
     #[error(transparent)]
     Upload(#[from] SinkError),
+    /// Encoding a batch failed.
+    #[error("encode: {0}")]
+    Encode(#[from] EncodeError),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
@@ -70,6 +73,11 @@ pub struct Shipper {
     pending_full: bool,
     next_source: usize,
     uploads_ok: bool,
+    /// Files that could not be read, by path, with the size and stamp they had: skipped until
+    /// either changes (a chmod changes ctime), so one bad file does not block its source.
+    unreadable: HashMap<PathBuf, (u64, Stamp)>,
+    /// The last listing error logged per source (logged again only when it changes).
+    scan_errors: HashMap<String, String>,
 }
 
 // === impl Shipper ===
@@ -100,6 +108,8 @@ impl Shipper {
             pending_full: false,
             next_source: 0,
             uploads_ok: true,
+            unreadable: HashMap::new(),
+            scan_errors: HashMap::new(),
         })
     }
 
@@ -184,14 +194,14 @@ impl Shipper {
             let Some((source, files)) = next else {
                 return Ok(Step::Idle);
             };
-            let encoding = self.start_encode(&files);
+            let encoding = self.start_encode(files);
             self.commit(&source, encoding).await?;
             return Ok(Step::Worked);
         };
         // While uploads fail, do not encode ahead: the work would be thrown away.
         let encoding = next
             .filter(|_| self.uploads_ok)
-            .map(|(source, files)| (source, self.start_encode(&files)));
+            .map(|(source, files)| (source, self.start_encode(files)));
         let finished = self.finish(seq).await;
         self.uploads_ok = finished.is_ok();
         if let Some((source, encoding)) = encoding {
@@ -236,23 +246,48 @@ impl Shipper {
             bytes += b.record.raw_bytes as i64;
             held.extend(b.record.files.iter().map(|f| f.path.clone()));
         }
-        for source in &self.config.sources {
-            let mut cands = match batch::scan(source) {
-                Ok(cands) => cands,
-                Err(e) => {
-                    // One unreadable source must not stall the others.
-                    tracing::warn!(dir = %source.dir.display(), error = %e, "logship: cannot list source");
-                    Vec::new()
-                }
-            };
+        let mut listed = HashSet::new();
+        for source in self.config.sources.clone() {
+            let mut cands = self.list_source(&source);
             cands.retain(|c| !held.contains(&c.path));
             for c in &cands {
                 files += 1;
                 bytes += c.size as i64;
                 oldest = Some(oldest.map_or(c.modified, |o| o.min(c.modified)));
+                listed.insert(c.path.clone());
             }
-            out.push((source.clone(), cands));
+            // Unreadable files still wait on disk (counted above) but are not packed.
+            cands.retain(|c| self.unreadable.get(&c.path) != Some(&(c.size, c.stamp)));
+            out.push((source, cands));
         }
+        self.unreadable.retain(|path, _| listed.contains(path));
+        self.set_pending(files, bytes, oldest);
+        out
+    }
+
+    /// Lists one source; an error is counted and logged (again only when it changes) and the
+    /// source is skipped this time: one bad source must not stall the others.
+    fn list_source(&mut self, source: &Source) -> Vec<Candidate> {
+        match batch::scan(source) {
+            Ok(cands) => {
+                self.scan_errors.remove(&source.name);
+                cands
+            }
+            Err(e) => {
+                self.metrics.source_error(&source.name, e.kind());
+                let why = e.to_string();
+                if self.scan_errors.get(&source.name) != Some(&why) {
+                    tracing::error!(source = %source.name, dir = %source.dir.display(),
+                        error = %why, "logship: cannot list source; it is skipped");
+                    self.scan_errors.insert(source.name.clone(), why);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Updates the pending metrics and the pending bound.
+    fn set_pending(&mut self, files: i64, bytes: i64, oldest: Option<SystemTime>) {
         self.metrics.pending_files.set(files);
         self.metrics.pending_bytes.set(bytes);
         let age = oldest
@@ -277,38 +312,67 @@ impl Shipper {
                 );
             }
         }
-        out
     }
 
     /// Starts encoding `files` into a temporary staging file on a blocking thread.
-    fn start_encode(&self, files: &[Candidate]) -> Encoding {
+    fn start_encode(&self, files: Vec<Candidate>) -> Encoding {
         let tmp = self
             .staging
             .join(format!(".{}.tmp", ulid::Ulid::generate()));
-        let paths: Vec<PathBuf> = files.iter().map(|c| c.path.clone()).collect();
+        let inputs: Vec<Input> = files
+            .iter()
+            .map(|c| Input {
+                path: c.path.clone(),
+                expect: Some(c.stamp),
+            })
+            .collect();
         let (out, compression) = (tmp.clone(), self.config.compression);
-        let handle = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-            encoder::encode(&refs, &out, compression)
-        });
-        Encoding { tmp, handle }
+        let handle =
+            tokio::task::spawn_blocking(move || encoder::encode(&inputs, &out, compression));
+        Encoding { tmp, handle, files }
+    }
+
+    /// Skips a file that could not be read until it changes, naming it in an error and a
+    /// metric; the rest of its source ships.
+    fn skip_unreadable(&mut self, source: &str, files: &[Candidate], path: &Path, why: &str) {
+        if let Some(c) = files.iter().find(|c| c.path == path) {
+            self.unreadable.insert(c.path.clone(), (c.size, c.stamp));
+        }
+        self.metrics.source_error(source, "unreadable");
+        tracing::error!(source, file = %path.display(), error = why,
+            "logship: cannot read a file; it stays on disk unshipped and the rest of its source ships");
     }
 
     /// Waits for an encode, names it with the next sequence number and journals the batch
     /// (staged file fsynced, renamed and its directory fsynced before the journal entry).
     async fn commit(&mut self, source: &Source, encoding: Encoding) -> Result<(), Error> {
-        let Encoding { tmp, handle } = encoding;
-        let encoded = handle
-            .await
-            .map_err(|e| io_err("encode", &tmp)(io::Error::other(e)))?
-            .map_err(io_err("encode", &tmp))?;
+        let Encoding { tmp, handle, files } = encoding;
+        let encoded = match handle.await {
+            Ok(Ok(encoded)) => encoded,
+            Ok(Err(EncodeError::Source { path, source: e })) => {
+                // Not journaled: the batch is packed again without that file.
+                self.skip_unreadable(&source.name, &files, &path, &e.to_string());
+                return Ok(());
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Err(e) => {
+                let _ = encoder::remove_staged(&tmp);
+                return Err(io_err("encode", &tmp)(io::Error::other(e)));
+            }
+        };
+        for (path, why) in &encoded.unreadable {
+            self.skip_unreadable(&source.name, &files, path, why);
+        }
         if encoded.files.is_empty() {
             encoder::remove_staged(&tmp).map_err(io_err("remove", &tmp))?;
             return Ok(());
         }
         let seq = self.journal.next_seq();
         let staged = staged_path(&self.staging, seq, &self.config);
-        fs::rename(&tmp, &staged).map_err(io_err("rename", &staged))?;
+        if let Err(e) = fs::rename(&tmp, &staged) {
+            let _ = encoder::remove_staged(&tmp);
+            return Err(io_err("rename", &staged)(e));
+        }
         sync_dir(&self.staging).map_err(io_err("sync", &self.staging))?;
         let key = self.config.key_template.render(&KeyVars {
             time: time::OffsetDateTime::now_utc(),
@@ -380,26 +444,71 @@ impl Shipper {
             tracing::info!(key = %record.key, files = record.files.len(), bytes = record.size,
                 existing = outcome == Outcome::AlreadyThere, "logship: object delivered");
         }
-        let mut dirs = BTreeSet::new();
-        for f in &batch.record.files {
-            match fs::remove_file(&f.path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("delete", &f.path)(e)),
-            }
-            if let Some(dir) = f.path.parent() {
-                dirs.insert(dir.to_path_buf());
-            }
-        }
-        for dir in &dirs {
-            sync_dir(dir).map_err(io_err("sync", dir))?;
-        }
+        self.delete_files(&batch.record)?;
         encoder::remove_staged(&staged).map_err(io_err("remove", &staged))?;
         self.journal.record_done(seq)?;
         self.metrics
             .shipped_files
             .inc_by(batch.record.files.len() as u64);
         Ok(())
+    }
+
+    /// Deletes a delivered batch's files, each only if it is the very file that was read and
+    /// unchanged since (device, inode, size, mtime): a changed file stays and is shipped again
+    /// (counted in `ferrostack_logship_changed_files_total`), never deleted unread. A source
+    /// directory that became a symlink is not followed: its files are left alone.
+    fn delete_files(&self, record: &BatchRecord) -> Result<(), Error> {
+        let mut dirs: BTreeMap<PathBuf, bool> = BTreeMap::new();
+        for f in &record.files {
+            let dir = f.path.parent().unwrap_or(Path::new("."));
+            let dir_ok = match dirs.get(dir) {
+                Some(ok) => *ok,
+                None => {
+                    let ok = self.real_dir(&record.source, dir)?;
+                    dirs.insert(dir.to_path_buf(), ok);
+                    ok
+                }
+            };
+            if !dir_ok {
+                continue;
+            }
+            match unchanged(f) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.metrics.changed_file(&record.source);
+                    tracing::warn!(source = %record.source, file = %f.path.display(),
+                        "logship: file changed after it was read; kept, it is shipped again");
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("check", &f.path)(e)),
+            }
+            match fs::remove_file(&f.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("delete", &f.path)(e)),
+            }
+        }
+        for (dir, _) in dirs.iter().filter(|(_, ok)| **ok) {
+            sync_dir(dir).map_err(io_err("sync", dir))?;
+        }
+        Ok(())
+    }
+
+    /// True if `dir` is a real directory (lstat); a symlink is refused with an error and a
+    /// metric naming the source; a missing one is false.
+    fn real_dir(&self, source: &str, dir: &Path) -> Result<bool, Error> {
+        match fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => Ok(true),
+            Ok(_) => {
+                self.metrics.source_error(source, "symlink");
+                tracing::error!(source, dir = %dir.display(),
+                    "logship: source directory is no longer a directory (a symlink?); its shipped files are not deleted through it");
+                Ok(false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("check", dir)(e)),
+        }
     }
 
     /// Makes sure the staged object exists with the journaled sha256; re-encodes it from the
@@ -415,8 +524,15 @@ impl Shipper {
         let tmp = self
             .staging
             .join(format!(".{}-{}.tmp", record.seq, ulid::Ulid::generate()));
-        let paths = record.files.iter().map(|f| f.path.clone()).collect();
-        let encoded = encode_blocking(paths, tmp.clone(), self.config.compression).await?;
+        let inputs = record
+            .files
+            .iter()
+            .map(|f| Input {
+                path: f.path.clone(),
+                expect: f.stamp,
+            })
+            .collect();
+        let encoded = encode_blocking(inputs, tmp.clone(), self.config.compression).await?;
         if encoded.files.is_empty() {
             // Every file of the batch was removed by someone else: nothing left to ship.
             encoder::remove_staged(&tmp).map_err(io_err("remove", &tmp))?;
@@ -427,7 +543,10 @@ impl Shipper {
                 ..record.clone()
             });
         }
-        fs::rename(&tmp, staged).map_err(io_err("rename", staged))?;
+        if let Err(e) = fs::rename(&tmp, staged) {
+            let _ = encoder::remove_staged(&tmp);
+            return Err(io_err("rename", staged)(e));
+        }
         sync_dir(&self.staging).map_err(io_err("sync", &self.staging))?;
         if encoded.sha256 == record.sha256 {
             return Ok(record.clone());
@@ -487,7 +606,19 @@ impl Shipper {
 /// An encode running on a blocking thread.
 struct Encoding {
     tmp: PathBuf,
-    handle: tokio::task::JoinHandle<io::Result<Encoded>>,
+    handle: tokio::task::JoinHandle<Result<Encoded, EncodeError>>,
+    files: Vec<Candidate>,
+}
+
+/// True if the file at `f.path` is the one read (same device and inode), with the size read
+/// and the same mtime. Without a stamp (older journals) only the size is compared.
+fn unchanged(f: &FileRef) -> io::Result<bool> {
+    let meta = fs::symlink_metadata(&f.path)?;
+    let now = Stamp::of(&meta);
+    Ok(meta.file_type().is_file()
+        && meta.len() == f.size
+        && f.stamp
+            .is_none_or(|s| s.same_file(&now) && s.mtime_ns == now.mtime_ns))
 }
 
 struct JournalProgress<'a> {
@@ -510,16 +641,17 @@ fn staged_path(staging: &Path, seq: u64, config: &Config) -> PathBuf {
 }
 
 async fn encode_blocking(
-    paths: Vec<PathBuf>,
+    inputs: Vec<Input>,
     out: PathBuf,
     compression: encoder::Compression,
 ) -> Result<Encoded, Error> {
     let target = out.clone();
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-        encoder::encode(&refs, &target, compression)
-    })
-    .await
-    .map_err(|e| io_err("encode", &out)(io::Error::other(e)))?
-    .map_err(io_err("encode", &out))
+    match tokio::task::spawn_blocking(move || encoder::encode(&inputs, &target, compression)).await
+    {
+        Ok(result) => Ok(result?),
+        Err(e) => {
+            let _ = encoder::remove_staged(&out);
+            Err(io_err("encode", &out)(io::Error::other(e)))
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use logship::encoder::{Compression, encode};
+use logship::encoder::{Compression, Input, encode};
 use logship::journal::{BatchRecord, Journal};
 use logship::sink::{MultipartProgress, Sink, SinkError, Staged};
 use logship::{Config, Metrics, Options};
@@ -55,7 +55,7 @@ async fn archive_lines(config: &Config) -> (usize, Vec<String>) {
             .bytes()
             .await
             .unwrap();
-        let plain = logship::encoder::decode(&key, &data).unwrap();
+        let plain = logship::encoder::decode(&key, &data, 1 << 30).unwrap();
         lines.extend(
             String::from_utf8(plain)
                 .unwrap()
@@ -85,8 +85,14 @@ async fn crash_after_upload_before_journal_is_delivered_once_without_duplicate()
     // The previous run packed the batch, journaled it and uploaded it, then was killed before
     // journaling the delivery (and its staged copy is gone too).
     let elsewhere = tmp.path().join("encoded");
-    let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
-    let enc = encode(&refs, &elsewhere, Compression::Zstd(3)).unwrap();
+    let inputs: Vec<Input> = files
+        .iter()
+        .map(|p| Input {
+            path: p.clone(),
+            expect: None,
+        })
+        .collect();
+    let enc = encode(&inputs, &elsewhere, Compression::Zstd(3)).unwrap();
     let key = "2026-11-21/testhost/api/00000000000000000000.jsonl.zst";
     let mut journal = Journal::open(&cfg.state_dir).unwrap();
     journal

@@ -11,4 +11,6 @@ mod emulators;
 mod outage;
 mod shipper;
 mod sink;
+mod source;
 mod support;
+mod verify;

@@ -1,7 +1,7 @@
 //! Test harness for the crash tests (not part of the image): `logship-testkit ship --source DIR
 //! --to URL --state-dir DIR [--s3-endpoint URL] [--batch-max-age DUR] [--batch-max-files N]
 //! [--multipart-threshold N] [--part-size N]`
-//! runs the shipper until SIGTERM; `logship-testkit verify --to URL [--s3-endpoint URL]` runs
+//! runs the shipper until SIGTERM, then prints its metrics; `logship-testkit verify --to URL [--s3-endpoint URL]` runs
 //! verify and exits 1 on a problem. Store credentials come from the environment.
 //! `logship-testkit write DIR LINES` writes LINES numbered lines through a rotating writer on
 //! DIR, one per background flush, and prints one JSON object with each call's outcome and the
@@ -88,7 +88,15 @@ async fn ship(mut opts: Options) -> ExitCode {
         }
         token.cancel();
     });
-    match logship::run_until(config, Metrics::default(), shutdown).await {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let result = logship::run_until(config, metrics, shutdown).await;
+    // The metrics at exit on stdout, in the text format, for the tests to read.
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, &registry).is_ok() {
+        println!("{text}");
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("logship: {e}");
