@@ -10,7 +10,7 @@ export CARGO_TERM_COLOR := never
 # build of the dependencies, the #[ignore]d tests that need those tools included), then the chart
 # and platform suites. scripts/suites.sh runs each on after a failure and ends with one line per
 # suite (passed, failed, skipped, every skip's reason) and a total; exit 1 if any failed.
-SUITES := lint tools rust-test test-chart test-platform
+SUITES := tools\& lint wait rust-test test-chart test-platform
 test:
 	scripts/suites.sh $(SUITES)
 
