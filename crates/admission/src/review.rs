@@ -296,7 +296,7 @@ fn validate(policies: &Policies, req: &Request, namespace_labelled: bool) -> Out
         && let Some(old) =
             policies.evaluate_object(req.kind(), &req.old_object, ns, namespace_labelled)
     {
-        violations = grandfather(violations, &old);
+        violations = grandfather(violations, &req.object, &old, &req.old_object);
     }
     let enforced: Vec<&Violation> = violations
         .iter()
