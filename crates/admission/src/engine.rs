@@ -1,6 +1,7 @@
 //! The validated policy set: evaluates every enabled policy on a workload object.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -13,6 +14,11 @@ use crate::policy::resources::Resources;
 use crate::policy::security::{PodSecurity, ReadOnlyRootFilesystem};
 use crate::policy::{Mode, Subject, Violation};
 use crate::workload::Workload;
+
+/// The review budget ran out before evaluation finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the review budget ran out")]
+pub struct OutOfTime;
 
 /// Every policy and the mutation settings, validated (built by [`Policies::load`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -42,10 +48,24 @@ pub struct Policies {
 impl Policies {
     /// Violations of every enabled policy that applies in the subject's namespace.
     pub fn evaluate(&self, s: &Subject<'_>) -> Vec<Violation> {
+        self.evaluate_until(s, None).unwrap_or_default()
+    }
+
+    /// [`Policies::evaluate`], giving up with [`OutOfTime`] once `deadline` has passed: it is
+    /// checked before each policy, so a review whose answer was already sent (the budget ran
+    /// out) stops within one policy's pass instead of running to the end in the background.
+    pub fn evaluate_until(
+        &self,
+        s: &Subject<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Violation>, OutOfTime> {
         let mut out = Vec::new();
         let ns = s.namespace;
         macro_rules! run {
             ($($p:ident),*) => {$(
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(OutOfTime);
+                }
                 if self.$p.scope.applies(ns) {
                     self.$p.evaluate(s, &mut out);
                 }
@@ -62,7 +82,7 @@ impl Policies {
             priority_class,
             high_availability
         );
-        out
+        Ok(out)
     }
 
     /// Violations of `object` of `kind`, or `None` when the kind carries no pod template.
@@ -189,6 +209,20 @@ mod tests {
             p.evaluate_object("ConfigMap", &d, Some("shop"), false),
             None
         );
+    }
+
+    #[test]
+    fn evaluation_past_its_deadline_stops() {
+        let p = Policies::load(None, None).unwrap();
+        let d = deployment("nginx");
+        let s = Subject {
+            workload: Workload::of("Deployment", &d).unwrap(),
+            namespace: Some("shop"),
+            namespace_labelled: false,
+        };
+        assert_eq!(p.evaluate_until(&s, Some(Instant::now())), Err(OutOfTime));
+        let later = Instant::now() + std::time::Duration::from_secs(60);
+        assert_eq!(p.evaluate_until(&s, Some(later)), Ok(p.evaluate(&s)));
     }
 
     #[test]
