@@ -115,11 +115,12 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
             "not a regular file",
         )));
     }
+    // TlsError::Read names the path already: only the reason goes into its source.
     files::read_capped_from(file, path, MAX_CONFIG_BYTES).map_err(|e| match e {
         files::ReadError::Io { source, .. } => err(source),
-        other => err(io::Error::new(
+        _ => err(io::Error::new(
             io::ErrorKind::InvalidData,
-            other.to_string(),
+            format!("larger than {MAX_CONFIG_BYTES} bytes"),
         )),
     })
 }

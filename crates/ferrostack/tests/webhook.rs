@@ -725,3 +725,39 @@ async fn each_ports_openapi_lists_only_what_it_serves() {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn check_expands_lists_inside_lists() {
+    let pod = "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: c, image: 'nginx:latest'}]}}";
+    let nested = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: List, items: [{pod}]}}\n"
+    );
+    let (code, out, _) = check(&["-"], &nested);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("-:1: Pod/p: spec.containers[0].image: error[image-tag]"),
+        "{out}"
+    );
+}
+
+#[test]
+fn serve_refuses_an_oversized_or_special_certificate_file_with_exit_two_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = oversized(dir.path());
+    let key = dir.path().join("tls.key");
+    std::fs::write(&key, "not read").unwrap();
+    for cert in [huge.to_str().unwrap(), "/dev/zero"] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v 2097152; exec {BIN} webhook serve --tls-cert '{cert}' --tls-key '{}'",
+                key.display()
+            ))
+            .env_clear()
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cert}: {err}");
+        assert!(err.contains(cert), "{cert}: {err}");
+    }
+}
