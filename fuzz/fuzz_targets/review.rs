@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
             Endpoint::Validate { namespace_labelled: true },
             Endpoint::Mutate,
         ] {
-            let out = review::review(&policies, &req, endpoint);
+            let out = review::review(&policies, &req, endpoint, None);
             assert_eq!(out.answer.response.uid, req.inner.uid);
             assert_eq!(out.answer.response.patch.is_some(), out.answer.response.patch_type.is_some());
         }

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
 
+use runtime::files::{self, MAX_CONFIG_BYTES};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -151,7 +152,9 @@ impl Report {
     }
 }
 
-/// Reads `paths` (`-` is `stdin`) into inputs; unreadable ones become errors in the report.
+/// Reads `paths` (`-` is `stdin`) into inputs, each at most [`MAX_CONFIG_BYTES`]; unreadable
+/// or larger ones become errors in the report (exit 2), so `check /dev/zero` cannot exhaust
+/// memory.
 pub fn read_inputs(paths: &[impl AsRef<Path>], mut stdin: impl Read) -> (Vec<Input>, Vec<String>) {
     let mut inputs = Vec::new();
     let mut errors = Vec::new();
@@ -159,14 +162,16 @@ pub fn read_inputs(paths: &[impl AsRef<Path>], mut stdin: impl Read) -> (Vec<Inp
         let p = p.as_ref();
         let name = p.display().to_string();
         let text = if name == "-" {
-            let mut s = String::new();
-            stdin.read_to_string(&mut s).map(|_| s)
+            files::read_capped_from(&mut stdin, p, MAX_CONFIG_BYTES).and_then(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|_| files::ReadError::NotUtf8 { path: p.to_owned() })
+            })
         } else {
-            std::fs::read_to_string(p)
+            files::read_capped_string(p, MAX_CONFIG_BYTES)
         };
         match text {
             Ok(text) => inputs.push(Input { name, text }),
-            Err(e) => errors.push(format!("{name}: cannot read: {e}")),
+            Err(e) => errors.push(format!("{name}: {e}")),
         }
     }
     (inputs, errors)
@@ -234,6 +239,14 @@ pub fn check(policies: &Policies, inputs: &[Input], options: &Options) -> Report
                 continue;
             }
             for object in expand(doc) {
+                if is_list(object) {
+                    report.errors.push(format!(
+                        "{}:{}: Lists nested more than {MAX_LIST_DEPTH} deep are not checked",
+                        input.name,
+                        i + 1
+                    ));
+                    continue;
+                }
                 check_object(
                     policies,
                     options,
@@ -306,14 +319,31 @@ fn with_replicas(object: &Value, replicas: i64) -> Option<Value> {
     Some(floored)
 }
 
-/// A `List` expands to its items; anything else is itself.
+/// How deep `List`s may nest; a deeper one is an error rather than a silent pass (kubectl
+/// writes one level; the bound keeps a hostile file from recursing without end).
+const MAX_LIST_DEPTH: usize = 8;
+
+/// Whether `doc` is a `List` (`v1/List`, `DeploymentList`, …) with items.
+fn is_list(doc: &Value) -> bool {
+    doc["items"].is_array() && doc["kind"].as_str().is_some_and(|k| k.ends_with("List"))
+}
+
+/// A `List` expands to its items, recursively (a `List` inside a `List` too, down to
+/// [`MAX_LIST_DEPTH`], where the `List` itself is returned); anything else is itself.
 fn expand(doc: &Value) -> Vec<&Value> {
-    match doc["items"].as_array() {
-        Some(items) if doc["kind"].as_str().is_some_and(|k| k.ends_with("List")) => {
-            items.iter().collect()
+    fn walk<'a>(doc: &'a Value, depth: usize, out: &mut Vec<&'a Value>) {
+        match doc["items"].as_array() {
+            Some(items) if is_list(doc) && depth < MAX_LIST_DEPTH => {
+                for item in items {
+                    walk(item, depth + 1, out);
+                }
+            }
+            _ => out.push(doc),
         }
-        _ => vec![doc],
     }
+    let mut out = Vec::new();
+    walk(doc, 0, &mut out);
+    out
 }
 
 fn check_object(
@@ -518,12 +548,34 @@ spec:
     }
 
     #[test]
+    fn lists_inside_lists_are_expanded_down_to_the_depth_limit() {
+        let pod = "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: c, image: 'nginx:latest'}]}}";
+        let nested = |depth: usize| {
+            (0..depth).fold(pod.to_owned(), |inner, _| {
+                format!("{{apiVersion: v1, kind: List, items: [{inner}]}}")
+            })
+        };
+        let r = run(&nested(2), &Options::default());
+        assert_eq!(r.exit_code(), 1, "{}", r.render());
+        assert_eq!(r.workloads, 1, "{}", r.render());
+        let r = run(&nested(MAX_LIST_DEPTH), &Options::default());
+        assert_eq!(r.exit_code(), 1, "{}", r.render());
+        let r = run(&nested(MAX_LIST_DEPTH + 1), &Options::default());
+        assert_eq!(r.exit_code(), 2, "{}", r.render());
+        assert!(
+            r.render().contains("nested more than 8 deep"),
+            "{}",
+            r.render()
+        );
+    }
+
+    #[test]
     fn unreadable_files_are_errors() {
         let (inputs, errors) = read_inputs(&["/nonexistent/x.yaml", "-"], "kind: Pod\n".as_bytes());
         assert_eq!(inputs.len(), 1);
         assert_eq!(inputs[0].name, "-");
         assert!(
-            errors[0].starts_with("/nonexistent/x.yaml: cannot read"),
+            errors[0].starts_with("/nonexistent/x.yaml: cannot read /nonexistent/x.yaml"),
             "{errors:?}"
         );
     }

@@ -148,11 +148,13 @@ impl Policies {
             None => Self::from_raw(RawPolicyFile::default(), "<built-in>", own_namespace),
             Some(p) => {
                 let file = p.display().to_string();
-                let text = std::fs::read_to_string(p).map_err(|e| PolicyFileError {
-                    file: file.clone(),
-                    field: "(file)".into(),
-                    message: e.to_string(),
-                })?;
+                // Bounded: `--policy-file /dev/zero` is an error, not an out-of-memory kill.
+                let text = runtime::files::read_capped_string(p, runtime::files::MAX_CONFIG_BYTES)
+                    .map_err(|e| PolicyFileError {
+                        file: file.clone(),
+                        field: "(file)".into(),
+                        message: e.to_string(),
+                    })?;
                 Self::from_yaml(&text, &file, own_namespace)
             }
         }

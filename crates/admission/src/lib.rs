@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod mutate;
 pub mod policy;
 pub mod review;
+pub mod schema;
 pub mod serve;
 pub mod server;
 pub mod tls;

@@ -11,9 +11,13 @@ use kube_core::admission::{AdmissionRequest, AdmissionReview, Operation};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{Policies, grandfather};
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use crate::engine::{OutOfTime, Policies, grandfather};
 use crate::mutate::template_mutable_on_update;
-use crate::policy::{Mode, Violation};
+use crate::policy::{ALL_GROUPS, Mode, Subject, Violation};
+use crate::workload::Workload;
 
 /// The only AdmissionReview version served.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -21,6 +25,14 @@ pub const API_VERSION: &str = "admission.k8s.io/v1";
 const MAX_WARNING_CHARS: usize = 256;
 /// Most warnings passed on in one response.
 const MAX_WARNINGS: usize = 40;
+/// Most violations listed in a denial message; the rest are counted.
+pub const MAX_DENIAL_LINES: usize = 20;
+/// Longest violation line in a denial message.
+const MAX_DENIAL_LINE_CHARS: usize = 512;
+/// Most containers (all lists) in a pod spec the webhook evaluates or mutates.
+pub const MAX_CONTAINERS: usize = 1000;
+/// Largest base64 patch `/mutate` answers with; a larger one is skipped with a warning.
+pub const MAX_PATCH_BYTES: usize = 1 << 20;
 
 /// Which endpoint is answering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +56,9 @@ pub enum ReviewError {
     /// No `request`.
     #[error("AdmissionReview has no request")]
     NoRequest,
+    /// `request.object` or `request.oldObject` is neither null nor a JSON object.
+    #[error("request.{0} is not an object")]
+    NotAnObject(&'static str),
     /// A version other than admission.k8s.io/v1.
     #[error("unsupported AdmissionReview apiVersion {0:?}: only admission.k8s.io/v1 is served")]
     Version(String),
@@ -87,8 +102,22 @@ impl Request {
 }
 
 /// Parses a request body.
+///
+/// The objects are taken out of the JSON before kube-core's types see the rest: converting
+/// them through `DynamicObject` and back held two or three copies of each at once (over 100 MB
+/// for a 4 MiB review of small containers), where one is all the policies read.
 pub fn parse(body: &[u8]) -> Result<Request, ReviewError> {
-    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)?;
+    let mut review: Value = serde_json::from_slice(body)?;
+    let (object, old_object) = match review.get_mut("request") {
+        Some(r) if r.is_object() => (r["object"].take(), r["oldObject"].take()),
+        _ => (Value::Null, Value::Null),
+    };
+    for (field, value) in [("object", &object), ("oldObject", &old_object)] {
+        if !value.is_null() && !value.is_object() {
+            return Err(ReviewError::NotAnObject(field));
+        }
+    }
+    let review: AdmissionReview<DynamicObject> = serde_json::from_value(review)?;
     if review.types.api_version != API_VERSION || review.types.kind != "AdmissionReview" {
         return Err(ReviewError::Version(format!(
             "{}/{}",
@@ -97,13 +126,10 @@ pub fn parse(body: &[u8]) -> Result<Request, ReviewError> {
     }
     let inner: AdmissionRequest<DynamicObject> =
         review.try_into().map_err(|_| ReviewError::NoRequest)?;
-    let to_value = |o: &Option<DynamicObject>| -> Result<Value, serde_json::Error> {
-        o.as_ref().map_or(Ok(Value::Null), serde_json::to_value)
-    };
     Ok(Request {
-        object: to_value(&inner.object)?,
-        old_object: to_value(&inner.old_object)?,
         inner,
+        object,
+        old_object,
     })
 }
 
@@ -267,15 +293,60 @@ fn undecided(
     }
 }
 
-/// Decides one request.
-pub fn review(policies: &Policies, req: &Request, endpoint: Endpoint) -> Outcome {
-    match endpoint {
-        Endpoint::Validate { namespace_labelled } => validate(policies, req, namespace_labelled),
-        Endpoint::Mutate => mutate(policies, req),
-    }
+/// Decides one request, giving up once `deadline` has passed (the caller has answered with
+/// [`timeout`] by then; stopping frees the CPU and memory the review holds).
+pub fn review(
+    policies: &Policies,
+    req: &Request,
+    endpoint: Endpoint,
+    deadline: Option<Instant>,
+) -> Outcome {
+    let decided = match endpoint {
+        Endpoint::Validate { namespace_labelled } => {
+            validate(policies, req, namespace_labelled, deadline)
+        }
+        Endpoint::Mutate => mutate(policies, req, deadline),
+    };
+    decided.unwrap_or_else(|OutOfTime| timeout(req, endpoint))
 }
 
-fn validate(policies: &Policies, req: &Request, namespace_labelled: bool) -> Outcome {
+/// The answer to a pod spec with more than [`MAX_CONTAINERS`] containers: not evaluated, so
+/// the cost of a review stays bounded whatever the body holds. `/validate` denies (no real pod
+/// comes near the limit); `/mutate` allows unchanged with a warning.
+fn too_many_containers(req: &Request, endpoint: Endpoint, count: usize) -> Outcome {
+    let decision = match endpoint {
+        Endpoint::Validate { .. } => Decision::Denied,
+        Endpoint::Mutate => Decision::Warned,
+    };
+    undecided(
+        req,
+        endpoint,
+        decision,
+        (413, "RequestEntityTooLarge"),
+        &format!(
+            "the pod spec has {count} containers; the webhook reviews at most {MAX_CONTAINERS}"
+        ),
+        "ferrostack webhook: mutation skipped, the pod spec has too many containers",
+    )
+}
+
+/// Containers in every list of the object's pod spec (0 when the kind has none).
+fn container_count(kind: &str, object: &Value) -> usize {
+    Workload::of(kind, object).map_or(0, |w| {
+        let spec = w.pod_spec();
+        ALL_GROUPS
+            .iter()
+            .map(|g| spec[g.key()].as_array().map_or(0, Vec::len))
+            .sum()
+    })
+}
+
+fn validate(
+    policies: &Policies,
+    req: &Request,
+    namespace_labelled: bool,
+    deadline: Option<Instant>,
+) -> Result<Outcome, OutOfTime> {
     let uid = &req.inner.uid;
     let allowed = || Outcome {
         answer: answer(uid, |_| {}),
@@ -283,38 +354,51 @@ fn validate(policies: &Policies, req: &Request, namespace_labelled: bool) -> Out
         violations: Vec::new(),
     };
     if !matches!(req.inner.operation, Operation::Create | Operation::Update) {
-        return allowed();
+        return Ok(allowed());
     }
-    let ns = req.namespace();
-    let Some(mut violations) =
-        policies.evaluate_object(req.kind(), &req.object, ns, namespace_labelled)
-    else {
-        return allowed();
+    let endpoint = Endpoint::Validate { namespace_labelled };
+    let count = container_count(req.kind(), &req.object);
+    if count > MAX_CONTAINERS {
+        return Ok(too_many_containers(req, endpoint, count));
+    }
+    let Some(new) = subject(req, &req.object, namespace_labelled) else {
+        return Ok(allowed());
     };
+    let mut violations = policies.evaluate_until(&new, deadline)?;
     if matches!(req.inner.operation, Operation::Update)
         && !req.old_object.is_null()
-        && let Some(old) =
-            policies.evaluate_object(req.kind(), &req.old_object, ns, namespace_labelled)
+        && container_count(req.kind(), &req.old_object) <= MAX_CONTAINERS
+        && let Some(old) = subject(req, &req.old_object, namespace_labelled)
     {
-        violations = grandfather(violations, &old);
+        let old = policies.evaluate_until(&old, deadline)?;
+        violations = grandfather(violations, &req.object, &old, &req.old_object);
     }
+    Ok(decide(req, violations))
+}
+
+/// What the policies see of `object` (the request's object or old object).
+fn subject<'a>(
+    req: &'a Request,
+    object: &'a Value,
+    namespace_labelled: bool,
+) -> Option<Subject<'a>> {
+    Workload::of(req.kind(), object).map(|workload| Subject {
+        workload,
+        namespace: req.namespace(),
+        namespace_labelled,
+    })
+}
+
+/// The answer to a request with these violations: denied when one is enforced.
+fn decide(req: &Request, violations: Vec<Violation>) -> Outcome {
+    let uid = &req.inner.uid;
     let enforced: Vec<&Violation> = violations
         .iter()
         .filter(|v| v.mode == Mode::Enforce)
         .collect();
     let warnings = warnings(violations.iter().filter(|v| v.mode == Mode::Warn));
-    let name = object_name(req);
     let (decision, answer) = if !enforced.is_empty() {
-        let mut message = format!(
-            "{} {name} violates {} polic{}:",
-            req.kind(),
-            enforced.len(),
-            if enforced.len() == 1 { "y" } else { "ies" }
-        );
-        for v in &enforced {
-            message.push_str("\n- ");
-            message.push_str(&v.to_string());
-        }
+        let message = denial(req, &enforced);
         let a = answer(uid, |r| {
             r.allowed = false;
             r.status = Some(Status {
@@ -338,7 +422,37 @@ fn validate(policies: &Policies, req: &Request, namespace_labelled: bool) -> Out
     }
 }
 
-fn mutate(policies: &Policies, req: &Request) -> Outcome {
+/// The denial message: a header, then the first [`MAX_DENIAL_LINES`] violations, each at most
+/// [`MAX_DENIAL_LINE_CHARS`], and a count of the rest, so its size is bounded whatever the
+/// object holds (kubectl prints it whole; etcd's event size is far smaller than a review).
+fn denial(req: &Request, enforced: &[&Violation]) -> String {
+    let header = format!(
+        "{} {} violates {} polic{}:",
+        req.kind(),
+        object_name(req),
+        enforced.len(),
+        if enforced.len() == 1 { "y" } else { "ies" }
+    );
+    let mut message = truncate(header, MAX_DENIAL_LINE_CHARS);
+    for v in enforced.iter().take(MAX_DENIAL_LINES) {
+        message.push_str("\n- ");
+        message.push_str(&truncate(v.to_string(), MAX_DENIAL_LINE_CHARS));
+    }
+    if let Some(more) = enforced
+        .len()
+        .checked_sub(MAX_DENIAL_LINES)
+        .filter(|m| *m > 0)
+    {
+        let _ = write!(message, "\n- … and {more} more");
+    }
+    message
+}
+
+fn mutate(
+    policies: &Policies,
+    req: &Request,
+    deadline: Option<Instant>,
+) -> Result<Outcome, OutOfTime> {
     let uid = &req.inner.uid;
     let unchanged = || Outcome {
         answer: answer(uid, |_| {}),
@@ -362,23 +476,52 @@ fn mutate(policies: &Policies, req: &Request) -> Outcome {
         || !req.object.is_object()
         || !policies.mutations.applies(req.namespace())
     {
-        return unchanged();
+        return Ok(unchanged());
+    }
+    let count = container_count(kind, &req.object);
+    if count > MAX_CONTAINERS {
+        return Ok(too_many_containers(req, Endpoint::Mutate, count));
     }
     let mut mutated = req.object.clone();
     if policies.mutations.apply(kind, &mut mutated).is_empty() {
-        return unchanged();
+        return Ok(unchanged());
     }
+    out_of_time(deadline)?;
     let patch = json_patch::diff(&req.object, &mutated);
-    match encode_patch(&patch) {
-        Ok(encoded) if !patch.0.is_empty() => Outcome {
-            answer: answer(uid, |r| {
-                r.patch_type = Some("JSONPatch");
-                r.patch = Some(encoded);
-            }),
-            decision: Decision::Patched,
-            violations: Vec::new(),
-        },
-        _ => unchanged(),
+    out_of_time(deadline)?;
+    Ok(patched(uid, &patch).unwrap_or_else(unchanged))
+}
+
+/// The answer carrying `patch`; `None` when it is empty or cannot be encoded. A patch over
+/// [`MAX_PATCH_BYTES`] is not sent: the object is allowed unchanged with a warning.
+fn patched(uid: &str, patch: &json_patch::Patch) -> Option<Outcome> {
+    let encoded = encode_patch(patch).ok().filter(|_| !patch.0.is_empty())?;
+    let (decision, answer) = if encoded.len() > MAX_PATCH_BYTES {
+        let warning = format!(
+            "ferrostack webhook: mutation skipped, the patch would exceed {MAX_PATCH_BYTES} bytes"
+        );
+        (
+            Decision::Warned,
+            answer(uid, |r| r.warnings = vec![warning]),
+        )
+    } else {
+        let a = answer(uid, |r| {
+            r.patch_type = Some("JSONPatch");
+            r.patch = Some(encoded);
+        });
+        (Decision::Patched, a)
+    };
+    Some(Outcome {
+        answer,
+        decision,
+        violations: Vec::new(),
+    })
+}
+
+fn out_of_time(deadline: Option<Instant>) -> Result<(), OutOfTime> {
+    match deadline {
+        Some(d) if Instant::now() >= d => Err(OutOfTime),
+        _ => Ok(()),
     }
 }
 
@@ -401,20 +544,30 @@ fn object_name(req: &Request) -> String {
     }
 }
 
+/// At most [`MAX_WARNINGS`] warnings of at most [`MAX_WARNING_CHARS`]; only the kept ones
+/// are formatted, so 100,000 warn-mode violations cost a count, not 100,000 strings.
 fn warnings<'a>(violations: impl Iterator<Item = &'a Violation>) -> Vec<String> {
-    let all: Vec<String> = violations.map(|v| truncate(v.to_string())).collect();
-    if all.len() <= MAX_WARNINGS {
-        return all;
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    for v in violations {
+        total += 1;
+        if kept.len() < MAX_WARNINGS {
+            kept.push(truncate(v.to_string(), MAX_WARNING_CHARS));
+        }
     }
-    let more = all.len() - (MAX_WARNINGS - 1);
-    let mut kept: Vec<String> = all.into_iter().take(MAX_WARNINGS - 1).collect();
-    kept.push(format!("… and {more} more policy warnings"));
+    if total > MAX_WARNINGS {
+        kept.truncate(MAX_WARNINGS - 1);
+        let more = total - (MAX_WARNINGS - 1);
+        kept.push(format!("… and {more} more policy warnings"));
+    }
     kept
 }
 
-fn truncate(mut s: String) -> String {
-    if s.chars().count() > MAX_WARNING_CHARS {
-        s = s.chars().take(MAX_WARNING_CHARS - 1).collect();
+/// `s` cut to `max` characters, the last one an ellipsis when cut.
+fn truncate(mut s: String, max: usize) -> String {
+    if let Some((at, _)) = s.char_indices().nth(max) {
+        s.truncate(at);
+        s.pop();
         s.push('…');
     }
     s
@@ -498,7 +651,14 @@ mod tests {
 
     #[test]
     fn long_and_many_warnings_are_capped() {
-        assert_eq!(truncate("x".repeat(300)).chars().count(), MAX_WARNING_CHARS);
+        assert_eq!(
+            truncate("x".repeat(300), MAX_WARNING_CHARS).chars().count(),
+            MAX_WARNING_CHARS
+        );
+        assert_eq!(
+            truncate("x".repeat(256), MAX_WARNING_CHARS).chars().count(),
+            256
+        );
         let v = Violation {
             policy: "probes",
             mode: Mode::Warn,

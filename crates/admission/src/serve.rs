@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 
 use crate::engine::Policies;
 use crate::metrics::{Metrics, ReloadLabels};
-use crate::server::{AppState, api};
+use crate::server::{AppState, INFLIGHT_BODY_BYTES, Inflight, api};
 use crate::tls::{self, CertStore, SelfSigned, TlsError, TlsListener};
 
 /// Days the self-signed CA and serving certificate are valid.
@@ -222,7 +222,11 @@ const PLAIN_PATHS: &[&str] = &[
 ];
 
 async fn plain_paths_only(req: Request, next: Next) -> Response {
-    if PLAIN_PATHS.contains(&req.uri().path()) {
+    let path = req.uri().path();
+    if path == "/openapi.json" {
+        return plain_openapi(next.run(req).await).await;
+    }
+    if PLAIN_PATHS.contains(&path) {
         return next.run(req).await;
     }
     runtime::ApiError::new(
@@ -231,6 +235,28 @@ async fn plain_paths_only(req: Request, next: Next) -> Response {
         "the metrics port serves /healthz, /readyz, /version, /metrics and /openapi.json; reviews go to the HTTPS port",
     )
     .into_response()
+}
+
+/// The shared OpenAPI document with only the paths this port serves: the review endpoints
+/// answer 404 here, so listing them would send clients to the wrong port.
+async fn plain_openapi(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    // The document is the server's own, a few KiB; the cap only guards against a surprise.
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    if let Some(paths) = doc
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        paths.retain(|p, _| PLAIN_PATHS.contains(&p.as_str()));
+    }
+    let filtered = serde_json::to_vec(&doc).unwrap_or_else(|_| bytes.to_vec());
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(filtered))
 }
 
 /// Serves the webhook until the context's shutdown completes.
@@ -269,6 +295,7 @@ pub async fn run(config: Config, ctx: Context) -> Result<(), RunError> {
             policies: Arc::new(config.policies.clone()),
             metrics,
             review_timeout: config.review_timeout,
+            inflight: Inflight::new(INFLIGHT_BODY_BYTES, config.server.max_body_bytes),
         };
         let router = runtime::http::app(api(state), registry, &config.server, &ctx);
         let plain = router.clone().layer(axum::middleware::from_fn(plain_paths_only));

@@ -16,15 +16,17 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequest as _, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::engine::Policies;
 use crate::metrics::Metrics;
 use crate::review::{self, Decision, Endpoint, ReviewAnswer};
+use crate::schema::{AdmissionReviewRequest, AdmissionReviewResponse, ErrorBody};
 use crate::workload::metric_kind;
 
 /// What the handlers share.
@@ -36,6 +38,61 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The longest a review may take (`--review-timeout`).
     pub review_timeout: Duration,
+    /// The request-body budget shared by the reviews in flight.
+    pub inflight: Inflight,
+}
+
+/// Request-body bytes the reviews in flight may hold together by default: one review of the
+/// largest default body, or hundreds of ordinary ones (a few KiB each). A parsed review holds
+/// many times its body (a 3.8 MB review of 100,000 small containers peaked the process at
+/// 114 MiB), and the chart's memory limit is 128 MiB: an OOM kill would fail every admission.
+pub const INFLIGHT_BODY_BYTES: usize = 4 << 20;
+
+/// A budget of request-body bytes, in KiB permits, shared by the reviews in flight. A review
+/// takes its `Content-Length` (or, without one, the largest body allowed) before its body is
+/// read and gives it back when its evaluation ends, so concurrent bodies cannot outgrow the
+/// budget; one that does not fit is answered 503 at once.
+#[derive(Clone, Debug)]
+pub struct Inflight {
+    permits: Arc<Semaphore>,
+    total: u32,
+    max_body_bytes: usize,
+}
+
+impl Inflight {
+    /// A budget of `budget_bytes` for bodies of at most `max_body_bytes` each.
+    pub fn new(budget_bytes: usize, max_body_bytes: usize) -> Self {
+        let total = u32::try_from(budget_bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        Inflight {
+            permits: Arc::new(Semaphore::new(total as usize)),
+            total,
+            max_body_bytes,
+        }
+    }
+
+    /// Reserves the body's share of the budget, or a 503 when the budget is spent.
+    fn admit(&self, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, WebhookError> {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(self.max_body_bytes)
+            .min(self.max_body_bytes);
+        // Clamped to the whole budget: a body larger than it still runs, alone.
+        let kib = u32::try_from(declared.div_ceil(1024).max(1))
+            .unwrap_or(u32::MAX)
+            .min(self.total);
+        Arc::clone(&self.permits)
+            .try_acquire_many_owned(kib)
+            .map_err(|_| WebhookError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "webhook_busy",
+                message: format!(
+                    "the reviews in flight hold the webhook's {} KiB body budget; retry",
+                    self.total
+                ),
+            })
+    }
 }
 
 /// An error answer, `{"error": {"code", "message"}}`.
@@ -70,58 +127,62 @@ pub fn app(state: AppState) -> Router {
 
 /// Validate an AdmissionReview.
 #[utoipa::path(post, path = "/validate", tag = "webhook",
-    request_body(content = Object, content_type = "application/json", description = "AdmissionReview admission.k8s.io/v1"),
+    request_body(content = AdmissionReviewRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "AdmissionReview with response (uid echoed; denied with status 403 and every violation; warnings)", body = Object),
-        (status = 400, description = "not an AdmissionReview v1"),
-        (status = 413, description = "body too large"),
-        (status = 415, description = "not JSON"),
+        (status = 200, description = "AdmissionReview with response (uid echoed; denied with status 403 and the first violations; warnings)", body = AdmissionReviewResponse),
+        (status = 400, description = "not an AdmissionReview v1", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 503, description = "the in-flight body budget is spent; retry", body = ErrorBody),
     ))]
 async fn validate(
     State(s): State<AppState>,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<ReviewAnswer>, WebhookError> {
     let endpoint = Endpoint::Validate {
         namespace_labelled: false,
     };
-    handle(s, endpoint, &headers, query.as_deref(), body).await
+    handle(s, endpoint, query.as_deref(), request).await
 }
 
 /// Validate an AdmissionReview from a namespace that carries the priority-class label.
 #[utoipa::path(post, path = "/validate/labelled-namespace", tag = "webhook",
-    request_body(content = Object, content_type = "application/json", description = "AdmissionReview admission.k8s.io/v1"),
+    request_body(content = AdmissionReviewRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "AdmissionReview with response; priorityClassName required", body = Object),
-        (status = 400, description = "not an AdmissionReview v1"),
+        (status = 200, description = "AdmissionReview with response; priorityClassName required", body = AdmissionReviewResponse),
+        (status = 400, description = "not an AdmissionReview v1", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 503, description = "the in-flight body budget is spent; retry", body = ErrorBody),
     ))]
 async fn validate_labelled_namespace(
     State(s): State<AppState>,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<ReviewAnswer>, WebhookError> {
     let endpoint = Endpoint::Validate {
         namespace_labelled: true,
     };
-    handle(s, endpoint, &headers, query.as_deref(), body).await
+    handle(s, endpoint, query.as_deref(), request).await
 }
 
 /// Mutate an AdmissionReview: a base64 JSON Patch setting safe defaults.
 #[utoipa::path(post, path = "/mutate", tag = "webhook",
-    request_body(content = Object, content_type = "application/json", description = "AdmissionReview admission.k8s.io/v1"),
+    request_body(content = AdmissionReviewRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "AdmissionReview with response (patchType JSONPatch and a base64 patch when something changes)", body = Object),
-        (status = 400, description = "not an AdmissionReview v1"),
+        (status = 200, description = "AdmissionReview with response (patchType JSONPatch and a base64 patch when something changes)", body = AdmissionReviewResponse),
+        (status = 400, description = "not an AdmissionReview v1", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 503, description = "the in-flight body budget is spent; retry", body = ErrorBody),
     ))]
 async fn mutate(
     State(s): State<AppState>,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<ReviewAnswer>, WebhookError> {
-    handle(s, Endpoint::Mutate, &headers, query.as_deref(), body).await
+    handle(s, Endpoint::Mutate, query.as_deref(), request).await
 }
 
 /// The lesser of the configured budget and 90 % of the API server's `?timeout=Ns`.
@@ -144,37 +205,24 @@ const UNKNOWN: &str = "unknown";
 async fn handle(
     s: AppState,
     endpoint: Endpoint,
-    headers: &HeaderMap,
     query: Option<&str>,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<ReviewAnswer>, WebhookError> {
     let start = Instant::now();
     // The budget runs from here, so a slow parse leaves less time for the policies.
-    let deadline = tokio::time::Instant::from_std(start) + budget(s.review_timeout, query);
-    let req = match parse_body(headers, &body) {
-        Ok(req) => Arc::new(req),
-        Err(e) => {
-            // Counted: an API server configured for another AdmissionReview version gets
-            // nothing but 400s, and that must show in the error ratio.
-            s.metrics
-                .count_review(UNKNOWN, UNKNOWN, Decision::Error, start.elapsed());
-            return Err(e);
-        }
+    let deadline = start + budget(s.review_timeout, query);
+    let counted = |e: WebhookError| {
+        // Counted: an API server configured for another AdmissionReview version gets
+        // nothing but 400s, and that must show in the error ratio.
+        s.metrics
+            .count_review(UNKNOWN, UNKNOWN, Decision::Error, start.elapsed());
+        e
     };
-    let policies = Arc::clone(&s.policies);
-    let task_req = Arc::clone(&req);
-    let evaluation =
-        tokio::task::spawn_blocking(move || review::review(&policies, &task_req, endpoint));
+    let permit = s.inflight.admit(request.headers()).map_err(counted)?;
+    let req = read_review(request).await.map_err(counted)?;
+    let req = Arc::new(req);
+    let outcome = evaluate(&s, &req, endpoint, deadline, permit).await;
     let kind = metric_kind(req.kind());
-    let outcome = match tokio::time::timeout_at(deadline, evaluation).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => {
-            // A panic in a policy: answered like any review, the uid echoed.
-            tracing::error!(uid = %req.inner.uid, error = %e, "policy evaluation failed");
-            review::failed(&req, endpoint)
-        }
-        Err(_) => review::timeout(&req, endpoint),
-    };
     let elapsed = start.elapsed();
     s.metrics
         .count_review(req.operation(), kind, outcome.decision, elapsed);
@@ -207,9 +255,37 @@ async fn handle(
     Ok(Json(outcome.answer))
 }
 
-/// Checks the content type and parses the body: 415 or 400 with the reason.
-fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<review::Request, WebhookError> {
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+/// Runs the policies on a blocking thread, answering at `deadline` whether they are done or
+/// not (they stop at their next check). The body budget's `permit` goes with the evaluation:
+/// the parsed review is freed when it ends, which is after the answer when time runs out.
+async fn evaluate(
+    s: &AppState,
+    req: &Arc<review::Request>,
+    endpoint: Endpoint,
+    deadline: Instant,
+    permit: OwnedSemaphorePermit,
+) -> review::Outcome {
+    let policies = Arc::clone(&s.policies);
+    let task_req = Arc::clone(req);
+    let evaluation = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        review::review(&policies, &task_req, endpoint, Some(deadline))
+    });
+    match tokio::time::timeout_at(deadline.into(), evaluation).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => {
+            // A panic in a policy: answered like any review, the uid echoed.
+            tracing::error!(uid = %req.inner.uid, error = %e, "policy evaluation failed");
+            review::failed(req, endpoint)
+        }
+        Err(_) => review::timeout(req, endpoint),
+    }
+}
+
+/// Checks the content type, reads the body and parses it: 415, 413 or 400 with the reason.
+/// The body is dropped once parsed: only the parsed review lives on through evaluation.
+async fn read_review(request: axum::extract::Request) -> Result<review::Request, WebhookError> {
+    if let Some(ct) = request.headers().get(header::CONTENT_TYPE) {
         let json = ct.to_str().is_ok_and(|v| {
             v.trim_start()
                 .to_ascii_lowercase()
@@ -223,7 +299,18 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<review::Request, Webho
             });
         }
     }
-    review::parse(body).map_err(|e| WebhookError {
+    let body = Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| WebhookError {
+            status: rejection.status(),
+            code: if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "payload_too_large"
+            } else {
+                "invalid_body"
+            },
+            message: rejection.body_text(),
+        })?;
+    review::parse(&body).map_err(|e| WebhookError {
         status: StatusCode::BAD_REQUEST,
         code: "invalid_admission_review",
         message: e.to_string(),

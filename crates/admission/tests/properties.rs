@@ -112,7 +112,7 @@ proptest! {
         // The webhook's base64 patch, applied by json-patch, gives the same object.
         let body = serde_json::to_vec(&review_json((g, v, kind, p), "CREATE", original.clone(), Value::Null, false)).unwrap();
         let req = review::parse(&body).unwrap();
-        let out = review::review(&policies, &req, Endpoint::Mutate);
+        let out = review::review(&policies, &req, Endpoint::Mutate, None);
         let mut patched = original.clone();
         if let Some(b64) = &out.answer.response.patch {
             let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();

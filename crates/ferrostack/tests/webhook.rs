@@ -348,3 +348,416 @@ fn serve_without_a_certificate_source_exits_two() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--self-signed"));
 }
+
+/// A sparse file one byte over runtime's 16 MiB cap: cheap to make, refused by size.
+fn oversized(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("huge.yaml");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len((16 << 20) + 1).unwrap();
+    path
+}
+
+/// `ferrostack webhook check ARGS` with the address space capped at 2 GiB, so an unbounded
+/// read ends in an allocation failure rather than in the machine's memory.
+fn check_capped(args: &[&str], stdin: Stdio) -> (Option<i32>, String) {
+    let mut script = format!("ulimit -v 2097152; exec {BIN} webhook check");
+    for a in args {
+        script.push_str(&format!(" '{a}'"));
+    }
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .env_clear()
+        .stdin(stdin)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn check_refuses_endless_and_oversized_inputs_with_exit_two_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, GOOD).unwrap();
+    let huge = oversized(dir.path());
+    let (good, huge) = (good.to_str().unwrap(), huge.to_str().unwrap());
+
+    for args in [
+        vec!["/dev/zero"],
+        vec![huge],
+        vec!["--policy-file", "/dev/zero", good],
+        vec!["--policy-file", huge, good],
+    ] {
+        let (code, out) = check_capped(&args, Stdio::null());
+        assert_eq!(code, Some(2), "{args:?}: {out}");
+        let named = args
+            .iter()
+            .find(|a| **a == "/dev/zero" || **a == huge)
+            .unwrap();
+        assert!(
+            out.contains(&format!("{named} is larger than 16777216 bytes")),
+            "{args:?}: {out}"
+        );
+    }
+    // stdin: `-` reading an endless stream.
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let (code, out) = check_capped(&["-"], Stdio::from(zero));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("- is larger than 16777216 bytes"), "{out}");
+}
+
+/// `webhook serve` flags on free ports, plus `extra`; returns (args, https port, metrics port).
+fn serve_args(extra: &[&str]) -> (Vec<String>, u16, u16) {
+    let (port, metrics) = (free_port(), free_port());
+    let mut args: Vec<String> = [
+        "webhook",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--drain-delay",
+        "0s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(["--port".into(), port.to_string()]);
+    args.extend(["--metrics-port".into(), metrics.to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    (args, port, metrics)
+}
+
+/// Whether a client trusting only `ca_pem` completes a handshake with the server on `port`.
+async fn trusts(ca_pem: &str, port: u16) -> bool {
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    client
+        .get(format!("https://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_fifo_at_the_certificate_path_is_refused_and_later_reloads_still_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let a = admission::tls::self_signed(&["127.0.0.1".into()], 1).unwrap();
+    std::fs::write(&cert, &a.cert_pem).unwrap();
+    std::fs::write(&key, &a.key_pem).unwrap();
+    let (args, port, metrics) = serve_args(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let mut proc = Proc::spawn(&args, &[], metrics);
+    assert!(trusts(&a.ca_pem, port).await);
+
+    // The certificate becomes a FIFO no one writes: opening it for reading would block.
+    std::fs::remove_file(&cert).unwrap();
+    let made = Command::new("mkfifo").arg(&cert).status().unwrap();
+    assert!(made.success());
+    let reloads = |outcome: &'static str| {
+        let url = format!("http://127.0.0.1:{metrics}/metrics");
+        async move {
+            let m = reqwest::get(url).await.unwrap().text().await.unwrap();
+            let line =
+                format!("ferrostack_webhook_certificate_reloads_total{{outcome=\"{outcome}\"}} ");
+            m.lines()
+                .find_map(|l| l.strip_prefix(&line))
+                .map_or(0, |n| n.trim().parse::<u64>().unwrap())
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reloads("failure").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no failed reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(trusts(&a.ca_pem, port).await, "the old pair is kept");
+
+    // A valid pair written afterwards is still picked up: the FIFO stalled nothing.
+    let b = admission::tls::self_signed(&["127.0.0.1".into()], 1).unwrap();
+    let tmp = dir.path().join("new");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::write(tmp.join("tls.key"), &b.key_pem).unwrap();
+    std::fs::write(tmp.join("tls.crt"), &b.cert_pem).unwrap();
+    std::fs::rename(tmp.join("tls.key"), &key).unwrap();
+    std::fs::rename(tmp.join("tls.crt"), &cert).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !trusts(&b.ca_pem, port).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new pair was never served: {}",
+            proc.stdout()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = tokio::task::spawn_blocking(move || proc.stop())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+/// `utime + stime` of a process, in seconds (Linux `/proc/PID/stat`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// An AdmissionReview of a Deployment whose pod spec is `spec`.
+fn deployment_review(operation: &str, spec: serde_json::Value) -> serde_json::Value {
+    let object = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"replicas": 3, "template": {"metadata": {"labels": {"app": "web"}}, "spec": spec}}});
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "hostile", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "namespace": "shop", "operation": operation, "userInfo": {}, "object": object}
+    })
+}
+
+#[tokio::test]
+async fn hostile_reviews_get_bounded_answers_and_stop_costing_cpu_once_answered() {
+    let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
+    let mut proc = Proc::spawn(&args, &[], metrics);
+    let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let post = |path: &str, review: &serde_json::Value| {
+        let request = client
+            .post(format!("https://127.0.0.1:{port}{path}"))
+            .json(review);
+        async move {
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap()
+        }
+    };
+
+    // 20,000 hostPath volumes (under 1 MB): every one is a violation, the message lists 20.
+    let volumes: Vec<_> = (0..20_000)
+        .map(|i| serde_json::json!({"name": format!("v{i}"), "hostPath": {"path": "/"}}))
+        .collect();
+    let spec =
+        serde_json::json!({"containers": [{"name": "c", "image": "nginx:1"}], "volumes": volumes});
+    let body = post("/validate", &deployment_review("CREATE", spec)).await;
+    assert!(body.len() < 64 * 1024, "{} bytes", body.len());
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert_eq!(message.lines().count(), 1 + 20 + 1, "{message}");
+    assert!(message.ends_with("more"), "{message}");
+    assert!(answer["response"]["warnings"].as_array().unwrap().len() <= 40);
+
+    // 100,000 containers (about 4 MB): answered at once and small, on both endpoints, and
+    // the process does not keep computing once it has answered.
+    let containers: Vec<_> = (0..100_000)
+        .map(|i| serde_json::json!({"name": format!("c{i}"), "image": "nginx"}))
+        .collect();
+    let review = deployment_review("CREATE", serde_json::json!({"containers": containers}));
+    let pid = proc.child.as_ref().unwrap().id();
+    for path in ["/mutate", "/validate"] {
+        let body = post(path, &review).await;
+        assert!(body.len() < 64 * 1024, "{path}: {} bytes", body.len());
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(answer["response"]["uid"], "hostile");
+        let before = cpu_seconds(pid);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let spent = cpu_seconds(pid) - before;
+        assert!(spent < 0.5, "{path}: {spent:.2} s of CPU after the answer");
+    }
+    let status = tokio::task::spawn_blocking(move || proc.stop())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A body that sends one byte and then nothing.
+fn held_body() -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    use futures::StreamExt as _;
+    futures::stream::once(async { Ok(b"{".to_vec()) }).chain(futures::stream::pending())
+}
+
+#[tokio::test]
+async fn bodies_in_flight_share_a_budget_and_the_excess_is_answered_503() {
+    let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
+    let mut proc = Proc::spawn(&args, &[], metrics);
+    let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{port}/validate");
+    // Two clients announce 4 MiB bodies (the default --max-body-bytes) and send one byte of
+    // each (so the client flushes the head): the first holds the whole 4 MiB budget.
+    let holders: Vec<_> = (0..2)
+        .map(|_| {
+            let request = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("content-length", (4 << 20).to_string())
+                .body(reqwest::Body::wrap_stream(held_body()));
+            tokio::spawn(async move { request.send().await })
+        })
+        .collect();
+    let small = deployment_review(
+        "CREATE",
+        serde_json::json!({"containers": [{"name": "c", "image": "nginx:1"}]}),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let busy = loop {
+        let r = client.post(&url).json(&small).send().await.unwrap();
+        if r.status() == 503 {
+            break r.json::<serde_json::Value>().await.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refused: {}",
+            r.status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(busy["error"]["code"], "webhook_busy", "{busy}");
+    // Once they go, the budget is back.
+    for h in holders {
+        h.abort();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = client.post(&url).json(&small).send().await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "budget never returned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = tokio::task::spawn_blocking(move || proc.stop())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn each_ports_openapi_lists_only_what_it_serves() {
+    let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
+    let mut proc = Proc::spawn(&args, &[], metrics);
+    let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
+    let tls = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let doc = |client: reqwest::Client, url: String| async move {
+        client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let plain = doc(
+        reqwest::Client::new(),
+        format!("http://127.0.0.1:{metrics}/openapi.json"),
+    )
+    .await;
+    let paths: Vec<&String> = plain["paths"].as_object().unwrap().keys().collect();
+    for p in &paths {
+        let r = reqwest::get(format!("http://127.0.0.1:{metrics}{p}"))
+            .await
+            .unwrap();
+        assert_ne!(
+            r.status(),
+            404,
+            "{p} is listed on the metrics port but 404s"
+        );
+    }
+    assert!(
+        paths
+            .iter()
+            .all(|p| !p.starts_with("/validate") && *p != "/mutate"),
+        "{paths:?}"
+    );
+
+    let api = doc(tls, format!("https://127.0.0.1:{port}/openapi.json")).await;
+    for path in ["/validate", "/validate/labelled-namespace", "/mutate"] {
+        let post = &api["paths"][path]["post"];
+        for status in ["200", "400", "413", "415", "503"] {
+            assert!(
+                post["responses"][status].is_object(),
+                "{path} {status}: {post}"
+            );
+        }
+        let schema = &post["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(
+            schema["$ref"], "#/components/schemas/AdmissionReviewRequest",
+            "{path}: {schema}"
+        );
+    }
+    let request = &api["components"]["schemas"]["AdmissionRequestBody"]["properties"];
+    for field in ["uid", "operation", "object", "oldObject"] {
+        assert!(request[field].is_object(), "{field}: {request}");
+    }
+    let status = tokio::task::spawn_blocking(move || proc.stop())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn check_expands_lists_inside_lists() {
+    let pod = "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: [{name: c, image: 'nginx:latest'}]}}";
+    let nested = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: List, items: [{pod}]}}\n"
+    );
+    let (code, out, _) = check(&["-"], &nested);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("-:1: Pod/p: spec.containers[0].image: error[image-tag]"),
+        "{out}"
+    );
+}
+
+#[test]
+fn serve_refuses_an_oversized_or_special_certificate_file_with_exit_two_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = oversized(dir.path());
+    let key = dir.path().join("tls.key");
+    std::fs::write(&key, "not read").unwrap();
+    for cert in [huge.to_str().unwrap(), "/dev/zero"] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v 2097152; exec {BIN} webhook serve --tls-cert '{cert}' --tls-key '{}'",
+                key.display()
+            ))
+            .env_clear()
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cert}: {err}");
+        assert!(err.contains(cert), "{cert}: {err}");
+    }
+}

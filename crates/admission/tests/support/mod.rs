@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use admission::engine::Policies;
 use admission::metrics::Metrics;
-use admission::server::{AppState, app};
+use admission::server::{AppState, INFLIGHT_BODY_BYTES, Inflight, app};
 use admission::tls::{self, CertStore, TlsListener};
 use axum::extract::DefaultBodyLimit;
 use base64::Engine as _;
@@ -191,6 +191,7 @@ async fn serve_budget(
         policies: Arc::new(policies),
         metrics: metrics.clone(),
         review_timeout,
+        inflight: Inflight::new(INFLIGHT_BODY_BYTES, 1024 * 1024),
     };
     let router = app(state).layer(DefaultBodyLimit::max(1024 * 1024));
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
