@@ -61,10 +61,13 @@ async fn chromium_renders_every_target_and_state() {
     }
     History::new(&path).append(&records).unwrap();
     let yaml = format!(
-        "targets:\n  - {{name: backend-api, url: '{}', interval: 1s}}\n  - {{name: data-api, url: '{}', interval: 1s, conditions: ['[STATUS] == 200', '[RESPONSE_TIME] < 2s']}}\n  - {{name: download-external-logs, url: '{}', interval: 1s}}\n  - {{name: slow-starting, url: '{}', timeout: 60s}}\n",
+        "targets:\n  - {{name: backend-api, url: '{}', interval: 1s}}\n  - {{name: data-api, url: '{}', interval: 1s, conditions: ['[STATUS] == 200', '[RESPONSE_TIME] < 2s']}}\n  - {{name: download-external-logs, url: '{}', interval: 1s}}\n  - {{name: slow-starting, url: '{}', timeout: 60s}}\n  - {{name: nightly-cron, url: '{}', interval: 1h, timeout: 60s}}\n",
         s.url("/ok"),
         s.url("/ok"),
         failing.url("/status"),
+        s.url("/slow"),
+        // The status page shows the CronJob's results for the targets it shares with it (the
+        // chart mounts one targets file in both); serve's own probe of it stays in flight.
         s.url("/slow")
     );
     let running = start(Config {
