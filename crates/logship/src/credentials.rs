@@ -28,6 +28,9 @@ pub enum CredentialsError {
         /// The cause.
         source: io::Error,
     },
+    /// It is too large or not text (the message names it).
+    #[error(transparent)]
+    File(runtime::files::ReadError),
     /// It has no usable profile.
     #[error("{path}: [{profile}]: {message}")]
     Parse {
@@ -60,9 +63,14 @@ fn stamp(path: &Path) -> io::Result<Stamp> {
 
 /// Reads `profile` from the file at `path`.
 pub fn load(path: &Path, profile: &str) -> Result<AwsCredential, CredentialsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
-        path: path.to_path_buf(),
-        source,
+    use runtime::files::{MAX_CONFIG_BYTES, ReadError, read_capped_string};
+    // Bounded: a credentials path pointing at /dev/zero must fail, not fill memory.
+    let text = read_capped_string(path, MAX_CONFIG_BYTES).map_err(|e| match e {
+        ReadError::Io { source, .. } => CredentialsError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => CredentialsError::File(other),
     })?;
     parse(&text, profile).map_err(|message| CredentialsError::Parse {
         path: path.to_path_buf(),
@@ -189,6 +197,14 @@ mod tests {
         );
         let ci = parse(FILE, "ci").unwrap();
         assert_eq!((ci.key_id.as_str(), ci.token), ("CI", None));
+    }
+
+    #[test]
+    fn an_endless_credentials_file_is_an_error_naming_it() {
+        let e = load(Path::new("/dev/zero"), "default")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/dev/zero") && e.contains("larger than"), "{e}");
     }
 
     #[test]
