@@ -44,7 +44,9 @@ pin() {
 # replaced by the matching v0.<minor>.<patch>).
 check_pins() {
   local k8s etcd kwok staging bad
-  k8s=$(pin kubernetes) etcd=$(pin etcd) kwok=$(pin kwok)
+  k8s=$(pin kubernetes)
+  etcd=$(pin etcd)
+  kwok=$(pin kwok)
   staging="v0.${k8s#v1.}"
   cd "$ROOT/deploy/cluster"
   [[ $(go list -m -f '{{.Version}}' k8s.io/kubernetes) == "$k8s" ]] || die "go.mod: k8s.io/kubernetes is not $k8s"
@@ -61,13 +63,24 @@ die() { log "cluster.sh: $*"; exit 1; }
 build_one() {
   local name=$1 moddir=$2 pkg=$3 stamp want start
   stamp="$TOOLS/stamps/$name"
-  want=$( { go version; echo "$pkg"; cat "$ROOT/$moddir/go.mod" "$ROOT/$moddir/go.sum"; } | sha256sum | cut -d' ' -f1)
+  local ldflags=""
+  if [[ $pkg == k8s.io/kubernetes/* ]]; then
+    # what the Kubernetes release build stamps in (hack/lib/version.sh): without it the
+    # binaries report v0.0.0-master, which charts' kubeVersion constraints reject
+    local v k8s
+    k8s=$(pin kubernetes)
+    for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ldflags+=" -X $v.gitVersion=$k8s -X $v.gitMajor=$(cut -d. -f1 <<< "${k8s#v}")"
+      ldflags+=" -X $v.gitMinor=$(cut -d. -f2 <<< "$k8s") -X $v.gitTreeState=clean"
+    done
+  fi
+  want=$( { go version; echo "$pkg $ldflags"; cat "$ROOT/$moddir/go.mod" "$ROOT/$moddir/go.sum"; } | sha256sum | cut -d' ' -f1)
   if [[ -x "$BIN/$name" && -f "$stamp" && $(cat "$stamp") == "$want" ]]; then
     printf '%-24s up to date (%s)\n' "$name" "$pkg"
     return
   fi
   start=$SECONDS
-  (cd "$ROOT/$moddir" && go build -trimpath -o "$BIN/$name" "$pkg")
+  (cd "$ROOT/$moddir" && go build -trimpath -ldflags "$ldflags" -o "$BIN/$name" "$pkg")
   echo "$want" > "$stamp"
   printf '%-24s built in %ss (%s, load %s)\n' "$name" "$((SECONDS - start))" "$pkg" \
     "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -86,8 +99,14 @@ cmd_build() {
     cat <<'EOF'
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
+# kwok applies no defaults to a configuration read from a file: these are its defaults
 options:
   nodeLeaseDurationSeconds: 40
+  podPlayStageParallelism: 4
+  nodePlayStageParallelism: 4
+  nodeLeaseParallelism: 4
+  podsOnNodeSyncParallelism: 1
+  enablePodsOnNodeSyncListPager: true
 EOF
     while read -r f; do echo "---"; cat "$kwokdir/$f"; done <<< "$KWOK_STAGES"
   } > "$TOOLS/kwok.yaml"
@@ -296,26 +315,22 @@ cmd_up() {
   echo "$DIR/kubeconfig"
 }
 
+# Stops the components in the reverse order of their start, each (its whole process group)
+# before the next: the apiserver exits promptly only while etcd still answers.
 cmd_down() {
-  local dir=$1 pid name i alive
+  local dir=$1 pid name i
   [[ -f "$dir/pids" ]] || { log "nothing running under $dir"; return 0; }
   while read -r pid name; do
-    kill -TERM -- "-$pid" 2> /dev/null || true
-  done < <(tac "$dir/pids")
-  for i in $(seq 1 40); do
-    alive=0
-    while read -r pid name; do
-      kill -0 -- "-$pid" 2> /dev/null && alive=1
-    done < "$dir/pids"
-    ((alive)) || break
-    sleep 0.25
-  done
-  while read -r pid name; do
+    kill -TERM -- "-$pid" 2> /dev/null || continue
+    for i in $(seq 1 60); do
+      kill -0 -- "-$pid" 2> /dev/null || break
+      sleep 0.25
+    done
     if kill -0 -- "-$pid" 2> /dev/null; then
-      log "$name ($pid) still running after ${i}x0.25s: SIGKILL"
+      log "$name ($pid) still running 15s after SIGTERM: SIGKILL"
       kill -KILL -- "-$pid" 2> /dev/null || true
     fi
-  done < "$dir/pids"
+  done < <(tac "$dir/pids")
   rm -f "$dir/pids"
   log "stopped (state kept in $dir)"
 }
