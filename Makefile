@@ -147,3 +147,19 @@ test-logship: logship-tools
 bench-logship:
 	scripts/tools.sh apt zstd:zstd time:/usr/bin/time
 	bench/logship/run.sh
+
+# --- control plane built from Go modules (deploy/cluster/README.md) ---
+.PHONY: cluster-tools cluster-up cluster-down
+# Official etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok built
+# from deploy/cluster/go.mod into .tools/k8s/bin (a binary whose inputs are unchanged is skipped);
+# cluster-up starts them on loopback with three KWOK nodes, state and logs in .tools/cluster.
+CLUSTER_DIR := $(CURDIR)/.tools/cluster
+cluster-tools:
+	scripts/cluster.sh build
+
+cluster-up: cluster-tools
+	@kubeconfig=$$(scripts/cluster.sh up $(CLUSTER_DIR)); \
+	  echo "kubeconfig: $$kubeconfig"; echo "export KUBECONFIG=$$kubeconfig"
+
+cluster-down:
+	scripts/cluster.sh down $(CLUSTER_DIR)
