@@ -28,6 +28,10 @@ CARRIERS = {
     },
     "helm_cli": {"deploy/jenkins/deployer/Containerfile": lambda t: _arg(t, "HELM_VERSION")},
     "kubectl_cli": {"deploy/jenkins/deployer/Containerfile": lambda t: _arg(t, "KUBECTL_VERSION")},
+    # The control plane's Go modules (scripts/cluster.sh also refuses to build on drift).
+    "kubernetes": {"deploy/cluster/go.mod": lambda t: _go_require(t, "k8s.io/kubernetes")},
+    "etcd": {"deploy/cluster/go.mod": lambda t: _go_require(t, "go.etcd.io/etcd/server/v3")},
+    "kwok": {"deploy/cluster/kwok/go.mod": lambda t: _go_require(t, "sigs.k8s.io/kwok")},
     "rust": {
         "Cargo.toml": lambda t: re.search(r'^rust-version = "([^"]+)"', t, re.M).group(1),
         "deploy/Dockerfile": lambda t: _arg(t, "RUST_VERSION"),
@@ -39,6 +43,18 @@ CARRIERS = {
 
 def _image(text: str, container: str) -> str:
     return next(c["image"] for c in yaml.safe_load(text)["spec"]["containers"] if c["name"] == container)
+
+
+def _go_require(text: str, module: str) -> str:
+    return re.search(rf"^(?:require )?\s*{re.escape(module)} (v\S+)$", text, re.M).group(1)
+
+
+def test_kubernetes_staging_modules_are_replaced_at_the_same_release():
+    """k8s.io/kubernetes v1.X.Y builds only with every k8s.io staging module at v0.X.Y."""
+    text = (ROOT / "deploy" / "cluster" / "go.mod").read_text()
+    want = "v0." + versions()["kubernetes"].removeprefix("v1.")
+    replaced = set(re.findall(r"=> k8s\.io/[\w.-]+ (v\S+)", text))
+    assert replaced == {want}, replaced
 
 
 def _arg(text: str, name: str) -> str:
@@ -99,9 +115,10 @@ def test_deployer_python_client_matches_kubectl():
     assert versions()["kubectl_cli"].startswith(f"v1.{client}."), client
 
 
-# A package manager's lock file pins its own dependency tree (written by npm, pip freeze, go): a
-# number there that equals one of ours is a coincidence of that tree, not a stray copy.
-LOCK_FILES = {"package-lock.json", "constraints.txt", "go.sum"}
+# A package manager's lock file pins its own dependency tree (written by npm, pip freeze, go; a
+# go.mod's indirect requirements too): a number there that equals one of ours is a coincidence of
+# that tree, not a stray copy. The go.mod files' own pins are CARRIERS, checked above.
+LOCK_FILES = {"package-lock.json", "constraints.txt", "go.sum", "go.mod"}
 
 
 def tracked_files():
