@@ -148,7 +148,7 @@ bench-logship:
 	scripts/tools.sh apt zstd:zstd time:/usr/bin/time
 	bench/logship/run.sh
 
-# --- control plane built from Go modules (deploy/cluster/README.md) ---
+# --- control plane built from Go modules (README: "A real control plane on this machine") ---
 .PHONY: cluster-tools cluster-up cluster-down
 # Official etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok built
 # from deploy/cluster/go.mod into .tools/k8s/bin (a binary whose inputs are unchanged is skipped);
