@@ -263,6 +263,15 @@ def test_self_signed_hooks():
     assert vol["secret"]["secretName"] == f'{name("webhook")}-tls'
     cr = one(KIND, "ClusterRole", name("webhook-certgen") + "-dev")
     assert cr["rules"][0]["resourceNames"] == [name("webhook")]
+    # kube-webhook-certgen's patch step is a server-side apply: the PATCH verb (as
+    # kube-prometheus-stack's ClusterRole grants since it uses that tool).
+    assert {"get", "patch"} <= set(cr["rules"][0]["verbs"])
+    # Helm deletes hook-succeeded hooks once their phase succeeded: no hook RBAC outlives it.
+    for kind in ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"):
+        for obj in find(KIND, kind):
+            if obj["metadata"]["name"].startswith(name("webhook-certgen")):
+                policy = obj["metadata"]["annotations"]["helm.sh/hook-delete-policy"].split(",")
+                assert "hook-succeeded" in policy, (kind, policy)
     assert not find(FULL, "Job"), "cert-manager mode has no hook Jobs"
     # The maintained kube-webhook-certgen (the ingress-nginx one is retired); without a digest
     # the Job says why it carries the checkov digest skip, with one it needs none.
