@@ -152,7 +152,7 @@ def load_workspace(files, dest):
     for f in files:
         (dest / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / f, dest / f)
-    # Not --offline: that needs every package of Cargo.lock, for every platform, in the local cache,
+    # Online on purpose: offline mode needs every package of Cargo.lock, for every platform, in the local cache,
     # which only a warm machine has; --locked still fails if the context would change the lock.
     return subprocess.run(["cargo", "metadata", "--locked", "--format-version", "1",
                            "--manifest-path", str(dest / "Cargo.toml")], capture_output=True, text=True)
