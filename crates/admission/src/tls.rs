@@ -95,28 +95,15 @@ pub fn load_files(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     certified_key(&read_pem(cert)?, &read_pem(key)?)
 }
 
-/// Reads one PEM file: a regular file of at most [`MAX_CONFIG_BYTES`]. It is opened
-/// non-blocking, because opening a FIFO with no writer blocks forever and would stall every
-/// later reload; a FIFO, device or directory is refused, so the watcher keeps the old pair.
+/// Reads one PEM file: a regular file of at most [`MAX_CONFIG_BYTES`] (a FIFO there would stall
+/// every later reload; a refused file keeps the old pair).
 fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let err = |source| TlsError::Read {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-        .map_err(err)?;
-    if !file.metadata().map_err(err)?.is_file() {
-        return Err(err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        )));
-    }
     // TlsError::Read names the path already: only the reason goes into its source.
-    files::read_capped_from(file, path, MAX_CONFIG_BYTES).map_err(|e| match e {
+    files::read_regular_capped(path, MAX_CONFIG_BYTES).map_err(|e| match e {
         files::ReadError::Io { source, .. } => err(source),
         _ => err(io::Error::new(
             io::ErrorKind::InvalidData,

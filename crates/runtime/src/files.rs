@@ -41,6 +41,29 @@ pub fn read_capped_string(path: &Path, limit: u64) -> Result<String, ReadError> 
     })
 }
 
+/// [`read_capped`] of a regular file only, for paths re-read while serving (mounted Secrets):
+/// opened non-blocking, since opening a FIFO that has no writer blocks forever, then refused
+/// unless it is a regular file (a FIFO, device or directory), so nothing ever waits on it.
+pub fn read_regular_capped(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(io)?;
+    if !file.metadata().map_err(io)?.is_file() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    read_capped_from(file, path, limit)
+}
+
 /// The bounded read over any reader (stdin for `-`); `path` only names it in errors.
 pub fn read_capped_from(reader: impl Read, path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     let mut buf = Vec::new();
@@ -84,6 +107,22 @@ mod tests {
             read_capped(&path, 4),
             Err(ReadError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn only_a_regular_file_is_read_and_a_fifo_never_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("tls.crt");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = read_regular_capped(&fifo, 10).unwrap_err().to_string();
+        assert!(
+            err.contains("not a regular file") && err.contains("tls.crt"),
+            "{err}"
+        );
+        assert!(read_regular_capped(Path::new("/dev/zero"), 10).is_err());
+        let file = dir.path().join("key");
+        std::fs::write(&file, "k").unwrap();
+        assert_eq!(read_regular_capped(&file, 10).unwrap(), b"k");
     }
 
     #[test]

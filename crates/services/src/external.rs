@@ -221,19 +221,20 @@ async fn key_for(external: &ExternalConfig, env: &str) -> Option<SecretString> {
 const MAX_KEY_FILE_BYTES: u64 = 64 << 10;
 
 /// The key file's text, `None` when it does not exist. Only a regular file (through the
-/// kubelet's `..data` symlinks) is opened: a FIFO there would block the reading thread forever.
+/// kubelet's `..data` symlinks) is read: a FIFO there would block the reading thread forever.
 fn read_key_file(path: &std::path::Path) -> Result<Option<String>, runtime::files::ReadError> {
-    let io = |source| runtime::files::ReadError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(e)),
-        Ok(m) if !m.is_file() => return Err(io(std::io::Error::other("not a regular file"))),
-        Ok(_) => {}
+    use runtime::files::{ReadError, read_regular_capped};
+    match read_regular_capped(path, MAX_KEY_FILE_BYTES) {
+        Err(ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| ReadError::NotUtf8 {
+                path: path.to_path_buf(),
+            }),
     }
-    runtime::files::read_capped_string(path, MAX_KEY_FILE_BYTES).map(Some)
 }
 
 #[cfg(test)]
