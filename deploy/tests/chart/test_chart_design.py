@@ -263,8 +263,8 @@ def test_self_signed_hooks():
     assert vol["secret"]["secretName"] == f'{name("webhook")}-tls'
     cr = one(KIND, "ClusterRole", name("webhook-certgen") + "-dev")
     assert cr["rules"][0]["resourceNames"] == [name("webhook")]
-    # kube-webhook-certgen's patch step is a server-side apply: the PATCH verb (as
-    # kube-prometheus-stack's ClusterRole grants since it uses that tool).
+    # kube-webhook-certgen's patch step always ends in a server-side Apply, a PATCH
+    # (pkg/k8s/k8s.go, applyValidatingWebhook / applyMutatingWebhook, read upstream).
     assert {"get", "patch"} <= set(cr["rules"][0]["verbs"])
     # Helm deletes hook-succeeded hooks once their phase succeeded: no hook RBAC outlives it.
     for kind in ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"):
