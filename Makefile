@@ -163,3 +163,11 @@ cluster-up: cluster-tools
 
 cluster-down:
 	scripts/cluster.sh down $(CLUSTER_DIR)
+
+# The chart, the webhook and the case studies' scheduling rules against that control plane
+# (deploy/tests/cluster): one control plane per run, stopped at the end; component logs are kept
+# in .tools/results/cluster-logs when a test failed.
+.PHONY: test-cluster
+test-cluster: cluster-tools chart-tools
+	cargo build -q --locked -p ferrostack
+	CI=true .tools/venv/bin/pytest -q -rs -p no:cacheprovider deploy/tests/cluster

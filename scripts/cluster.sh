@@ -5,7 +5,8 @@
 #   scripts/cluster.sh build      build etcd, kube-apiserver, kube-controller-manager,
 #                                 kube-scheduler, kubectl and kwok into .tools/k8s/bin
 #   scripts/cluster.sh up DIR     start them on loopback (free ports), all state under DIR,
-#                                 three KWOK nodes, a test Deployment; prints the kubeconfig
+#                                 three KWOK nodes, a default StorageClass
+#                                 with six PersistentVolumes, a test Deployment; prints the kubeconfig
 #   scripts/cluster.sh down DIR   stop every process `up DIR` started (each its own group)
 #
 # No kubelets or containers: KWOK plays the nodes (heartbeats, pod lifecycle). etcd speaks
@@ -109,6 +110,12 @@ options:
   enablePodsOnNodeSyncListPager: true
 EOF
     while read -r f; do echo "---"; cat "$kwokdir/$f"; done <<< "$KWOK_STAGES"
+    # KWOK completes only a Job's pods; `helm test` waits for its hook pod to succeed, so the
+    # same stage also completes pods annotated as helm test hooks.
+    echo "---"
+    sed -e 's/name: pod-complete$/name: pod-complete-helm-test/' \
+      -e "s/'.metadata.ownerReferences.\[\].kind'/'.metadata.annotations[\"helm.sh\/hook\"]'/" \
+      -e "s/- 'Job'$/- 'test'/" "$kwokdir/kustomize/stage/pod/fast/pod-complete.yaml"
   } > "$TOOLS/kwok.yaml"
 }
 
@@ -236,6 +243,36 @@ EOF
   done
 }
 
+# kind's default StorageClass is named `standard`; no provisioner runs here, so a claim binds to
+# one of the static PersistentVolumes once its pod is scheduled (WaitForFirstConsumer), as local
+# volumes do.
+storage_yaml() {
+  local i
+  cat <<'EOF'
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+EOF
+  for i in 1 2 3 4 5 6; do
+    cat <<EOF
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: standard-$i}
+spec:
+  storageClassName: standard
+  capacity: {storage: 10Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: /var/lib/ferrostack-pv/$i}
+EOF
+  done
+}
+
 cmd_up() {
   DIR=$(mkdir -p "$1" && cd "$1" && pwd)
   [[ -f "$DIR/pids" ]] && die "$DIR/pids exists: run 'scripts/cluster.sh down $DIR' first"
@@ -301,6 +338,8 @@ cmd_up() {
 
   nodes_yaml > "$DIR/nodes.yaml"
   kctl apply -f "$DIR/nodes.yaml" > /dev/null
+  storage_yaml > "$DIR/storage.yaml"
+  kctl apply -f "$DIR/storage.yaml" > /dev/null
   wait_for 40 "three Ready nodes" kctl wait --for=condition=Ready node --all --timeout=1s
   # The default ServiceAccount must exist before the test Pod can be admitted.
   wait_for 30 "default ServiceAccount" kctl get serviceaccount default
