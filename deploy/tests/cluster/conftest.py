@@ -2,8 +2,10 @@
 kube-controller-manager, kube-scheduler built from their Go modules, three KWOK nodes) started once
 per session in a temporary directory, stopped at the end with no process left behind. Every
 component's log is copied to .tools/results/cluster-logs/ when a test failed."""
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -123,8 +125,9 @@ def cluster(request):
 @pytest.fixture
 def namespace(cluster, request):
     """A fresh namespace named after the test, deleted afterwards (without waiting)."""
-    name = request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:50]
-    name = name.strip("-")
+    # Parametrized tests share a long prefix: a hash of the node id keeps the names distinct.
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{slug}-{hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]}"
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)

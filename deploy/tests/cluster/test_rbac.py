@@ -1,0 +1,94 @@
+"""Least privilege, judged by the API server's own authorizer (`kubectl auth can-i --as`): each
+ServiceAccount the chart creates may do exactly what its program calls, and one verb beyond is
+refused."""
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import CHART, tool
+
+RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+
+# kube-webhook-certgen (the hook's image), read in its pkg/k8s/k8s.go: `create` gets the Secret
+# by name and creates it when missing; `patch` gets each webhook configuration, writes the
+# caBundle with a server-side Apply (patch) and, for the failure policy, an Update.
+CERTGEN_ALLOWED = [
+    ("get", "secrets/{release}-webhook-tls"),
+    ("create", "secrets"),
+    *[(verb, f"{kind}/{{release}}-webhook")
+      for verb in ("get", "update", "patch")
+      for kind in ("validatingwebhookconfigurations.admissionregistration.k8s.io",
+                   "mutatingwebhookconfigurations.admissionregistration.k8s.io")],
+]
+CERTGEN_REFUSED = [
+    ("list", "secrets"),                    # it reads one Secret by name
+    ("get", "secrets/other"),               # and no other
+    ("update", "secrets/{release}-webhook-tls"),
+    ("delete", "validatingwebhookconfigurations.admissionregistration.k8s.io/{release}-webhook"),
+    ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/someone-else"),
+    ("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io"),
+]
+
+
+def render(namespace, *values):
+    args = [tool("helm"), "template", "fs", str(CHART), "--namespace", namespace]
+    for v in values:
+        args += ["-f", str(CHART / "ci" / v)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def can_i(cluster, namespace, sa, verb, resource):
+    out = cluster.kubectl("auth", "can-i", verb, resource, "-n", namespace,
+                          f"--as=system:serviceaccount:{namespace}:{sa}", check=False)
+    return out.stdout.strip() == "yes"
+
+
+def rules(cluster, namespace, sa):
+    """What the authorizer lists for the account, as a set of lines."""
+    out = cluster.kubectl("auth", "can-i", "--list", "-n", namespace,
+                          f"--as=system:serviceaccount:{namespace}:{sa}")
+    return set(out.stdout.splitlines()[1:])
+
+
+def test_certgen_hook_may_do_what_kube_webhook_certgen_calls_and_no_more(cluster, namespace):
+    # The hook's RBAC objects, as the kind profile renders them (they exist only while the
+    # hook runs on a real install, so they are applied here directly).
+    docs = [d for d in render(namespace, "kind-values.yaml")
+            if d["kind"] in RBAC_KINDS and "certgen" in d["metadata"]["name"]]
+    assert {d["kind"] for d in docs} == RBAC_KINDS
+    cluster.apply(docs)
+    sa = next(d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount")
+    try:
+        for verb, resource in CERTGEN_ALLOWED:
+            assert can_i(cluster, namespace, sa, verb, resource.format(release="fs")), (verb, resource)
+        for verb, resource in CERTGEN_REFUSED:
+            assert not can_i(cluster, namespace, sa, verb, resource.format(release="fs")), (
+                verb, resource)
+    finally:
+        for d in docs:
+            if d["kind"].startswith("Cluster"):
+                cluster.kubectl("delete", d["kind"], d["metadata"]["name"], check=False)
+
+
+@pytest.mark.parametrize("profile", [(), ("kind-values.yaml",), ("full-values.yaml",)],
+                         ids=["default", "kind", "full"])
+def test_workload_service_accounts_hold_nothing_beyond_an_unbound_account(cluster, namespace,
+                                                                          profile):
+    """The services call no Kubernetes API: their accounts (tokens not even mounted) hold
+    exactly what every authenticated account holds, no resource rule more."""
+    docs = render(namespace, *profile)
+    bound = [d for d in docs if d["kind"] in RBAC_KINDS - {"ServiceAccount"}
+             and "helm.sh/hook" not in d["metadata"].get("annotations", {})]
+    assert bound == [], [d["metadata"]["name"] for d in bound]
+    accounts = [d for d in docs if d["kind"] == "ServiceAccount"
+                and "helm.sh/hook" not in d["metadata"].get("annotations", {})]
+    assert len(accounts) >= 3
+    cluster.apply(accounts + [{"apiVersion": "v1", "kind": "ServiceAccount",
+                               "metadata": {"name": "unbound", "namespace": namespace}}])
+    baseline = rules(cluster, namespace, "unbound")
+    for sa in accounts:
+        name = sa["metadata"]["name"]
+        assert rules(cluster, namespace, name) == baseline, name
+        assert not can_i(cluster, namespace, name, "get", "pods")
