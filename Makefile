@@ -164,10 +164,16 @@ cluster-up: cluster-tools
 cluster-down:
 	scripts/cluster.sh down $(CLUSTER_DIR)
 
+# The upstream CRDs the chart and deploy/ use, read out of each project's Go module at the
+# version deploy/versions.yaml pins into .tools/crds/<project> (skipped when already there).
+.PHONY: crds
+crds:
+	scripts/crds.sh
+
 # The chart, the webhook and the case studies' scheduling rules against that control plane
 # (deploy/tests/cluster): one control plane per run, stopped at the end; component logs are kept
 # in .tools/results/cluster-logs when a test failed.
 .PHONY: test-cluster
-test-cluster: cluster-tools chart-tools
+test-cluster: cluster-tools chart-tools crds
 	cargo build -q --locked -p ferrostack
 	CI=true .tools/venv/bin/pytest -q -rs -p no:cacheprovider deploy/tests/cluster
