@@ -115,7 +115,7 @@ fetch_project() {
   extract "$zip" "$prefix" "$dest.tmp" "$@"
   printf '%s\n' "$want" > "$dest.tmp/.source"
   rm -rf "$dest" && mv "$dest.tmp" "$dest"
-  printf '%-20s %s files from %s@%s in %ss\n' "$project" "$(ls "$dest" | wc -l)" "$module" "$version" \
+  printf '%-20s %s files from %s@%s in %ss\n' "$project" "$(find "$dest" -name "*.y*ml" | wc -l)" "$module" "$version" \
     "$((SECONDS - start))"
 }
 
