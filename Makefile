@@ -63,7 +63,7 @@ bench-webhook:
 # --- chart ---
 # Helm chart deploy/helm/ferrostack and the image, proven offline (deploy/tests/chart): helm lint
 # + template for every profile, kubernetes-validate --strict (1.31, 1.35), checkov,
-# custom-resource shapes, linter rules as tests, `ferrostack webhook check` on each profile,
+# custom-resource cross-references (shapes: test-cluster), linter rules as tests, `ferrostack webhook check` on each profile,
 # workflow schemas, hadolint, the build context, and every role run on a read-only root
 # (needs root for its mount namespace, as `make test` has for apt).
 CHART := deploy/helm/ferrostack
