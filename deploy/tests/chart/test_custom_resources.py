@@ -4,11 +4,12 @@ to a Service port; a Certificate to its Issuer and webhook). Their shapes are ju
 API server against the upstream CRDs: deploy/tests/cluster/test_custom_resources.py."""
 
 import re
+import subprocess
 
 import pytest
 import yaml
 
-from conftest import CHART, NAMESPACE, find, name, one, render
+from conftest import CHART, NAMESPACE, find, name, one, render, tool
 
 
 FULL = render("full")
@@ -159,9 +160,6 @@ def test_http_routes_point_at_services():
 
 
 def promtool_check(tmp_path, groups):
-    import subprocess
-
-    from conftest import tool
     f = tmp_path / "rules.yaml"
     f.write_text(yaml.safe_dump({"groups": groups}))
     return subprocess.run([tool("promtool"), "check", "rules", str(f)], capture_output=True, text=True)
