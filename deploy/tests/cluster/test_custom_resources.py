@@ -150,7 +150,8 @@ def create(cluster, src, doc, check=True):
 
 
 def test_every_custom_kind_the_project_ships_is_covered():
-    """The kinds the issue lists all come from some source: nothing silently left out."""
+    """Every custom kind the chart and deploy/ are known to ship comes from some source here:
+    a renamed file or a profile that stopped rendering one would otherwise drop it silently."""
     kinds = {d["kind"] for _, d in CUSTOM}
     assert kinds >= {"ServiceMonitor", "PrometheusRule", "Rollout", "AnalysisTemplate",
                      "VirtualService", "DestinationRule", "ScaledObject", "Certificate", "Issuer",
@@ -174,6 +175,7 @@ def test_every_shipped_kind_is_served(cluster, crds):
 @pytest.mark.parametrize("src,doc", CUSTOM,
                          ids=[f"{src}:{d['kind']}/{d['metadata']['name']}" for src, d in CUSTOM])
 def test_custom_resource_is_accepted(cluster, crds, src, doc):
+    """The API server creates it: its CRD's structural schema, enums and CEL rules accept it."""
     create(cluster, src, doc)
 
 
@@ -185,18 +187,18 @@ def one(src, kind, name=None):
 
 def misspelled_step(rollout):
     rollout["spec"]["strategy"]["canary"]["steps"][0] = {"setWeigth": 10}
-    return rollout, "setWeigth"
+    return rollout, ('unknown field "spec.strategy.canary.steps[0].setWeigth"',)
 
 
 def bad_algorithm(cert):
     cert["spec"]["privateKey"]["algorithm"] = "DSA"
-    return cert, "algorithm"
+    return cert, ("spec.privateKey.algorithm", 'Unsupported value: "DSA"')
 
 
 def restricted_label(pool):
     # karpenter-provider-aws's CEL rule: no unknown karpenter.k8s.aws/ labels
     pool["spec"]["template"]["spec"]["requirements"][0]["key"] = "karpenter.k8s.aws/instance-colour"
-    return pool, "is restricted"
+    return pool, ('label domain "karpenter.k8s.aws" is restricted',)
 
 
 BROKEN = {
@@ -215,4 +217,4 @@ def test_api_server_rejects_a_broken_copy(cluster, crds, case):
     doc["metadata"]["name"] += "-broken"
     out = create(cluster, "chart-full", doc, check=False)
     assert out.returncode != 0, f"{case}: the API server accepted {doc['kind']} ({out.stdout[:200]})"
-    assert expect in out.stderr, out.stderr
+    assert all(e in out.stderr for e in expect), out.stderr
