@@ -63,7 +63,7 @@ bench-webhook:
 # --- chart ---
 # Helm chart deploy/helm/ferrostack and the image, proven offline (deploy/tests/chart): helm lint
 # + template for every profile, kubernetes-validate --strict (1.31, 1.35), checkov,
-# custom-resource shapes, linter rules as tests, `ferrostack webhook check` on each profile,
+# custom-resource cross-references (shapes: test-cluster), linter rules as tests, `ferrostack webhook check` on each profile,
 # workflow schemas, hadolint, the build context, and every role run on a read-only root
 # (needs root for its mount namespace, as `make test` has for apt).
 CHART := deploy/helm/ferrostack
@@ -164,10 +164,16 @@ cluster-up: cluster-tools
 cluster-down:
 	scripts/cluster.sh down $(CLUSTER_DIR)
 
+# The upstream CRDs the chart and deploy/ use, read out of each project's Go module at the
+# version deploy/versions.yaml pins into .tools/crds/<project> (skipped when already there).
+.PHONY: crds
+crds:
+	scripts/crds.sh
+
 # The chart, the webhook and the case studies' scheduling rules against that control plane
 # (deploy/tests/cluster): one control plane per run, stopped at the end; component logs are kept
 # in .tools/results/cluster-logs when a test failed.
 .PHONY: test-cluster
-test-cluster: cluster-tools chart-tools
+test-cluster: cluster-tools chart-tools crds
 	cargo build -q --locked -p ferrostack
 	CI=true .tools/venv/bin/pytest -q -rs -p no:cacheprovider deploy/tests/cluster

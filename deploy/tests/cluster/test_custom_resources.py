@@ -1,0 +1,220 @@
+"""Every custom resource the project ships (the chart in each profile and each Ansible environment,
+the logging chart, the YAML under deploy/) is created on the real API server after the upstream
+CRDs (scripts/crds.sh: each project's own release at the version deploy/versions.yaml pins), so
+their structural schemas and CEL rules judge it, with Strict field validation."""
+import copy
+import json
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import CHART, ROOT, tool
+
+CRDS = ROOT / ".tools" / "crds"
+DEPLOY = ROOT / "deploy"
+ANSIBLE_VALUES = DEPLOY / "ansible" / "values" / "ferrostack"
+LOGGING = DEPLOY / "logging"
+# Built-in API groups with a dot in their name (the rest of a dotted group is a CRD's).
+BUILTIN_GROUPS = {"admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io",
+                  "networking.k8s.io", "rbac.authorization.k8s.io", "scheduling.k8s.io",
+                  "storage.k8s.io", "node.k8s.io", "discovery.k8s.io", "coordination.k8s.io",
+                  "flowcontrol.apiserver.k8s.io", "certificates.k8s.io", "resource.k8s.io",
+                  "events.k8s.io"}
+# Files a tool reads (kind, kubeadm, kubelet, kube-proxy), not API objects.
+CONFIG_GROUPS = {"kind.x-k8s.io", "kubeadm.k8s.io", "kubelet.config.k8s.io",
+                 "kubeproxy.config.k8s.io"}
+
+
+def helm_template(release, chart, namespace, *args):
+    out = subprocess.run([tool("helm"), "template", release, str(chart), "--namespace", namespace,
+                          *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def chart_sources():
+    """The chart as each profile renders it, and as Ansible deploys it per environment (common
+    values, then the environment's, deep-merged as the playbook's combine(recursive=True))."""
+    sources = {"chart-default": helm_template("fs", CHART, "dev")}
+    for profile in ("kind", "full"):
+        sources[f"chart-{profile}"] = helm_template(
+            "fs", CHART, "dev", "-f", CHART / "ci" / f"{profile}-values.yaml")
+    for env in ("development", "staging", "production"):
+        sources[f"ansible-{env}"] = helm_template(
+            "ferrostack", CHART, "ferrostack", "-f", ANSIBLE_VALUES / "common.yaml",
+            "-f", ANSIBLE_VALUES / f"{env}.yaml")
+    return sources
+
+
+def logging_sources():
+    """deploy/logging/stack as installed (cluster CA certificates) on kind and elsewhere, and with
+    ECK's self-signed certificates (tls.clusterIssuer empty)."""
+    stack = LOGGING / "stack"
+    return {"logging-default": helm_template("logging", stack, "logging"),
+            "logging-kind": helm_template("logging", stack, "logging",
+                                          "-f", LOGGING / "values" / "stack-kind.yaml"),
+            "logging-self-signed": helm_template("logging", stack, "logging",
+                                                 "--set", "tls.clusterIssuer=")}
+
+
+def file_sources():
+    """Every YAML file under deploy/ that holds API objects (charts and tests excepted), with the
+    placeholders the installers fill (control-plane.sh's default pod CIDR)."""
+    script = (DEPLOY / "kubeadm" / "scripts" / "control-plane.sh").read_text()
+    pod_cidr = re.search(r"POD_CIDR=\$\{POD_CIDR:-([^}]+)\}", script).group(1)
+    sources = {}
+    for path in sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")]):
+        rel = path.relative_to(DEPLOY)
+        if rel.parts[0] in ("tests", "helm") or rel.parts[:2] == ("logging", "stack"):
+            continue
+        try:
+            docs = list(yaml.safe_load_all(path.read_text().replace("__POD_CIDR__", pod_cidr)))
+        except yaml.YAMLError:
+            continue
+        objects = [d for d in docs if isinstance(d, dict) and {"apiVersion", "kind"} <= d.keys()]
+        if objects:
+            sources[str(rel)] = objects
+    return sources
+
+
+def group(doc):
+    return doc["apiVersion"].rpartition("/")[0]
+
+
+SOURCES = {**chart_sources(), **logging_sources(), **file_sources()}
+API_OBJECTS = [(src, d) for src, docs in SOURCES.items() for d in docs
+               if group(d) not in CONFIG_GROUPS]
+CUSTOM = [(src, d) for src, d in API_OBJECTS
+          if "." in group(d) and group(d) not in BUILTIN_GROUPS]
+
+
+def slug(text):
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:55]
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The safe loader (libyaml's: 16 MB of CRDs take 2 s, not 40) that also reads the `=` (YAML
+    1.1 "value") scalar some upstream CRD schemas hold."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
+def upstream_crds():
+    """(group, kind) -> the CRD document, from every file scripts/crds.sh put in .tools/crds."""
+    files = sorted(CRDS.glob("*/*.y*ml"))
+    if len({f.parent.name for f in files}) < 9:
+        pytest.fail(f"{CRDS} is not complete: run `make crds` (scripts/crds.sh)")
+    return {(d["spec"]["group"], d["spec"]["names"]["kind"]): d for f in files
+            for d in yaml.load_all(f.read_text(), Loader=_Loader)
+            if d and d.get("kind") == "CustomResourceDefinition"}
+
+
+@pytest.fixture(scope="module")
+def crds(cluster):
+    """The upstream CRD of every custom kind shipped, applied server-side in one request and
+    Established (only those: each CRD costs the API server about a second of OpenAPI work);
+    one namespace per source. Returns the (group, kind)s applied."""
+    upstream = upstream_crds()
+    wanted = sorted({(group(d), d["kind"]) for _, d in CUSTOM})
+    missing = [gk for gk in wanted if gk not in upstream]
+    assert not missing, f"no upstream CRD in {CRDS} for {missing}"
+    items = [upstream[gk] for gk in wanted]
+    cluster.kubectl("apply", "--server-side", "--field-manager=ferrostack-test", "-f", "-",
+                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+                    timeout=300)
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=120s",
+                    *[f"crd/{d['metadata']['name']}" for d in items])
+    for src in sorted({src for src, _ in CUSTOM}):
+        cluster.kubectl("create", "namespace", f"cr-{slug(src)}")
+    return set(wanted)
+
+
+def create(cluster, src, doc, check=True):
+    """`kubectl create` (a real POST with fieldValidation=Strict: an unknown field is an error, not
+    a warning) in the source's namespace; a cluster-scoped object is deleted again at once."""
+    doc = copy.deepcopy(doc)
+    doc["metadata"].pop("namespace", None)
+    out = cluster.kubectl("create", "--validate=strict", "-n", f"cr-{slug(src)}", "-o", "json",
+                          "-f", "-", input=json.dumps(doc), check=False)
+    if out.returncode == 0:
+        created = json.loads(out.stdout)
+        if "namespace" not in created["metadata"]:
+            cluster.kubectl("delete", doc["kind"], doc["metadata"]["name"], "--wait=true")
+    elif check:
+        pytest.fail(f"the API server rejected {doc['kind']}/{doc['metadata']['name']} from {src}:\n"
+                    f"{out.stderr.strip()}")
+    return out
+
+
+def test_every_custom_kind_the_project_ships_is_covered():
+    """Every custom kind the chart and deploy/ are known to ship comes from some source here:
+    a renamed file or a profile that stopped rendering one would otherwise drop it silently."""
+    kinds = {d["kind"] for _, d in CUSTOM}
+    assert kinds >= {"ServiceMonitor", "PrometheusRule", "Rollout", "AnalysisTemplate",
+                     "VirtualService", "DestinationRule", "ScaledObject", "Certificate", "Issuer",
+                     "ClusterIssuer", "HTTPRoute", "NodePool", "EC2NodeClass", "Elasticsearch",
+                     "Kibana", "Installation", "APIServer"}, kinds
+
+
+def test_every_shipped_kind_is_served(cluster, crds):
+    """Every API object shipped is a kind the API server serves once the upstream CRDs are in:
+    a custom resource without its CRD here would otherwise go unchecked."""
+    served = set()
+    for line in cluster.kubectl("api-resources", "--no-headers").stdout.splitlines():
+        cols = line.split()     # NAME [SHORTNAMES] APIVERSION NAMESPACED KIND
+        served.add((cols[-3].rpartition("/")[0], cols[-1]))
+    versions = set(cluster.kubectl("api-versions").stdout.split())
+    missing = {(src, d["apiVersion"], d["kind"]) for src, d in API_OBJECTS
+               if (group(d), d["kind"]) not in served or d["apiVersion"] not in versions}
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("src,doc", CUSTOM,
+                         ids=[f"{src}:{d['kind']}/{d['metadata']['name']}" for src, d in CUSTOM])
+def test_custom_resource_is_accepted(cluster, crds, src, doc):
+    """The API server creates it: its CRD's structural schema, enums and CEL rules accept it."""
+    create(cluster, src, doc)
+
+
+def one(src, kind, name=None):
+    (doc,) = [d for s, d in CUSTOM if s == src and d["kind"] == kind
+              and name in (None, d["metadata"]["name"])]
+    return copy.deepcopy(doc)
+
+
+def misspelled_step(rollout):
+    rollout["spec"]["strategy"]["canary"]["steps"][0] = {"setWeigth": 10}
+    return rollout, ('unknown field "spec.strategy.canary.steps[0].setWeigth"',)
+
+
+def bad_algorithm(cert):
+    cert["spec"]["privateKey"]["algorithm"] = "DSA"
+    return cert, ("spec.privateKey.algorithm", 'Unsupported value: "DSA"')
+
+
+def restricted_label(pool):
+    # karpenter-provider-aws's CEL rule: no unknown karpenter.k8s.aws/ labels
+    pool["spec"]["template"]["spec"]["requirements"][0]["key"] = "karpenter.k8s.aws/instance-colour"
+    return pool, ('label domain "karpenter.k8s.aws" is restricted',)
+
+
+BROKEN = {
+    "unknown-field": (lambda: one("chart-full", "Rollout", "fs-backend-api"), misspelled_step),
+    "enum": (lambda: one("chart-full", "Certificate"), bad_algorithm),
+    "cel-rule": (lambda: one("autoscaling/nodepool.yaml", "NodePool", "ferrostack"), restricted_label),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_api_server_rejects_a_broken_copy(cluster, crds, case):
+    """The check bites: a shipped object with a misspelled field, a value outside its enum, or a
+    value a CEL rule forbids is refused, and the error names what is wrong."""
+    load, breaks = BROKEN[case]
+    doc, expect = breaks(load())
+    doc["metadata"]["name"] += "-broken"
+    out = create(cluster, "chart-full", doc, check=False)
+    assert out.returncode != 0, f"{case}: the API server accepted {doc['kind']} ({out.stdout[:200]})"
+    assert all(e in out.stderr for e in expect), out.stderr
