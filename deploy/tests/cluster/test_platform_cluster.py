@@ -136,3 +136,23 @@ def test_jenkins_claim_binds_in_the_development_cluster(cluster, namespace):
         cluster.wait_until("Jenkins' pod to run", lambda: phase(cluster, namespace, "jenkins-0") == "Running")
     finally:
         cluster.kubectl("delete", "pv", pv, "--wait=false", check=False)
+
+
+# --- the Jenkins agent pod (buildah's capabilities) ---------------------------------------------
+
+def test_jenkins_agent_pod_is_accepted_by_the_api_server(cluster, namespace):
+    """The agent pod as the kubernetes plugin submits it, validated by the real API server
+    (server-side dry run): its own user namespace, the buildah container's SYS_ADMIN and
+    SYS_CHROOT, AppArmor unconfined for it alone: fields and combinations the 1.37 API server
+    validates (user namespaces, appArmorProfile), beyond what an offline schema knows."""
+    pod = yaml.safe_load((ROOT / "deploy" / "jenkins" / "agent-pod.yaml").read_text())
+    pod["metadata"].update(name="ferrostack-ci", namespace=namespace)
+    # the Jenkins chart creates the agents' ServiceAccount (values serviceAccountAgent.name)
+    cluster.apply([{"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": pod["spec"]["serviceAccountName"], "namespace": namespace}}])
+    out = cluster.apply([pod], "--dry-run=server", "-o", "json", check=False)
+    assert out.returncode == 0, out.stderr
+    accepted = yaml.safe_load(out.stdout)
+    assert accepted["spec"]["hostUsers"] is False
+    buildah = next(c for c in accepted["spec"]["containers"] if c["name"] == "buildah")
+    assert {"SYS_ADMIN", "SYS_CHROOT"} <= set(buildah["securityContext"]["capabilities"]["add"])

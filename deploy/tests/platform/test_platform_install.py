@@ -9,6 +9,7 @@ import sys
 import pytest
 import yaml
 
+from charts import template
 from conftest import ROOT
 from test_ansible import ANSIBLE, ENVIRONMENTS, VENV_BIN, fake_helm, run_playbook, upgrades  # noqa: F401
 from test_cluster import fake_tools, flag, release, run_up
@@ -17,13 +18,19 @@ KPS_VALUES = ROOT / "deploy" / "observability" / "kube-prometheus-stack" / "valu
 HOSTS = yaml.safe_load((ANSIBLE / "inventory" / "hosts.yml").read_text())["all"]["children"]
 
 
-def resolve(env: str, expression: str, tmp_path: pathlib.Path):
-    """What Ansible itself makes of a Jinja expression for the environment's inventory host."""
+def resolve(env: str, expression: str, tmp_path: pathlib.Path, playbook: str | None = None):
+    """What Ansible itself makes of a Jinja expression for the environment's inventory host (with
+    the play variables of `playbook`, which Ansible templates lazily like its own)."""
     ansible_env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp_path),
                    "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "a"),
                    "ANSIBLE_NOCOLOR": "1"}
     host = next(iter(HOSTS[env]["hosts"]))
-    res = subprocess.run([str(VENV_BIN / "ansible"), host, "--playbook-dir", "playbooks", "-m",
+    extra = []
+    if playbook:
+        (play,) = yaml.safe_load((ANSIBLE / "playbooks" / playbook).read_text())
+        (tmp_path / "play-vars.json").write_text(json.dumps(play["vars"]))
+        extra = ["-e", f"@{tmp_path / 'play-vars.json'}"]
+    res = subprocess.run([str(VENV_BIN / "ansible"), host, *extra, "--playbook-dir", "playbooks", "-m",
                           "ansible.builtin.debug", "-a", json.dumps({"msg": "{{ " + expression + " | to_json }}"})],
                          cwd=ANSIBLE, env=ansible_env, capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -172,3 +179,41 @@ def test_kubeadm_cluster_makes_local_path_its_default_class():
     vagrantfile = (ROOT / "deploy" / "kubeadm" / "Vagrantfile").read_text()
     assert '"LOCAL_PATH_PROVISIONER_VERSION" => VERSIONS.fetch("local_path_provisioner")' in vagrantfile
     assert CLUSTER_CLASSES["staging"] == "local-path"
+
+
+# --- item 10: the Ingress certificate is issued in every Ansible environment -------------------
+# cert-manager's ingress-shim (pkg/apis/certmanager/v1/types.go of the pinned cert-manager:
+#   IngressClusterIssuerNameAnnotationKey = "cert-manager.io/cluster-issuer")
+# creates a Certificate for each tls entry of an Ingress carrying that annotation, stored in the
+# entry's secretName; without the annotation nothing issues ferrostack-tls.
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_ingress_certificate_is_issued_by_the_installed_ca(env, tmp_path):
+    vdir = ANSIBLE / "values" / "ferrostack"
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(merged_files([vdir / "common.yaml", vdir / f"{env}.yaml"])))
+    docs = template(ROOT / "deploy" / "helm" / "ferrostack", "ferrostack", "ferrostack", [values],
+                    sets={"image.tag": "0123abc"})
+    (ingress,) = [d for d in docs if d["kind"] == "Ingress"]
+    issuer = ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
+    shipped = [d for d in yaml.safe_load_all((ROOT / "deploy" / "kind" / "cluster-issuer.yaml").read_text())
+               if d and d["kind"] == "ClusterIssuer"]
+    assert issuer in {d["metadata"]["name"] for d in shipped}, "a ClusterIssuer cert_manager.yml installs"
+    (tls,) = ingress["spec"]["tls"]
+    assert tls["secretName"] == "ferrostack-tls"
+    assert set(tls["hosts"]) == {rule["host"] for rule in ingress["spec"]["rules"]}
+
+
+# --- item 11: no control-plane scraping where the control plane is managed (EKS) --------------
+# kube-prometheus-stack's rule generator (charts/kube-prometheus-stack/hack, AlertConditionMap)
+# renders "KubeSchedulerDown": ".Values.kubeScheduler.enabled" and "KubeControllerManagerDown":
+# ".Values.kubeControllerManager.enabled"; the etcd group likewise needs kubeEtcd.enabled.
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_control_plane_scraped_only_where_it_can_be(env, tmp_path):
+    # the expression monitoring.yml hands helm as release_values
+    values = resolve(env, "kps_base | combine(kps_overrides, recursive=True)", tmp_path, "monitoring.yml")
+    managed = env == "production"      # EKS: AWS runs the control plane out of Prometheus' reach
+    for component in ("kubeControllerManager", "kubeScheduler", "kubeEtcd"):
+        assert values[component]["enabled"] is (not managed), (env, component)
+    assert values["kubelet"]["enabled"] and values["kubeProxy"]["enabled"], "the nodes' own metrics stay"
