@@ -71,13 +71,22 @@ else
 fi
 k cluster-info >/dev/null
 
+# The platform's PriorityClass, above the apps' (deploy/platform/priority-class.yaml): every
+# platform chart below names it, so it exists before the first of them.
+k apply -f "$root/deploy/platform/priority-class.yaml"
+
 log "1/6 ingress: traefik $TRAEFIK_VERSION"
+# The shared values (Ansible's, one source), then kind's: host ports on the ingress-ready node.
+# Its own ServiceMonitor stays off (no monitoring.coreos.com/v1 before step 3); step 3's values
+# scrape Traefik with a PodMonitor instead.
 h upgrade --install traefik traefik --repo "${REPO[traefik]}" --version "$TRAEFIK_VERSION" \
-  --namespace ingress --create-namespace -f "$here/values/traefik.yaml" --wait --timeout 5m
+  --namespace ingress --create-namespace -f "$root/deploy/ansible/values/traefik/common.yaml" \
+  -f "$here/values/traefik.yaml" --wait --timeout 5m
 
 log "2/6 cert-manager $CERT_MANAGER_VERSION"
 h upgrade --install cert-manager cert-manager --repo "${REPO[cert_manager]}" \
-  --version "$CERT_MANAGER_VERSION" --namespace cert-manager --create-namespace --set crds.enabled=true --wait --timeout 5m
+  --version "$CERT_MANAGER_VERSION" --namespace cert-manager --create-namespace \
+  -f "$root/deploy/ansible/values/cert-manager.yaml" --wait --timeout 5m
 k apply -f "$here/cluster-issuer.yaml"
 
 log "3/6 kube-prometheus-stack $KUBE_PROMETHEUS_STACK_VERSION"

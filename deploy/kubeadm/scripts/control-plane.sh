@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Control plane: kubeadm init (metrics endpoints of etcd, scheduler, controller-manager and
-# kube-proxy bound for Prometheus), Calico, and the join command + admin.conf for the host.
-# Idempotent: skips init when the cluster exists. Env: NODE_IP, CALICO_VERSION (the Vagrantfile
-# passes deploy/versions.yaml's pin), POD_CIDR.
+# kube-proxy bound for Prometheus), Calico, the local-path storage provisioner as the default
+# StorageClass, and the join command + admin.conf for the host.
+# Idempotent: skips init when the cluster exists. Env: NODE_IP, CALICO_VERSION and
+# LOCAL_PATH_PROVISIONER_VERSION (the Vagrantfile passes deploy/versions.yaml's pins), POD_CIDR.
 set -euo pipefail
 : "${NODE_IP:?set NODE_IP}" "${CALICO_VERSION:?set CALICO_VERSION (calico in deploy/versions.yaml)}"
+: "${LOCAL_PATH_PROVISIONER_VERSION:?set LOCAL_PATH_PROVISIONER_VERSION (local_path_provisioner in deploy/versions.yaml)}"
 POD_CIDR=${POD_CIDR:-10.244.0.0/16}
 here=$(cd "$(dirname "$0")" && pwd)
 [ -d "$here/../files" ] || here=/vagrant/scripts
@@ -28,6 +30,14 @@ kubectl wait --for=condition=Established crd/installations.operator.tigera.io --
 kubectl apply --server-side --force-conflicts -f "$calico/tigera-operator.yaml"
 sed -e "s|__POD_CIDR__|$POD_CIDR|g" "$files/calico-installation.yaml" | kubectl apply -f -
 kubectl wait --for=condition=Ready node --all --timeout=600s
+
+# Storage: kubeadm brings no provisioner, so every PersistentVolumeClaim of the platform (Prometheus
+# 20Gi, Grafana 5Gi, Elasticsearch, Jenkins) would stay Pending. Rancher's local-path-provisioner
+# creates a hostPath volume on the node the pod lands on (/opt/local-path-provisioner; its
+# StorageClass "local-path" binds WaitForFirstConsumer); it is made the cluster default, so claims
+# that name no class get it. Its pod runs once a worker has joined.
+kubectl apply -f "https://raw.githubusercontent.com/rancher/local-path-provisioner/$LOCAL_PATH_PROVISIONER_VERSION/deploy/local-path-storage.yaml"
+kubectl annotate --overwrite storageclass local-path storageclass.kubernetes.io/is-default-class=true
 
 # Hand the host and the workers what they need (the share is two-way NFS).
 install -d -m 0700 "$out"

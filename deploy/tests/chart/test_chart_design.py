@@ -5,7 +5,7 @@ the webhook and its certificates, the toggles, and values.schema.json refusing b
 import pytest
 import yaml
 
-from conftest import NAMESPACE, containers, find, helm, name, one, pod_spec, render, template_args
+from conftest import NAMESPACE, PROFILES as PROFILE_FILES, containers, find, helm, name, one, pod_spec, render, template_args
 
 DEFAULT = render("default")
 FULL = render("full")
@@ -308,6 +308,28 @@ def test_network_policy_peers():
     assert egress_ports == {53, 443}
     deny = one(DEFAULT, "NetworkPolicy", "fs-default-deny")
     assert "ingress" not in deny["spec"] and "egress" not in deny["spec"]
+
+
+def egress_to(np, port):
+    """The peers an egress rule of the policy allows on TCP `port`."""
+    return [peer for rule in np["spec"]["egress"] for peer in rule["to"]
+            if {"protocol": "TCP", "port": port} in rule["ports"]]
+
+
+@pytest.mark.parametrize("role", ["backend-api", "data-api"])
+def test_api_egress_reaches_the_configured_object_storage(role):
+    """The logship sidecar ships to logship.s3Endpoint: the full profile's
+    https://minio.storage.svc:9000 is port 9000, not 443. Allowed to any address (ipBlock) and to
+    the endpoint's namespace, since ipBlock may not match pod addresses (NetworkPolicy API)."""
+    full_values = yaml.safe_load(open(PROFILE_FILES["full"][-1]).read())
+    assert full_values["logship"]["s3Endpoint"] == "https://minio.storage.svc:9000"
+    peers = egress_to(one(FULL, "NetworkPolicy", name(role)), 9000)
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "storage"}}} in peers
+    assert any("ipBlock" in p for p in peers)
+    # a URL without a port connects to its scheme's; the healthcheck has no sidecar, no such rule
+    plain = render("default", "logship.s3Endpoint=http://objects.example.com")
+    assert any("ipBlock" in p for p in egress_to(one(plain, "NetworkPolicy", name(role)), 80))
+    assert not egress_to(one(FULL, "NetworkPolicy", name("healthcheck")), 9000)
 
 
 @pytest.mark.parametrize("bad", [

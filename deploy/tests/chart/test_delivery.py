@@ -131,7 +131,7 @@ def test_e2e_runs_the_kind_cluster_and_traefik_of_deploy_kind():
     for needle in ('--version "$(pin traefik_chart)"', '--repo "$(pin traefik_repo)"',
                    "-f deploy/kind/values/traefik.yaml", "--namespace ingress"):
         assert needle in run, needle
-    assert '--namespace ingress --create-namespace -f "$here/values/traefik.yaml"' in up
+    assert '-f "$here/values/traefik.yaml" --wait' in up and "--namespace ingress --create-namespace" in up
     assert 'TRAEFIK_VERSION=${TRAEFIK_VERSION:-$(pin traefik_chart)}' in up
     # The workflow's pin() is up.sh's reader.
     reader = re.search(r"^pin\(\) \{\n\s*(awk .*?)\\\n", up, re.M | re.S).group(1).strip()

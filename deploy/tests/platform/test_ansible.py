@@ -166,7 +166,11 @@ def test_platform_charts_are_pinned_waited_for_and_idempotent(fake_helm):
     assert repos == {"traefik": pins["traefik_repo"], "metrics-server": pins["metrics_server_repo"]}
     assert [next(a for a in u["args"] if a.startswith("--version=")) for u in ups] == [
         f"--version={pins['traefik_chart']}", f"--version={pins['metrics_server_chart']}"]
-    assert yaml.safe_load(next(iter(ups[0]["files"].values()))) == load(ROOT / "deploy" / "kind" / "values" / "traefik.yaml")
+    # Traefik: the shared values deep-merged with staging's own (test_platform_install.py checks
+    # what each environment's nodes need)
+    traefik = ANSIBLE / "values" / "traefik"
+    assert yaml.safe_load(next(iter(ups[0]["files"].values()))) == deep_merge(load(traefik / "common.yaml"),
+                                                                             load(traefik / "staging.yaml"))
     # kind needs --kubelet-insecure-tls, production must not get it
     (dev,) = upgrades(run_playbook(fake_helm, "metrics_server.yml", "development")[0])
     assert "--kubelet-insecure-tls" in json.dumps(dev["files"])

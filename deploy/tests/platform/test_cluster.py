@@ -272,6 +272,7 @@ def test_vagrantfile_passes_the_pinned_versions(tmp_path):
                 pins["kubernetes_minor"], pins["containerd"], pins["runc"])
         if call["script"] == "scripts/control-plane.sh":
             assert env["CALICO_VERSION"] == pins["calico"]
+            assert env["LOCAL_PATH_PROVISIONER_VERSION"] == pins["local_path_provisioner"]
     for script in ("common.sh", "control-plane.sh"):
         text = (KUBEADM / "scripts" / script).read_text()
         for var in re.findall(r'"\$\{(\w+_VERSION|K8S_MINOR):\?', text):

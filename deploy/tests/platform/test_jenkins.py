@@ -1,6 +1,7 @@
 """Jenkins: Helm values, the pod agent (strict Kubernetes schema), and the Jenkinsfile: every
 container it uses exists in the pod, images are pinned, the builder is daemonless, the deploy
 step calls a real playbook and inventory group, and every shell step passes shellcheck."""
+import json
 import re
 import subprocess
 
@@ -97,3 +98,22 @@ def test_deployer_image_installs_the_pinned_tools():
     assert "scripts/requirements-platform.txt" in text
     assert re.search(r"^USER 10001$", text, re.M)
     assert (ROOT / "scripts" / "requirements-platform.txt").is_file()
+
+
+def test_buildah_can_run_build_steps(pod):
+    """buildah's chroot isolation (buildah-build(1) --isolation chroot; its rootless tutorial
+    docs/tutorials/05-openshift-rootless-build.md uses BUILDAH_ISOLATION=chroot in a pod) calls
+    chroot(2), which needs CAP_SYS_CHROOT, and unshares and mounts a mount namespace per RUN step,
+    which needs CAP_SYS_ADMIN in the user namespace that owns it. Both are granted, and only
+    inside the pod's own user namespace (hostUsers: false), so they are not the node's."""
+    buildah = next(c for c in pod["spec"]["containers"] if c["name"] == "buildah")
+    env = {e["name"]: e["value"] for e in buildah["env"]}
+    assert env["BUILDAH_ISOLATION"] == "chroot"
+    caps = buildah["securityContext"]["capabilities"]
+    assert caps["drop"] == ["ALL"] and {"SYS_CHROOT", "SYS_ADMIN", "SETUID", "SETGID"} <= set(caps["add"])
+    assert pod["spec"]["hostUsers"] is False, "SYS_ADMIN only over the pod's user namespace"
+    # the containerd default AppArmor profile has `deny mount,`: the step's mounts need it off
+    assert buildah["securityContext"]["appArmorProfile"] == {"type": "Unconfined"}
+    others = [c for c in pod["spec"]["containers"] if c["name"] != "buildah"]
+    assert not [c["name"] for c in others if "SYS_ADMIN" in json.dumps(c)]
+

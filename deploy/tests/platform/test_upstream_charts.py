@@ -29,7 +29,8 @@ def containers(doc):
 
 # chart key -> the values files we install it with (deploy/kind/up.sh and the playbooks)
 VALUES = {
-    "traefik": [ROOT / "deploy" / "kind" / "values" / "traefik.yaml"],
+    "traefik": [ROOT / "deploy" / "ansible" / "values" / "traefik" / "common.yaml",
+                ROOT / "deploy" / "kind" / "values" / "traefik.yaml"],
     "kube_prometheus_stack": KPS_VALUES,
     "eck_operator": [LOGGING / "values" / "eck-operator.yaml"],
     "fluent_bit": [LOGGING / "values" / "fluent-bit.yaml"],
@@ -47,6 +48,28 @@ def test_values_keys_are_known_to_the_chart(key):
             # leftovers are keys that schema allows (per-port hostPort and the like)
             continue
         assert not unknown, f"{path.relative_to(ROOT)}: {unknown} are not values of {chart.name}"
+
+
+TRAEFIK_ENVS = {"development": ROOT / "deploy" / "kind" / "values" / "traefik.yaml",
+                "staging": ROOT / "deploy" / "ansible" / "values" / "traefik" / "staging.yaml",
+                "production": ROOT / "deploy" / "ansible" / "values" / "traefik" / "production.yaml"}
+
+
+@pytest.mark.parametrize("env", sorted(TRAEFIK_ENVS))
+def test_traefik_renders_on_a_fresh_cluster_of_each_environment(env):
+    """No monitoring.coreos.com/v1 yet (Traefik comes before kube-prometheus-stack): the chart
+    renders, without a ServiceMonitor; outside kind nothing pins it to kind's ingress-ready node."""
+    docs = template(upstream_chart("traefik"), "traefik", "ingress", [VALUES["traefik"][0], TRAEFIK_ENVS[env]],
+                    api_versions=(), kube_version="1.35.0")
+    assert not by_kind(docs, "ServiceMonitor")
+    (dep,) = by_kind(docs, "Deployment")
+    spec = dep["spec"]["template"]["spec"]
+    assert spec["priorityClassName"] == "ferrostack-platform"
+    if env != "development":
+        assert "ingress-ready" not in spec.get("nodeSelector", {})
+        assert not [p for p in containers(dep)[0]["ports"] if p.get("hostPort")]
+        (svc,) = by_kind(docs, "Service")
+        assert svc["spec"]["type"] in {"NodePort", "LoadBalancer"}
 
 
 def test_traefik_on_kind_uses_host_ports_and_no_load_balancer():
@@ -186,7 +209,9 @@ def test_fluent_bit_chart_runs_our_pipeline():
 
 
 def test_jenkins_controller_on_the_ci_node_with_existing_admin_secret():
-    docs = template(upstream_chart("jenkins"), "jenkins", "jenkins", VALUES["jenkins"])
+    # playbooks/jenkins.yml adds the environment's StorageClass (group_vars jenkins_storage_class)
+    docs = template(upstream_chart("jenkins"), "jenkins", "jenkins", VALUES["jenkins"],
+                    sets={"persistence.storageClass": "local-path"})
     (sts,) = by_kind(docs, "StatefulSet")
     spec = sts["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"ferrostack.dev/ci": "jenkins"}

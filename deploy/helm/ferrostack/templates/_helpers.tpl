@@ -262,8 +262,35 @@ lifecycle:
 {{- end -}}
 
 {{/* Egress rule to HTTPS endpoints outside the cluster (external logs API, object storage). */}}
+{{/* The TCP port a URL's connections go to: its explicit port, else its scheme's (http 80,
+anything else 443). "https://minio.storage.svc:9000" -> 9000. */}}
+{{- define "ferrostack.urlPort" -}}
+{{- $u := urlParse . -}}
+{{- $host := $u.host -}}
+{{- $port := "" -}}
+{{- if and (contains ":" $host) (not (hasSuffix "]" $host)) -}}
+{{- $port = last (splitList ":" $host) -}}
+{{- end -}}
+{{- if $port -}}{{ $port }}{{- else if eq $u.scheme "http" -}}80{{- else -}}443{{- end -}}
+{{- end -}}
+
+{{/* Egress to the endpoints outside the release, derived from the URLs configured: the
+networkPolicy.externalEgress ports, plus the port of backendApi.externalLogs.url and, for the
+pods that carry the logship sidecar (dict "ctx" $ "logship" true), of logship.s3Endpoint. An
+in-cluster endpoint (<service>.<namespace>.svc...) also gets a rule to its namespace on that
+port: ipBlock peers may not match pod addresses (the NetworkPolicy API leaves that to the
+plugin). */}}
 {{- define "ferrostack.externalEgress" -}}
-{{- $e := .Values.networkPolicy.externalEgress -}}
+{{- $ctx := .ctx -}}
+{{- $e := $ctx.Values.networkPolicy.externalEgress -}}
+{{- $urls := list -}}
+{{- with $ctx.Values.backendApi.externalLogs.url }}{{ $urls = append $urls . }}{{ end -}}
+{{- if and .logship $ctx.Values.logship.enabled $ctx.Values.logship.s3Endpoint -}}
+{{- $urls = append $urls $ctx.Values.logship.s3Endpoint -}}
+{{- end -}}
+{{- $ports := list -}}
+{{- range $e.ports }}{{ $ports = append $ports (int .) }}{{ end -}}
+{{- range $urls }}{{ $ports = append $ports (int (include "ferrostack.urlPort" .)) }}{{ end -}}
 - to:
     - ipBlock:
         cidr: {{ $e.cidr }}
@@ -271,9 +298,20 @@ lifecycle:
         except: {{ toYaml . | nindent 10 }}
         {{- end }}
   ports:
-    {{- range $e.ports }}
+    {{- range uniq $ports }}
     - {protocol: TCP, port: {{ . }}}
     {{- end }}
+{{- range $urls }}
+{{- $labels := splitList "." (urlParse .).host }}
+{{- if and (gt (len $labels) 2) (eq (index $labels 2 | splitList ":" | first) "svc") }}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ index $labels 1 }}
+  ports:
+    - {protocol: TCP, port: {{ include "ferrostack.urlPort" . }}}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* The healthcheck targets file and alert settings, for run and serve. */}}
