@@ -1,10 +1,13 @@
 """Every chart profile installed for real with `helm upgrade --install --wait`: every object is
 accepted, every workload becomes Available on the KWOK nodes, `helm test` passes, a second
 upgrade changes nothing, and `helm uninstall` leaves no cluster-scoped object behind."""
+import json
+
 import pytest
 import yaml
 
 from conftest import CHART, ROOT
+from test_custom_resources import CUSTOM, group, upstream_crds
 
 ANSIBLE_VALUES = ROOT / "deploy" / "ansible" / "values" / "ferrostack"
 RELEASE = "fs"
@@ -13,10 +16,26 @@ RELEASE = "fs"
 PROFILES = {
     "default": [],
     "kind": [CHART / "ci" / "kind-values.yaml"],
+    "full": [CHART / "ci" / "full-values.yaml"],
+    **{env: [ANSIBLE_VALUES / "common.yaml", ANSIBLE_VALUES / f"{env}.yaml"]
+       for env in ("development", "staging", "production")},
 }
 # Cluster-scoped kinds no chart creates (the harness's own, or written by controllers).
 IGNORED_CLUSTER_KINDS = {"nodes", "namespaces", "persistentvolumes", "componentstatuses",
                          "certificatesigningrequests", "apiservices", "csinodes"}
+
+
+@pytest.fixture(scope="module")
+def crds(cluster):
+    """The upstream CRDs of the custom kinds the profiles use (ServiceMonitor, Rollout, ...),
+    server-side applied (idempotent: the custom-resource tests apply the same) and Established."""
+    upstream = upstream_crds()
+    items = [upstream[gk] for gk in sorted({(group(d), d["kind"]) for _, d in CUSTOM})]
+    cluster.kubectl("apply", "--server-side", "--field-manager=ferrostack-test", "-f", "-",
+                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+                    timeout=300)
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=120s",
+                    *[f"crd/{d['metadata']['name']}" for d in items])
 
 
 def install_args(profile, *extra, namespace=None):
@@ -46,9 +65,9 @@ def generations(cluster, profile):
     or its resourceVersion for kinds without one, and the ReplicaSets of the namespace."""
     seen = {}
     for doc in manifest(cluster, profile):
-        ns = [] if doc["kind"].startswith("Cluster") or doc["kind"] == "PriorityClass" else [
-            "-n", f"p-{profile}"]
-        obj = cluster.get(doc["kind"], doc["metadata"]["name"], *ns)
+        # kubectl ignores -n for a cluster-scoped kind
+        ns = doc["metadata"].get("namespace", f"p-{profile}")
+        obj = cluster.get(doc["kind"], doc["metadata"]["name"], "-n", ns)
         meta = obj["metadata"]
         seen[(doc["kind"], meta["name"])] = meta.get("generation", meta["resourceVersion"])
     rs = cluster.get("replicasets", "-n", f"p-{profile}")["items"]
@@ -66,11 +85,24 @@ def assert_workloads_available(cluster, profile):
                 assert cond.get("Available") == "True", (obj["metadata"]["name"], cond)
 
 
+def platform_namespaces(cluster, profile):
+    """The namespaces outside its own that a profile puts objects in (the full profile's Grafana
+    dashboards go to `monitoring`): on a real cluster the platform's installers create them."""
+    args = install_args(profile)
+    args[:args.index(str(CHART)) + 1] = ["template", RELEASE, str(CHART)]
+    args = [a for a in args if a not in ("--create-namespace", "--wait", "--wait-for-jobs")]
+    rendered = cluster.helm(*args[:args.index("--timeout")], *args[args.index("--timeout") + 2:])
+    namespaces = {d["metadata"].get("namespace") for d in yaml.safe_load_all(rendered.stdout) if d}
+    for ns in sorted(namespaces - {None, f"p-{profile}"}):
+        cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}])
+
+
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_profile_installs_upgrades_idempotently_and_uninstalls_clean(cluster, profile):
+def test_profile_installs_upgrades_idempotently_and_uninstalls_clean(cluster, crds, profile):
+    platform_namespaces(cluster, profile)
     before = cluster_scoped(cluster)
-    cluster.helm(*install_args(profile))
     try:
+        cluster.helm(*install_args(profile))
         assert_workloads_available(cluster, profile)
         assert any(d["kind"] == "Deployment" for d in manifest(cluster, profile))
 
