@@ -64,7 +64,9 @@ die() { log "cluster.sh: $*"; exit 1; }
 build_one() {
   local name=$1 moddir=$2 pkg=$3 stamp want start
   stamp="$TOOLS/stamps/$name"
-  local ldflags=""
+  # no symbol table or DWARF (-s -w): nobody debugs these here, and linking the ~150 MB
+  # binaries without them is markedly faster on a cold 2-core machine
+  local ldflags="-s -w"
   if [[ $pkg == k8s.io/kubernetes/* ]]; then
     # what the Kubernetes release build stamps in (hack/lib/version.sh): without it the
     # binaries report v0.0.0-master, which charts' kubeVersion constraints reject
