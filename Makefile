@@ -6,11 +6,12 @@ export CARGO_TERM_COLOR := never
 
 .PHONY: test tools rust-test lint fmt-check clippy build readme
 
-# Lint, tools, then one `cargo test` over the whole workspace (one feature resolution, so one
-# build of the dependencies, the #[ignore]d tests that need those tools included), then the chart
-# and platform suites. scripts/suites.sh runs each on after a failure and ends with one line per
-# suite (passed, failed, skipped, every skip's reason) and a total; exit 1 if any failed.
-SUITES := tools\& lint wait rust-test test-chart test-platform
+# Lint while the tools install and the control plane builds from its Go modules (both in the
+# background), then one `cargo test` over the whole workspace (one feature resolution, so one
+# build of the dependencies, the #[ignore]d tests that need those tools included), then the chart,
+# platform and cluster suites. scripts/suites.sh runs each on after a failure and ends with one
+# line per suite (passed, failed, skipped, every skip's reason) and a total; exit 1 if any failed.
+SUITES := tools\& cluster-tools\& lint wait rust-test test-chart test-platform test-cluster
 test:
 	scripts/suites.sh $(SUITES)
 
@@ -152,10 +153,12 @@ bench-logship:
 .PHONY: cluster-tools cluster-up cluster-down
 # Official etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok built
 # from deploy/cluster/go.mod into .tools/k8s/bin (a binary whose inputs are unchanged is skipped);
-# cluster-up starts them on loopback with three KWOK nodes, state and logs in .tools/cluster.
+# with the upstream CRDs (scripts/crds.sh); cluster-up starts them on loopback with three KWOK
+# nodes, state and logs in .tools/cluster.
 CLUSTER_DIR := $(CURDIR)/.tools/cluster
 cluster-tools:
 	scripts/cluster.sh build
+	scripts/crds.sh
 
 cluster-up: cluster-tools
 	@kubeconfig=$$(scripts/cluster.sh up $(CLUSTER_DIR)); \

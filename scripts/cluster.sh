@@ -90,6 +90,7 @@ build_one() {
 }
 
 cmd_build() {
+  command -v go > /dev/null || die "go not found: the control plane is built from Go modules (Go $(awk '/^go /{print $2}' "$ROOT/deploy/cluster/go.mod") or newer, with the Go module proxy)"
   mkdir -p "$BIN" "$TOOLS/stamps"
   check_pins
   local name moddir pkg kwokdir f
