@@ -279,9 +279,10 @@ def test_excluded_namespaces_never_reach_the_webhook(cluster, webhook, where):
 def test_with_the_webhook_stopped_each_failure_policy_holds(cluster, webhook, enforced):
     webhook.stop()
     try:
-        # Mutating is Ignore (skipped), validating is Fail: a compliant Deployment is refused,
-        # and by the validating webhook, so the mutating one was passed over.
-        out = cluster.apply([deployment(enforced, "good", "nginx:1.27.3")], check=False)
+        # Mutating is Ignore (skipped), validating is Fail: a Pod that passes once mutated is
+        # refused, and by the validating webhook, so the mutating one (called first) was
+        # passed over.
+        out = cluster.apply([pod(enforced, "good", spec=container("nginx:1.27.3"))], check=False)
         assert out.returncode != 0
         assert f'failed calling webhook "{VALIDATE}"' in out.stderr
         assert "mutate.webhook.ferrostack.io" not in out.stderr
