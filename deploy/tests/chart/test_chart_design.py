@@ -235,7 +235,11 @@ def test_webhook_configurations():
             assert "caBundle" not in hook["clientConfig"], "injected, never templated"
         v = one(docs, "ValidatingWebhookConfiguration", name("webhook"))["webhooks"][0]
         m = one(docs, "MutatingWebhookConfiguration", name("webhook"))["webhooks"][0]
-        assert v["failurePolicy"] == "Fail" and m["failurePolicy"] == "Ignore"
+        # Self-signed: created Ignore, so nothing is refused while caBundle is empty; the patch
+        # hook sets Fail with the caBundle (test_self_signed_hooks). Earlier the chart created
+        # it Fail, which refused every pod in the reviewed namespaces until the hook had run.
+        want = "Fail" if mode == "cert-manager" else "Ignore"
+        assert v["failurePolicy"] == want and m["failurePolicy"] == "Ignore"
     kind_hook = one(KIND, "ValidatingWebhookConfiguration", name("webhook"))["webhooks"][0]
     assert kind_hook["namespaceSelector"]["matchLabels"] == {"ferrostack.io/admission": "enforce"}
     c = container(one(FULL, "Deployment", name("webhook")), "webhook")
@@ -254,6 +258,15 @@ def test_self_signed_hooks():
     assert secret in pod_spec(create)["containers"][0]["args"]
     assert secret in pod_spec(patch)["containers"][0]["args"]
     assert f'--webhook-name={name("webhook")}' in pod_spec(patch)["containers"][0]["args"]
+    # kube-webhook-certgen's --patch-failure-policy applies to every configuration it patches
+    # (cmd/patch.go, pkg/k8s/k8s.go, read upstream): the mutating one is patched alone first,
+    # caBundle only (it stays Ignore), then the validating one gets caBundle and Fail together.
+    (mutating,) = pod_spec(patch)["initContainers"]
+    assert {"--patch-validating=false", "--patch-mutating=true", secret} <= set(mutating["args"])
+    assert not [a for a in mutating["args"] if a.startswith("--patch-failure-policy")]
+    validating = pod_spec(patch)["containers"][0]["args"]
+    assert {"--patch-validating=true", "--patch-mutating=false",
+            "--patch-failure-policy=Fail"} <= set(validating)
     # The Secret keys the webhook Deployment reads (--tls-cert / --tls-key paths).
     assert {"--cert-name=tls.crt", "--key-name=tls.key"} <= set(pod_spec(create)["containers"][0]["args"])
     assert f'--host={name("webhook")},{name("webhook")}.dev,{name("webhook")}.dev.svc' in \
