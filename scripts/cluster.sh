@@ -3,7 +3,7 @@
 # (deploy/cluster/go.mod, deploy/cluster/kwok/go.mod; versions in deploy/versions.yaml).
 #
 #   scripts/cluster.sh build      build etcd, kube-apiserver, kube-controller-manager,
-#                                 kube-scheduler, kubectl and kwok into .tools/k8s/bin
+#                                 kube-scheduler, kubectl, kwok and helm 3 into .tools/k8s/bin
 #   scripts/cluster.sh up DIR     start them on loopback (free ports), all state under DIR,
 #                                 three KWOK nodes, a default StorageClass
 #                                 with six PersistentVolumes, a test Deployment; prints the kubeconfig
@@ -28,6 +28,7 @@ kube-controller-manager deploy/cluster       k8s.io/kubernetes/cmd/kube-controll
 kube-scheduler          deploy/cluster       k8s.io/kubernetes/cmd/kube-scheduler
 kwok                    deploy/cluster/kwok  sigs.k8s.io/kwok/cmd/kwok
 kubectl                 deploy/cluster       k8s.io/kubernetes/cmd/kubectl
+helm                    deploy/cluster/helm  helm.sh/helm/v3/cmd/helm
 "
 # KWOK's default stages (as kwokctl configures them), copied from its module at build time
 KWOK_STAGES="kustomize/stage/node/fast/node-initialize.yaml
@@ -55,6 +56,7 @@ check_pins() {
   bad=$(awk -v v="$staging" '$2 == "=>" && $1 ~ /^k8s\.io\// && $4 != v' go.mod)
   [[ -z "$bad" ]] || die "go.mod: staging replacements not at $staging: $bad"
   [[ $(cd kwok && go list -m -f '{{.Version}}' sigs.k8s.io/kwok) == "$kwok" ]] || die "kwok/go.mod: kwok is not $kwok"
+  [[ $(cd helm && go list -m -f '{{.Version}}' helm.sh/helm/v3) == "$(pin helm_cli)" ]] || die "helm/go.mod: helm is not $(pin helm_cli)"
   cd "$ROOT"
 }
 
@@ -76,6 +78,9 @@ build_one() {
       ldflags+=" -X $v.gitVersion=$k8s -X $v.gitMajor=$(cut -d. -f1 <<< "${k8s#v}")"
       ldflags+=" -X $v.gitMinor=$(cut -d. -f2 <<< "$k8s") -X $v.gitTreeState=clean"
     done
+  fi
+  if [[ $pkg == helm.sh/* ]]; then  # what helm's Makefile stamps in, for `helm version`
+    ldflags+=" -X helm.sh/helm/v3/internal/version.version=$(pin helm_cli) -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
   fi
   want=$( { go version; echo "$pkg $ldflags"; cat "$ROOT/$moddir/go.mod" "$ROOT/$moddir/go.sum"; } | sha256sum | cut -d' ' -f1)
   if [[ -x "$BIN/$name" && -f "$stamp" && $(cat "$stamp") == "$want" ]]; then

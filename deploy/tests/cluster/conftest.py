@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "deploy" / "helm" / "ferrostack"
 K8S_BIN = ROOT / ".tools" / "k8s" / "bin"
 LOGS_OUT = ROOT / ".tools" / "results" / "cluster-logs"
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "helm",
               "kubectl")
 sys.path.insert(0, str(Path(__file__).parent))
 

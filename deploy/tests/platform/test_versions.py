@@ -26,7 +26,8 @@ CARRIERS = {
             d for d in yaml.safe_load_all(t) if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0][
             "image"].removeprefix("registry.k8s.io/pause:"),
     },
-    "helm_cli": {"deploy/jenkins/deployer/Containerfile": lambda t: _arg(t, "HELM_VERSION")},
+    "helm_cli": {"deploy/jenkins/deployer/Containerfile": lambda t: _arg(t, "HELM_VERSION"),
+                 "deploy/cluster/helm/go.mod": lambda t: _go_require(t, "helm.sh/helm/v3")},
     "kubectl_cli": {"deploy/jenkins/deployer/Containerfile": lambda t: _arg(t, "KUBECTL_VERSION")},
     # The control plane's Go modules (scripts/cluster.sh also refuses to build on drift).
     "kubernetes": {"deploy/cluster/go.mod": lambda t: _go_require(t, "k8s.io/kubernetes")},

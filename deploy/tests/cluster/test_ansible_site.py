@@ -1,0 +1,88 @@
+"""The Ansible site playbook for the development environment, run for real against the control
+plane (kubernetes.core with the real helm and the Python client): the plays whose upstream
+charts no registry here serves end with one SKIP line each, the rest deploy (the platform
+PriorityClass, the ferrostack release), and a second run changes nothing."""
+import os
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import K8S_BIN, ROOT
+from test_chart_install import crds  # noqa: F401 - the fixture: development enables ServiceMonitors
+
+ANSIBLE = ROOT / "deploy" / "ansible"
+VENV_BIN = ROOT / ".tools" / "venv" / "bin"
+GROUP_VARS = yaml.safe_load((ANSIBLE / "inventory" / "group_vars" / "development.yml").read_text())
+# the plays that install upstream charts (their repositories are not reachable from our machines)
+UPSTREAM_PLAYS = ["Install the Traefik ingress controller",
+                  "Install cert-manager and the cluster CA issuer",
+                  "Install kube-prometheus-stack, the Pushgateway and the Alertmanager configuration",
+                  "Install metrics-server",
+                  "Install the logging stack (ECK operator, Elasticsearch and Kibana, Fluent Bit)"]
+
+
+@pytest.fixture(scope="module")
+def site(cluster, crds, tmp_path_factory):  # noqa: F811
+    """A kubeconfig whose context has development's name (kind-ferrostack), and a runner."""
+    tmp = tmp_path_factory.mktemp("ansible")
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["contexts"][0]["name"] = config["current-context"] = GROUP_VARS["kube_context"]
+    kubeconfig = tmp / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    # what the skipped monitoring play creates, and the ferrostack dashboards go to
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}}])
+    # K8S_BIN first: its helm is helm 3 (deploy/versions.yaml helm_cli, the deployer image's),
+    # whose command line kubernetes.core 6.x drives
+    env = cluster.env(PATH=f"{K8S_BIN}:{VENV_BIN}:/usr/bin:/bin",
+                      HOME=str(tmp), ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"),
+                      ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"), ANSIBLE_NOCOLOR="1")
+    env["KUBECONFIG"] = str(kubeconfig)
+
+    def run():
+        out = subprocess.run([str(VENV_BIN / "ansible-playbook"), "playbooks/site.yml",
+                              "-l", "development", "-e", "allow_unreachable_charts=true",
+                              "-e", "ferrostack_image_tag=test"],
+                             cwd=ANSIBLE, env=env, capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
+        return out.stdout
+
+    try:
+        yield run
+    finally:
+        ns = GROUP_VARS["ferrostack_namespace"]
+        cluster.helm("uninstall", "ferrostack", "-n", ns, "--wait", check=False)
+        cluster.kubectl("delete", "namespace", ns, "monitoring", "--wait=false", check=False)
+        cluster.kubectl("delete", "priorityclass", "ferrostack-platform", check=False)
+
+
+def changed(stdout):
+    return int(re.search(r"kind-ferrostack\s*:.*changed=(\d+)", stdout).group(1))
+
+
+def test_site_deploys_development_and_a_second_run_changes_nothing(cluster, site):
+    first = site()
+    skips = [line.strip() for line in first.splitlines() if "SKIP:" in line]
+    for play in UPSTREAM_PLAYS:
+        assert sum(play in line for line in skips) == 1, (play, skips)
+    assert changed(first) >= 2, "the PriorityClass and the ferrostack release are changes"
+
+    ns = GROUP_VARS["ferrostack_namespace"]
+    release = cluster.helm("status", "ferrostack", "-n", ns, "-o", "json").stdout
+    assert '"status":"deployed"' in release.replace(" ", "")
+    assert cluster.get("priorityclass", "ferrostack-platform")["value"] > 100000
+    for deploy in cluster.get("deployments", "-n", ns)["items"]:
+        assert deploy["status"].get("readyReplicas") == deploy["spec"]["replicas"], deploy
+
+    assert changed(site()) == 0, "a second run of an unchanged deploy reports changes"
+
+
+def test_without_the_flag_an_unreachable_repository_fails_the_play(cluster, site):
+    """The skip is opt-in: a real deploy whose chart repository does not answer must fail."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               KUBECONFIG=str(cluster.kubeconfig), PATH=f"{K8S_BIN}:{VENV_BIN}:/usr/bin:/bin")
+    out = subprocess.run([str(VENV_BIN / "ansible-playbook"), "playbooks/metrics_server.yml",
+                          "-l", "development"], cwd=ANSIBLE, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode != 0 and "SKIP:" not in out.stdout, out.stdout[-3000:]
