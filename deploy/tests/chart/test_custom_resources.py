@@ -1,5 +1,6 @@
 """The chart's custom resources refer to each other and to its core objects consistently (a
-Rollout to its Deployment, VirtualService, DestinationRule and AnalysisTemplates; a ServiceMonitor
+Rollout to its Deployment, its stable and canary Services, the TraefikService users' requests
+reach through an IngressRoute, and its AnalysisTemplates; a ServiceMonitor
 to a Service port; a Certificate to its Issuer and webhook). Their shapes are judged by the real
 API server against the upstream CRDs: deploy/tests/cluster/test_custom_resources.py."""
 
@@ -15,8 +16,8 @@ from conftest import CHART, NAMESPACE, find, name, one, render, tool
 FULL = render("full")
 # The custom resources the full profile renders (deploy/tests/cluster/test_custom_resources.py
 # creates each on the real API server against its upstream CRD; here: how they refer to each other).
-CUSTOM_KINDS = {"Rollout", "AnalysisTemplate", "VirtualService", "DestinationRule", "ScaledObject",
-                "ServiceMonitor", "PrometheusRule", "Certificate", "Issuer", "HTTPRoute"}
+CUSTOM_KINDS = {"Rollout", "AnalysisTemplate", "TraefikService", "IngressRoute", "ScaledObject",
+                "ServiceMonitor", "PrometheusRule", "Certificate", "Issuer"}
 
 
 def test_full_profile_renders_every_custom_resource():
@@ -26,7 +27,7 @@ def test_full_profile_renders_every_custom_resource():
 
 def test_no_custom_resources_by_default():
     groups = {d["apiVersion"].split("/")[0] for d in render("default") if "/" in d["apiVersion"]}
-    assert not groups & {"argoproj.io", "networking.istio.io", "keda.sh", "cert-manager.io",
+    assert not groups & {"argoproj.io", "traefik.io", "keda.sh", "cert-manager.io",
                          "monitoring.coreos.com", "gateway.networking.k8s.io"}
 
 
@@ -38,16 +39,9 @@ def test_rollout_references(role):
     assert ro["spec"]["workloadRef"]["name"] == n
     assert dep["spec"]["replicas"] == 0, "the Rollout runs the pods, not the Deployment"
     assert ro["spec"]["selector"] == dep["spec"]["selector"]
-    istio = ro["spec"]["strategy"]["canary"]["trafficRouting"]["istio"]
-    vs = one(FULL, "VirtualService", istio["virtualService"]["name"])
-    dr = one(FULL, "DestinationRule", istio["destinationRule"]["name"])
-    route = next(r for r in vs["spec"]["http"] if r["name"] in istio["virtualService"]["routes"])
-    weights = {d["destination"]["subset"]: d["weight"] for d in route["route"]}
-    assert weights == {"stable": 100, "canary": 0}
-    assert {s["name"] for s in dr["spec"]["subsets"]} == {
-        istio["destinationRule"]["stableSubsetName"], istio["destinationRule"]["canarySubsetName"]}
-    assert dr["spec"]["host"] == vs["spec"]["hosts"][0] == one(FULL, "Service", n)["metadata"]["name"]
-    steps = ro["spec"]["strategy"]["canary"]["steps"]
+    canary = ro["spec"]["strategy"]["canary"]
+    assert set(canary["trafficRouting"]) == {"traefik"}, "one router: the one users' requests pass"
+    steps = canary["steps"]
     assert any("setWeight" in s for s in steps) and any("analysis" in s for s in steps)
     assert all(s["pause"].get("duration") for s in steps if "pause" in s), "no indefinite pause"
     for s in steps:
@@ -150,9 +144,76 @@ def test_certificate_serves_the_webhook():
             f'{NAMESPACE}/{cert["metadata"]["name"]}'
 
 
+@pytest.mark.parametrize("role", ["backend-api", "data-api"])
+def test_users_requests_follow_the_canary_weights(role):
+    """The API's host reaches the pods only through the TraefikService whose weights Argo
+    Rollouts' Traefik router rewrites (argo-rollouts rollout/trafficrouting/traefik: it finds
+    spec.weighted.services[] by the Rollout's canaryService and stableService names and sets
+    weight and 100 - weight): an IngressRoute for the host points at it, the Ingress no longer
+    routes the host (it would reach the pods around the weights), and each weighted entry is a
+    Service selecting the API's pods on its port."""
+    n = name(role)
+    canary = one(FULL, "Rollout", n)["spec"]["strategy"]["canary"]
+    ts = one(FULL, "TraefikService", canary["trafficRouting"]["traefik"]["weightedTraefikServiceName"])
+    weights = {s["name"]: s["weight"] for s in ts["spec"]["weighted"]["services"]}
+    assert weights == {canary["stableService"]: 100, canary["canaryService"]: 0}
+    api = one(FULL, "Service", n)
+    for entry in ts["spec"]["weighted"]["services"]:
+        svc = one(FULL, "Service", entry["name"])
+        assert svc["spec"]["selector"] == api["spec"]["selector"]
+        assert entry["port"] in {p["port"] for p in svc["spec"]["ports"]}
+        assert entry.get("kind", "Service") == "Service"
+    # the profile keeps the chart's hosts
+    (host,) = [h["host"] for h in yaml.safe_load((CHART / "values.yaml").read_text())["ingress"]["hosts"]
+               if h["component"] == role]
+    routes = [r for ir in find(FULL, "IngressRoute") for r in ir["spec"]["routes"]
+              if r["match"] == f"Host(`{host}`)"]
+    assert [s for r in routes for s in r["services"]] == [{"kind": "TraefikService", "name": ts["metadata"]["name"]}]
+    ingress_hosts = {rule["host"] for ing in find(FULL, "Ingress") for rule in ing["spec"]["rules"]}
+    assert host not in ingress_hosts, "the Ingress would send the host's requests around the canary"
+    assert not find(FULL, "HTTPRoute"), "an HTTPRoute to the API would bypass the weights too"
+    # the one certificate still covers the host (the IngressRoute's router finds it by SNI)
+    assert host in {h for ing in find(FULL, "Ingress") for tls in ing["spec"]["tls"] for h in tls["hosts"]}
+
+
+def test_stable_and_canary_services_are_not_scraped_twice():
+    """The ServiceMonitors select each API's own Service only: the stable and canary Services
+    select the same pods, and a match would scrape every pod two more times."""
+    services = [d for d in FULL if d["kind"] == "Service"]
+    for sm in find(FULL, "ServiceMonitor"):
+        want = sm["spec"]["selector"]["matchLabels"]
+        matched = [s["metadata"]["name"] for s in services
+                   if all(s["metadata"]["labels"].get(k) == v for k, v in want.items())]
+        assert len(matched) == 1, (sm["metadata"]["name"], matched)
+
+
+def test_the_ingress_certificate_comes_from_an_issuer_the_platform_ships():
+    """cert-manager's ingress-shim issues ferrostack-tls from the ClusterIssuer the annotation
+    names: it must be one deploy/kind/cluster-issuer.yaml applies (up.sh, cert_manager.yml)."""
+    shipped = {d["metadata"]["name"] for d in yaml.safe_load_all(
+        (CHART.parents[1] / "kind" / "cluster-issuer.yaml").read_text()) if d["kind"] == "ClusterIssuer"}
+    (ing,) = find(FULL, "Ingress")
+    assert ing["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] in shipped
+
+
+@pytest.mark.parametrize("sets,message", [
+    (("httpRoute.enabled=true",), "httpRoute.parentRefs"),
+    (("canary.enabled=true", "httpRoute.enabled=true", "httpRoute.parentRefs[0].name=web"),
+     "would bypass the canary's weights"),
+])
+def test_chart_refuses_a_route_to_nowhere_or_around_the_canary(sets, message):
+    """No Gateway is installed, so an HTTPRoute must name the cluster's own; and an HTTPRoute to
+    an API the canary splits would reach its pods around the weights."""
+    out = subprocess.run([tool("helm"), "template", "fs", str(CHART), "--namespace", NAMESPACE,
+                          *[a for s in sets for a in ("--set", s)]], capture_output=True, text=True)
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+
+
 def test_http_routes_point_at_services():
-    services = {d["metadata"]["name"]: d for d in FULL if d["kind"] == "Service"}
-    for r in find(FULL, "HTTPRoute"):
+    docs = render("default", "httpRoute.enabled=true", "httpRoute.parentRefs[0].name=web")
+    assert find(docs, "HTTPRoute")
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    for r in find(docs, "HTTPRoute"):
         for rule in r["spec"]["rules"]:
             for ref in rule["backendRefs"]:
                 svc = services[ref["name"]]

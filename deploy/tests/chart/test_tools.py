@@ -15,7 +15,7 @@ CORE_GROUPS = {"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io"
                "scheduling.k8s.io", "rbac.authorization.k8s.io",
                "admissionregistration.k8s.io"}
 # Custom resources the chart may render; everything else is a mistake.
-CUSTOM_GROUPS = {"argoproj.io", "networking.istio.io", "keda.sh", "cert-manager.io",
+CUSTOM_GROUPS = {"argoproj.io", "traefik.io", "keda.sh", "cert-manager.io",
                  "monitoring.coreos.com", "gateway.networking.k8s.io"}
 
 
@@ -124,7 +124,7 @@ TOGGLES = [
     ("healthcheck.enabled=false", "ingress.enabled=false", "networkPolicy.enabled=false"),
     ("healthcheck.cron.enabled=false", "healthcheck.serve.enabled=false"),
     ("monitoring.serviceMonitor.enabled=true", "monitoring.prometheusRule.enabled=true",
-     "monitoring.dashboards.enabled=true", "httpRoute.enabled=true"),
+     "monitoring.dashboards.enabled=true", "httpRoute.enabled=true", "httpRoute.parentRefs[0].name=web"),
     ("priorityClasses.create=false", "ingress.tls.secretName="),
 ]
 
