@@ -20,6 +20,7 @@ export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 # project  module  pin-key (deploy/versions.yaml)  paths in the module holding its CRD YAML
 # karpenter: the AWS provider's pkg/apis/crds is what the pinned karpenter chart installs (the
 # core module's NodePool/NodeClaim plus the AWS CEL rules and EC2NodeClass).
+# traefik: the traefik.io CRDs Traefik's docs publish (the chart's crds/ carry the same kinds).
 # calico: the operator.tigera.io CRDs (Installation, APIServer) are the Tigera operator's; the
 # github.com/projectcalico/calico module is not served by the proxy.
 PROJECTS="
@@ -28,9 +29,9 @@ cert-manager        github.com/cert-manager/cert-manager              cert_manag
 karpenter           github.com/aws/karpenter-provider-aws             karpenter_chart     pkg/apis/crds/
 eck                 github.com/elastic/cloud-on-k8s/v3                eck_operator_chart  config/crds/v1/all-crds.yaml
 argo-rollouts       github.com/argoproj/argo-rollouts                 argo_rollouts       manifests/crds/
-istio               istio.io/api                                      istio               kubernetes/customresourcedefinitions.gen.yaml
+traefik             github.com/traefik/traefik/v3                     traefik             docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml
 gateway-api         sigs.k8s.io/gateway-api                           gateway_api         config/crd/standard/
-keda                github.com/kedacore/keda/v2                       keda                config/crd/bases/
+keda                github.com/kedacore/keda/v2                       keda_chart          config/crd/bases/
 calico              github.com/tigera/operator                        tigera_operator     pkg/imports/crds/operator/
 "
 
@@ -85,15 +86,18 @@ check_calico() {
   [[ "$got" == "$want" ]] || die "tigera_operator ships Calico $got, deploy/versions.yaml pins calico $want"
 }
 
-# kube-prometheus-stack's appVersion is the Prometheus Operator it installs; checked where
-# `scripts/tools.sh charts` could pull the chart.
-check_prometheus_operator() {
-  local chart app
-  chart="$ROOT/.tools/charts/kube-prometheus-stack-$(pin kube_prometheus_stack_chart).tgz"
+# A chart's appVersion is the release whose CRDs we fetch: kube-prometheus-stack's is the
+# Prometheus Operator, argo-rollouts' the Argo Rollouts controller, traefik's Traefik. Checked
+# where `scripts/tools.sh charts` could pull the chart.
+# check_app_version CHART_KEY PIN_KEY: fails when the pulled chart's appVersion differs from the pin.
+check_app_version() {
+  local key=$1 want=$2 name chart app
+  name=${key//_/-}
+  chart="$ROOT/.tools/charts/$name-$(pin "${key}_chart").tgz"
   [[ -f "$chart" ]] || return 0
-  app=$(tar -xzOf "$chart" kube-prometheus-stack/Chart.yaml | awk '$1 == "appVersion:" { print $2 }')
-  [[ "$app" == "$(pin prometheus_operator)" ]] \
-    || die "kube-prometheus-stack ships Prometheus Operator $app, deploy/versions.yaml pins $(pin prometheus_operator)"
+  app=$(tar -xzOf "$chart" "$name/Chart.yaml" | awk '$1 == "appVersion:" { gsub(/"/, "", $2); print $2 }')
+  [[ "$app" == "$(pin "$want")" ]] \
+    || die "the $name chart ships $want $app, deploy/versions.yaml pins $(pin "$want")"
 }
 
 fetch_project() {
@@ -121,7 +125,9 @@ fetch_project() {
 
 command -v go >/dev/null || die "go is needed (the Go module proxy serves the upstream CRDs)"
 mkdir -p "$OUT"
-check_prometheus_operator
+check_app_version kube_prometheus_stack prometheus_operator
+check_app_version argo_rollouts argo_rollouts
+check_app_version traefik traefik
 while read -r project module key paths; do
   [[ -n "$project" ]] || continue
   # shellcheck disable=SC2086 # paths is a list

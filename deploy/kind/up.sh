@@ -6,9 +6,10 @@
 #                                    Alertmanager config from deploy/observability/alertmanager)
 #      and the Pushgateway
 #   4. metrics-server               (kubectl top, HPA resource metrics)
-#   5. the logging stack            (deploy/logging: the ECK operator, Elasticsearch + Kibana as
+#   5. Argo Rollouts and KEDA       (the canary's Rollouts, split at Traefik; ScaledObjects)
+#   6. the logging stack            (deploy/logging: the ECK operator, Elasticsearch + Kibana as
 #                                    ECK resources with the index setup, Fluent Bit)
-#   6. ferrostack                   (image built with docker, loaded into kind, chart deploy/helm/ferrostack)
+#   7. ferrostack                   (image built with docker, loaded into kind, chart deploy/helm/ferrostack)
 # Every step is `kind create` only if absent, `helm upgrade --install`, or `kubectl apply`:
 # running it again converges instead of failing. Chart versions and repositories come from
 # deploy/versions.yaml (the Ansible playbooks read the same file). Needs docker, kind, kubectl, helm.
@@ -36,12 +37,15 @@ CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-$(pin cert_manager_chart)}
 KUBE_PROMETHEUS_STACK_VERSION=${KUBE_PROMETHEUS_STACK_VERSION:-$(pin kube_prometheus_stack_chart)}
 PUSHGATEWAY_VERSION=${PUSHGATEWAY_VERSION:-$(pin prometheus_pushgateway_chart)}
 METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-$(pin metrics_server_chart)}
+ARGO_ROLLOUTS_VERSION=${ARGO_ROLLOUTS_VERSION:-$(pin argo_rollouts_chart)}
+KEDA_VERSION=${KEDA_VERSION:-$(pin keda_chart)}
 ECK_OPERATOR_VERSION=${ECK_OPERATOR_VERSION:-$(pin eck_operator_chart)}
 ELASTIC_STACK_VERSION=${ELASTIC_STACK_VERSION:-$(pin elastic_stack)}
 FLUENT_BIT_VERSION=${FLUENT_BIT_VERSION:-$(pin fluent_bit_chart)}
 # Chart repositories by chart key (the chart's name is the key with "_" as "-").
 declare -A REPO
-for c in traefik cert_manager kube_prometheus_stack prometheus_pushgateway metrics_server eck_operator fluent_bit; do
+for c in traefik cert_manager kube_prometheus_stack prometheus_pushgateway metrics_server argo_rollouts keda \
+  eck_operator fluent_bit; do
   REPO[$c]=$(pin "${c}_repo")
 done
 IMAGE=${IMAGE:-ghcr.io/ferrostack/ferrostack:dev}
@@ -75,7 +79,7 @@ k cluster-info >/dev/null
 # platform chart below names it, so it exists before the first of them.
 k apply -f "$root/deploy/platform/priority-class.yaml"
 
-log "1/6 ingress: traefik $TRAEFIK_VERSION"
+log "1/7 ingress: traefik $TRAEFIK_VERSION"
 # The shared values (Ansible's, one source), then kind's: host ports on the ingress-ready node.
 # Its own ServiceMonitor stays off (no monitoring.coreos.com/v1 before step 3); step 3's values
 # scrape Traefik with a PodMonitor instead.
@@ -83,13 +87,13 @@ h upgrade --install traefik traefik --repo "${REPO[traefik]}" --version "$TRAEFI
   --namespace ingress --create-namespace -f "$root/deploy/ansible/values/traefik/common.yaml" \
   -f "$here/values/traefik.yaml" --wait --timeout 5m
 
-log "2/6 cert-manager $CERT_MANAGER_VERSION"
+log "2/7 cert-manager $CERT_MANAGER_VERSION"
 h upgrade --install cert-manager cert-manager --repo "${REPO[cert_manager]}" \
   --version "$CERT_MANAGER_VERSION" --namespace cert-manager --create-namespace \
   -f "$root/deploy/ansible/values/cert-manager.yaml" --wait --timeout 5m
 k apply -f "$here/cluster-issuer.yaml"
 
-log "3/6 kube-prometheus-stack $KUBE_PROMETHEUS_STACK_VERSION"
+log "3/7 kube-prometheus-stack $KUBE_PROMETHEUS_STACK_VERSION"
 ensure_ns monitoring
 obs="$root/deploy/observability"
 apply_secret alertmanager-ferrostack -n monitoring \
@@ -108,11 +112,19 @@ h upgrade --install kube-prometheus-stack kube-prometheus-stack --repo "${REPO[k
 h upgrade --install prometheus-pushgateway prometheus-pushgateway --repo "${REPO[prometheus_pushgateway]}" \
   --version "$PUSHGATEWAY_VERSION" --namespace monitoring --wait --timeout 5m
 
-log "4/6 metrics-server $METRICS_SERVER_VERSION"
+log "4/7 metrics-server $METRICS_SERVER_VERSION"
 h upgrade --install metrics-server metrics-server --repo "${REPO[metrics_server]}" \
   --version "$METRICS_SERVER_VERSION" --namespace kube-system --set 'args={--kubelet-insecure-tls}' --wait --timeout 5m
 
-log "5/6 logging: ECK operator $ECK_OPERATOR_VERSION, Elasticsearch + Kibana $ELASTIC_STACK_VERSION, Fluent Bit $FLUENT_BIT_VERSION"
+log "5/7 Argo Rollouts $ARGO_ROLLOUTS_VERSION, KEDA $KEDA_VERSION"
+# Their CRDs before ferrostack's chart renders a Rollout or a ScaledObject; Argo Rollouts' values
+# point its Traefik router at traefik.io (the group the Traefik of step 1 serves).
+h upgrade --install argo-rollouts argo-rollouts --repo "${REPO[argo_rollouts]}" --version "$ARGO_ROLLOUTS_VERSION" \
+  --namespace argo-rollouts --create-namespace -f "$root/deploy/ansible/values/argo-rollouts.yaml" --wait --timeout 5m
+h upgrade --install keda keda --repo "${REPO[keda]}" --version "$KEDA_VERSION" \
+  --namespace keda --create-namespace -f "$root/deploy/ansible/values/keda.yaml" --wait --timeout 5m
+
+log "6/7 logging: ECK operator $ECK_OPERATOR_VERSION, Elasticsearch + Kibana $ELASTIC_STACK_VERSION, Fluent Bit $FLUENT_BIT_VERSION"
 logging="$root/deploy/logging"
 k apply -f "$logging/namespace.yaml"
 # Users of the Elasticsearch file realm: basic-auth Secrets with generated passwords, created once.
@@ -131,7 +143,7 @@ k -n logging wait --for=jsonpath='{.status.health}'=green kibana/kibana --timeou
 h upgrade --install fluent-bit fluent-bit --repo "${REPO[fluent_bit]}" --version "$FLUENT_BIT_VERSION" \
   --namespace logging -f "$logging/values/fluent-bit.yaml" --wait --timeout 5m
 
-log "6/6 ferrostack"
+log "7/7 ferrostack"
 if [ "${SKIP_FERROSTACK:-0}" = 1 ]; then
   echo "skipped (SKIP_FERROSTACK=1)"
 else

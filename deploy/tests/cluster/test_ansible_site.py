@@ -20,6 +20,8 @@ UPSTREAM_PLAYS = ["Install the Traefik ingress controller",
                   "Install cert-manager and the cluster CA issuer",
                   "Install kube-prometheus-stack, the Pushgateway and the Alertmanager configuration",
                   "Install metrics-server",
+                  "Install Argo Rollouts (the chart's canary Rollouts and their analysis)",
+                  "Install KEDA (ScaledObjects of the chart and of production's headroom)",
                   "Install the logging stack (ECK operator, Elasticsearch and Kibana, Fluent Bit)"]
 
 

@@ -87,7 +87,7 @@ def run_up(env: dict, **extra: str) -> list[str]:
 # release -> the chart key of deploy/versions.yaml it installs (None: a chart of this repository)
 RELEASES = {"traefik": "traefik", "cert-manager": "cert_manager", "kube-prometheus-stack": "kube_prometheus_stack",
             "prometheus-pushgateway": "prometheus_pushgateway", "metrics-server": "metrics_server",
-            "elastic-operator": "eck_operator", "logging": None, "fluent-bit": "fluent_bit", "ferrostack": None}
+            "argo-rollouts": "argo_rollouts", "keda": "keda", "elastic-operator": "eck_operator", "logging": None, "fluent-bit": "fluent_bit", "ferrostack": None}
 
 
 def test_up_installs_in_order_and_is_idempotent(tmp_path):
@@ -98,7 +98,8 @@ def test_up_installs_in_order_and_is_idempotent(tmp_path):
     assert any("--config" in line and "cluster.yaml" in line for line in first if line.startswith("kind create"))
     upgrades = [line for line in first if line.startswith("helm") and " upgrade --install " in line]
     installs = [release(line) for line in upgrades]
-    # ingress, cert-manager, monitoring, metrics-server, logging (operator, stack, shipper), ferrostack
+    # ingress, cert-manager, monitoring, metrics-server, Argo Rollouts and KEDA, logging (operator,
+    # stack, shipper), ferrostack
     assert installs == list(RELEASES)
     # every upstream chart at the version and from the repository deploy/versions.yaml pins
     pins = versions()

@@ -217,3 +217,69 @@ def test_control_plane_scraped_only_where_it_can_be(env, tmp_path):
     for component in ("kubeControllerManager", "kubeScheduler", "kubeEtcd"):
         assert values[component]["enabled"] is (not managed), (env, component)
     assert values["kubelet"]["enabled"] and values["kubeProxy"]["enabled"], "the nodes' own metrics stay"
+
+
+# --- item 14: what the canary and the ScaledObjects need is installed ---------------------------
+# The chart's canary (templates/canary.yaml) needs Argo Rollouts with its Traefik router and
+# Traefik's CRD provider; `autoscaling.mode: keda` and production's headroom ScaledObject
+# (deploy/autoscaling/headroom-scaledobject.yaml) need KEDA. Upstream argo-rollouts before v1.10
+# (utils/defaults/defaults.go) defaults DefaultTraefikAPIGroup to "traefik.containo.us", a group
+# Traefik v3 no longer serves; cmd/rollouts-controller/main.go takes --traefik-api-group and
+# --traefik-api-version.
+ARGO_VALUES = ANSIBLE / "values" / "argo-rollouts.yaml"
+KEDA_VALUES = ANSIBLE / "values" / "keda.yaml"
+
+
+def test_up_sh_installs_argo_rollouts_and_keda_before_ferrostack(tmp_path):
+    """up.sh installs Argo Rollouts (with the shared values) and KEDA after Traefik and before the
+    ferrostack chart, whose Rollouts and ScaledObjects need their CRDs."""
+    lines = run_up(fake_tools(tmp_path, tmp_path / "cluster-exists"))
+    installs = [line for line in lines if " upgrade --install " in line]
+    order = [release(line) for line in installs]
+    assert order.index("traefik") < order.index("argo-rollouts") < order.index("ferrostack")
+    assert order.index("keda") < order.index("ferrostack")
+    argo = installs[order.index("argo-rollouts")]
+    assert helm_values_files(argo) == [str(ARGO_VALUES)]
+    assert helm_values_files(installs[order.index("keda")]) == [str(KEDA_VALUES)]
+
+
+def test_argo_rollouts_routes_through_the_traefik_group_traefik_serves():
+    """The controller's Traefik router talks to traefik.io/v1alpha1, the group and version of the
+    TraefikService the chart renders and Traefik's CRDs serve; its RBAC keeps that provider."""
+    values = yaml.safe_load(ARGO_VALUES.read_text())
+    args = values["controller"]["extraArgs"]
+    chart = ROOT / "deploy" / "helm" / "ferrostack"
+    out = subprocess.run([str(ROOT / ".tools" / "bin" / "helm"), "template", "fs", str(chart),
+                          "--set", "canary.enabled=true"], capture_output=True, text=True, check=True)
+    (ts,) = {d["apiVersion"] for d in yaml.safe_load_all(out.stdout) if d and d["kind"] == "TraefikService"}
+    assert f"--traefik-api-version={ts}" in args
+    assert f"--traefik-api-group={ts.split('/')[0]}" in args
+    assert values["providerRBAC"]["providers"]["traefik"] is True
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_ansible_installs_argo_rollouts_and_keda(fake_helm, env):  # noqa: F811
+    """Each environment (production's headroom needs KEDA) gets both charts at their pins, from
+    their pinned repositories, waited for, with the shared values; a second run changes nothing."""
+    from charts import versions
+    pins = versions()
+    calls = run_playbook(fake_helm, "argo_rollouts.yml", env)[0] + run_playbook(fake_helm, "keda.yml", env)[0]
+    ups = upgrades(calls)
+    assert [u["args"][-2:] for u in ups] == [["argo-rollouts", "argo/argo-rollouts"], ["keda", "kedacore/keda"]]
+    assert [u["env"]["HELM_NAMESPACE"] for u in ups] == ["argo-rollouts", "keda"]
+    for up, key in zip(ups, ("argo_rollouts", "keda")):
+        assert f"--version={pins[f'{key}_chart']}" in up["args"] and "--wait" in up["args"]
+    repos = {c["args"][2]: c["args"][3] for c in calls if c["args"][:2] == ["repo", "add"]}
+    assert repos == {"argo": pins["argo_rollouts_repo"], "kedacore": pins["keda_repo"]}
+    assert [yaml.safe_load(next(iter(u["files"].values()))) for u in ups] == [
+        yaml.safe_load(ARGO_VALUES.read_text()), yaml.safe_load(KEDA_VALUES.read_text())]
+    again = run_playbook(fake_helm, "argo_rollouts.yml", env)
+    assert upgrades(again[0]) == [] and again[1] == 0
+
+
+def test_site_installs_the_controllers_before_ferrostack():
+    """site.yml imports Argo Rollouts and KEDA before the ferrostack play (their CRDs first)."""
+    site = [p["ansible.builtin.import_playbook"]
+            for p in yaml.safe_load((ANSIBLE / "playbooks" / "site.yml").read_text())]
+    assert site.index("ingress.yml") < site.index("argo_rollouts.yml") < site.index("ferrostack.yml")
+    assert site.index("keda.yml") < site.index("ferrostack.yml")
