@@ -2,7 +2,7 @@
 # The upstream CustomResourceDefinitions the chart and deploy/ use, taken from each project's own
 # release (its Go module, through the Go module proxy) at the version deploy/versions.yaml pins,
 # into .tools/crds/<project>/ (or DIR/<project>/). Nothing here is written by us, nothing upstream
-# is committed: deploy/tests/cluster/test_custom_resources.py applies them to the real API server.
+# is committed: deploy/tests/cluster/test_crds.py applies them to the real API server.
 #
 #   scripts/crds.sh [DIR]
 #

@@ -3,7 +3,6 @@
 import functools
 import json
 import os
-import shutil
 import socket
 import subprocess
 import urllib.error
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from testsupport import tool  # noqa: F401 - re-exported: the suite's modules import it from here
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "deploy" / "helm" / "ferrostack"
@@ -32,17 +33,6 @@ PROFILE_SETS = {
               "monitoring.serviceMonitor.enabled=true",
               "image.digest=sha256:" + "1" * 64),
 }
-
-
-def tool(name):
-    """A tool from .tools (installed by scripts/tools.sh), else from PATH."""
-    for cand in (ROOT / ".tools" / "bin" / name, ROOT / ".tools" / "venv" / "bin" / name):
-        if cand.exists():
-            return str(cand)
-    found = shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} not installed: run scripts/tools.sh helm / venv")
-    return found
 
 
 @functools.lru_cache(maxsize=None)

@@ -2,7 +2,7 @@
 Rollout to its Deployment, its stable and canary Services, the TraefikService users' requests
 reach through an IngressRoute, and its AnalysisTemplates; a ServiceMonitor
 to a Service port; a Certificate to its Issuer and webhook). Their shapes are judged by the real
-API server against the upstream CRDs: deploy/tests/cluster/test_custom_resources.py."""
+API server against the upstream CRDs: deploy/tests/cluster/test_crds.py."""
 
 import re
 import subprocess
@@ -14,7 +14,7 @@ from conftest import CHART, NAMESPACE, find, name, one, render, tool
 
 
 FULL = render("full")
-# The custom resources the full profile renders (deploy/tests/cluster/test_custom_resources.py
+# The custom resources the full profile renders (deploy/tests/cluster/test_crds.py
 # creates each on the real API server against its upstream CRD; here: how they refer to each other).
 CUSTOM_KINDS = {"Rollout", "AnalysisTemplate", "TraefikService", "IngressRoute", "ScaledObject",
                 "ServiceMonitor", "PrometheusRule", "Certificate", "Issuer"}

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testsupport import tool  # noqa: F401 - re-exported: the suite's modules import it from here
+
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "deploy" / "helm" / "ferrostack"
 K8S_BIN = ROOT / ".tools" / "k8s" / "bin"
@@ -23,17 +25,6 @@ LOGS_OUT = ROOT / ".tools" / "results" / "cluster-logs"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "helm",
               "kubectl")
 sys.path.insert(0, str(Path(__file__).parent))
-
-
-def tool(name):
-    """A tool from .tools (scripts/tools.sh), else from PATH; fails the test when missing."""
-    for cand in (ROOT / ".tools" / "bin" / name, ROOT / ".tools" / "venv" / "bin" / name):
-        if cand.exists():
-            return str(cand)
-    found = shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} not installed: run `make cluster-tools chart-tools`")
-    return found
 
 
 class Cluster:

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from conftest import CHART, ROOT
-from test_custom_resources import CUSTOM, group, upstream_crds
+from test_crds import CUSTOM, group, upstream_crds
 
 ANSIBLE_VALUES = ROOT / "deploy" / "ansible" / "values" / "ferrostack"
 RELEASE = "fs"
