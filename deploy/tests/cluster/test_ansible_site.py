@@ -88,3 +88,31 @@ def test_without_the_flag_an_unreachable_repository_fails_the_play(cluster, site
                           "-l", "development"], cwd=ANSIBLE, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode != 0 and "SKIP:" not in out.stdout, out.stdout[-3000:]
+
+
+def test_production_gets_its_capacity_headroom(cluster, crds, tmp_path):  # noqa: F811
+    """autoscaling.yml (production only): the placeholders at the lowest priority and the KEDA
+    ScaledObject are accepted by the API server (KEDA's own CRD), and a second run changes
+    nothing."""
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["contexts"][0]["name"] = config["current-context"] = "production"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ferrostack"}}])
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               KUBECONFIG=str(kubeconfig), HOME=str(tmp_path),
+               PATH=f"{K8S_BIN}:{VENV_BIN}:/usr/bin:/bin")
+    try:
+        runs = [subprocess.run([str(VENV_BIN / "ansible-playbook"), "playbooks/autoscaling.yml",
+                                "-l", "production"], cwd=ANSIBLE, env=env, capture_output=True,
+                               text=True, timeout=300) for _ in range(2)]
+        for out in runs:
+            assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
+        assert re.search(r"production-cluster\s*:.*changed=2", runs[0].stdout), runs[0].stdout
+        assert re.search(r"production-cluster\s*:.*changed=0", runs[1].stdout), runs[1].stdout
+        assert cluster.get("priorityclass", "ferrostack-headroom")["value"] < 0
+        scaled = cluster.get("scaledobject", "ferrostack-headroom", "-n", "ferrostack")
+        assert scaled["spec"]["scaleTargetRef"]["name"] == "ferrostack-headroom"
+    finally:
+        cluster.kubectl("delete", "namespace", "ferrostack", "--wait=false", check=False)
+        cluster.kubectl("delete", "priorityclass", "ferrostack-headroom", check=False)
