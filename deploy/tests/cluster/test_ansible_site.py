@@ -2,7 +2,6 @@
 plane (kubernetes.core with the real helm and the Python client): the plays whose upstream
 charts no registry here serves end with one SKIP line each, the rest deploy (the platform
 PriorityClass, the ferrostack release), and a second run changes nothing."""
-import os
 import re
 import subprocess
 
@@ -25,28 +24,39 @@ UPSTREAM_PLAYS = ["Install the Traefik ingress controller",
                   "Install the logging stack (ECK operator, Elasticsearch and Kibana, Fluent Bit)"]
 
 
+def kubeconfig_for(cluster, context, directory):
+    """The cluster's kubeconfig with its context renamed to the environment's `kube_context`."""
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["contexts"][0]["name"] = config["current-context"] = context
+    path = directory / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def playbook(cluster, kubeconfig, home, name, limit, *extra, timeout=900):
+    """ansible-playbook NAME -l LIMIT from deploy/ansible, as the deployer runs it."""
+    # K8S_BIN first: its helm is helm 3 (deploy/versions.yaml helm_cli, the deployer image's),
+    # whose command line kubernetes.core 6.x drives
+    env = cluster.env(PATH=f"{K8S_BIN}:{VENV_BIN}:/usr/bin:/bin", HOME=str(home),
+                      ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"),
+                      ANSIBLE_LOCAL_TEMP=str(home / "ansible-tmp"), ANSIBLE_NOCOLOR="1")
+    env["KUBECONFIG"] = str(kubeconfig)
+    return subprocess.run([str(VENV_BIN / "ansible-playbook"), f"playbooks/{name}", "-l", limit,
+                           *extra], cwd=ANSIBLE, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
 @pytest.fixture(scope="module")
 def site(cluster, crds, tmp_path_factory):  # noqa: F811
     """A kubeconfig whose context has development's name (kind-ferrostack), and a runner."""
     tmp = tmp_path_factory.mktemp("ansible")
-    config = yaml.safe_load(cluster.kubeconfig.read_text())
-    config["contexts"][0]["name"] = config["current-context"] = GROUP_VARS["kube_context"]
-    kubeconfig = tmp / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
+    kubeconfig = kubeconfig_for(cluster, GROUP_VARS["kube_context"], tmp)
     # what the skipped monitoring play creates, and the ferrostack dashboards go to
     cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}}])
-    # K8S_BIN first: its helm is helm 3 (deploy/versions.yaml helm_cli, the deployer image's),
-    # whose command line kubernetes.core 6.x drives
-    env = cluster.env(PATH=f"{K8S_BIN}:{VENV_BIN}:/usr/bin:/bin",
-                      HOME=str(tmp), ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"),
-                      ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"), ANSIBLE_NOCOLOR="1")
-    env["KUBECONFIG"] = str(kubeconfig)
 
     def run():
-        out = subprocess.run([str(VENV_BIN / "ansible-playbook"), "playbooks/site.yml",
-                              "-l", "development", "-e", "allow_unreachable_charts=true",
-                              "-e", "ferrostack_image_tag=test"],
-                             cwd=ANSIBLE, env=env, capture_output=True, text=True, timeout=900)
+        out = playbook(cluster, kubeconfig, tmp, "site.yml", "development",
+                       "-e", "allow_unreachable_charts=true", "-e", "ferrostack_image_tag=test")
         assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
         return out.stdout
 
@@ -80,13 +90,10 @@ def test_site_deploys_development_and_a_second_run_changes_nothing(cluster, site
     assert changed(site()) == 0, "a second run of an unchanged deploy reports changes"
 
 
-def test_without_the_flag_an_unreachable_repository_fails_the_play(cluster, site):
+def test_without_the_flag_an_unreachable_repository_fails_the_play(cluster, site, tmp_path):
     """The skip is opt-in: a real deploy whose chart repository does not answer must fail."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               KUBECONFIG=str(cluster.kubeconfig), PATH=f"{K8S_BIN}:{VENV_BIN}:/usr/bin:/bin")
-    out = subprocess.run([str(VENV_BIN / "ansible-playbook"), "playbooks/metrics_server.yml",
-                          "-l", "development"], cwd=ANSIBLE, env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = playbook(cluster, cluster.kubeconfig, tmp_path, "metrics_server.yml", "development",
+                   timeout=300)
     assert out.returncode != 0 and "SKIP:" not in out.stdout, out.stdout[-3000:]
 
 
@@ -94,18 +101,11 @@ def test_production_gets_its_capacity_headroom(cluster, crds, tmp_path):  # noqa
     """autoscaling.yml (production only): the placeholders at the lowest priority and the KEDA
     ScaledObject are accepted by the API server (KEDA's own CRD), and a second run changes
     nothing."""
-    config = yaml.safe_load(cluster.kubeconfig.read_text())
-    config["contexts"][0]["name"] = config["current-context"] = "production"
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
+    kubeconfig = kubeconfig_for(cluster, "production", tmp_path)
     cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ferrostack"}}])
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               KUBECONFIG=str(kubeconfig), HOME=str(tmp_path),
-               PATH=f"{K8S_BIN}:{VENV_BIN}:/usr/bin:/bin")
     try:
-        runs = [subprocess.run([str(VENV_BIN / "ansible-playbook"), "playbooks/autoscaling.yml",
-                                "-l", "production"], cwd=ANSIBLE, env=env, capture_output=True,
-                               text=True, timeout=300) for _ in range(2)]
+        runs = [playbook(cluster, kubeconfig, tmp_path, "autoscaling.yml", "production",
+                         timeout=300) for _ in range(2)]
         for out in runs:
             assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
         assert re.search(r"production-cluster\s*:.*changed=2", runs[0].stdout), runs[0].stdout
