@@ -37,10 +37,8 @@ kustomize/stage/pod/fast/pod-ready.yaml
 kustomize/stage/pod/fast/pod-complete.yaml
 kustomize/stage/pod/fast/pod-delete.yaml"
 
-pin() {
-  awk -v k="$1" -F': ' '$1 == k { gsub(/"/, "", $2); print $2; found = 1 } END { exit !found }' \
-    "$ROOT/deploy/versions.yaml" || die "$1 is missing from deploy/versions.yaml"
-}
+# shellcheck source=scripts/pins.sh
+source "$ROOT/scripts/pins.sh"
 
 # The go.mod files require what deploy/versions.yaml pins (and every k8s.io staging module is
 # replaced by the matching v0.<minor>.<patch>).

@@ -38,10 +38,8 @@ calico              github.com/tigera/operator                        tigera_ope
 log() { printf '%s\n' "$*" >&2; }
 die() { log "crds.sh: $*"; exit 1; }
 
-pin() {
-  awk -v k="$1" -F': ' '$1 == k { gsub(/"/, "", $2); print $2; found = 1 } END { exit !found }' \
-    "$ROOT/deploy/versions.yaml" || die "$1 is missing from deploy/versions.yaml"
-}
+# shellcheck source=scripts/pins.sh
+source "$ROOT/scripts/pins.sh"
 
 # The verified zip of module@version in the Go module cache (downloaded if needed).
 module_zip() {

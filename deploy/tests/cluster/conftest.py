@@ -122,3 +122,21 @@ def namespace(cluster, request):
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def helm_template(release, chart, namespace, *args):
+    """`helm template` of CHART (values files and --set as ARGS), the documents parsed."""
+    out = subprocess.run([tool("helm"), "template", release, str(chart), "--namespace", namespace,
+                          *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def apply_crds(cluster, items):
+    """CRDs server-side applied in one request (idempotent across the suite's modules) and
+    waited on until Established."""
+    cluster.kubectl("apply", "--server-side", "--field-manager=ferrostack-test", "-f", "-",
+                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+                    timeout=300)
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=120s",
+                    *[f"crd/{d['metadata']['name']}" for d in items])

@@ -1,12 +1,11 @@
 """Every chart profile installed for real with `helm upgrade --install --wait`: every object is
 accepted, every workload becomes Available on the KWOK nodes, `helm test` passes, a second
 upgrade changes nothing, and `helm uninstall` leaves no cluster-scoped object behind."""
-import json
 
 import pytest
 import yaml
 
-from conftest import CHART, ROOT
+from conftest import CHART, ROOT, apply_crds, helm_template
 from test_crds import CUSTOM, group, upstream_crds
 
 ANSIBLE_VALUES = ROOT / "deploy" / "ansible" / "values" / "ferrostack"
@@ -30,20 +29,17 @@ def crds(cluster):
     """The upstream CRDs of the custom kinds the profiles use (ServiceMonitor, Rollout, ...),
     server-side applied (idempotent: the custom-resource tests apply the same) and Established."""
     upstream = upstream_crds()
-    items = [upstream[gk] for gk in sorted({(group(d), d["kind"]) for _, d in CUSTOM})]
-    cluster.kubectl("apply", "--server-side", "--field-manager=ferrostack-test", "-f", "-",
-                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
-                    timeout=300)
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=120s",
-                    *[f"crd/{d['metadata']['name']}" for d in items])
+    apply_crds(cluster, [upstream[gk] for gk in sorted({(group(d), d["kind"]) for _, d in CUSTOM})])
+
+
+def values_args(profile):
+    return [a for f in PROFILES[profile] for a in ("-f", str(f))]
 
 
 def install_args(profile, *extra, namespace=None):
-    args = ["upgrade", "--install", RELEASE, str(CHART), "--namespace", namespace or f"p-{profile}",
-            "--create-namespace", "--wait", "--wait-for-jobs", "--timeout", "180s"]
-    for f in PROFILES[profile]:
-        args += ["-f", str(f)]
-    return args + list(extra)
+    return ["upgrade", "--install", RELEASE, str(CHART), "--namespace", namespace or f"p-{profile}",
+            "--create-namespace", "--wait", "--wait-for-jobs", "--timeout", "180s",
+            *values_args(profile), *extra]
 
 
 def cluster_scoped(cluster):
@@ -88,11 +84,8 @@ def assert_workloads_available(cluster, profile):
 def platform_namespaces(cluster, profile):
     """The namespaces outside its own that a profile puts objects in (the full profile's Grafana
     dashboards go to `monitoring`): on a real cluster the platform's installers create them."""
-    args = install_args(profile)
-    args[:args.index(str(CHART)) + 1] = ["template", RELEASE, str(CHART)]
-    args = [a for a in args if a not in ("--create-namespace", "--wait", "--wait-for-jobs")]
-    rendered = cluster.helm(*args[:args.index("--timeout")], *args[args.index("--timeout") + 2:])
-    namespaces = {d["metadata"].get("namespace") for d in yaml.safe_load_all(rendered.stdout) if d}
+    rendered = helm_template(RELEASE, CHART, f"p-{profile}", *values_args(profile))
+    namespaces = {d["metadata"].get("namespace") for d in rendered}
     for ns in sorted(namespaces - {None, f"p-{profile}"}):
         cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}])
 

@@ -5,12 +5,11 @@ their structural schemas and CEL rules judge it, with Strict field validation.""
 import copy
 import json
 import re
-import subprocess
 
 import pytest
 import yaml
 
-from conftest import CHART, ROOT, tool
+from conftest import CHART, ROOT, apply_crds, helm_template
 
 CRDS = ROOT / ".tools" / "crds"
 DEPLOY = ROOT / "deploy"
@@ -25,13 +24,6 @@ BUILTIN_GROUPS = {"admissionregistration.k8s.io", "apiextensions.k8s.io", "apire
 # Files a tool reads (kind, kubeadm, kubelet, kube-proxy), not API objects.
 CONFIG_GROUPS = {"kind.x-k8s.io", "kubeadm.k8s.io", "kubelet.config.k8s.io",
                  "kubeproxy.config.k8s.io"}
-
-
-def helm_template(release, chart, namespace, *args):
-    out = subprocess.run([tool("helm"), "template", release, str(chart), "--namespace", namespace,
-                          *map(str, args)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 def chart_sources():
@@ -125,12 +117,7 @@ def crds(cluster):
     wanted = sorted({(group(d), d["kind"]) for _, d in CUSTOM})
     missing = [gk for gk in wanted if gk not in upstream]
     assert not missing, f"no upstream CRD in {CRDS} for {missing}"
-    items = [upstream[gk] for gk in wanted]
-    cluster.kubectl("apply", "--server-side", "--field-manager=ferrostack-test", "-f", "-",
-                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
-                    timeout=300)
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=120s",
-                    *[f"crd/{d['metadata']['name']}" for d in items])
+    apply_crds(cluster, [upstream[gk] for gk in wanted])
     for src in sorted({src for src, _ in CUSTOM}):
         cluster.kubectl("create", "namespace", f"cr-{slug(src)}")
     return set(wanted)

@@ -1,13 +1,12 @@
 """The platform on the real control plane: the platform PriorityClass outranks the apps', so an
 app pod cannot preempt a platform pod (while it does preempt a pod without a class), and Jenkins'
 volume claim in the development environment binds in kind's StorageClass."""
-import subprocess
 import time
 
 import pytest
 import yaml
 
-from conftest import CHART, ROOT, tool
+from conftest import CHART, ROOT, helm_template
 
 PLATFORM_CLASS = ROOT / "deploy" / "platform" / "priority-class.yaml"
 GROUP_VARS = ROOT / "deploy" / "ansible" / "inventory" / "group_vars"
@@ -21,8 +20,8 @@ PLATFORM_VALUES = {
 
 def chart_priority_classes():
     """The PriorityClasses the ferrostack chart installs (helm template of its defaults)."""
-    out = subprocess.run([tool("helm"), "template", "fs", str(CHART)], capture_output=True, text=True, check=True)
-    return {d["metadata"]["name"]: d for d in yaml.safe_load_all(out.stdout) if d and d["kind"] == "PriorityClass"}
+    return {d["metadata"]["name"]: d for d in helm_template("fs", CHART, "default")
+            if d["kind"] == "PriorityClass"}
 
 
 def pod(name, namespace, node, cpu, priority_class=None):

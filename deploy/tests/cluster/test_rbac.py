@@ -1,12 +1,10 @@
 """Least privilege, judged by the API server's own authorizer (`kubectl auth can-i --as`): each
 ServiceAccount the chart creates may do exactly what its program calls, and one verb beyond is
 refused."""
-import subprocess
 
 import pytest
-import yaml
 
-from conftest import CHART, tool
+from conftest import CHART, helm_template
 
 RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 
@@ -32,11 +30,8 @@ CERTGEN_REFUSED = [
 
 
 def render(namespace, *values):
-    args = [tool("helm"), "template", "fs", str(CHART), "--namespace", namespace]
-    for v in values:
-        args += ["-f", str(CHART / "ci" / v)]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    """The chart with the CI profiles' values files VALUES."""
+    return helm_template("fs", CHART, namespace, *(a for v in values for a in ("-f", CHART / "ci" / v)))
 
 
 def can_i(cluster, namespace, sa, verb, resource):

@@ -5,23 +5,18 @@ its nodeAffinity lands it on the high-capacity node; the PodDisruptionBudget ref
 beyond its budget with 429 through the Eviction API."""
 import collections
 import json
-import subprocess
 
-import yaml
 
-from conftest import CHART, tool
+from conftest import CHART, helm_template
 
 WORKERS = {"ferrostack-worker", "ferrostack-worker2"}  # the control plane is tainted
 HIGH_NODE = "ferrostack-worker"                           # tier: high
 
 
 def render(namespace, *sets):
-    args = [tool("helm"), "template", "fs", str(CHART), "--namespace", namespace,
-            "--set", "backendApi.autoscaling.mode=none", "--set", "dataApi.autoscaling.mode=none"]
-    for s in sets:
-        args += ["--set", s]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    """The chart without autoscalers (fixed replicas), with SETS as --set."""
+    sets = ("backendApi.autoscaling.mode=none", "dataApi.autoscaling.mode=none", *sets)
+    return helm_template("fs", CHART, namespace, *(a for s in sets for a in ("--set", s)))
 
 
 def pick(docs, kind, name):

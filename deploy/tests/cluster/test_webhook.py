@@ -11,9 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import CHART, ROOT, tool
+from conftest import CHART, ROOT, helm_template
 
 BINARY = ROOT / "target" / "debug" / "ferrostack"
 RELEASE = "e2e"
@@ -31,11 +30,7 @@ def free_port():
 
 def chart_configurations():
     """The kind profile's two webhook configurations as the chart leaves them once installed."""
-    out = subprocess.run(
-        [tool("helm"), "template", RELEASE, str(CHART), "--namespace", HOME,
-         "-f", str(CHART / "ci" / "kind-values.yaml")],
-        capture_output=True, text=True, check=True)
-    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    docs = helm_template(RELEASE, CHART, HOME, "-f", CHART / "ci" / "kind-values.yaml")
     configs = [d for d in docs if d["kind"].endswith("WebhookConfiguration")]
     # In self-signed mode the patch hook sets caBundle and, when given, the validating
     # configuration's final failurePolicy: that is the state the webhook runs in.
