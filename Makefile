@@ -117,7 +117,8 @@ test-platform: platform-tools
 	deploy/tests/platform/check.sh
 	.tools/venv/bin/pytest -q -rs -p no:cacheprovider deploy/tests/platform
 
-# The chart carries copies of the canonical rules and dashboards (CONTRACT.md "Assets shared").
+# The chart carries copies of the canonical rules and dashboards in deploy/observability (helm
+# cannot read files outside the chart); a chart test fails when a copy differs.
 chart-assets:
 	mkdir -p deploy/helm/ferrostack/files/rules deploy/helm/ferrostack/files/dashboards
 	rm -f deploy/helm/ferrostack/files/rules/*.yaml deploy/helm/ferrostack/files/dashboards/*.json

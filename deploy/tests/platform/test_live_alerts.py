@@ -38,8 +38,6 @@ def ferrostack_binary() -> Path:
     """FERROSTACK_BIN, else `cargo build -p ferrostack` (debug, shares make test's target dir)."""
     if os.environ.get("FERROSTACK_BIN"):
         return Path(os.environ["FERROSTACK_BIN"])
-    if not (ROOT / "crates" / "ferrostack" / "Cargo.toml").is_file():
-        pytest.skip("crates/ferrostack is not on this branch yet")
     subprocess.run(["cargo", "build", "--locked", "-p", "ferrostack"], cwd=ROOT, check=True, timeout=1800)
     meta = json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT,
                                      check=True, capture_output=True, text=True).stdout)
