@@ -1,7 +1,8 @@
-"""Every value the chart's values.yaml hands a ferrostack flag (as a FERROSTACK_* variable;
-the only command-line flag the chart passes is logship's --source, which has no default) against the binary's own default for that flag (from `--help`, the text the
-README's command-line reference is made of): equal, or a deliberate override named here with
-its reason. A default changed on one side only fails here instead of drifting."""
+"""Every value the chart's values.yaml hands a ferrostack flag (as a FERROSTACK_* variable; the
+only command-line flag the chart passes is logship's --source, which has no default) against the
+binary's own default for that flag (from `--help`, the text the README's command-line reference
+is made of): equal, or a deliberate override named here with its reason. A default changed on
+one side only fails here instead of drifting."""
 
 import functools
 import os
