@@ -125,15 +125,31 @@ pub fn app(state: AppState) -> Router {
     api(state).split_for_parts().0
 }
 
+/// The answers of every review endpoint other than an AdmissionReview (for the OpenAPI
+/// document only: `WebhookError` builds them).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum ReviewErrors {
+    /// not an AdmissionReview v1
+    #[response(status = 400)]
+    NotAReview(ErrorBody),
+    /// body too large
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// not JSON
+    #[response(status = 415)]
+    NotJson(ErrorBody),
+    /// the in-flight body budget is spent; retry
+    #[response(status = 503)]
+    Busy(ErrorBody),
+}
+
 /// Validate an AdmissionReview.
 #[utoipa::path(post, path = "/validate", tag = "webhook",
     request_body(content = AdmissionReviewRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "AdmissionReview with response (uid echoed; denied with status 403 and the first violations; warnings)", body = AdmissionReviewResponse),
-        (status = 400, description = "not an AdmissionReview v1", body = ErrorBody),
-        (status = 413, description = "body too large", body = ErrorBody),
-        (status = 415, description = "not JSON", body = ErrorBody),
-        (status = 503, description = "the in-flight body budget is spent; retry", body = ErrorBody),
+        ReviewErrors,
     ))]
 async fn validate(
     State(s): State<AppState>,
@@ -151,10 +167,7 @@ async fn validate(
     request_body(content = AdmissionReviewRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "AdmissionReview with response; priorityClassName required", body = AdmissionReviewResponse),
-        (status = 400, description = "not an AdmissionReview v1", body = ErrorBody),
-        (status = 413, description = "body too large", body = ErrorBody),
-        (status = 415, description = "not JSON", body = ErrorBody),
-        (status = 503, description = "the in-flight body budget is spent; retry", body = ErrorBody),
+        ReviewErrors,
     ))]
 async fn validate_labelled_namespace(
     State(s): State<AppState>,
@@ -172,10 +185,7 @@ async fn validate_labelled_namespace(
     request_body(content = AdmissionReviewRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "AdmissionReview with response (patchType JSONPatch and a base64 patch when something changes)", body = AdmissionReviewResponse),
-        (status = 400, description = "not an AdmissionReview v1", body = ErrorBody),
-        (status = 413, description = "body too large", body = ErrorBody),
-        (status = 415, description = "not JSON", body = ErrorBody),
-        (status = 503, description = "the in-flight body budget is spent; retry", body = ErrorBody),
+        ReviewErrors,
     ))]
 async fn mutate(
     State(s): State<AppState>,
