@@ -236,27 +236,10 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Phases;
 
     fn result(success: bool, i: i64) -> Record {
-        Record {
-            time: time::macros::datetime!(2026-01-01 0:00 UTC) + time::Duration::minutes(i),
-            target: "api".into(),
-            url: "http://api/".into(),
-            success,
-            status: Some(if success { 200 } else { 500 }),
-            response_time_seconds: 0.0,
-            duration_seconds: 0.0,
-            attempts: 1,
-            error: None,
-            failed: if success {
-                vec![]
-            } else {
-                vec!["[STATUS] (500) == 200".into()]
-            },
-            phases: Phases::default(),
-            certificate_not_after: None,
-        }
+        let time = time::macros::datetime!(2026-01-01 0:00 UTC) + time::Duration::minutes(i);
+        Record::sample("api", time, success)
     }
 
     fn replay(outcomes: &str, th: Thresholds) -> Vec<(usize, Transition)> {

@@ -224,27 +224,13 @@ pub(crate) fn escape(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::alert::Thresholds;
-    use crate::record::Phases;
     use time::macros::datetime;
 
     fn rec(target: &str, i: i64, success: bool) -> Record {
+        let time = datetime!(2026-01-01 12:00 UTC) + time::Duration::seconds(i * 10);
         Record {
-            time: datetime!(2026-01-01 12:00 UTC) + time::Duration::seconds(i * 10),
-            target: target.into(),
-            url: format!("http://{target}/"),
-            success,
-            status: Some(if success { 200 } else { 500 }),
             response_time_seconds: 0.01 * (i + 1) as f64,
-            duration_seconds: 0.0,
-            attempts: 1,
-            error: None,
-            failed: if success {
-                vec![]
-            } else {
-                vec!["[STATUS] (500) == 200".into()]
-            },
-            phases: Phases::default(),
-            certificate_not_after: None,
+            ..Record::sample(target, time, success)
         }
     }
 

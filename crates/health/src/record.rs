@@ -104,7 +104,8 @@ impl Phases {
 
 #[cfg(test)]
 impl Record {
-    /// A bare result for tests: `target` (at `http://<target>/`) answered 200 or 500 at `time`.
+    /// The one result fixture of the crate's tests: `target` (at `http://<target>/`) answered
+    /// 200, or 500 failing its `[STATUS] == 200` condition, at `time`, in no time.
     pub(crate) fn sample(target: &str, time: OffsetDateTime, success: bool) -> Self {
         Self {
             time,
@@ -116,7 +117,11 @@ impl Record {
             duration_seconds: 0.0,
             attempts: 1,
             error: None,
-            failed: Vec::new(),
+            failed: if success {
+                Vec::new()
+            } else {
+                vec!["[STATUS] (500) == 200".into()]
+            },
             phases: Phases::default(),
             certificate_not_after: None,
         }

@@ -1,20 +1,10 @@
 use super::*;
-use crate::record::Phases;
 
 fn record(target: &str, time: OffsetDateTime, success: bool) -> Record {
     Record {
-        time,
-        target: target.into(),
-        url: format!("http://{target}/"),
-        success,
-        status: Some(if success { 200 } else { 500 }),
         response_time_seconds: 0.01,
         duration_seconds: 0.01,
-        attempts: 1,
-        error: None,
-        failed: Vec::new(),
-        phases: Phases::default(),
-        certificate_not_after: None,
+        ..Record::sample(target, time, success)
     }
 }
 
