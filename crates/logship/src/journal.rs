@@ -399,16 +399,22 @@ mod tests {
         assert!(!j.holds(Path::new("/logs/0.json")));
     }
 
+    /// A journal holding batch 0, then `raw` appended as a crash or a bad disk would leave it.
+    fn journal_then(dir: &Path, raw: &[u8]) {
+        let mut j = Journal::open(dir).unwrap();
+        j.record_batch(record(0)).unwrap();
+        drop(j);
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.join(JOURNAL))
+            .unwrap();
+        f.write_all(raw).unwrap();
+    }
+
     #[test]
     fn torn_last_entry_is_cut_and_appends_continue() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path()).unwrap();
-        j.record_batch(record(0)).unwrap();
-        drop(j);
-        let path = dir.path().join(JOURNAL);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"op":"delivered","se"#).unwrap();
-        drop(f);
+        journal_then(dir.path(), br#"{"op":"delivered","se"#);
         let mut j = Journal::open(dir.path()).unwrap();
         assert!(!j.get(0).unwrap().delivered, "torn entry must not count");
         j.record_delivered(0).unwrap();
@@ -420,13 +426,7 @@ mod tests {
     #[test]
     fn damaged_entry_inside_the_file_is_skipped_and_later_entries_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::open(dir.path()).unwrap();
-        j.record_batch(record(0)).unwrap();
-        drop(j);
-        let path = dir.path().join(JOURNAL);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"\x00\x00garbage\n").unwrap();
-        drop(f);
+        journal_then(dir.path(), b"\x00\x00garbage\n");
         let mut j = Journal::open(dir.path()).unwrap();
         j.record_batch(record(1)).unwrap();
         j.record_delivered(0).unwrap();
