@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import CHART, ROOT, apply_crds, helm_template
-from test_crds import CUSTOM, group, upstream_crds
+from shipped import custom_objects, group, upstream_crds
 
 ANSIBLE_VALUES = ROOT / "deploy" / "ansible" / "values" / "ferrostack"
 RELEASE = "fs"
@@ -29,7 +29,7 @@ def crds(cluster):
     """The upstream CRDs of the custom kinds the profiles use (ServiceMonitor, Rollout, ...),
     server-side applied (idempotent: the custom-resource tests apply the same) and Established."""
     upstream = upstream_crds()
-    apply_crds(cluster, [upstream[gk] for gk in sorted({(group(d), d["kind"]) for _, d in CUSTOM})])
+    apply_crds(cluster, [upstream[gk] for gk in sorted({(group(d), d["kind"]) for _, d in custom_objects()})])
 
 
 def values_args(profile):

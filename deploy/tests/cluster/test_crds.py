@@ -7,105 +7,15 @@ import json
 import re
 
 import pytest
-import yaml
 
-from conftest import CHART, ROOT, apply_crds, helm_template
+from conftest import apply_crds
+from shipped import CRDS, api_objects, custom_objects, group, upstream_crds
 
-CRDS = ROOT / ".tools" / "crds"
-DEPLOY = ROOT / "deploy"
-ANSIBLE_VALUES = DEPLOY / "ansible" / "values" / "ferrostack"
-LOGGING = DEPLOY / "logging"
-# Built-in API groups with a dot in their name (the rest of a dotted group is a CRD's).
-BUILTIN_GROUPS = {"admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io",
-                  "networking.k8s.io", "rbac.authorization.k8s.io", "scheduling.k8s.io",
-                  "storage.k8s.io", "node.k8s.io", "discovery.k8s.io", "coordination.k8s.io",
-                  "flowcontrol.apiserver.k8s.io", "certificates.k8s.io", "resource.k8s.io",
-                  "events.k8s.io"}
-# Files a tool reads (kind, kubeadm, kubelet, kube-proxy), not API objects.
-CONFIG_GROUPS = {"kind.x-k8s.io", "kubeadm.k8s.io", "kubelet.config.k8s.io",
-                 "kubeproxy.config.k8s.io"}
-
-
-def chart_sources():
-    """The chart as each profile renders it, and as Ansible deploys it per environment (common
-    values, then the environment's, deep-merged as the playbook's combine(recursive=True))."""
-    sources = {"chart-default": helm_template("fs", CHART, "dev")}
-    for profile in ("kind", "full"):
-        sources[f"chart-{profile}"] = helm_template(
-            "fs", CHART, "dev", "-f", CHART / "ci" / f"{profile}-values.yaml")
-    # The HTTPRoute is for clusters with a Gateway of their own (no profile has one).
-    sources["chart-httproute"] = helm_template(
-        "fs", CHART, "dev", "--set", "httpRoute.enabled=true",
-        "--set", "httpRoute.parentRefs[0].name=web", "--set", "httpRoute.parentRefs[0].namespace=gateway")
-    for env in ("development", "staging", "production"):
-        sources[f"ansible-{env}"] = helm_template(
-            "ferrostack", CHART, "ferrostack", "-f", ANSIBLE_VALUES / "common.yaml",
-            "-f", ANSIBLE_VALUES / f"{env}.yaml")
-    return sources
-
-
-def logging_sources():
-    """deploy/logging/stack as installed (cluster CA certificates) on kind and elsewhere, and with
-    ECK's self-signed certificates (tls.clusterIssuer empty)."""
-    stack = LOGGING / "stack"
-    return {"logging-default": helm_template("logging", stack, "logging"),
-            "logging-kind": helm_template("logging", stack, "logging",
-                                          "-f", LOGGING / "values" / "stack-kind.yaml"),
-            "logging-self-signed": helm_template("logging", stack, "logging",
-                                                 "--set", "tls.clusterIssuer=")}
-
-
-def file_sources():
-    """Every YAML file under deploy/ that holds API objects (charts and tests excepted), with the
-    placeholders the installers fill (control-plane.sh's default pod CIDR)."""
-    script = (DEPLOY / "kubeadm" / "scripts" / "control-plane.sh").read_text()
-    pod_cidr = re.search(r"POD_CIDR=\$\{POD_CIDR:-([^}]+)\}", script).group(1)
-    sources = {}
-    for path in sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")]):
-        rel = path.relative_to(DEPLOY)
-        if rel.parts[0] in ("tests", "helm") or rel.parts[:2] == ("logging", "stack"):
-            continue
-        try:
-            docs = list(yaml.safe_load_all(path.read_text().replace("__POD_CIDR__", pod_cidr)))
-        except yaml.YAMLError:
-            continue
-        objects = [d for d in docs if isinstance(d, dict) and {"apiVersion", "kind"} <= d.keys()]
-        if objects:
-            sources[str(rel)] = objects
-    return sources
-
-
-def group(doc):
-    return doc["apiVersion"].rpartition("/")[0]
-
-
-SOURCES = {**chart_sources(), **logging_sources(), **file_sources()}
-API_OBJECTS = [(src, d) for src, docs in SOURCES.items() for d in docs
-               if group(d) not in CONFIG_GROUPS]
-CUSTOM = [(src, d) for src, d in API_OBJECTS
-          if "." in group(d) and group(d) not in BUILTIN_GROUPS]
+CUSTOM = custom_objects()
 
 
 def slug(text):
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:55]
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """The safe loader (libyaml's: 16 MB of CRDs take 2 s, not 40) that also reads the `=` (YAML
-    1.1 "value") scalar some upstream CRD schemas hold."""
-
-
-_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
-
-
-def upstream_crds():
-    """(group, kind) -> the CRD document, from every file scripts/crds.sh put in .tools/crds."""
-    files = sorted(CRDS.glob("*/*.y*ml"))
-    if len({f.parent.name for f in files}) < 9:
-        pytest.fail(f"{CRDS} is not complete: run `make crds` (scripts/crds.sh)")
-    return {(d["spec"]["group"], d["spec"]["names"]["kind"]): d for f in files
-            for d in yaml.load_all(f.read_text(), Loader=_Loader)
-            if d and d.get("kind") == "CustomResourceDefinition"}
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +68,7 @@ def test_every_shipped_kind_is_served(cluster, crds):
         cols = line.split()     # NAME [SHORTNAMES] APIVERSION NAMESPACED KIND
         served.add((cols[-3].rpartition("/")[0], cols[-1]))
     versions = set(cluster.kubectl("api-versions").stdout.split())
-    missing = {(src, d["apiVersion"], d["kind"]) for src, d in API_OBJECTS
+    missing = {(src, d["apiVersion"], d["kind"]) for src, d in api_objects()
                if (group(d), d["kind"]) not in served or d["apiVersion"] not in versions}
     assert not missing, missing
 
