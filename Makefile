@@ -17,8 +17,14 @@ test:
 
 HEALTH_APT := prometheus-alertmanager:prometheus-alertmanager prometheus-pushgateway:prometheus-pushgateway chromium:chromium
 
-tools: chart-tools platform-tools logship-tools
+tools: chart-tools platform-tools logship-tools psa-fixtures
 	scripts/tools.sh apt $(HEALTH_APT)
+
+# The official Pod Security Admission fixtures (Go module k8s.io/pod-security-admission at the
+# pinned Kubernetes release) into .tools/psa-fixtures, for crates/admission/tests/pod_security.rs.
+.PHONY: psa-fixtures
+psa-fixtures:
+	scripts/psa-fixtures.sh
 
 fmt-check:
 	cargo fmt --all -- --check

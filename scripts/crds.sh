@@ -41,18 +41,6 @@ die() { log "crds.sh: $*"; exit 1; }
 # shellcheck source=scripts/pins.sh
 source "$ROOT/scripts/pins.sh"
 
-# The verified zip of module@version in the Go module cache (downloaded if needed).
-module_zip() {
-  local module=$1 version=$2 json zip tmp
-  tmp=$(mktemp -d)
-  # outside any go.mod; a non-zero exit is fine when the zip is there ("requires go >= ...")
-  json=$(cd "$tmp" && go mod download -json "$module@$version" 2>&1) || true
-  rmdir "$tmp"
-  zip=$(sed -n 's/^\t"Zip": "\(.*\)",$/\1/p' <<< "$json")
-  [[ -n "$zip" && -f "$zip" && -f "${zip%.zip}.ziphash" ]] || die "go mod download $module@$version: $json"
-  printf '%s\n' "$zip"
-}
-
 # extract ZIP PREFIX DEST PATH...: the YAML files under PATH (a directory ending in / or a file)
 # that hold a CustomResourceDefinition, flat into DEST.
 extract() {

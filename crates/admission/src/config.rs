@@ -7,7 +7,7 @@
 //!   allowed-registries: {mode: enforce, registries: [ghcr.io/ferrostack/]}
 //!   resources: {mode: enforce, require: [requests.cpu, requests.memory, limits.memory]}
 //!   probes: {mode: warn}
-//!   pod-security: {mode: enforce, excludeNamespaces: [monitoring]}
+//!   pod-security: {mode: enforce, level: restricted, version: latest, excludeNamespaces: [monitoring]}
 //!   read-only-root-filesystem: {mode: warn}
 //!   required-labels: {mode: warn, labels: [app.kubernetes.io/name]}
 //!   priority-class: {mode: enforce, namespaceLabel: ferrostack.io/priority-required}
@@ -34,6 +34,7 @@ use crate::policy::metadata::{PriorityClass, RequiredLabels};
 use crate::policy::probes::Probes;
 use crate::policy::resources::{Requirement, Resources};
 use crate::policy::security::{PodSecurity, ReadOnlyRootFilesystem};
+use crate::policy::standard::{Level, Standard, Version};
 
 /// A policy file that cannot be used, naming the file and the field.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +81,10 @@ pub struct RawPolicy {
     pub namespace_label: Option<String>,
     /// high-availability: the smallest replica count.
     pub min_replicas: Option<i64>,
+    /// pod-security: `baseline` or `restricted` (default).
+    pub level: Option<String>,
+    /// pod-security: `v1.N` or `latest` (default).
+    pub version: Option<String>,
 }
 
 /// Mutation settings as written.
@@ -221,6 +226,8 @@ impl Policies {
                 ("labels", p.labels.is_some()),
                 ("namespaceLabel", p.namespace_label.is_some()),
                 ("minReplicas", p.min_replicas.is_some()),
+                ("level", p.level.is_some()),
+                ("version", p.version.is_some()),
             ];
             if let Some((field, _)) = present.iter().find(|(f, set)| *set && !allowed.contains(f)) {
                 return Err(err(
@@ -281,8 +288,14 @@ impl Policies {
 
         let (scope, _) = take("probes", mode("probes"), &[])?;
         let probes = Probes { scope };
-        let (scope, _) = take("pod-security", mode("pod-security"), &[])?;
-        let pod_security = PodSecurity { scope };
+        let (scope, p) = take("pod-security", mode("pod-security"), &["level", "version"])?;
+        let standard = Standard {
+            level: parse_or_default::<Level>(p.level.as_deref())
+                .map_err(|e| err("policies.pod-security.level", &e.to_string()))?,
+            version: parse_or_default::<Version>(p.version.as_deref())
+                .map_err(|e| err("policies.pod-security.version", &e.to_string()))?,
+        };
+        let pod_security = PodSecurity { scope, standard };
         let (scope, _) = take(
             "read-only-root-filesystem",
             mode("read-only-root-filesystem"),
@@ -437,6 +450,11 @@ pub fn is_quantity(s: &str) -> bool {
     })
 }
 
+/// `value` parsed, or the type's default when the setting is absent.
+fn parse_or_default<T: std::str::FromStr + Default>(value: Option<&str>) -> Result<T, T::Err> {
+    value.map_or_else(|| Ok(T::default()), str::parse)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,6 +494,11 @@ mutations:
         assert_eq!(p.allowed_registries.registries, ["ghcr.io/ferrostack/"]);
         assert_eq!(p.resources.require, [Requirement::LimitsCpu]);
         assert_eq!(p.pod_security.scope.mode, Mode::Off);
+        assert_eq!(p.pod_security.standard, Standard::default());
+        let yaml = "policies: {pod-security: {level: baseline, version: v1.30}}";
+        let q = Policies::from_yaml(yaml, "p.yaml", None).unwrap();
+        assert_eq!(q.pod_security.standard.level, Level::Baseline);
+        assert_eq!(q.pod_security.standard.version, Version::Minor(30));
         assert!(
             p.required_labels
                 .scope
@@ -522,6 +545,18 @@ mutations:
             (
                 "mutations: {antiAffinity: {weight: 101}}",
                 "mutations.antiAffinity.weight",
+            ),
+            (
+                "policies: {pod-security: {level: privileged}}",
+                "policies.pod-security.level",
+            ),
+            (
+                "policies: {pod-security: {version: \"1.30\"}}",
+                "policies.pod-security.version",
+            ),
+            (
+                "policies: {probes: {level: baseline}}",
+                "policies.probes.level",
             ),
             ("policies: {image-tag: {mode: block}}", "line "),
             ("polices: {}", "line "),

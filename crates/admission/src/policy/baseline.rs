@@ -4,53 +4,68 @@
 //!
 //! Semantics follow kubernetes/pod-security-admission `policy/check_windowsHostProcess.go`,
 //! `check_procMount.go`, `check_sysctls.go`, `check_seLinuxOptions.go` and
-//! `check_appArmorProfile.go` and `check_hostProbesAndhostLifecycle.go` (Kubernetes 1.34) at
-//! their newest versions: pod and container settings are each
-//! checked where they are set (no inheritance), over every container list.
+//! `check_appArmorProfile.go` and `check_hostProbesAndhostLifecycle.go`, version by version
+//! (see [`super::standard`]): pod and container settings are each checked where they are set
+//! (no inheritance), over every container list.
 
 use serde_json::Value;
 
+use super::standard::Standard;
 use super::{ALL_GROUPS, Report, containers};
 use crate::workload::Workload;
 
-/// Sysctls the baseline profile allows (`check_sysctls.go`, the Kubernetes 1.32 set).
-pub const SAFE_SYSCTLS: &[&str] = &[
-    "kernel.shm_rmid_forced",
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range",
-    "net.ipv4.ip_local_reserved_ports",
-    "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-    "net.ipv4.tcp_rmem",
-    "net.ipv4.tcp_wmem",
+/// Sysctls the baseline profile allows, each with the minor release that made it safe
+/// (`check_sysctls.go`).
+pub const SAFE_SYSCTLS: &[(&str, u32)] = &[
+    ("kernel.shm_rmid_forced", 0),
+    ("net.ipv4.ip_local_port_range", 0),
+    ("net.ipv4.ip_unprivileged_port_start", 0),
+    ("net.ipv4.tcp_syncookies", 0),
+    ("net.ipv4.ping_group_range", 0),
+    ("net.ipv4.ip_local_reserved_ports", 27),
+    ("net.ipv4.tcp_keepalive_time", 29),
+    ("net.ipv4.tcp_fin_timeout", 29),
+    ("net.ipv4.tcp_keepalive_intvl", 29),
+    ("net.ipv4.tcp_keepalive_probes", 29),
+    ("net.ipv4.tcp_rmem", 32),
+    ("net.ipv4.tcp_wmem", 32),
+    ("net.ipv4.tcp_slow_start_after_idle", 37),
+    ("net.ipv4.tcp_notsent_lowat", 37),
 ];
 
-/// SELinux types the baseline profile allows besides unset or empty (`check_seLinuxOptions.go`,
-/// the Kubernetes 1.31 set).
-pub const ALLOWED_SELINUX_TYPES: &[&str] = &[
-    "container_t",
-    "container_init_t",
-    "container_kvm_t",
-    "container_engine_t",
+/// SELinux types the baseline profile allows besides unset or empty, each with the minor
+/// release that allowed it (`check_seLinuxOptions.go`).
+pub const ALLOWED_SELINUX_TYPES: &[(&str, u32)] = &[
+    ("container_t", 0),
+    ("container_init_t", 0),
+    ("container_kvm_t", 0),
+    ("container_engine_t", 31),
 ];
+
+/// The names in `table` that `standard` allows.
+fn allowed(table: &'static [(&'static str, u32)], standard: Standard) -> Vec<&'static str> {
+    table
+        .iter()
+        .filter(|(_, since)| standard.since(*since))
+        .map(|(name, _)| *name)
+        .collect()
+}
 
 /// Key prefix of the legacy per-container AppArmor annotations on the pod (template).
 pub const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 
 /// Adds a violation for every baseline rule of this module the pod breaks.
-pub(super) fn evaluate(workload: &Workload<'_>, r: &mut Report<'_>) {
+pub(super) fn evaluate(workload: &Workload<'_>, standard: Standard, r: &mut Report<'_>) {
     let spec = workload.pod_spec();
     let pod_sc = &spec["securityContext"];
     host_process(spec, pod_sc, r);
-    proc_mount(spec, r);
-    sysctls(pod_sc, r);
-    selinux(spec, pod_sc, r);
+    proc_mount(spec, standard, r);
+    sysctls(pod_sc, standard, r);
+    selinux(spec, pod_sc, standard, r);
     apparmor(workload, pod_sc, r);
-    handler_hosts(spec, r);
+    if standard.since(34) {
+        handler_hosts(spec, r);
+    }
 }
 
 fn host_process(spec: &Value, pod_sc: &Value, r: &mut Report<'_>) {
@@ -66,10 +81,10 @@ fn host_process(spec: &Value, pod_sc: &Value, r: &mut Report<'_>) {
     }
 }
 
-fn proc_mount(spec: &Value, r: &mut Report<'_>) {
-    // In a user namespace the /proc masks no longer guard the node: PSA allows every value then
-    // (API validation admits only Default and Unmasked).
-    if spec["hostUsers"] == false {
+fn proc_mount(spec: &Value, standard: Standard, r: &mut Report<'_>) {
+    // In a user namespace the /proc masks no longer guard the node: baseline allows every value
+    // there since v1.35 (API validation admits only Default and Unmasked); restricted never does.
+    if spec["hostUsers"] == false && standard.since(35) && !standard.restricted() {
         return;
     }
     for c in containers(spec, ALL_GROUPS) {
@@ -78,13 +93,24 @@ fn proc_mount(spec: &Value, r: &mut Report<'_>) {
             r.container(
                 &c,
                 "securityContext.procMount",
-                format!("procMount {pm} is not allowed (allowed: unset or Default; Unmasked needs hostUsers: false)"),
+                proc_mount_message(pm, standard),
             );
         }
     }
 }
 
-fn sysctls(pod_sc: &Value, r: &mut Report<'_>) {
+fn proc_mount_message(pm: &Value, standard: Standard) -> String {
+    if standard.restricted() || !standard.since(35) {
+        format!("procMount {pm} is not allowed (allowed: unset or Default)")
+    } else {
+        format!(
+            "procMount {pm} is not allowed (allowed: unset or Default; Unmasked needs hostUsers: false)"
+        )
+    }
+}
+
+fn sysctls(pod_sc: &Value, standard: Standard, r: &mut Report<'_>) {
+    let safe = allowed(SAFE_SYSCTLS, standard);
     for (i, sysctl) in pod_sc["sysctls"]
         .as_array()
         .into_iter()
@@ -92,12 +118,12 @@ fn sysctls(pod_sc: &Value, r: &mut Report<'_>) {
         .enumerate()
     {
         let name = &sysctl["name"];
-        if !name.as_str().is_some_and(|n| SAFE_SYSCTLS.contains(&n)) {
+        if !name.as_str().is_some_and(|n| safe.contains(&n)) {
             r.pod(
                 &format!("securityContext.sysctls[{i}].name"),
                 format!(
                     "sysctl {name} is not allowed (allowed: {})",
-                    SAFE_SYSCTLS.join(", ")
+                    safe.join(", ")
                 ),
             );
         }
@@ -110,19 +136,15 @@ fn unset(value: &Value) -> bool {
 }
 
 /// The broken rules of one `seLinuxOptions` object, as (field under the security context, message).
-fn selinux_problems(options: &Value) -> Vec<(&'static str, String)> {
+fn selinux_problems(options: &Value, types: &[&str]) -> Vec<(&'static str, String)> {
     let mut problems = Vec::new();
     let ty = &options["type"];
-    if !unset(ty)
-        && !ty
-            .as_str()
-            .is_some_and(|t| ALLOWED_SELINUX_TYPES.contains(&t))
-    {
+    if !unset(ty) && !ty.as_str().is_some_and(|t| types.contains(&t)) {
         problems.push((
             "securityContext.seLinuxOptions.type",
             format!(
                 "seLinuxOptions.type {ty} is not allowed (allowed: unset, {})",
-                ALLOWED_SELINUX_TYPES.join(", ")
+                types.join(", ")
             ),
         ));
     }
@@ -137,12 +159,13 @@ fn selinux_problems(options: &Value) -> Vec<(&'static str, String)> {
     problems
 }
 
-fn selinux(spec: &Value, pod_sc: &Value, r: &mut Report<'_>) {
-    for (field, message) in selinux_problems(&pod_sc["seLinuxOptions"]) {
+fn selinux(spec: &Value, pod_sc: &Value, standard: Standard, r: &mut Report<'_>) {
+    let types = allowed(ALLOWED_SELINUX_TYPES, standard);
+    for (field, message) in selinux_problems(&pod_sc["seLinuxOptions"], &types) {
         r.pod(field, message);
     }
     for c in containers(spec, ALL_GROUPS) {
-        for (field, message) in selinux_problems(c.security("seLinuxOptions")) {
+        for (field, message) in selinux_problems(c.security("seLinuxOptions"), &types) {
             r.container(&c, field, message);
         }
     }
@@ -219,6 +242,7 @@ fn handler_hosts(spec: &Value, r: &mut Report<'_>) {
 mod tests {
     use crate::policy::Violation;
     use crate::policy::security::PodSecurity;
+    use crate::policy::standard::Standard;
     use crate::policy::test_util::{deployment, enforce, fields, subject};
     use serde_json::{Value, json};
 
@@ -232,8 +256,21 @@ mod tests {
     }
 
     fn run(object: &Value) -> Vec<Violation> {
+        run_at(object, "restricted", "latest")
+    }
+
+    /// The policy holding pods to `level` at `version`.
+    fn run_at(object: &Value, level: &str, version: &str) -> Vec<Violation> {
         let mut out = Vec::new();
-        PodSecurity { scope: enforce() }.evaluate(&subject(object), &mut out);
+        let standard = Standard {
+            level: level.parse().unwrap(),
+            version: version.parse().unwrap(),
+        };
+        PodSecurity {
+            scope: enforce(),
+            standard,
+        }
+        .evaluate(&subject(object), &mut out);
         out
     }
 
@@ -306,8 +343,73 @@ mod tests {
         );
         assert!(v[0].message.contains("Unmasked"), "{}", v[0].message);
 
+        // A user namespace relieves baseline of the /proc masks since v1.35, never restricted.
         object["spec"]["template"]["spec"]["hostUsers"] = json!(false);
-        assert!(run(&object).is_empty());
+        assert!(run_at(&object, "baseline", "latest").is_empty());
+        assert!(run_at(&object, "baseline", "v1.35").is_empty());
+        assert_eq!(run_at(&object, "baseline", "v1.34").len(), 1);
+        assert_eq!(fields(&run(&object)), fields(&v));
+    }
+
+    #[test]
+    fn rules_change_with_the_version_as_upstream_changed_them() {
+        let mut object = restricted();
+        object["spec"]["template"]["spec"]["securityContext"]["sysctls"] =
+            json!([{"name": "net.ipv4.tcp_notsent_lowat", "value": "1"}]);
+        assert!(run_at(&object, "baseline", "v1.37").is_empty());
+        assert_eq!(run_at(&object, "baseline", "v1.36").len(), 1);
+
+        let mut object = restricted();
+        pod_sc(&mut object)["seLinuxOptions"] = json!({"type": "container_engine_t"});
+        assert!(run_at(&object, "baseline", "v1.31").is_empty());
+        assert_eq!(run_at(&object, "baseline", "v1.30").len(), 1);
+
+        let mut object = restricted();
+        container_sc(&mut object)["runAsUser"] = json!(0);
+        assert!(run_at(&object, "baseline", "latest").is_empty());
+        object["spec"]["template"]["spec"]["hostUsers"] = json!(false);
+        assert!(run_at(&object, "restricted", "v1.35").is_empty());
+        assert_eq!(run_at(&object, "restricted", "v1.34").len(), 1);
+
+        let mut object = restricted();
+        object["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] =
+            json!({"httpGet": {"host": "10.0.0.1", "port": 80}});
+        assert!(run_at(&object, "restricted", "v1.33").is_empty());
+        assert_eq!(run_at(&object, "restricted", "v1.34").len(), 1);
+    }
+
+    #[test]
+    fn baseline_allows_what_only_restricted_forbids() {
+        let mut object = deployment(json!({
+            "volumes": [{"name": "n", "nfs": {"server": "s", "path": "/"}},
+                        {"name": "i", "image": {"reference": "data:1"}}],
+            "containers": [{"name": "a", "image": "app:1", "securityContext": {
+                "capabilities": {"add": ["CHOWN", "NET_BIND_SERVICE"]}}}]
+        }));
+        assert!(run_at(&object, "baseline", "latest").is_empty());
+        let at_restricted = run(&object);
+        let restricted_fields = fields(&at_restricted);
+        assert!(restricted_fields.contains(&"spec.template.spec.volumes[0].nfs"));
+        assert!(!restricted_fields.iter().any(|f| f.contains("volumes[1]")));
+
+        object["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]["add"] =
+            json!(["NET_RAW"]);
+        assert_eq!(
+            fields(&run_at(&object, "baseline", "latest")),
+            ["spec.template.spec.containers[0].securityContext.capabilities.add[0]"]
+        );
+    }
+
+    #[test]
+    fn windows_pods_skip_the_linux_only_restricted_rules_since_v1_25() {
+        let object = deployment(json!({
+            "os": {"name": "windows"},
+            "securityContext": {"runAsNonRoot": true},
+            "containers": [{"name": "a", "image": "app:1"}]
+        }));
+        assert!(run_at(&object, "restricted", "v1.25").is_empty());
+        let old = run_at(&object, "restricted", "v1.24");
+        assert_eq!(old.len(), 3, "{:?}", fields(&old));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod metadata;
 pub mod probes;
 pub mod resources;
 pub mod security;
+pub mod standard;
 
 use std::collections::BTreeSet;
 use std::fmt;

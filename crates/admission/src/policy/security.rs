@@ -1,5 +1,6 @@
-//! `pod-security` (Pod Security Standards, restricted profile, which includes baseline: the
-//! baseline-only checks live in [`super::baseline`]) and `read-only-root-filesystem`.
+//! `pod-security` (the Pod Security Standards at a level and version, see [`super::standard`];
+//! the baseline checks about less common fields live in [`super::baseline`]) and
+//! `read-only-root-filesystem`.
 //!
 //! Semantics follow kubernetes/pod-security-admission `policy/check_*.go`: container-level
 //! settings override pod-level ones, and a pod-level `runAsNonRoot` / seccomp profile satisfies
@@ -7,6 +8,7 @@
 
 use serde_json::Value;
 
+use super::standard::Standard;
 use super::{
     ALL_GROUPS, Container, RUN_GROUPS, Report, Scope, Subject, Violation, baseline, containers,
 };
@@ -18,16 +20,36 @@ pub const ALLOWED_VOLUME_TYPES: &[&str] = &[
     "downwardAPI",
     "emptyDir",
     "ephemeral",
+    "image",
     "persistentVolumeClaim",
     "projected",
     "secret",
 ];
 
-/// `pod-security`: the restricted Pod Security Standard.
+/// Capabilities the baseline profile lets a container add (`check_capabilities_baseline.go`).
+pub const BASELINE_CAPABILITIES: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+/// `pod-security`: a Pod Security Standard (restricted at the newest version by default).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PodSecurity {
     /// Mode and exclusions.
     pub scope: Scope,
+    /// The level and version pods are held to.
+    pub standard: Standard,
 }
 
 /// `read-only-root-filesystem`: every container mounts its root filesystem read-only.
@@ -38,59 +60,80 @@ pub struct ReadOnlyRootFilesystem {
 }
 
 impl PodSecurity {
-    /// Adds a violation for every restricted-profile rule the pod breaks (baseline included).
+    /// Adds a violation for every rule of the standard the pod breaks.
     pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
         let spec = subject.workload.pod_spec();
         let pod_sc = &spec["securityContext"];
+        let std = self.standard;
         let mut r = Report::new("pod-security", self.scope.mode, subject, out);
+        // Windows pods are exempt from the Linux-only restricted rules since v1.25.
+        let linux = !(spec["os"]["name"] == "windows" && std.since(25));
 
         for ns in ["hostNetwork", "hostPID", "hostIPC"] {
             if spec[ns] == true {
                 r.pod(ns, format!("{ns} must not be true"));
             }
         }
-        host_volumes(spec, &mut r);
-        run_as_root(spec, pod_sc, &mut r);
-        seccomp(spec, pod_sc, &mut r);
-
-        for c in containers(spec, ALL_GROUPS) {
-            if c.security("privileged") == true {
-                r.container(
-                    &c,
-                    "securityContext.privileged",
-                    "privileged must not be true",
-                );
-            }
-            // Every container list, ephemeral ones included, as PSA's visitContainers does
-            // (`kubectl debug --profile=restricted` sets it).
-            if c.security("allowPrivilegeEscalation") != false {
-                r.container(
-                    &c,
-                    "securityContext.allowPrivilegeEscalation",
-                    "allowPrivilegeEscalation must be set to false",
-                );
-            }
-            capabilities(&c, &mut r);
-            for (i, port) in c.value["ports"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
-                if port["hostPort"].as_i64().is_some_and(|p| p != 0) {
-                    r.container(
-                        &c,
-                        &format!("ports[{i}].hostPort"),
-                        "hostPort must not be set",
-                    );
-                }
-            }
+        host_volumes(spec, std.restricted(), &mut r);
+        // In a user namespace root in the container is not root on the node (since v1.35).
+        if std.restricted() && !(spec["hostUsers"] == false && std.since(35)) {
+            run_as_root(spec, pod_sc, std.since(23), &mut r);
         }
-        baseline::evaluate(&subject.workload, &mut r);
+        // A restricted rule replaces its baseline one (OverrideCheckIDs upstream) from the
+        // version that introduced it on, even where it then exempts the pod.
+        if std.restricted() && std.since(19) {
+            if linux {
+                seccomp(spec, pod_sc, &mut r);
+            }
+        } else {
+            baseline_seccomp(spec, pod_sc, &mut r);
+        }
+        for c in containers(spec, ALL_GROUPS) {
+            container_rules(&c, std, linux, &mut r);
+        }
+        baseline::evaluate(&subject.workload, std, &mut r);
     }
 }
 
-fn host_volumes(spec: &Value, r: &mut Report<'_>) {
+/// The rules about one container's security context and ports, over every container list,
+/// ephemeral ones included, as PSA's visitContainers does (`kubectl debug
+/// --profile=restricted` sets them).
+fn container_rules(c: &Container<'_>, std: Standard, linux: bool, r: &mut Report<'_>) {
+    if c.security("privileged") == true {
+        r.container(
+            c,
+            "securityContext.privileged",
+            "privileged must not be true",
+        );
+    }
+    if std.restricted() && linux && c.security("allowPrivilegeEscalation") != false {
+        r.container(
+            c,
+            "securityContext.allowPrivilegeEscalation",
+            "allowPrivilegeEscalation must be set to false",
+        );
+    }
+    if std.restricted() && std.since(22) {
+        if linux {
+            capabilities(c, r);
+        }
+    } else {
+        baseline_capabilities(c, r);
+    }
+    let ports = c.value["ports"].as_array().into_iter().flatten();
+    for (i, port) in ports.enumerate() {
+        if port["hostPort"].as_i64().is_some_and(|p| p != 0) {
+            r.container(
+                c,
+                &format!("ports[{i}].hostPort"),
+                "hostPort must not be set",
+            );
+        }
+    }
+}
+
+/// hostPath volumes (baseline); with `restricted`, every type not in [`ALLOWED_VOLUME_TYPES`].
+fn host_volumes(spec: &Value, restricted: bool, r: &mut Report<'_>) {
     for (i, volume) in spec["volumes"].as_array().into_iter().flatten().enumerate() {
         let Some(fields) = volume.as_object() else {
             continue;
@@ -101,7 +144,7 @@ fn host_volumes(spec: &Value, r: &mut Report<'_>) {
                     &format!("volumes[{i}].hostPath"),
                     "hostPath volumes are not allowed",
                 );
-            } else if !ALLOWED_VOLUME_TYPES.contains(&key.as_str()) {
+            } else if restricted && !ALLOWED_VOLUME_TYPES.contains(&key.as_str()) {
                 r.pod(
                     &format!("volumes[{i}].{key}"),
                     format!(
@@ -114,7 +157,8 @@ fn host_volumes(spec: &Value, r: &mut Report<'_>) {
     }
 }
 
-fn run_as_root(spec: &Value, pod_sc: &Value, r: &mut Report<'_>) {
+/// `runAsNonRoot` (every version) and, with `run_as_user` (v1.23 on), `runAsUser: 0`.
+fn run_as_root(spec: &Value, pod_sc: &Value, run_as_user: bool, r: &mut Report<'_>) {
     let pod_non_root = pod_sc["runAsNonRoot"] == true;
     if pod_sc["runAsNonRoot"] == false {
         r.pod(
@@ -122,24 +166,22 @@ fn run_as_root(spec: &Value, pod_sc: &Value, r: &mut Report<'_>) {
             "runAsNonRoot must not be false",
         );
     }
-    if pod_sc["runAsUser"] == 0 {
+    if run_as_user && pod_sc["runAsUser"] == 0 {
         r.pod(
             "securityContext.runAsUser",
             "runAsUser must not be 0 (root)",
         );
     }
-    // With user namespaces (hostUsers: false) root in the container is not root on the node.
-    let user_namespaced = spec["hostUsers"] == false;
     for c in containers(spec, ALL_GROUPS) {
         let own = c.security("runAsNonRoot");
-        if !user_namespaced && (own == false || (own.is_null() && !pod_non_root)) {
+        if own == false || (own.is_null() && !pod_non_root) {
             r.container(
                 &c,
                 "securityContext.runAsNonRoot",
                 "runAsNonRoot must be true (here or in the pod securityContext)",
             );
         }
-        if c.security("runAsUser") == 0 {
+        if run_as_user && c.security("runAsUser") == 0 {
             r.container(
                 &c,
                 "securityContext.runAsUser",
@@ -211,6 +253,41 @@ fn capabilities(c: &Container<'_>, r: &mut Report<'_>) {
     }
 }
 
+/// Baseline: only capabilities from [`BASELINE_CAPABILITIES`] may be added.
+fn baseline_capabilities(c: &Container<'_>, r: &mut Report<'_>) {
+    let added = c.security("capabilities")["add"].as_array();
+    for (i, add) in added.into_iter().flatten().enumerate() {
+        if !add
+            .as_str()
+            .is_some_and(|a| BASELINE_CAPABILITIES.contains(&a))
+        {
+            r.container(
+                c,
+                &format!("securityContext.capabilities.add[{i}]"),
+                format!(
+                    "capability {add} must not be added (allowed: {})",
+                    BASELINE_CAPABILITIES.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// Baseline: a seccomp profile, where set, must not be `Unconfined` (nor any other type).
+fn baseline_seccomp(spec: &Value, pod_sc: &Value, r: &mut Report<'_>) {
+    const FIELD: &str = "securityContext.seccompProfile.type";
+    const MESSAGE: &str = "seccompProfile.type must be RuntimeDefault or Localhost where set";
+    if !pod_sc["seccompProfile"].is_null() && !allowed_seccomp(&pod_sc["seccompProfile"]) {
+        r.pod(FIELD, MESSAGE);
+    }
+    for c in containers(spec, ALL_GROUPS) {
+        let own = c.security("seccompProfile");
+        if !own.is_null() && !allowed_seccomp(own) {
+            r.container(&c, FIELD, MESSAGE);
+        }
+    }
+}
+
 impl ReadOnlyRootFilesystem {
     /// Adds a violation for every container without `readOnlyRootFilesystem: true`.
     pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
@@ -241,7 +318,11 @@ mod tests {
     fn run(pod_spec: Value) -> Vec<Violation> {
         let object = deployment(pod_spec);
         let mut out = Vec::new();
-        PodSecurity { scope: enforce() }.evaluate(&subject(&object), &mut out);
+        PodSecurity {
+            scope: enforce(),
+            standard: Default::default(),
+        }
+        .evaluate(&subject(&object), &mut out);
         out
     }
 
