@@ -47,17 +47,25 @@ pub enum Endpoint {
     Mutate,
 }
 
-/// Why a body is not an AdmissionReview we can answer (HTTP 400).
+/// Why a body is not an AdmissionReview we can evaluate.
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
-    /// Not JSON, or not shaped like an AdmissionReview.
+    /// Not JSON at all.
     #[error("body is not an AdmissionReview: {0}")]
     Json(#[from] serde_json::Error),
+    /// JSON whose fields do not decode as an AdmissionReview, naming the first that does not.
+    #[error("body is not an AdmissionReview: {path}: {message}")]
+    Field {
+        /// The dotted path of the field (`request.kind.kind`).
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// No `request`.
     #[error("AdmissionReview has no request")]
     NoRequest,
     /// `request.object` or `request.oldObject` is neither null nor a JSON object.
-    #[error("request.{0} is not an object")]
+    #[error("request.{0}: not a JSON object")]
     NotAnObject(&'static str),
     /// A version other than admission.k8s.io/v1.
     #[error("unsupported AdmissionReview apiVersion {0:?}: only admission.k8s.io/v1 is served")]
@@ -101,13 +109,37 @@ impl Request {
     }
 }
 
+/// A body that is not an AdmissionReview we can evaluate, with its `request.uid` when that
+/// much could be read: the API server then gets an AdmissionReview answer to that uid (see
+/// [`invalid`]) instead of a 400 it would settle by failurePolicy.
+#[derive(Debug)]
+pub struct Rejected {
+    /// What is wrong.
+    pub error: ReviewError,
+    /// `request.uid` of an admission.k8s.io/v1 review, when it is a non-empty string.
+    pub uid: Option<String>,
+}
+
 /// Parses a request body.
 ///
 /// The objects are taken out of the JSON before kube-core's types see the rest: converting
 /// them through `DynamicObject` and back held two or three copies of each at once (over 100 MB
 /// for a 4 MiB review of small containers), where one is all the policies read.
-pub fn parse(body: &[u8]) -> Result<Request, ReviewError> {
-    let mut review: Value = serde_json::from_slice(body)?;
+pub fn parse(body: &[u8]) -> Result<Request, Rejected> {
+    let review: Value = serde_json::from_slice(body).map_err(|e| Rejected {
+        error: e.into(),
+        uid: None,
+    })?;
+    // Only a v1 review is answered as one: an API server sending another version could not
+    // read a v1 answer anyway.
+    let uid = (review["apiVersion"] == API_VERSION && review["kind"] == "AdmissionReview")
+        .then(|| review["request"]["uid"].as_str().filter(|u| !u.is_empty()))
+        .flatten()
+        .map(str::to_owned);
+    parse_value(review).map_err(|error| Rejected { error, uid })
+}
+
+fn parse_value(mut review: Value) -> Result<Request, ReviewError> {
     let (object, old_object) = match review.get_mut("request") {
         Some(r) if r.is_object() => (r["object"].take(), r["oldObject"].take()),
         _ => (Value::Null, Value::Null),
@@ -117,7 +149,11 @@ pub fn parse(body: &[u8]) -> Result<Request, ReviewError> {
             return Err(ReviewError::NotAnObject(field));
         }
     }
-    let review: AdmissionReview<DynamicObject> = serde_json::from_value(review)?;
+    let review: AdmissionReview<DynamicObject> =
+        serde_path_to_error::deserialize(review).map_err(|e| ReviewError::Field {
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        })?;
     if review.types.api_version != API_VERSION || review.types.kind != "AdmissionReview" {
         return Err(ReviewError::Version(format!(
             "{}/{}",
@@ -250,6 +286,27 @@ pub fn timeout(req: &Request, endpoint: Endpoint) -> Outcome {
         "policy evaluation did not finish within the review budget; retry",
         "ferrostack webhook: mutation skipped, the review budget ran out",
     )
+}
+
+/// The answer to a review whose uid could be read but whose rest could not: `/validate` denies
+/// with 400 naming the field, `/mutate` allows unchanged with a warning saying why.
+pub fn invalid(uid: &str, endpoint: Endpoint, error: &ReviewError) -> ReviewAnswer {
+    match endpoint {
+        Endpoint::Validate { .. } => answer(uid, |r| {
+            r.allowed = false;
+            r.status = Some(Status {
+                status: "Failure",
+                code: 400,
+                reason: "BadRequest",
+                message: format!("ferrostack webhook cannot evaluate this review: {error}"),
+            });
+        }),
+        Endpoint::Mutate => answer(uid, |r| {
+            r.warnings = vec![format!(
+                "ferrostack webhook: mutation skipped, the review cannot be read: {error}"
+            )];
+        }),
+    }
 }
 
 /// The answer when evaluation failed (a bug, not the request's fault): still an AdmissionReview
@@ -581,10 +638,32 @@ mod tests {
     fn rejects_other_versions_and_missing_requests() {
         let v1beta1 =
             br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":null}"#;
-        assert!(matches!(parse(v1beta1), Err(ReviewError::Version(_))));
+        let rejected = |body: &[u8]| parse(body).err().expect("rejected");
+        let r = rejected(v1beta1);
+        assert!(matches!(r.error, ReviewError::Version(_)) && r.uid.is_none());
         let empty = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#;
-        assert!(matches!(parse(empty), Err(ReviewError::NoRequest)));
-        assert!(matches!(parse(b"{"), Err(ReviewError::Json(_))));
+        assert!(matches!(rejected(empty).error, ReviewError::NoRequest));
+        assert!(matches!(rejected(b"{").error, ReviewError::Json(_)));
+        // A v1beta1 review keeps its 400 even with a uid: it could not read a v1 answer.
+        let beta_uid = br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u"}}"#;
+        assert_eq!(rejected(beta_uid).uid, None);
+    }
+
+    #[test]
+    fn a_readable_uid_is_kept_and_the_broken_field_named() {
+        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+            "uid":"u-7","kind":{"group":"","version":"v1","kind":7},
+            "resource":{"group":"","version":"v1","resource":"pods"},
+            "operation":"CREATE","userInfo":{}}}"#;
+        let r = parse(body).err().expect("rejected");
+        assert_eq!(r.uid.as_deref(), Some("u-7"));
+        assert!(
+            r.error.to_string().contains("request.kind.kind"),
+            "{}",
+            r.error
+        );
+        let empty_uid = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}"#;
+        assert_eq!(parse(empty_uid).err().expect("rejected").uid, None);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //!   namespace labels, so the webhook configuration tells us through the path);
 //! - `POST /mutate`: mutating webhook (JSON Patch, base64).
 //!
-//! A body that is not an AdmissionReview v1 gets 400 with the reason; everything that parses
-//! gets 200 with the uid echoed, within the review budget (the lesser of `--review-timeout`
+//! A body that is not an AdmissionReview v1 gets 400 with the reason; one whose `request.uid`
+//! can be read gets an AdmissionReview answer to that uid even when the rest cannot be read
+//! (`/validate` denies naming the field, `/mutate` allows unchanged), as everything that parses
+//! does, within the review budget (the lesser of `--review-timeout`
 //! and the API server's `?timeout=`).
 
 use std::sync::Arc;
@@ -229,7 +231,15 @@ async fn handle(
         e
     };
     let permit = s.inflight.admit(request.headers()).map_err(counted)?;
-    let req = read_review(request).await.map_err(counted)?;
+    let req = match read_review(request).await {
+        Ok(req) => req,
+        Err(Unreadable::Answer(uid, error)) => {
+            counted(WebhookError::bad_review(&error));
+            tracing::warn!(uid, error = %error, "admission review cannot be evaluated; answered");
+            return Ok(Json(review::invalid(&uid, endpoint, &error)));
+        }
+        Err(Unreadable::Refuse(e)) => return Err(counted(e)),
+    };
     let req = Arc::new(req);
     let outcome = evaluate(&s, &req, endpoint, deadline, permit).await;
     let kind = metric_kind(req.kind());
@@ -292,9 +302,33 @@ async fn evaluate(
     }
 }
 
-/// Checks the content type, reads the body and parses it: 415, 413 or 400 with the reason.
-/// The body is dropped once parsed: only the parsed review lives on through evaluation.
-async fn read_review(request: axum::extract::Request) -> Result<review::Request, WebhookError> {
+/// A body [`read_review`] could not turn into a request.
+enum Unreadable {
+    /// Its uid was readable: answered as an AdmissionReview to that uid.
+    Answer(String, review::ReviewError),
+    /// 415, 413 or 400 with the reason.
+    Refuse(WebhookError),
+}
+
+impl From<WebhookError> for Unreadable {
+    fn from(e: WebhookError) -> Self {
+        Self::Refuse(e)
+    }
+}
+
+impl WebhookError {
+    fn bad_review(e: &review::ReviewError) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_admission_review",
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Checks the content type, reads the body and parses it. The body is dropped once parsed:
+/// only the parsed review lives on through evaluation.
+async fn read_review(request: axum::extract::Request) -> Result<review::Request, Unreadable> {
     if let Some(ct) = request.headers().get(header::CONTENT_TYPE) {
         let json = ct.to_str().is_ok_and(|v| {
             v.trim_start()
@@ -302,11 +336,11 @@ async fn read_review(request: axum::extract::Request) -> Result<review::Request,
                 .starts_with("application/json")
         });
         if !json {
-            return Err(WebhookError {
+            return Err(Unreadable::Refuse(WebhookError {
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 code: "unsupported_media_type",
                 message: "an AdmissionReview is sent as application/json".into(),
-            });
+            }));
         }
     }
     let body = Bytes::from_request(request, &())
@@ -320,10 +354,9 @@ async fn read_review(request: axum::extract::Request) -> Result<review::Request,
             },
             message: rejection.body_text(),
         })?;
-    review::parse(&body).map_err(|e| WebhookError {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_admission_review",
-        message: e.to_string(),
+    review::parse(&body).map_err(|rejected| match rejected.uid {
+        Some(uid) => Unreadable::Answer(uid, rejected.error),
+        None => Unreadable::Refuse(WebhookError::bad_review(&rejected.error)),
     })
 }
 

@@ -1,5 +1,6 @@
-//! Hostile and malformed bodies get a clean 400/413/415 with a JSON error, never a panic, and
-//! the server keeps serving afterwards.
+//! Hostile and malformed bodies get a clean 400/413/415 with a JSON error (or, when their uid
+//! can be read, an AdmissionReview answer to it: `envelope.rs`), never a panic, and the server
+//! keeps serving afterwards.
 
 use admission::engine::Policies;
 use serde_json::{Value, json};
@@ -38,19 +39,14 @@ async fn malformed_bodies_get_400_with_the_reason() {
                 .to_vec(),
         ),
         (
-            "bad operation",
-            serde_json::to_vec(&{
-                let mut r = review(
-                    gvk("Pod"),
-                    "CREATE",
-                    object("", "v1", "Pod", compliant_pod_spec()),
-                    Value::Null,
-                    false,
-                );
-                r["request"]["operation"] = json!("EXPLODE");
-                r
-            })
-            .unwrap(),
+            "v1beta1 with a uid",
+            br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u"}}"#
+                .to_vec(),
+        ),
+        (
+            "empty uid",
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"","operation":5}}"#
+                .to_vec(),
         ),
     ];
     let count = cases.len() as u64;

@@ -6,6 +6,7 @@
 mod support;
 
 mod bodies;
+mod envelope;
 mod pod_security;
 mod properties;
 mod reviews;
