@@ -638,7 +638,7 @@ mod tests {
     fn rejects_other_versions_and_missing_requests() {
         let v1beta1 =
             br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":null}"#;
-        let rejected = |body: &[u8]| parse(body).err().expect("rejected");
+        let rejected = |body: &[u8]| parse(body).expect_err("rejected");
         let r = rejected(v1beta1);
         assert!(matches!(r.error, ReviewError::Version(_)) && r.uid.is_none());
         let empty = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#;
@@ -655,7 +655,7 @@ mod tests {
             "uid":"u-7","kind":{"group":"","version":"v1","kind":7},
             "resource":{"group":"","version":"v1","resource":"pods"},
             "operation":"CREATE","userInfo":{}}}"#;
-        let r = parse(body).err().expect("rejected");
+        let r = parse(body).expect_err("rejected");
         assert_eq!(r.uid.as_deref(), Some("u-7"));
         assert!(
             r.error.to_string().contains("request.kind.kind"),
@@ -663,7 +663,7 @@ mod tests {
             r.error
         );
         let empty_uid = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}"#;
-        assert_eq!(parse(empty_uid).err().expect("rejected").uid, None);
+        assert_eq!(parse(empty_uid).expect_err("rejected").uid, None);
     }
 
     #[test]
