@@ -360,9 +360,8 @@ fn check_object(
     let namespace = object["metadata"]["namespace"]
         .as_str()
         .or(options.namespace.as_deref());
-    let labelled = namespace
-        .and_then(|ns| namespace_labels.get(ns))
-        .is_some_and(|labels| policies.namespace_labelled(labels));
+    let labels = namespace.and_then(|ns| namespace_labels.get(ns));
+    let labelled = labels.is_some_and(|labels| policies.namespace_labelled(labels));
     let mut mutated;
     let mut subject = object;
     if !options.no_mutate && policies.mutations.applies(namespace) {
@@ -383,7 +382,8 @@ fn check_object(
         .flatten()
         .and_then(|floor| with_replicas(subject, *floor));
     let subject = floored.as_ref().unwrap_or(subject);
-    let Some(violations) = policies.evaluate_object(kind, subject, namespace, labelled) else {
+    let Some(violations) = policies.evaluate_object(kind, subject, namespace, labelled, labels)
+    else {
         return;
     };
     report.workloads += 1;
@@ -532,6 +532,37 @@ spec:
         let r = run(&format!("{ns}{GOOD}"), &Options::default());
         assert_eq!(r.exit_code(), 1, "{}", r.render());
         assert_eq!(r.findings[0].violation.policy, "priority-class");
+    }
+
+    #[test]
+    fn pod_security_namespace_labels_in_the_input_choose_the_standard() {
+        // Runs as root: restricted denies it, baseline (enforced) lets it through with the
+        // restricted finding as a warning.
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nspec: {containers: [{name: c, image: 'app:1'}]}\n";
+        let options = Options {
+            no_mutate: true,
+            namespace: None,
+        };
+        let only = |r: &Report| -> Vec<Mode> {
+            let security = r
+                .findings
+                .iter()
+                .filter(|f| f.violation.policy == "pod-security");
+            security.map(|f| f.violation.mode).collect()
+        };
+        let r = run(pod, &options);
+        assert!(
+            !only(&r).is_empty() && only(&r).iter().all(|m| *m == Mode::Enforce),
+            "{}",
+            r.render()
+        );
+        let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {pod-security.kubernetes.io/enforce: baseline, pod-security.kubernetes.io/warn: restricted}}\n---\n";
+        let r = run(&format!("{ns}{pod}"), &options);
+        assert!(
+            !only(&r).is_empty() && only(&r).iter().all(|m| *m == Mode::Warn),
+            "{}",
+            r.render()
+        );
     }
 
     #[test]

@@ -92,12 +92,14 @@ impl Policies {
         object: &Value,
         namespace: Option<&str>,
         namespace_labelled: bool,
+        namespace_labels: Option<&Value>,
     ) -> Option<Vec<Violation>> {
         let workload = Workload::of(kind, object)?;
         Some(self.evaluate(&Subject {
             workload,
             namespace,
             namespace_labelled,
+            namespace_labels,
         }))
     }
 
@@ -195,18 +197,18 @@ mod tests {
         let p = Policies::load(None, Some("ferrostack")).unwrap();
         let d = deployment("nginx");
         assert!(
-            !p.evaluate_object("Deployment", &d, Some("shop"), false)
+            !p.evaluate_object("Deployment", &d, Some("shop"), false, None)
                 .unwrap()
                 .is_empty()
         );
         for ns in ["kube-system", "ferrostack"] {
             assert_eq!(
-                p.evaluate_object("Deployment", &d, Some(ns), false),
+                p.evaluate_object("Deployment", &d, Some(ns), false, None),
                 Some(vec![])
             );
         }
         assert_eq!(
-            p.evaluate_object("ConfigMap", &d, Some("shop"), false),
+            p.evaluate_object("ConfigMap", &d, Some("shop"), false, None),
             None
         );
     }
@@ -219,6 +221,7 @@ mod tests {
             workload: Workload::of("Deployment", &d).unwrap(),
             namespace: Some("shop"),
             namespace_labelled: false,
+            namespace_labels: None,
         };
         assert_eq!(p.evaluate_until(&s, Some(Instant::now())), Err(OutOfTime));
         let later = Instant::now() + std::time::Duration::from_secs(60);
@@ -229,10 +232,10 @@ mod tests {
     fn updates_only_enforce_new_violations() {
         let p = Policies::load(None, None).unwrap();
         let old = p
-            .evaluate_object("Deployment", &deployment("nginx:latest"), None, false)
+            .evaluate_object("Deployment", &deployment("nginx:latest"), None, false, None)
             .unwrap();
         let same = p
-            .evaluate_object("Deployment", &deployment("nginx:latest"), None, false)
+            .evaluate_object("Deployment", &deployment("nginx:latest"), None, false, None)
             .unwrap();
         let g = grandfather(
             same,
@@ -242,7 +245,7 @@ mod tests {
         );
         assert!(g.iter().all(|v| v.mode != Mode::Enforce), "{g:?}");
         let worse = p
-            .evaluate_object("Deployment", &deployment("nginx"), None, false)
+            .evaluate_object("Deployment", &deployment("nginx"), None, false, None)
             .unwrap();
         let g = grandfather(
             worse,

@@ -443,6 +443,7 @@ fn subject<'a>(
         workload,
         namespace: req.namespace(),
         namespace_labelled,
+        namespace_labels: None,
     })
 }
 

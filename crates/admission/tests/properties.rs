@@ -122,9 +122,9 @@ proptest! {
         prop_assert_eq!(&patched, &once);
 
         // Validation after mutation is stable, and mutation never adds a violation.
-        let before = policies.evaluate_object(kind, &original, Some("shop"), false).unwrap();
-        let after = policies.evaluate_object(kind, &once, Some("shop"), false).unwrap();
-        let again = policies.evaluate_object(kind, &twice, Some("shop"), false).unwrap();
+        let before = policies.evaluate_object(kind, &original, Some("shop"), false, None).unwrap();
+        let after = policies.evaluate_object(kind, &once, Some("shop"), false, None).unwrap();
+        let again = policies.evaluate_object(kind, &twice, Some("shop"), false, None).unwrap();
         prop_assert_eq!(&after, &again);
         for violation in &after {
             prop_assert!(before.contains(violation), "mutation introduced {:?}", violation);

@@ -64,6 +64,7 @@ mod tests {
             workload: Workload::of(kind, object).unwrap(),
             namespace: None,
             namespace_labelled: false,
+            namespace_labels: None,
         };
         let mut out = Vec::new();
         HighAvailability {

@@ -114,6 +114,7 @@ mod tests {
         let with = deployment(json!({"containers": [], "priorityClassName": "high-priority"}));
         let s = Subject {
             namespace_labelled: true,
+            namespace_labels: None,
             ..subject(&with)
         };
         let mut out = Vec::new();

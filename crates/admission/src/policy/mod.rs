@@ -74,6 +74,8 @@ pub struct Subject<'a> {
     pub namespace: Option<&'a str>,
     /// Whether its namespace carries the label that makes `priorityClassName` required.
     pub namespace_labelled: bool,
+    /// Its namespace's labels, when known (`pod-security.kubernetes.io/*` choose the standard).
+    pub namespace_labels: Option<&'a serde_json::Value>,
 }
 
 /// Common settings of every policy: its mode and the namespaces it skips.
@@ -246,6 +248,7 @@ pub(crate) mod test_util {
             workload: Workload::of("Deployment", object).expect("deployment shape"),
             namespace: Some("shop"),
             namespace_labelled: false,
+            namespace_labels: None,
         }
     }
 

@@ -98,6 +98,7 @@ mod tests {
                 workload: crate::workload::Workload::of(kind, object).unwrap(),
                 namespace: None,
                 namespace_labelled: false,
+                namespace_labels: None,
             };
             let mut out = Vec::new();
             Probes { scope: enforce() }.evaluate(&s, &mut out);

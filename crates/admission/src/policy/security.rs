@@ -8,9 +8,10 @@
 
 use serde_json::Value;
 
-use super::standard::Standard;
+use super::standard::{Standard, labelled};
 use super::{
-    ALL_GROUPS, Container, RUN_GROUPS, Report, Scope, Subject, Violation, baseline, containers,
+    ALL_GROUPS, Container, Mode, RUN_GROUPS, Report, Scope, Subject, Violation, baseline,
+    containers,
 };
 
 /// Volume types the restricted profile allows.
@@ -60,39 +61,74 @@ pub struct ReadOnlyRootFilesystem {
 }
 
 impl PodSecurity {
-    /// Adds a violation for every rule of the standard the pod breaks.
+    /// Adds a violation for every rule of the standard the pod breaks: the policy file's level
+    /// and version in the policy's mode, unless the namespace's `pod-security.kubernetes.io/*`
+    /// labels choose others (enforce, and warn and audit as warnings), as the built-in Pod
+    /// Security admission does. A rule broken under enforce is not repeated as a warning.
     pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
-        let spec = subject.workload.pod_spec();
-        let pod_sc = &spec["securityContext"];
-        let std = self.standard;
-        let mut r = Report::new("pod-security", self.scope.mode, subject, out);
-        // Windows pods are exempt from the Linux-only restricted rules since v1.25.
-        let linux = !(spec["os"]["name"] == "windows" && std.since(25));
-
-        for ns in ["hostNetwork", "hostPID", "hostIPC"] {
-            if spec[ns] == true {
-                r.pod(ns, format!("{ns} must not be true"));
+        let plan = match subject.namespace_labels {
+            Some(labels) if self.scope.mode != Mode::Off => {
+                let own = |mode| (self.scope.mode == mode).then_some(self.standard);
+                [
+                    (
+                        labelled(labels, "enforce", own(Mode::Enforce), true),
+                        Mode::Enforce,
+                    ),
+                    (labelled(labels, "warn", own(Mode::Warn), false), Mode::Warn),
+                    (labelled(labels, "audit", None, false), Mode::Warn),
+                ]
             }
+            _ => [
+                (Some(self.standard), self.scope.mode),
+                (None, Mode::Off),
+                (None, Mode::Off),
+            ],
+        };
+        let first = out.len();
+        for (standard, mode) in plan {
+            let Some(standard) = standard else { continue };
+            let mut found = Vec::new();
+            check(
+                standard,
+                &mut Report::new("pod-security", mode, subject, &mut found),
+                subject,
+            );
+            found.retain(|v| !out[first..].iter().any(|o| o.field == v.field));
+            out.extend(found);
         }
-        host_volumes(spec, std.restricted(), &mut r);
-        // In a user namespace root in the container is not root on the node (since v1.35).
-        if std.restricted() && !(spec["hostUsers"] == false && std.since(35)) {
-            run_as_root(spec, pod_sc, std.since(23), &mut r);
-        }
-        // A restricted rule replaces its baseline one (OverrideCheckIDs upstream) from the
-        // version that introduced it on, even where it then exempts the pod.
-        if std.restricted() && std.since(19) {
-            if linux {
-                seccomp(spec, pod_sc, &mut r);
-            }
-        } else {
-            baseline_seccomp(spec, pod_sc, &mut r);
-        }
-        for c in containers(spec, ALL_GROUPS) {
-            container_rules(&c, std, linux, &mut r);
-        }
-        baseline::evaluate(&subject.workload, std, &mut r);
     }
+}
+
+/// Every rule of `std` over the subject's pod.
+fn check(std: Standard, r: &mut Report<'_>, subject: &Subject<'_>) {
+    let spec = subject.workload.pod_spec();
+    let pod_sc = &spec["securityContext"];
+    // Windows pods are exempt from the Linux-only restricted rules since v1.25.
+    let linux = !(spec["os"]["name"] == "windows" && std.since(25));
+
+    for ns in ["hostNetwork", "hostPID", "hostIPC"] {
+        if spec[ns] == true {
+            r.pod(ns, format!("{ns} must not be true"));
+        }
+    }
+    host_volumes(spec, std.restricted(), r);
+    // In a user namespace root in the container is not root on the node (since v1.35).
+    if std.restricted() && !(spec["hostUsers"] == false && std.since(35)) {
+        run_as_root(spec, pod_sc, std.since(23), r);
+    }
+    // A restricted rule replaces its baseline one (OverrideCheckIDs upstream) from the
+    // version that introduced it on, even where it then exempts the pod.
+    if std.restricted() && std.since(19) {
+        if linux {
+            seccomp(spec, pod_sc, r);
+        }
+    } else {
+        baseline_seccomp(spec, pod_sc, r);
+    }
+    for c in containers(spec, ALL_GROUPS) {
+        container_rules(&c, std, linux, r);
+    }
+    baseline::evaluate(&subject.workload, std, r);
 }
 
 /// The rules about one container's security context and ports, over every container list,
@@ -419,6 +455,73 @@ mod tests {
         assert_eq!(
             fields(&out),
             ["spec.template.spec.containers[1].securityContext.readOnlyRootFilesystem"]
+        );
+    }
+
+    /// (field, mode) of what the policy (restricted, enforce) reports for a pod that runs as
+    /// root without a seccomp profile and adds NET_RAW, in a namespace with these labels.
+    fn in_namespace(labels: Value) -> Vec<(String, Mode)> {
+        let object = deployment(json!({"containers": [{"name": "a", "image": "app:1",
+            "securityContext": {"allowPrivilegeEscalation": false, "runAsNonRoot": true,
+                "capabilities": {"drop": ["ALL"], "add": ["NET_RAW"]}}}]}));
+        let mut out = Vec::new();
+        let policy = PodSecurity {
+            scope: enforce(),
+            standard: Standard::default(),
+        };
+        let subject = Subject {
+            namespace_labels: Some(&labels),
+            ..subject(&object)
+        };
+        policy.evaluate(&subject, &mut out);
+        out.into_iter()
+            .map(|v| {
+                (
+                    v.field
+                        .rsplit("securityContext.")
+                        .next()
+                        .unwrap_or("")
+                        .to_owned(),
+                    v.mode,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn namespace_labels_choose_the_level_per_mode() {
+        use Mode::{Enforce, Warn};
+        let unlabelled = vec![
+            ("seccompProfile.type".into(), Enforce),
+            ("capabilities.add[0]".into(), Enforce),
+        ];
+        assert_eq!(in_namespace(json!({})), unlabelled);
+        // baseline enforced: NET_RAW is beyond the default set; seccomp is restricted's rule.
+        let baseline = json!({"pod-security.kubernetes.io/enforce": "baseline"});
+        assert_eq!(
+            in_namespace(baseline),
+            [("capabilities.add[0]".into(), Enforce)]
+        );
+        // restricted as a warning only: the same findings, none enforced, none twice.
+        let warn = json!({"pod-security.kubernetes.io/enforce": "privileged",
+                          "pod-security.kubernetes.io/warn": "restricted",
+                          "pod-security.kubernetes.io/audit": "restricted"});
+        assert_eq!(
+            in_namespace(warn),
+            [
+                ("seccompProfile.type".into(), Warn),
+                ("capabilities.add[0]".into(), Warn)
+            ]
+        );
+        // baseline enforced, restricted warned: the restricted-only rule comes back as a warning.
+        let both = json!({"pod-security.kubernetes.io/enforce": "baseline",
+                          "pod-security.kubernetes.io/warn": "restricted"});
+        assert_eq!(
+            in_namespace(both),
+            [
+                ("capabilities.add[0]".into(), Enforce),
+                ("seccompProfile.type".into(), Warn)
+            ]
         );
     }
 }

@@ -55,6 +55,34 @@ impl Standard {
     }
 }
 
+/// Prefix of the namespace labels that choose a standard per mode (`enforce`, `warn`,
+/// `audit`), as the built-in Pod Security admission reads them.
+pub const LABEL_PREFIX: &str = "pod-security.kubernetes.io/";
+
+/// The standard a namespace's labels ask for in `mode` (`enforce`, `warn` or `audit`), `None`
+/// for no check (`privileged`), starting from `default` (`None`: privileged) as
+/// `PolicyToEvaluate` does: the `<mode>` label sets the level and `<mode>-version` the version.
+/// An invalid level is `restricted` when `fail_closed` (enforce) and no check otherwise; an
+/// invalid version is `latest`.
+pub fn labelled(
+    labels: &serde_json::Value,
+    mode: &str,
+    default: Option<Standard>,
+    fail_closed: bool,
+) -> Option<Standard> {
+    let label = |suffix: &str| labels[format!("{LABEL_PREFIX}{mode}{suffix}")].as_str();
+    let level = match label("") {
+        None => default.map(|d| d.level),
+        Some("privileged") => None,
+        Some(l) => l.parse().ok().or(fail_closed.then_some(Level::Restricted)),
+    }?;
+    let version = match label("-version") {
+        None => default.map(|d| d.version).unwrap_or_default(),
+        Some(v) => v.parse().unwrap_or_default(),
+    };
+    Some(Standard { level, version })
+}
+
 /// A level or version that is not one.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -125,6 +153,46 @@ mod tests {
         for bad in ["1.30", "v1.", "v1.x", "v2.0", "v1.030", "v1.-1", ""] {
             assert!(bad.parse::<Version>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn namespace_labels_choose_the_standard_as_pod_security_admission_does() {
+        let std = |level, version| Some(Standard { level, version });
+        let restricted = std(Level::Restricted, Version::Latest);
+        let labels = serde_json::json!({
+            "pod-security.kubernetes.io/enforce": "baseline",
+            "pod-security.kubernetes.io/enforce-version": "v1.30",
+            "pod-security.kubernetes.io/warn": "restricted",
+            "pod-security.kubernetes.io/audit": "privileged",
+        });
+        assert_eq!(
+            labelled(&labels, "enforce", restricted, true),
+            std(Level::Baseline, Version::Minor(30))
+        );
+        assert_eq!(labelled(&labels, "warn", None, false), restricted);
+        assert_eq!(labelled(&labels, "audit", restricted, false), None);
+        // No label: the policy file's standard, or none where it has none for this mode.
+        assert_eq!(
+            labelled(&serde_json::json!({}), "enforce", restricted, true),
+            restricted
+        );
+        assert_eq!(labelled(&serde_json::json!({}), "warn", None, false), None);
+        // Invalid: enforce fails closed (restricted), warn and audit open; a bad version is latest.
+        let bad = serde_json::json!({
+            "pod-security.kubernetes.io/enforce": "strict",
+            "pod-security.kubernetes.io/enforce-version": "1.30",
+            "pod-security.kubernetes.io/warn": "strict",
+        });
+        assert_eq!(labelled(&bad, "enforce", None, true), restricted);
+        assert_eq!(labelled(&bad, "warn", restricted, false), None);
+        // A version label alone keeps the default level.
+        let version_only =
+            serde_json::json!({"pod-security.kubernetes.io/enforce-version": "v1.28"});
+        assert_eq!(
+            labelled(&version_only, "enforce", restricted, true),
+            std(Level::Restricted, Version::Minor(28))
+        );
+        assert_eq!(labelled(&version_only, "enforce", None, true), None);
     }
 
     #[test]
