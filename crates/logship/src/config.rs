@@ -98,7 +98,7 @@ impl Options {
             batch_max_bytes: defaults::BATCH_MAX_BYTES,
             batch_max_age: defaults::BATCH_MAX_AGE_DURATION,
             compression: defaults::COMPRESSION.into(),
-            max_pending_bytes: crate::writer::DEFAULT_MAX_PENDING_BYTES,
+            max_pending_bytes: logfile::DEFAULT_MAX_PENDING_BYTES,
             key_template: defaults::KEY_TEMPLATE.into(),
             multipart_threshold: defaults::MULTIPART_THRESHOLD,
             part_size: defaults::PART_SIZE,

@@ -1,9 +1,9 @@
-//! logship: a rotating JSON-lines log writer for every role, and a shipper that moves sealed
-//! segments and small log files to object storage with deterministic keys and create-only
-//! uploads, so that nothing is lost or duplicated across crashes and storage outages.
+//! logship: a shipper that moves sealed log segments (written by `logfile`'s rotating writer)
+//! and small log files to object storage with deterministic keys and create-only uploads, so
+//! that nothing is lost or duplicated across crashes and storage outages.
 //!
 //! Public surface: [`ShipArgs`] (or [`Options`]) → [`Config`], [`run`] (with the admin server)
-//! or [`run_until`] (the shipper alone), [`RotatingWriter`], [`verify()`].
+//! or [`run_until`] (the shipper alone), [`verify()`].
 
 pub mod args;
 pub mod batch;
@@ -15,14 +15,14 @@ pub mod metrics;
 pub mod service;
 pub mod sink;
 pub mod verify;
-pub mod writer;
 
 pub use args::{LogshipArgs, LogshipCommand, ShipArgs, VerifyArgs};
 pub use config::{Config, ConfigError, Options};
+/// The process's own log writer, which [`RunWith`] hands to the shipper to seal on shutdown.
+pub use logfile::RotatingWriter;
 pub use metrics::Metrics;
 pub use service::{Error, Shipper};
 pub use verify::{Report, verify};
-pub use writer::{DEFAULT_MAX_PENDING_BYTES, RotatingWriter, WriterConfig, WriterStats};
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;

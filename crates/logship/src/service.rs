@@ -20,7 +20,7 @@ use crate::encoder::{self, EncodeError, Encoded, Input};
 use crate::journal::{BatchRecord, FileRef, Journal, JournalError};
 use crate::metrics::Metrics;
 use crate::sink::{BuildError, MultipartProgress, Outcome, Sink, SinkError, Staged};
-use crate::writer::{RotatingWriter, sync_dir};
+use logfile::{RotatingWriter, sync_dir};
 
 /// Shipper errors.
 #[derive(Debug, thiserror::Error)]

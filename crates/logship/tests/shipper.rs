@@ -244,7 +244,7 @@ async fn pending_bound_reached_stops_file_writes_and_deletes_nothing_unshipped()
     fs::write(&archive, "storage is down").unwrap();
 
     let producer = Producer::start(
-        logship::WriterConfig {
+        logfile::WriterConfig {
             max_pending_bytes: bound,
             ..writer_config(&src, 2000)
         },

@@ -16,7 +16,7 @@ pub(crate) use logship::{LogshipArgs, ShipArgs};
 pub(crate) fn validate(
     ship: &ShipArgs,
     max_pending_bytes: u64,
-    log_file: Option<logship::RotatingWriter>,
+    log_file: Option<logfile::RotatingWriter>,
 ) -> Result<(Config, RunWith), Failure> {
     let config = ship
         .config(max_pending_bytes)
@@ -33,7 +33,7 @@ pub(crate) async fn run(
     args: LogshipArgs,
     shutdown: CancellationToken,
     events: LogEvents,
-    log_file: Option<logship::RotatingWriter>,
+    log_file: Option<logfile::RotatingWriter>,
     max_pending_bytes: u64,
 ) -> Result<(), Failure> {
     match args.command {

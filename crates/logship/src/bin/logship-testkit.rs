@@ -72,7 +72,7 @@ fn test_options(args: &ShipArgs) -> Options {
         retry_initial: Duration::from_millis(50),
         retry_max: Duration::from_millis(500),
         host: Some("testhost".into()),
-        ..args.options(logship::DEFAULT_MAX_PENDING_BYTES)
+        ..args.options(logfile::DEFAULT_MAX_PENDING_BYTES)
     };
     if opts.sources.is_empty() {
         opts.sources.push(".".into());
@@ -141,11 +141,11 @@ async fn verify(args: VerifyArgs) -> ExitCode {
 
 fn write(dir: &std::path::Path, lines: u64) -> ExitCode {
     use std::io::Write;
-    let config = logship::WriterConfig {
+    let config = logfile::WriterConfig {
         flush_interval: Duration::from_millis(5),
-        ..logship::WriterConfig::new(dir)
+        ..logfile::WriterConfig::new(dir)
     };
-    let writer = match logship::RotatingWriter::open(config) {
+    let writer = match logfile::RotatingWriter::open(config) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("open {}: {e}", dir.display());
