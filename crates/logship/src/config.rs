@@ -113,29 +113,7 @@ impl Options {
 
     /// Validates into a [`Config`].
     pub fn validate(self) -> Result<Config, ConfigError> {
-        if self.sources.is_empty() {
-            return Err(err("source", "at least one source directory is required"));
-        }
-        let mut sources: Vec<Source> = Vec::new();
-        for raw in &self.sources {
-            let source = parse_source(raw)?;
-            if std::fs::symlink_metadata(&source.dir).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(err(
-                    "source",
-                    format!(
-                        "{}: is a symbolic link; give the real directory (logship never follows a source out of itself)",
-                        source.dir.display()
-                    ),
-                ));
-            }
-            if sources.iter().any(|s| s.name == source.name) {
-                return Err(err(
-                    "source",
-                    format!("two sources are named {:?}; use NAME=DIR", source.name),
-                ));
-            }
-            sources.push(source);
-        }
+        let sources = parse_sources(&self.sources)?;
         let (to, sink) = self.destination()?;
         let compression = match self.compression.as_str() {
             "zstd" => Compression::Zstd(3),
@@ -255,6 +233,34 @@ pub fn file_url(dir: &std::path::Path) -> std::io::Result<String> {
     Url::from_directory_path(&abs)
         .map(String::from)
         .map_err(|()| std::io::Error::other(format!("{} is not an absolute path", abs.display())))
+}
+
+/// `--source` values: at least one, none a symbolic link, no two with the same name.
+fn parse_sources(raw: &[String]) -> Result<Vec<Source>, ConfigError> {
+    if raw.is_empty() {
+        return Err(err("source", "at least one source directory is required"));
+    }
+    let mut sources: Vec<Source> = Vec::new();
+    for raw in raw {
+        let source = parse_source(raw)?;
+        if std::fs::symlink_metadata(&source.dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(err(
+                "source",
+                format!(
+                    "{}: is a symbolic link; give the real directory (logship never follows a source out of itself)",
+                    source.dir.display()
+                ),
+            ));
+        }
+        if sources.iter().any(|s| s.name == source.name) {
+            return Err(err(
+                "source",
+                format!("two sources are named {:?}; use NAME=DIR", source.name),
+            ));
+        }
+        sources.push(source);
+    }
+    Ok(sources)
 }
 
 fn parse_source(raw: &str) -> Result<Source, ConfigError> {
