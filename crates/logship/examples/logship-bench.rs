@@ -9,7 +9,8 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use logship::{Metrics, Options, RotatingWriter, WriterConfig};
+use logfile::{RotatingWriter, WriterConfig};
+use logship::{Metrics, Options};
 use tokio_util::sync::CancellationToken;
 
 const LINE: usize = 200;

@@ -1,8 +1,9 @@
 //! Source scanning and batch packing: lists the finished regular files of a source directory
-//! (names starting with `.` are open or temporary and skipped; a source path that is a symbolic
-//! link is refused, never followed out of the source), oldest name first, and packs a prefix
-//! of them into one batch bounded by file count and bytes; a batch is ready when a bound is hit,
-//! its oldest file reached the maximum age, or the shipper is flushing for shutdown.
+//! (names starting with `.` are open or temporary and skipped, the writer's contract in
+//! `logfile::segment`; a source path that is a symbolic link is refused, never followed out of
+//! the source), oldest name first, and packs a prefix of them into one batch bounded by file
+//! count and bytes; a batch is ready when a bound is hit, its oldest file reached the maximum
+//! age, or the shipper is flushing for shutdown.
 
 use std::fs;
 use std::io;
@@ -142,7 +143,7 @@ pub fn scan(source: &Source) -> Result<Vec<Candidate>, ScanError> {
     for entry in entries {
         let entry = entry.map_err(list_err)?;
         let name = entry.file_name();
-        if name.as_encoded_bytes().first() == Some(&b'.') {
+        if !logfile::segment::is_finished(&name) {
             continue;
         }
         // DirEntry::metadata is lstat: a symlink entry is not a regular file and is skipped.

@@ -1,5 +1,6 @@
-//! Shipper configuration: the raw [`Options`] (one field per CLI flag) are validated once into a
-//! [`Config`] that cannot be invalid; every error names its flag. Also the object key template:
+//! Shipper configuration: the raw [`Options`] (the flags of [`crate::args::ShipArgs`] plus a
+//! few settings that are not flags) are validated once into a [`Config`], pure data that cannot
+//! be invalid; every error names its flag. Also the object key template:
 //! `{date}` (UTC `YYYY-MM-DD` when the batch is packed), `{hour}` (`HH`), `{host}` (host or pod
 //! name), `{role}` (the source's name; `{source}` is the same), `{seq}` (20-digit sequence
 //! number, durable in the journal), `{ext}` (`jsonl.zst` or `jsonl.gz`). `{seq}` is required.
@@ -9,12 +10,10 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::args::defaults;
 use crate::batch::{Limits, Source};
 use crate::encoder::Compression;
 use crate::sink::SinkOptions;
-
-/// Default key template.
-pub const DEFAULT_KEY_TEMPLATE: &str = "{date}/{host}/{role}/{seq}.{ext}";
 
 /// A configuration error, naming the flag.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +32,8 @@ fn err(flag: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Raw settings, one per flag; [`Options::validate`] turns them into a [`Config`].
+/// Raw settings, one per flag and a few tuning knobs that are not flags (tests and the testkit
+/// shorten them); [`Options::validate`] turns them into a [`Config`].
 #[derive(Clone, Debug)]
 pub struct Options {
     /// `--source DIR` or `NAME=DIR` (repeatable).
@@ -66,13 +66,13 @@ pub struct Options {
     pub multipart_threshold: u64,
     /// `--part-size`.
     pub part_size: u64,
-    /// `--scan-interval`.
+    /// How often sources are listed (not a flag; default 1 s).
     pub scan_interval: Duration,
     /// `--shutdown-timeout`.
     pub shutdown_timeout: Duration,
-    /// `--retry-initial`: first backoff after an upload error.
+    /// First backoff after an upload error (not a flag; default 500 ms).
     pub retry_initial: Duration,
-    /// `--retry-max`: backoff cap.
+    /// Backoff cap (not a flag; default 30 s).
     pub retry_max: Duration,
     /// `--request-timeout` for object store requests.
     pub request_timeout: Duration,
@@ -81,58 +81,39 @@ pub struct Options {
 }
 
 impl Options {
-    /// Defaults for everything but sources and destination.
+    /// Defaults for everything but sources and destination: the flags' defaults
+    /// ([`crate::args::defaults`], the admin server's for the timeouts), the environment
+    /// ignored.
     pub fn new(sources: Vec<String>, to: impl Into<String>) -> Self {
+        let server = runtime::http::ServerArgs::default();
         Self {
             sources,
             to: to.into(),
             s3_endpoint: None,
             s3_credentials_file: None,
-            s3_credentials_profile: "default".into(),
+            s3_credentials_profile: defaults::S3_PROFILE.into(),
             store_options: Vec::new(),
-            state_dir: PathBuf::from("./.logship"),
-            batch_max_files: 1000,
-            batch_max_bytes: 64 * 1024 * 1024,
-            batch_max_age: Duration::from_secs(60),
-            compression: "zstd".into(),
-            max_pending_bytes: crate::writer::DEFAULT_MAX_PENDING_BYTES,
-            key_template: DEFAULT_KEY_TEMPLATE.into(),
-            multipart_threshold: 32 * 1024 * 1024,
-            part_size: 8 * 1024 * 1024,
+            state_dir: PathBuf::from(defaults::STATE_DIR),
+            batch_max_files: defaults::BATCH_MAX_FILES,
+            batch_max_bytes: defaults::BATCH_MAX_BYTES,
+            batch_max_age: defaults::BATCH_MAX_AGE_DURATION,
+            compression: defaults::COMPRESSION.into(),
+            max_pending_bytes: logfile::DEFAULT_MAX_PENDING_BYTES,
+            key_template: defaults::KEY_TEMPLATE.into(),
+            multipart_threshold: defaults::MULTIPART_THRESHOLD,
+            part_size: defaults::PART_SIZE,
             scan_interval: Duration::from_secs(1),
-            shutdown_timeout: Duration::from_secs(30),
+            shutdown_timeout: server.shutdown_timeout,
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: server.request_timeout,
             host: None,
         }
     }
 
     /// Validates into a [`Config`].
     pub fn validate(self) -> Result<Config, ConfigError> {
-        if self.sources.is_empty() {
-            return Err(err("source", "at least one source directory is required"));
-        }
-        let mut sources: Vec<Source> = Vec::new();
-        for raw in &self.sources {
-            let source = parse_source(raw)?;
-            if std::fs::symlink_metadata(&source.dir).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(err(
-                    "source",
-                    format!(
-                        "{}: is a symbolic link; give the real directory (logship never follows a source out of itself)",
-                        source.dir.display()
-                    ),
-                ));
-            }
-            if sources.iter().any(|s| s.name == source.name) {
-                return Err(err(
-                    "source",
-                    format!("two sources are named {:?}; use NAME=DIR", source.name),
-                ));
-            }
-            sources.push(source);
-        }
+        let sources = parse_sources(&self.sources)?;
         let (to, sink) = self.destination()?;
         let compression = match self.compression.as_str() {
             "zstd" => Compression::Zstd(3),
@@ -171,8 +152,6 @@ impl Options {
             retry_max: self.retry_max.max(self.retry_initial),
             host,
             sink,
-            seal_on_shutdown: None,
-            admin: None,
         })
     }
 
@@ -245,10 +224,6 @@ pub struct Config {
     pub host: String,
     /// Store settings.
     pub sink: SinkOptions,
-    /// The process's own log writer, sealed on shutdown so its last segment ships too.
-    pub seal_on_shutdown: Option<crate::writer::RotatingWriter>,
-    /// The admin server (probes and `/metrics`); `None` runs the shipper alone.
-    pub admin: Option<runtime::http::ServerConfig>,
 }
 
 /// The `file://` URL of a local directory (created, made absolute), for `--to`.
@@ -258,6 +233,34 @@ pub fn file_url(dir: &std::path::Path) -> std::io::Result<String> {
     Url::from_directory_path(&abs)
         .map(String::from)
         .map_err(|()| std::io::Error::other(format!("{} is not an absolute path", abs.display())))
+}
+
+/// `--source` values: at least one, none a symbolic link, no two with the same name.
+fn parse_sources(raw: &[String]) -> Result<Vec<Source>, ConfigError> {
+    if raw.is_empty() {
+        return Err(err("source", "at least one source directory is required"));
+    }
+    let mut sources: Vec<Source> = Vec::new();
+    for raw in raw {
+        let source = parse_source(raw)?;
+        if std::fs::symlink_metadata(&source.dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(err(
+                "source",
+                format!(
+                    "{}: is a symbolic link; give the real directory (logship never follows a source out of itself)",
+                    source.dir.display()
+                ),
+            ));
+        }
+        if sources.iter().any(|s| s.name == source.name) {
+            return Err(err(
+                "source",
+                format!("two sources are named {:?}; use NAME=DIR", source.name),
+            ));
+        }
+        sources.push(source);
+    }
+    Ok(sources)
 }
 
 fn parse_source(raw: &str) -> Result<Source, ConfigError> {
@@ -417,7 +420,7 @@ mod tests {
 
     #[test]
     fn default_template_renders_deterministic_keys() {
-        let t = KeyTemplate::parse(DEFAULT_KEY_TEMPLATE).unwrap();
+        let t = KeyTemplate::parse(defaults::KEY_TEMPLATE).unwrap();
         let vars = KeyVars {
             time: time::macros::datetime!(2026-11-21 16:05:00 UTC),
             host: "pod-0",

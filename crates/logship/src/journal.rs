@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::Stamp;
-use crate::writer::sync_dir;
+use logfile::sync_dir;
 
 const JOURNAL: &str = "journal.jsonl";
 /// Rewrite the journal once it holds this many finished batches...

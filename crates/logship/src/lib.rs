@@ -1,10 +1,11 @@
-//! logship: a rotating JSON-lines log writer for every role, and a shipper that moves sealed
-//! segments and small log files to object storage with deterministic keys and create-only
-//! uploads, so that nothing is lost or duplicated across crashes and storage outages.
+//! logship: a shipper that moves sealed log segments (written by `logfile`'s rotating writer)
+//! and small log files to object storage with deterministic keys and create-only uploads, so
+//! that nothing is lost or duplicated across crashes and storage outages.
 //!
-//! Public surface: [`Options`] → [`Config`], [`run`] (with the admin server) or [`run_until`]
-//! (the shipper alone), [`RotatingWriter`], [`verify()`].
+//! Public surface: [`ShipArgs`] (or [`Options`]) → [`Config`], [`run`] (with the admin server)
+//! or [`run_until`] (the shipper alone), [`verify()`].
 
+pub mod args;
 pub mod batch;
 pub mod config;
 pub mod credentials;
@@ -14,13 +15,14 @@ pub mod metrics;
 pub mod service;
 pub mod sink;
 pub mod verify;
-pub mod writer;
 
+pub use args::{LogshipArgs, LogshipCommand, ShipArgs, VerifyArgs};
 pub use config::{Config, ConfigError, Options};
+/// The process's own log writer, which [`RunWith`] hands to the shipper to seal on shutdown.
+pub use logfile::RotatingWriter;
 pub use metrics::Metrics;
 pub use service::{Error, Shipper};
 pub use verify::{Report, verify};
-pub use writer::{DEFAULT_MAX_PENDING_BYTES, RotatingWriter, WriterConfig, WriterStats};
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -36,17 +38,26 @@ pub enum RunError {
     Serve(#[from] runtime::http::ServeError),
 }
 
+/// What the role runs with besides its [`Config`] (pure data): the process's servers and
+/// handles, which only the caller has.
+#[derive(Debug, Default)]
+pub struct RunWith {
+    /// The admin server (probes and `/metrics`); `None` runs the shipper alone.
+    pub admin: Option<runtime::http::ServerConfig>,
+    /// The process's own log writer, sealed on shutdown so its last segment ships too.
+    pub seal_on_shutdown: Option<RotatingWriter>,
+}
+
 /// Runs the logship role: the shipper plus, when configured, the admin server (probes and
 /// `/metrics` with the shipper's metrics), until the context's shutdown completes.
-pub async fn run(config: Config, ctx: runtime::Context) -> Result<(), RunError> {
+pub async fn run(config: Config, with: RunWith, ctx: runtime::Context) -> Result<(), RunError> {
     let span = ctx.span();
     async move {
         let mut registry = runtime::metrics::registry(&ctx);
         let metrics = Metrics::register(&mut registry);
-        let admin = config.admin.clone();
-        let shipper = Shipper::new(config, metrics)?;
+        let shipper = Shipper::new(config, metrics)?.seal_on_shutdown(with.seal_on_shutdown);
         let ship = shipper.run(ctx.shutdown().clone());
-        match admin {
+        match with.admin {
             Some(admin) => {
                 let api = utoipa_axum::router::OpenApiRouter::new();
                 let app = runtime::http::app(api, registry, &admin, &ctx);

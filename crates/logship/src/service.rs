@@ -20,7 +20,7 @@ use crate::encoder::{self, EncodeError, Encoded, Input};
 use crate::journal::{BatchRecord, FileRef, Journal, JournalError};
 use crate::metrics::Metrics;
 use crate::sink::{BuildError, MultipartProgress, Outcome, Sink, SinkError, Staged};
-use crate::writer::sync_dir;
+use logfile::{RotatingWriter, sync_dir};
 
 /// Shipper errors.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +78,8 @@ pub struct Shipper {
     unreadable: HashMap<PathBuf, (u64, Stamp)>,
     /// The last listing error logged per source (logged again only when it changes).
     scan_errors: HashMap<String, String>,
+    /// The process's own log writer, sealed when shutdown starts.
+    seal_on_shutdown: Option<RotatingWriter>,
 }
 
 // === impl Shipper ===
@@ -110,7 +112,15 @@ impl Shipper {
             uploads_ok: true,
             unreadable: HashMap::new(),
             scan_errors: HashMap::new(),
+            seal_on_shutdown: None,
         })
+    }
+
+    /// Seals `writer` (the process's own log file) when shutdown starts, so that its last
+    /// segment is shipped with the rest.
+    pub fn seal_on_shutdown(mut self, writer: Option<RotatingWriter>) -> Self {
+        self.seal_on_shutdown = writer;
+        self
     }
 
     /// Runs until `shutdown`, then ships what it can within the shutdown timeout.
@@ -140,7 +150,7 @@ impl Shipper {
                 () = shutdown.cancelled() => break,
             }
         }
-        if let Some(writer) = &self.config.seal_on_shutdown
+        if let Some(writer) = &self.seal_on_shutdown
             && let Err(e) = writer.seal()
         {
             tracing::warn!(error = %e, "logship: sealing the own log segment failed");

@@ -244,7 +244,7 @@ async fn pending_bound_reached_stops_file_writes_and_deletes_nothing_unshipped()
     fs::write(&archive, "storage is down").unwrap();
 
     let producer = Producer::start(
-        logship::WriterConfig {
+        logfile::WriterConfig {
             max_pending_bytes: bound,
             ..writer_config(&src, 2000)
         },
@@ -356,7 +356,7 @@ async fn logship_role_serves_probes_and_shipper_metrics_on_the_admin_port() {
     let src = tmp.path().join("api");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("a.json"), "{\"a\":1}\n").unwrap();
-    let mut cfg = config(test_options(
+    let cfg = config(test_options(
         vec![src.display().to_string()],
         archive_url(tmp.path()).to_string(),
         &tmp.path().join("state"),
@@ -371,10 +371,13 @@ async fn logship_role_serves_probes_and_shipper_metrics_on_the_admin_port() {
         drain_delay: Duration::from_millis(50),
         ..runtime::http::ServerArgs::default()
     };
-    cfg.admin = Some(runtime::http::ServerConfig::new(&server, port).unwrap());
+    let with = logship::RunWith {
+        admin: Some(runtime::http::ServerConfig::new(&server, port).unwrap()),
+        seal_on_shutdown: None,
+    };
     let token = CancellationToken::new();
     let ctx = runtime::Context::new("logship", token.clone(), Default::default());
-    let run = tokio::spawn(logship::run(cfg, ctx.clone()));
+    let run = tokio::spawn(logship::run(cfg, with, ctx.clone()));
     wait_for_async("ready", Duration::from_secs(10), || {
         ctx.readiness().is_ready()
     })

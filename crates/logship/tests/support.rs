@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use logship::{Options, RotatingWriter, WriterConfig};
+use logfile::{RotatingWriter, WriterConfig};
+use logship::Options;
 
 /// Polls `cond` until true or panics after `timeout` with `what`.
 pub(crate) fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {

@@ -35,7 +35,7 @@ pub(crate) struct GlobalArgs {
         long,
         global = true,
         env = "FERROSTACK_MAX_PENDING_BYTES",
-        default_value_t = ::logship::DEFAULT_MAX_PENDING_BYTES
+        default_value_t = ::logfile::DEFAULT_MAX_PENDING_BYTES
     )]
     pub(crate) max_pending_bytes: u64,
 }
@@ -110,15 +110,15 @@ pub(crate) fn init_telemetry(
     (
         LogEvents,
         runtime::telemetry::Guard,
-        Option<::logship::RotatingWriter>,
+        Option<::logfile::RotatingWriter>,
     ),
     Failure,
 > {
     let writer = match &global.log_file_dir {
         Some(dir) => Some(
-            ::logship::RotatingWriter::open(::logship::WriterConfig {
+            ::logfile::RotatingWriter::open(::logfile::WriterConfig {
                 max_pending_bytes: global.max_pending_bytes,
-                ..::logship::WriterConfig::new(dir)
+                ..::logfile::WriterConfig::new(dir)
             })
             .map_err(|e| {
                 Failure::Config(anyhow::anyhow!("--log-file-dir {}: {e}", dir.display()))

@@ -201,14 +201,18 @@ pub(crate) async fn run(
     ship.state_dir = root.join("logship-state");
     ship.batch_max_age = Duration::from_secs(5);
     ship.server = server(ship.port)?;
-    let mut ship = ship.config(max_pending_bytes)?;
-    ship.seal_on_shutdown = log_file;
+    let (ship, with) = super::logship::validate(&ship, max_pending_bytes, log_file)?;
     let ctx = root_ctx.for_role("logship");
     contexts.push((
         ctx.clone(),
         format!("http://{}/metrics", socket(host, port(4)?)),
     ));
-    roles.spawn(async move { ("logship", logship::run(ship, ctx).await.map_err(Into::into)) });
+    roles.spawn(async move {
+        (
+            "logship",
+            logship::run(ship, with, ctx).await.map_err(Into::into),
+        )
+    });
 
     let ctx = root_ctx.for_role("sample-external-logs");
     contexts.push((

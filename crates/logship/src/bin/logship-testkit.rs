@@ -1,77 +1,87 @@
-//! Test harness for the crash tests (not part of the image): `logship-testkit ship --source DIR
-//! --to URL --state-dir DIR [--s3-endpoint URL] [--batch-max-age DUR] [--batch-max-files N]
-//! [--multipart-threshold N] [--part-size N]`
-//! runs the shipper until SIGTERM, then prints its metrics; `logship-testkit verify --to URL [--s3-endpoint URL]` runs
-//! verify and exits 1 on a problem. Store credentials come from the environment.
+//! Test harness for the crash tests (not part of the image): `logship-testkit ship` takes
+//! `ferrostack logship`'s flags (the same [`ShipArgs`]; `--batch-max-age` defaults to 200 ms
+//! here) and runs the shipper until SIGTERM, then prints its metrics; `logship-testkit verify
+//! --to URL [--s3-endpoint URL]` runs verify and exits 1 on a problem. Store credentials come
+//! from the environment.
 //! `logship-testkit write DIR LINES` writes LINES numbered lines through a rotating writer on
 //! DIR, one per background flush, and prints one JSON object with each call's outcome and the
 //! writer's counters (the disk-failure test runs it under a file-size rlimit).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use logship::{Metrics, Options};
+use clap::Parser;
+use logship::{Metrics, Options, ShipArgs, VerifyArgs};
 use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(name = "logship-testkit")]
+enum Cli {
+    /// Runs the shipper until SIGTERM (quick batching, scans and retries for the tests).
+    Ship(Box<TestShipArgs>),
+    /// Checks an archive; exit 1 on a problem.
+    Verify(VerifyArgs),
+    /// Writes LINES numbered lines through a rotating writer on DIR.
+    Write {
+        /// The segment directory.
+        dir: PathBuf,
+        /// How many lines.
+        lines: u64,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+#[command(mut_arg("batch_max_age", |a| a.default_value("200ms")))]
+struct TestShipArgs {
+    #[command(flatten)]
+    ship: ShipArgs,
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((cmd, rest)) = args.split_first() else {
-        eprintln!("usage: logship-testkit ship|verify --flag value ... | write DIR LINES");
-        return ExitCode::from(2);
-    };
-    if cmd == "write" {
-        return write(rest);
-    }
-    let mut opts = Options::new(Vec::new(), "");
-    opts.batch_max_age = Duration::from_millis(200);
-    opts.scan_interval = Duration::from_millis(50);
-    opts.retry_initial = Duration::from_millis(50);
-    opts.retry_max = Duration::from_millis(500);
-    opts.host = Some("testhost".into());
-    for pair in rest.chunks(2) {
-        let [flag, value] = pair else {
-            eprintln!("flag without value: {pair:?}");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
             return ExitCode::from(2);
-        };
-        let dur = || humantime::parse_duration(value).unwrap_or(Duration::from_secs(1));
-        match flag.as_str() {
-            "--source" => opts.sources.push(value.clone()),
-            "--to" => opts.to = value.clone(),
-            "--state-dir" => opts.state_dir = value.into(),
-            "--s3-endpoint" => opts.s3_endpoint = Some(value.clone()),
-            "--batch-max-age" => opts.batch_max_age = dur(),
-            "--batch-max-files" => opts.batch_max_files = value.parse().unwrap_or(1000),
-            "--batch-max-bytes" => opts.batch_max_bytes = value.parse().unwrap_or(1 << 26),
-            "--compression" => opts.compression = value.clone(),
-            "--multipart-threshold" => opts.multipart_threshold = value.parse().unwrap_or(1 << 25),
-            "--part-size" => opts.part_size = value.parse().unwrap_or(1 << 23),
-            other => {
-                eprintln!("unknown flag {other}");
-                return ExitCode::from(2);
-            }
         }
+    };
+    if let Cli::Write { dir, lines } = &cli {
+        return write(dir, *lines);
     }
     let Ok(rt) = tokio::runtime::Runtime::new() else {
         return ExitCode::from(1);
     };
     rt.block_on(async move {
-        match cmd.as_str() {
-            "ship" => ship(opts).await,
-            "verify" => verify(opts).await,
-            _ => ExitCode::from(2),
+        match cli {
+            Cli::Ship(args) => ship(args.ship).await,
+            Cli::Verify(args) => verify(args).await,
+            Cli::Write { .. } => ExitCode::from(2),
         }
     })
 }
 
-async fn ship(mut opts: Options) -> ExitCode {
+/// The raw settings of the flags plus the tests' quick scans and retries.
+fn test_options(args: &ShipArgs) -> Options {
+    let mut opts = Options {
+        scan_interval: Duration::from_millis(50),
+        retry_initial: Duration::from_millis(50),
+        retry_max: Duration::from_millis(500),
+        host: Some("testhost".into()),
+        ..args.options(logfile::DEFAULT_MAX_PENDING_BYTES)
+    };
     if opts.sources.is_empty() {
         opts.sources.push(".".into());
     }
-    let config = match opts.validate() {
+    opts
+}
+
+async fn ship(args: ShipArgs) -> ExitCode {
+    let config = match test_options(&args).validate() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -105,8 +115,8 @@ async fn ship(mut opts: Options) -> ExitCode {
     }
 }
 
-async fn verify(opts: Options) -> ExitCode {
-    let (url, sink) = match opts.destination() {
+async fn verify(args: VerifyArgs) -> ExitCode {
+    let (url, sink) = match args.destination() {
         Ok(d) => d,
         Err(e) => {
             eprintln!("{e}");
@@ -129,24 +139,16 @@ async fn verify(opts: Options) -> ExitCode {
     }
 }
 
-fn write(args: &[String]) -> ExitCode {
+fn write(dir: &std::path::Path, lines: u64) -> ExitCode {
     use std::io::Write;
-    let [dir, lines] = args else {
-        eprintln!("usage: logship-testkit write DIR LINES");
-        return ExitCode::from(2);
-    };
-    let Ok(lines) = lines.parse::<u64>() else {
-        eprintln!("LINES: not a number: {lines}");
-        return ExitCode::from(2);
-    };
-    let config = logship::WriterConfig {
+    let config = logfile::WriterConfig {
         flush_interval: Duration::from_millis(5),
-        ..logship::WriterConfig::new(dir)
+        ..logfile::WriterConfig::new(dir)
     };
-    let writer = match logship::RotatingWriter::open(config) {
+    let writer = match logfile::RotatingWriter::open(config) {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("open {dir}: {e}");
+            eprintln!("open {}: {e}", dir.display());
             return ExitCode::from(1);
         }
     };

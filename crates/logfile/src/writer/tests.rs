@@ -1,4 +1,8 @@
+use std::fs::File;
+use std::path::PathBuf;
+
 use super::*;
+use crate::segment::{OPEN_PREFIX, SEGMENT_EXT, sealed_name};
 
 fn sealed(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir)
@@ -147,4 +151,43 @@ fn failed_disk_write_is_an_error_and_counted() {
     let err = (&w).write_all(b"{\"a\":1}\n");
     assert!(err.is_err());
     assert_eq!(w.stats().write_errors.get(), 1);
+}
+
+/// Points the open segment at /dev/full, whose every write(2) fails with ENOSPC (and whose
+/// ftruncate and fsync fail too, so the broken segment is not sealed but left `.open-`).
+fn break_the_disk(w: &RotatingWriter) {
+    let mut state = w.shared.lock();
+    let open = state.open.as_mut().unwrap();
+    open.file = File::options().write(true).open("/dev/full").unwrap();
+}
+
+#[test]
+fn a_background_write_failure_is_returned_by_the_next_call_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = RotatingWriter::open(WriterConfig {
+        flush_interval: Duration::from_secs(3600),
+        ..config(dir.path())
+    })
+    .unwrap();
+    (&w).write_all(b"{\"a\":1}\n").unwrap();
+    break_the_disk(&w);
+    w.shared.tick(); // the flush thread's turn: the failure is kept, not lost
+    assert!(w.stats().write_errors.get() >= 1);
+    assert_eq!(
+        w.stats().dropped_lines.get(),
+        1,
+        "the buffered line is lost"
+    );
+    let e = (&w).write_all(b"{\"b\":2}\n").unwrap_err();
+    assert!(e.to_string().contains("failed in the background"), "{e}");
+    assert_eq!(
+        w.stats().dropped_lines.get(),
+        2,
+        "the failing call did not take its line"
+    );
+    (&w).write_all(b"{\"c\":3}\n").unwrap();
+    w.seal().unwrap();
+    let files = sealed(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(fs::read_to_string(&files[0]).unwrap(), "{\"c\":3}\n");
 }
