@@ -25,6 +25,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::engine::Policies;
+use crate::exceptions::Grants;
 use crate::mutate::{AntiAffinity, Mutations};
 use crate::policy::Mode;
 use crate::policy::Scope;
@@ -60,6 +61,18 @@ pub struct RawPolicyFile {
     /// Mutation settings.
     #[serde(default)]
     pub mutations: RawMutations,
+    /// Exception settings.
+    #[serde(default)]
+    pub exceptions: RawExceptions,
+}
+
+/// Exception settings as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawExceptions {
+    /// Namespaces whose objects may carry exceptions (`*`: every one; default none).
+    #[serde(default)]
+    pub namespaces: Vec<String>,
 }
 
 /// One policy's settings; which of the optional fields apply depends on the policy.
@@ -367,6 +380,10 @@ impl Policies {
             priority_class,
             high_availability,
             mutations,
+            exceptions: Grants {
+                namespaces: raw.exceptions.namespaces.into_iter().collect(),
+            },
+            fixed_now: None,
         })
     }
 }

@@ -5,6 +5,9 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use time::OffsetDateTime;
+
+use crate::exceptions::{self, Grants};
 use crate::mutate::Mutations;
 use crate::policy::availability::HighAvailability;
 use crate::policy::image::{AllowedRegistries, ImageTag};
@@ -43,6 +46,11 @@ pub struct Policies {
     pub high_availability: HighAvailability,
     /// What `/mutate` changes.
     pub mutations: Mutations,
+    /// Which namespaces may grant exceptions.
+    pub exceptions: Grants,
+    /// The time exceptions are judged at; `None` is the clock (tests and the property test
+    /// that compares every entry point fix it).
+    pub fixed_now: Option<OffsetDateTime>,
 }
 
 impl Policies {
@@ -82,6 +90,8 @@ impl Policies {
             priority_class,
             high_availability
         );
+        let now = self.fixed_now.unwrap_or_else(OffsetDateTime::now_utc);
+        exceptions::apply(&self.exceptions, s, now, &mut out);
         Ok(out)
     }
 

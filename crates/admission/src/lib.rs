@@ -7,6 +7,7 @@
 pub mod check;
 pub mod config;
 pub mod engine;
+pub mod exceptions;
 pub mod metrics;
 pub mod mutate;
 pub mod policy;

@@ -1,5 +1,5 @@
 //! Webhook metrics: reviews by operation, kind and decision; review latency; violations by
-//! policy and mode; certificate reloads.
+//! policy and mode; exceptions by policy and state; certificate reloads.
 
 use std::time::Duration;
 
@@ -33,6 +33,15 @@ pub struct ViolationLabels {
     pub mode: &'static str,
 }
 
+/// Labels of `ferrostack_webhook_exceptions_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExceptionLabels {
+    /// The policy excused (`exceptions` for a malformed annotation).
+    pub policy: &'static str,
+    /// active, expired, refused, malformed.
+    pub state: &'static str,
+}
+
 /// Labels of `ferrostack_webhook_certificate_reloads_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -49,6 +58,8 @@ pub struct Metrics {
     pub duration: Histogram,
     /// `ferrostack_webhook_violations_total`
     pub violations: Family<ViolationLabels, Counter>,
+    /// `ferrostack_webhook_exceptions_total`
+    pub exceptions: Family<ExceptionLabels, Counter>,
     /// `ferrostack_webhook_certificate_reloads_total`
     pub reloads: Family<ReloadLabels, Counter>,
 }
@@ -64,6 +75,7 @@ impl Default for Metrics {
                 10.0,
             ]),
             violations: Family::default(),
+            exceptions: Family::default(),
             reloads: Family::default(),
         }
     }
@@ -87,6 +99,11 @@ impl Metrics {
             "ferrostack_webhook_violations",
             "Policy violations found in admitted objects (not counted for dryRun requests), by policy and mode",
             m.violations.clone(),
+        );
+        registry.register(
+            "ferrostack_webhook_exceptions",
+            "Violations an exception annotation touched (not counted for dryRun requests), by policy and state: active (a warning until it expires), expired, refused (namespace may not grant), malformed",
+            m.exceptions.clone(),
         );
         registry.register(
             "ferrostack_webhook_certificate_reloads",
@@ -123,6 +140,13 @@ impl Metrics {
                     mode: v.mode.as_str(),
                 })
                 .inc();
+            if let Some(state) = v.exception {
+                let labels = ExceptionLabels {
+                    policy: v.policy,
+                    state: state.as_str(),
+                };
+                self.exceptions.get_or_create(&labels).inc();
+            }
         }
     }
 }

@@ -745,6 +745,7 @@ mod tests {
             container: None,
             field: "f".into(),
             message: "m".into(),
+            exception: None,
         };
         let many = vec![v; 100];
         let w = warnings(many.iter());

@@ -7,6 +7,7 @@ mod support;
 
 mod bodies;
 mod envelope;
+mod exceptions;
 mod pod_security;
 mod properties;
 mod reviews;

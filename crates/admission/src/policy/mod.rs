@@ -53,6 +53,8 @@ pub struct Violation {
     pub field: String,
     /// What is wrong, in a sentence without the location.
     pub message: String,
+    /// Set when an exception annotation touched it (see [`crate::exceptions`]).
+    pub exception: Option<crate::exceptions::State>,
 }
 
 impl fmt::Display for Violation {
@@ -217,6 +219,7 @@ impl<'v> Report<'v> {
             container,
             field,
             message,
+            exception: None,
         });
     }
 }
