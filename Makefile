@@ -82,6 +82,7 @@ CHART_OUT := .tools/chart
 chart-tools:
 	scripts/tools.sh helm
 	scripts/tools.sh venv
+	scripts/tools.sh sarif
 	scripts/tools.sh apt prometheus:promtool
 
 test-chart: chart-tools

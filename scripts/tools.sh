@@ -6,6 +6,7 @@
 #        scripts/tools.sh helm              .tools/bin/helm and .tools/bin/kubectl
 #        scripts/tools.sh charts            .tools/charts: the upstream charts deploy/versions.yaml pins
 #        scripts/tools.sh azurite           .tools/bin/azurite-blob (Azure Blob emulator, npm)
+#        scripts/tools.sh sarif             .tools/sarif: the SARIF 2.1.0 schema (npm)
 # Where it cannot install, it prints one line naming what is missing and exits 1.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,6 +66,21 @@ helm() {
   rm -rf "$tmp"
 }
 
+sarif() {
+  # The official SARIF 2.1.0 JSON schema (OASIS rtm.5), as Microsoft's own SARIF validator for
+  # Jest ships it, for deploy/tests/chart/test_check_formats.py.
+  local out="$tools/sarif/sarif-2.1.0-rtm.5.json"
+  [ -f "$out" ] && return 0
+  command -v npm >/dev/null || missing "npm" "needed to fetch the SARIF schema from the npm registry"
+  local tmp; tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack -q @microsoft/jest-sarif@1.0.0-beta.0 >/dev/null \
+     && tar xzf microsoft-jest-sarif-1.0.0-beta.0.tgz package/lib/schemas/sarif-2.1.0-rtm.5.json) \
+    || missing "SARIF schema" "npm pack @microsoft/jest-sarif failed"
+  mkdir -p "$tools/sarif"
+  mv "$tmp/package/lib/schemas/sarif-2.1.0-rtm.5.json" "$out"
+  rm -rf "$tmp"
+}
+
 charts() {
   # The upstream Helm charts deploy/versions.yaml pins (<chart>_repo, <chart>_chart), pulled into
   # .tools/charts for deploy/tests/platform/test_upstream_charts.py, which renders them with our
@@ -111,5 +127,6 @@ case "$cmd" in
   helm) helm ;;
   charts) charts ;;
   azurite) azurite ;;
-  *) echo "usage: $0 apt PKG[:CMD]... | venv | helm | charts | azurite" >&2; exit 2 ;;
+  sarif) sarif ;;
+  *) echo "usage: $0 apt PKG[:CMD]... | venv | helm | charts | azurite | sarif" >&2; exit 2 ;;
 esac

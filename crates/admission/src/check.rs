@@ -32,6 +32,10 @@ pub struct CheckArgs {
     /// Check the objects as written, without applying the webhook's mutations first.
     #[arg(long, env = "FERROSTACK_NO_MUTATE")]
     pub no_mutate: bool,
+    /// Output: text (a linter's lines), json, sarif (2.1.0, for GitHub code scanning) or junit
+    /// (XML, for Jenkins and GitLab).
+    #[arg(long, env = "FERROSTACK_FORMAT", value_enum, default_value_t = crate::format::Format::Text)]
+    pub format: crate::format::Format,
 }
 
 /// The `webhook check` command: loads the policies (an unusable policy file is an error,
@@ -63,6 +67,21 @@ pub struct Options {
     pub namespace: Option<String>,
 }
 
+/// An object the policies applied to, located in the inputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checked {
+    /// Input name.
+    pub file: String,
+    /// 1-based document number in the file.
+    pub document: usize,
+    /// 1-based line where the document starts.
+    pub line: usize,
+    /// `kind` of the object.
+    pub kind: String,
+    /// `metadata.name` of the object.
+    pub name: String,
+}
+
 /// One violation, located in the inputs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
@@ -70,6 +89,8 @@ pub struct Finding {
     pub file: String,
     /// 1-based document number in the file.
     pub document: usize,
+    /// 1-based line where the document starts.
+    pub line: usize,
     /// `kind` of the object.
     pub kind: String,
     /// `metadata.name` of the object.
@@ -77,6 +98,11 @@ pub struct Finding {
     /// What is wrong.
     pub violation: Violation,
 }
+
+/// Annotation prefix that silences one policy for one object in `check` (kube-linter's
+/// `ignore-check.kube-linter.io/<check>` form): `ignore-check.ferrostack.io/probes: "<reason>"`.
+/// Only the linter honours it; the webhook's own escape hatch is an exception with an expiry.
+pub const IGNORE_PREFIX: &str = "ignore-check.ferrostack.io/";
 
 /// Everything `check` found.
 #[derive(Clone, Debug, Default)]
@@ -89,6 +115,10 @@ pub struct Report {
     pub documents: usize,
     /// Objects the policies applied to.
     pub workloads: usize,
+    /// Those objects, in input order.
+    pub checked: Vec<Checked>,
+    /// Findings an `ignore-check.ferrostack.io/<policy>` annotation silenced.
+    pub ignored: usize,
 }
 
 impl Report {
@@ -227,6 +257,7 @@ pub fn check(policies: &Policies, inputs: &[Input], options: &Options) -> Report
     }
     let scaled = autoscaled(&parsed, options);
     for (input, docs) in &parsed {
+        let lines = document_lines(&input.text);
         for (i, doc) in docs.iter().enumerate() {
             if doc.is_null() {
                 continue;
@@ -252,7 +283,7 @@ pub fn check(policies: &Policies, inputs: &[Input], options: &Options) -> Report
                     options,
                     (&namespace_labels, &scaled),
                     object,
-                    (&input.name, i + 1),
+                    (&input.name, i + 1, lines.get(i).copied().unwrap_or(1)),
                     &mut report,
                 );
             }
@@ -351,7 +382,7 @@ fn check_object(
     options: &Options,
     (namespace_labels, scaled): (&BTreeMap<String, Value>, &Autoscaled),
     object: &Value,
-    (file, document): (&str, usize),
+    (file, document, line): (&str, usize, usize),
     report: &mut Report,
 ) {
     let Some(kind) = object["kind"].as_str() else {
@@ -387,15 +418,43 @@ fn check_object(
         return;
     };
     report.workloads += 1;
+    report.checked.push(Checked {
+        file: file.to_owned(),
+        document,
+        line,
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+    });
+    let annotations = &object["metadata"]["annotations"];
+    let ignored = |v: &Violation| {
+        annotations
+            .get(format!("{IGNORE_PREFIX}{}", v.policy))
+            .is_some()
+    };
+    let (silenced, kept): (Vec<_>, Vec<_>) = violations.into_iter().partition(|v| ignored(v));
+    report.ignored += silenced.len();
     report
         .findings
-        .extend(violations.into_iter().map(|violation| Finding {
+        .extend(kept.into_iter().map(|violation| Finding {
             file: file.to_owned(),
             document,
+            line,
             kind: kind.to_owned(),
             name: name.to_owned(),
             violation,
         }));
+}
+
+/// The 1-based line each YAML document of `text` starts on (after a leading `---`, the line of
+/// each `---` separator), numbered as [`documents`] numbers them.
+fn document_lines(text: &str) -> Vec<usize> {
+    let mut starts = vec![1];
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.starts_with("---") {
+            starts.push(i + 1);
+        }
+    }
+    starts
 }
 
 #[cfg(test)]

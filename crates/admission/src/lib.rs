@@ -8,6 +8,7 @@ pub mod check;
 pub mod config;
 pub mod engine;
 pub mod exceptions;
+pub mod format;
 pub mod metrics;
 pub mod mutate;
 pub mod policy;

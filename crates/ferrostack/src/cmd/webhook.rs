@@ -41,7 +41,7 @@ pub(crate) async fn run(
         WebhookCommand::Check(args) => {
             let report = admission::check::run(&args, std::io::stdin().lock())
                 .map_err(|e| Failure::Config(e.into()))?;
-            print!("{}", report.render());
+            print!("{}", admission::format::render(&report, args.format));
             match report.exit_code() {
                 0 => Ok(()),
                 1 => Err(Failure::Run(anyhow::anyhow!(
