@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 
 use crate::support::{KINDS, object, review as review_json};
 
-fn opt<T: std::fmt::Debug + Clone + 'static>(
+pub(crate) fn opt<T: std::fmt::Debug + Clone + 'static>(
     s: impl Strategy<Value = T> + 'static,
 ) -> BoxedStrategy<Option<T>> {
     prop_oneof![Just(None), s.prop_map(Some)].boxed()
 }
 
-fn container() -> impl Strategy<Value = Value> {
+pub(crate) fn container() -> impl Strategy<Value = Value> {
     (
         "[a-z]{1,8}",
         opt(prop_oneof![
@@ -68,7 +68,7 @@ fn container() -> impl Strategy<Value = Value> {
         )
 }
 
-fn pod_spec() -> impl Strategy<Value = Value> {
+pub(crate) fn pod_spec() -> impl Strategy<Value = Value> {
     (
         prop::collection::vec(container(), 1..4),
         prop::collection::vec(container(), 0..2),

@@ -8,6 +8,7 @@ mod support;
 mod bodies;
 mod envelope;
 mod exceptions;
+mod one_verdict;
 mod pod_security;
 mod properties;
 mod reviews;
