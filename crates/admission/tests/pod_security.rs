@@ -1,7 +1,8 @@
 //! The official Pod Security Admission conformance fixtures (test/testdata of the Go module
 //! k8s.io/pod-security-admission, fetched by scripts/psa-fixtures.sh at the pinned Kubernetes
-//! release) through the `pod-security` policy at each level and version: a `fail` fixture must
-//! draw a `[pod-security]` finding, a `pass` fixture none.
+//! release) through the `pod-security` policy at each level and version, both as `webhook
+//! check --no-mutate` reads a manifest and as `/validate` reads an AdmissionReview: a `fail`
+//! fixture must draw a `[pod-security]` finding and a denial, a `pass` fixture neither.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,10 @@ use std::path::{Path, PathBuf};
 use admission::check::{Input, Options, check};
 use admission::config::POLICY_NAMES;
 use admission::engine::Policies;
+use admission::review::{self, Endpoint};
+use serde_json::Value;
+
+use crate::support::{gvk, review as review_json};
 
 /// The oldest version the fixtures are held to (the range: v1.25 to the newest).
 const OLDEST_MINOR: u32 = 25;
@@ -78,7 +83,7 @@ fn wrong(policies: &Policies, dir: &Path, expect_finding: bool) -> (usize, Vec<S
             name: file.display().to_string(),
             text: std::fs::read_to_string(file).expect("fixture"),
         };
-        let report = check(policies, &[input], &options);
+        let report = check(policies, &[input.clone()], &options);
         assert!(
             report.errors.is_empty(),
             "{}: {:?}",
@@ -89,12 +94,26 @@ fn wrong(policies: &Policies, dir: &Path, expect_finding: bool) -> (usize, Vec<S
             .findings
             .iter()
             .any(|f| f.violation.policy == "pod-security");
-        if found != expect_finding {
+        if found != expect_finding || validated(policies, &input.text) == expect_finding {
             let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
             bad.push(stem.unwrap_or_default());
         }
     }
     (files.len(), bad)
+}
+
+/// Whether `/validate` admits the fixture Pod, sent as a CREATE review in `default`.
+fn validated(policies: &Policies, yaml: &str) -> bool {
+    let pod: Value = serde_norway::from_str(yaml).expect("fixture YAML");
+    let body = review_json(gvk("Pod"), "CREATE", pod, Value::Null, false);
+    let req = review::parse(&serde_json::to_vec(&body).expect("json")).expect("review");
+    let endpoint = Endpoint::Validate {
+        namespace_labelled: false,
+    };
+    review::review(policies, &req, endpoint, None)
+        .answer
+        .response
+        .allowed
 }
 
 #[test]
