@@ -83,7 +83,7 @@ fn wrong(policies: &Policies, dir: &Path, expect_finding: bool) -> (usize, Vec<S
             name: file.display().to_string(),
             text: std::fs::read_to_string(file).expect("fixture"),
         };
-        let report = check(policies, &[input.clone()], &options);
+        let report = check(policies, std::slice::from_ref(&input), &options);
         assert!(
             report.errors.is_empty(),
             "{}: {:?}",
