@@ -21,21 +21,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::engine::Policies;
 use crate::exceptions::Grants;
 use crate::mutate::{AntiAffinity, Mutations};
-use crate::policy::Mode;
-use crate::policy::Scope;
-use crate::policy::availability::HighAvailability;
-use crate::policy::image::{AllowedRegistries, ImageTag};
-use crate::policy::metadata::{PriorityClass, RequiredLabels};
-use crate::policy::probes::Probes;
-use crate::policy::resources::{Requirement, Resources};
-use crate::policy::security::{PodSecurity, ReadOnlyRootFilesystem};
-use crate::policy::standard::{Level, Standard, Version};
+use crate::policy::registry::{Definition, POLICIES, Policy, SettingError, Settings, names};
+use crate::policy::{Mode, Scope};
 
 /// A policy file that cannot be used, naming the file and the field.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +51,7 @@ pub struct RawPolicyFile {
     pub exclude_namespaces: Option<Vec<String>>,
     /// Per-policy settings, by policy name.
     #[serde(default)]
-    pub policies: BTreeMap<String, RawPolicy>,
+    pub policies: BTreeMap<String, Settings>,
     /// Mutation settings.
     #[serde(default)]
     pub mutations: RawMutations,
@@ -73,31 +67,6 @@ pub struct RawExceptions {
     /// Namespaces whose objects may carry exceptions (`*`: every one; default none).
     #[serde(default)]
     pub namespaces: Vec<String>,
-}
-
-/// One policy's settings; which of the optional fields apply depends on the policy.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawPolicy {
-    /// `enforce`, `warn` or `off`.
-    pub mode: Option<Mode>,
-    /// Namespaces this policy skips, in addition to the global list.
-    #[serde(default)]
-    pub exclude_namespaces: Vec<String>,
-    /// allowed-registries: registry hosts or repository prefixes.
-    pub registries: Option<Vec<String>>,
-    /// resources: `requests.cpu`, `requests.memory`, `limits.cpu`, `limits.memory`.
-    pub require: Option<Vec<String>>,
-    /// required-labels: label keys.
-    pub labels: Option<Vec<String>>,
-    /// priority-class: `key` or `key=value` on the namespace.
-    pub namespace_label: Option<String>,
-    /// high-availability: the smallest replica count.
-    pub min_replicas: Option<i64>,
-    /// pod-security: `baseline` or `restricted` (default).
-    pub level: Option<String>,
-    /// pod-security: `v1.N` or `latest` (default).
-    pub version: Option<String>,
 }
 
 /// Mutation settings as written.
@@ -141,22 +110,6 @@ pub struct RawAntiAffinity {
     /// Preference weight 1..=100 (default 100).
     pub weight: Option<i64>,
 }
-
-/// Every policy name, in evaluation order, with its default mode.
-pub const POLICY_NAMES: &[(&str, Mode)] = &[
-    ("image-tag", Mode::Enforce),
-    ("allowed-registries", Mode::Off),
-    ("resources", Mode::Enforce),
-    ("probes", Mode::Warn),
-    ("pod-security", Mode::Enforce),
-    ("read-only-root-filesystem", Mode::Warn),
-    ("required-labels", Mode::Warn),
-    ("priority-class", Mode::Enforce),
-    ("high-availability", Mode::Warn),
-];
-
-/// Default label that makes `priorityClassName` required in a namespace.
-pub const DEFAULT_PRIORITY_LABEL: &str = "ferrostack.io/priority-required";
 
 impl Policies {
     /// Reads and validates a policy file, or the built-in defaults when `path` is `None`.
@@ -217,168 +170,28 @@ impl Policies {
             .collect();
         global.extend(own_namespace.filter(|n| !n.is_empty()).map(str::to_owned));
 
-        if let Some(unknown) = raw
-            .policies
-            .keys()
-            .find(|k| !POLICY_NAMES.iter().any(|(n, _)| n == k))
-        {
-            let names: Vec<_> = POLICY_NAMES.iter().map(|(n, _)| *n).collect();
+        let mut raw_policies = std::mem::take(&mut raw.policies);
+        if let Some(unknown) = raw_policies.keys().find(|k| !names().any(|n| n == *k)) {
+            let names: Vec<_> = names().collect();
             return Err(err(
                 &format!("policies.{unknown}"),
                 &format!("unknown policy (known: {})", names.join(", ")),
             ));
         }
-        let mut take = |name: &'static str,
-                        default: Mode,
-                        allowed: &[&str]|
-         -> Result<(Scope, RawPolicy), PolicyFileError> {
-            let p = raw.policies.remove(name).unwrap_or_default();
-            let present = [
-                ("registries", p.registries.is_some()),
-                ("require", p.require.is_some()),
-                ("labels", p.labels.is_some()),
-                ("namespaceLabel", p.namespace_label.is_some()),
-                ("minReplicas", p.min_replicas.is_some()),
-                ("level", p.level.is_some()),
-                ("version", p.version.is_some()),
-            ];
-            if let Some((field, _)) = present.iter().find(|(f, set)| *set && !allowed.contains(f)) {
-                return Err(err(
-                    &format!("policies.{name}.{field}"),
-                    "not a setting of this policy",
-                ));
-            }
-            let mut exclude = global.clone();
-            exclude.extend(p.exclude_namespaces.iter().cloned());
-            Ok((
-                Scope {
-                    mode: p.mode.unwrap_or(default),
-                    exclude_namespaces: exclude,
-                },
-                p,
-            ))
-        };
-        let mode = |name: &str| {
-            POLICY_NAMES
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(Mode::Off, |(_, m)| *m)
-        };
-
-        let (scope, _) = take("image-tag", mode("image-tag"), &[])?;
-        let image_tag = ImageTag { scope };
-
-        let (scope, p) = take(
-            "allowed-registries",
-            mode("allowed-registries"),
-            &["registries"],
-        )?;
-        let registries = p.registries.unwrap_or_default();
-        if scope.mode != Mode::Off && registries.iter().all(|r| r.trim().is_empty()) {
-            return Err(err(
-                "policies.allowed-registries.registries",
-                "list at least one registry when the policy is on",
-            ));
+        let mut policies = Vec::with_capacity(POLICIES.len());
+        for definition in POLICIES {
+            let settings = raw_policies.remove(definition.name).unwrap_or_default();
+            let policy = build(definition, settings, &global).map_err(|e| {
+                err(
+                    &format!("policies.{}.{}", definition.name, e.field),
+                    &e.message,
+                )
+            })?;
+            policies.push((definition.name, Arc::from(policy)));
         }
-        let allowed_registries = AllowedRegistries { scope, registries };
-
-        let (scope, p) = take("resources", mode("resources"), &["require"])?;
-        let require = match p.require {
-            None => vec![Requirement::RequestsCpu, Requirement::RequestsMemory, Requirement::LimitsMemory],
-            Some(list) => list
-                .iter()
-                .map(|s| {
-                    Requirement::ALL.iter().find(|(n, _)| n == s).map(|(_, r)| *r).ok_or_else(|| {
-                        err(
-                            "policies.resources.require",
-                            &format!("unknown entry {s:?} (use requests.cpu, requests.memory, limits.cpu, limits.memory)"),
-                        )
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        };
-        let resources = Resources { scope, require };
-
-        let (scope, _) = take("probes", mode("probes"), &[])?;
-        let probes = Probes { scope };
-        let (scope, p) = take("pod-security", mode("pod-security"), &["level", "version"])?;
-        let standard = Standard {
-            level: parse_or_default::<Level>(p.level.as_deref())
-                .map_err(|e| err("policies.pod-security.level", &e.to_string()))?,
-            version: parse_or_default::<Version>(p.version.as_deref())
-                .map_err(|e| err("policies.pod-security.version", &e.to_string()))?,
-        };
-        let pod_security = PodSecurity { scope, standard };
-        let (scope, _) = take(
-            "read-only-root-filesystem",
-            mode("read-only-root-filesystem"),
-            &[],
-        )?;
-        let read_only_root_filesystem = ReadOnlyRootFilesystem { scope };
-
-        let (scope, p) = take("required-labels", mode("required-labels"), &["labels"])?;
-        let labels = p
-            .labels
-            .unwrap_or_else(|| vec!["app.kubernetes.io/name".into()]);
-        if labels.iter().any(|l| l.trim().is_empty()) {
-            return Err(err(
-                "policies.required-labels.labels",
-                "label keys must not be empty",
-            ));
-        }
-        let required_labels = RequiredLabels { scope, labels };
-
-        let (scope, p) = take(
-            "priority-class",
-            mode("priority-class"),
-            &["namespaceLabel"],
-        )?;
-        let namespace_label = p
-            .namespace_label
-            .unwrap_or_else(|| DEFAULT_PRIORITY_LABEL.into());
-        if namespace_label
-            .split('=')
-            .next()
-            .is_none_or(|k| k.trim().is_empty())
-        {
-            return Err(err(
-                "policies.priority-class.namespaceLabel",
-                "must be key or key=value",
-            ));
-        }
-        let priority_class = PriorityClass {
-            scope,
-            namespace_label,
-        };
-
-        let (scope, p) = take(
-            "high-availability",
-            mode("high-availability"),
-            &["minReplicas"],
-        )?;
-        let min_replicas = p.min_replicas.unwrap_or(2);
-        if min_replicas < 1 {
-            return Err(err(
-                "policies.high-availability.minReplicas",
-                "must be at least 1",
-            ));
-        }
-        let high_availability = HighAvailability {
-            scope,
-            min_replicas,
-        };
-
         let mutations = mutations(raw.mutations, global, &err)?;
         Ok(Policies {
-            image_tag,
-            allowed_registries,
-            resources,
-            probes,
-            pod_security,
-            read_only_root_filesystem,
-            required_labels,
-            priority_class,
-            high_availability,
+            policies,
             mutations,
             exceptions: Grants {
                 namespaces: raw.exceptions.namespaces.into_iter().collect(),
@@ -386,6 +199,37 @@ impl Policies {
             fixed_now: None,
         })
     }
+}
+
+/// One policy from its settings: `mode` and `excludeNamespaces` (added to `global`) make its
+/// scope, the rest go to the policy's own settings type.
+fn build(
+    definition: &Definition,
+    mut settings: Settings,
+    global: &BTreeSet<String>,
+) -> Result<Box<dyn Policy>, SettingError> {
+    let mut common = |key: &str| settings.remove(key).map(|v| (key.to_owned(), v));
+    let mode: Option<Mode> = field(common("mode"))?;
+    let exclude: Option<Vec<String>> = field(common("excludeNamespaces"))?;
+    let mut exclude_namespaces = global.clone();
+    exclude_namespaces.extend(exclude.unwrap_or_default());
+    let scope = Scope {
+        mode: mode.unwrap_or(definition.default_mode),
+        exclude_namespaces,
+    };
+    (definition.build)(scope, settings)
+}
+
+/// A common setting's value, if given.
+fn field<T: serde::de::DeserializeOwned>(
+    entry: Option<(String, serde_norway::Value)>,
+) -> Result<Option<T>, SettingError> {
+    let Some((key, value)) = entry else {
+        return Ok(None);
+    };
+    serde_norway::from_value(value)
+        .map(Some)
+        .map_err(|e| SettingError::new(&key, e.to_string()))
 }
 
 fn mutations(
@@ -467,22 +311,29 @@ pub fn is_quantity(s: &str) -> bool {
     })
 }
 
-/// `value` parsed, or the type's default when the setting is absent.
-fn parse_or_default<T: std::str::FromStr + Default>(value: Option<&str>) -> Result<T, T::Err> {
-    value.map_or_else(|| Ok(T::default()), str::parse)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::availability::HighAvailability;
+    use crate::policy::image::{AllowedRegistries, ImageTag};
+    use crate::policy::metadata::{PriorityClass, RequiredLabels};
+    use crate::policy::resources::{Requirement, Resources};
+    use crate::policy::security::PodSecurity;
+    use crate::policy::standard::{Level, Standard, Version};
+
+    /// The mode of the policy named `name`.
+    fn mode(p: &Policies, name: &str) -> Mode {
+        let (_, policy) = p.policies.iter().find(|(n, _)| *n == name).unwrap();
+        policy.scope().mode
+    }
 
     #[test]
     fn defaults_exclude_kube_system_and_the_own_namespace() {
         let p = Policies::load(None, Some("ferrostack")).unwrap();
-        assert_eq!(p.image_tag.scope.mode, Mode::Enforce);
-        assert_eq!(p.allowed_registries.scope.mode, Mode::Off);
-        assert_eq!(p.probes.scope.mode, Mode::Warn);
-        let ex = &p.pod_security.scope.exclude_namespaces;
+        assert_eq!(mode(&p, "image-tag"), Mode::Enforce);
+        assert_eq!(mode(&p, "allowed-registries"), Mode::Off);
+        assert_eq!(mode(&p, "probes"), Mode::Warn);
+        let ex = &p.get::<PodSecurity>().unwrap().scope.exclude_namespaces;
         assert!(
             ex.contains("kube-system") && ex.contains("ferrostack"),
             "{ex:?}"
@@ -507,30 +358,56 @@ mutations:
   antiAffinity: null
 "#;
         let p = Policies::from_yaml(yaml, "p.yaml", None).unwrap();
-        assert_eq!(p.image_tag.scope.mode, Mode::Warn);
-        assert_eq!(p.allowed_registries.registries, ["ghcr.io/ferrostack/"]);
-        assert_eq!(p.resources.require, [Requirement::LimitsCpu]);
-        assert_eq!(p.pod_security.scope.mode, Mode::Off);
-        assert_eq!(p.pod_security.standard, Standard::default());
+        assert_eq!(mode(&p, "image-tag"), Mode::Warn);
+        assert_eq!(
+            p.get::<AllowedRegistries>().unwrap().registries,
+            ["ghcr.io/ferrostack/"]
+        );
+        assert_eq!(
+            p.get::<Resources>().unwrap().require,
+            [Requirement::LimitsCpu]
+        );
+        assert_eq!(mode(&p, "pod-security"), Mode::Off);
+        assert_eq!(
+            p.get::<PodSecurity>().unwrap().standard,
+            Standard::default()
+        );
         let yaml = "policies: {pod-security: {level: baseline, version: v1.30}}";
         let q = Policies::from_yaml(yaml, "p.yaml", None).unwrap();
-        assert_eq!(q.pod_security.standard.level, Level::Baseline);
-        assert_eq!(q.pod_security.standard.version, Version::Minor(30));
+        assert_eq!(
+            q.get::<PodSecurity>().unwrap().standard.level,
+            Level::Baseline
+        );
+        assert_eq!(
+            q.get::<PodSecurity>().unwrap().standard.version,
+            Version::Minor(30)
+        );
         assert!(
-            p.required_labels
+            p.get::<RequiredLabels>()
+                .unwrap()
                 .scope
                 .exclude_namespaces
                 .contains("legacy")
         );
         assert!(
-            p.required_labels
+            p.get::<RequiredLabels>()
+                .unwrap()
                 .scope
                 .exclude_namespaces
                 .contains("monitoring")
         );
-        assert!(!p.image_tag.scope.exclude_namespaces.contains("legacy"));
-        assert_eq!(p.priority_class.namespace_label, "tier=critical");
-        assert_eq!(p.high_availability.min_replicas, 3);
+        assert!(
+            !p.get::<ImageTag>()
+                .unwrap()
+                .scope
+                .exclude_namespaces
+                .contains("legacy")
+        );
+        assert_eq!(
+            p.get::<PriorityClass>().unwrap().namespace_label,
+            "tier=critical"
+        );
+        assert_eq!(p.get::<HighAvailability>().unwrap().min_replicas, 3);
         assert!(p.mutations.default_requests.is_empty());
         assert!(p.mutations.anti_affinity.is_none());
     }
@@ -575,7 +452,18 @@ mutations:
                 "policies: {probes: {level: baseline}}",
                 "policies.probes.level",
             ),
-            ("policies: {image-tag: {mode: block}}", "line "),
+            (
+                "policies: {image-tag: {mode: block}}",
+                "policies.image-tag.mode",
+            ),
+            (
+                "policies: {image-tag: {excludeNamespaces: x}}",
+                "policies.image-tag.excludeNamespaces",
+            ),
+            (
+                "policies: {resources: {require: [1, {}]}}",
+                "policies.resources.require",
+            ),
             ("polices: {}", "line "),
         ];
         for (yaml, field) in cases {

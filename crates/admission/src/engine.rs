@@ -1,6 +1,7 @@
 //! The validated policy set: evaluates every enabled policy on a workload object.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -9,12 +10,8 @@ use time::OffsetDateTime;
 
 use crate::exceptions::{self, Grants};
 use crate::mutate::Mutations;
-use crate::policy::availability::HighAvailability;
-use crate::policy::image::{AllowedRegistries, ImageTag};
-use crate::policy::metadata::{PriorityClass, RequiredLabels};
-use crate::policy::probes::Probes;
-use crate::policy::resources::Resources;
-use crate::policy::security::{PodSecurity, ReadOnlyRootFilesystem};
+use crate::policy::metadata::PriorityClass;
+use crate::policy::registry::Policy;
 use crate::policy::{Mode, Subject, Violation};
 use crate::workload::Workload;
 
@@ -24,26 +21,10 @@ use crate::workload::Workload;
 pub struct OutOfTime;
 
 /// Every policy and the mutation settings, validated (built by [`Policies::load`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Policies {
-    /// `image-tag`
-    pub image_tag: ImageTag,
-    /// `allowed-registries`
-    pub allowed_registries: AllowedRegistries,
-    /// `resources`
-    pub resources: Resources,
-    /// `probes`
-    pub probes: Probes,
-    /// `pod-security`
-    pub pod_security: PodSecurity,
-    /// `read-only-root-filesystem`
-    pub read_only_root_filesystem: ReadOnlyRootFilesystem,
-    /// `required-labels`
-    pub required_labels: RequiredLabels,
-    /// `priority-class`
-    pub priority_class: PriorityClass,
-    /// `high-availability`
-    pub high_availability: HighAvailability,
+    /// Every policy of the registry, built from the policy file, in evaluation order.
+    pub policies: Vec<(&'static str, Arc<dyn Policy>)>,
     /// What `/mutate` changes.
     pub mutations: Mutations,
     /// Which namespaces may grant exceptions.
@@ -68,28 +49,14 @@ impl Policies {
         deadline: Option<Instant>,
     ) -> Result<Vec<Violation>, OutOfTime> {
         let mut out = Vec::new();
-        let ns = s.namespace;
-        macro_rules! run {
-            ($($p:ident),*) => {$(
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Err(OutOfTime);
-                }
-                if self.$p.scope.applies(ns) {
-                    self.$p.evaluate(s, &mut out);
-                }
-            )*};
+        for (_, policy) in &self.policies {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(OutOfTime);
+            }
+            if policy.scope().applies(s.namespace) {
+                policy.evaluate(s, &mut out);
+            }
         }
-        run!(
-            image_tag,
-            allowed_registries,
-            resources,
-            probes,
-            pod_security,
-            read_only_root_filesystem,
-            required_labels,
-            priority_class,
-            high_availability
-        );
         let now = self.fixed_now.unwrap_or_else(OffsetDateTime::now_utc);
         exceptions::apply(&self.exceptions, s, now, &mut out);
         Ok(out)
@@ -115,7 +82,15 @@ impl Policies {
 
     /// Whether a namespace with these labels requires `priorityClassName`.
     pub fn namespace_labelled(&self, labels: &Value) -> bool {
-        self.priority_class.matches(labels)
+        self.get::<PriorityClass>()
+            .is_some_and(|p| p.matches(labels))
+    }
+
+    /// The policy of type `T`, for the settings the engine's callers need.
+    pub fn get<T: Policy + 'static>(&self) -> Option<&T> {
+        self.policies
+            .iter()
+            .find_map(|(_, p)| p.as_any().downcast_ref::<T>())
     }
 }
 

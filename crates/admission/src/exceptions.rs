@@ -22,7 +22,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::config::POLICY_NAMES;
+use crate::policy::registry::names;
 use crate::policy::{Mode, Subject, Violation};
 
 /// The annotation holding an object's exceptions.
@@ -181,12 +181,12 @@ fn validate(raw: Raw) -> Result<Exception, String> {
     if let Some(p) = raw
         .policies
         .iter()
-        .find(|p| !POLICY_NAMES.iter().any(|(n, _)| n == p))
+        .find(|p| !names().any(|n| n == p.as_str()))
     {
-        let names: Vec<_> = POLICY_NAMES.iter().map(|(n, _)| *n).collect();
+        let known: Vec<_> = names().collect();
         return Err(format!(
             "unknown policy {p:?} (known: {})",
-            names.join(", ")
+            known.join(", ")
         ));
     }
     if raw.owner.trim().is_empty() || raw.reason.trim().is_empty() {

@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::check::{Checked, Finding, Report};
-use crate::config::POLICY_NAMES;
 use crate::exceptions;
 use crate::policy::Mode;
+use crate::policy::registry::names;
 
 /// An output format of `webhook check`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -78,11 +78,8 @@ fn json(report: &Report) -> Value {
 
 /// Every rule a result can name: the policies, and malformed exceptions.
 fn rules() -> Vec<Value> {
-    let names = POLICY_NAMES
-        .iter()
-        .map(|(n, _)| *n)
-        .chain([exceptions::POLICY]);
-    names
+    names()
+        .chain([exceptions::POLICY])
         .map(|name| {
             json!({
                 "id": name,

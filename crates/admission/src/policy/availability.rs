@@ -2,7 +2,38 @@
 
 use serde_json::Value;
 
-use super::{Report, Scope, Subject, Violation};
+use serde::Deserialize;
+
+use super::registry::{Definition, Policy, SettingError, Settings, impl_policy, parse};
+use super::{Mode, Report, Scope, Subject, Violation};
+
+/// `high-availability`'s registry entry.
+pub const DEFINITION: Definition = Definition {
+    name: "high-availability",
+    default_mode: Mode::Warn,
+    build,
+};
+
+/// `high-availability` settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AvailabilitySettings {
+    min_replicas: Option<i64>,
+}
+
+fn build(scope: Scope, settings: Settings) -> Result<Box<dyn Policy>, SettingError> {
+    let AvailabilitySettings { min_replicas } = parse(settings)?;
+    let min_replicas = min_replicas.unwrap_or(2);
+    if min_replicas < 1 {
+        return Err(SettingError::new("minReplicas", "must be at least 1"));
+    }
+    Ok(Box::new(HighAvailability {
+        scope,
+        min_replicas,
+    }))
+}
+
+impl_policy!(HighAvailability);
 
 /// `high-availability` (warn by default): `spec.replicas` of at least `min_replicas` and either
 /// a pod anti-affinity or a topology spread constraint (case study 3.2.a), for Deployments,
@@ -33,7 +64,7 @@ impl HighAvailability {
         let Some(replicas) = w.replicas().filter(|r| *r != 0) else {
             return;
         };
-        let mut r = Report::new("high-availability", self.scope.mode, subject, out);
+        let mut r = Report::new(DEFINITION.name, self.scope.mode, subject, out);
         if replicas < self.min_replicas {
             r.object(
                 "spec.replicas",

@@ -1,6 +1,49 @@
 //! Image policies: a pinned tag that is not `latest` (digests pass), and allowed registries.
 
-use super::{ALL_GROUPS, Report, Scope, Subject, Violation, containers};
+use serde::Deserialize;
+
+use super::registry::{
+    Definition, Policy, SettingError, Settings, impl_policy, parse, without_settings,
+};
+use super::{ALL_GROUPS, Mode, Report, Scope, Subject, Violation, containers};
+
+/// `image-tag`'s registry entry.
+pub const TAG: Definition = Definition {
+    name: "image-tag",
+    default_mode: Mode::Enforce,
+    build: build_tag,
+};
+
+/// `allowed-registries`' registry entry.
+pub const REGISTRIES: Definition = Definition {
+    name: "allowed-registries",
+    default_mode: Mode::Off,
+    build: build_registries,
+};
+
+fn build_tag(scope: Scope, settings: Settings) -> Result<Box<dyn Policy>, SettingError> {
+    without_settings(settings, ImageTag { scope })
+}
+
+/// `allowed-registries` settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrySettings {
+    #[serde(default)]
+    registries: Vec<String>,
+}
+
+fn build_registries(scope: Scope, settings: Settings) -> Result<Box<dyn Policy>, SettingError> {
+    let RegistrySettings { registries } = parse(settings)?;
+    if scope.mode != Mode::Off && registries.iter().all(|r| r.trim().is_empty()) {
+        let message = "list at least one registry when the policy is on";
+        return Err(SettingError::new("registries", message));
+    }
+    Ok(Box::new(AllowedRegistries { scope, registries }))
+}
+
+impl_policy!(ImageTag);
+impl_policy!(AllowedRegistries);
 
 /// `image-tag`: every image names a tag other than `latest`, or a digest.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,7 +105,7 @@ pub fn parse_image(image: &str) -> ImageRef<'_> {
 impl ImageTag {
     /// Adds a violation for each container image without a usable tag.
     pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
-        let mut report = Report::new("image-tag", self.scope.mode, subject, out);
+        let mut report = Report::new(TAG.name, self.scope.mode, subject, out);
         for c in containers(subject.workload.pod_spec(), ALL_GROUPS) {
             let Some(image) = c.value["image"].as_str().filter(|i| !i.is_empty()) else {
                 report.container(&c, "image", "no image is set");
@@ -92,7 +135,7 @@ impl ImageTag {
 impl AllowedRegistries {
     /// Adds a violation for each container image from a registry not on the list.
     pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
-        let mut report = Report::new("allowed-registries", self.scope.mode, subject, out);
+        let mut report = Report::new(REGISTRIES.name, self.scope.mode, subject, out);
         for c in containers(subject.workload.pod_spec(), ALL_GROUPS) {
             let Some(image) = c.value["image"].as_str() else {
                 continue;

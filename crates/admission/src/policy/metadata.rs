@@ -1,6 +1,74 @@
 //! `required-labels` on the pod (template) and `priority-class` in labelled namespaces.
 
-use super::{Report, Scope, Subject, Violation};
+use serde::Deserialize;
+
+use super::registry::{Definition, Policy, SettingError, Settings, impl_policy, parse};
+use super::{Mode, Report, Scope, Subject, Violation};
+
+/// Default label that makes `priorityClassName` required in a namespace.
+pub const DEFAULT_PRIORITY_LABEL: &str = "ferrostack.io/priority-required";
+
+/// `required-labels`' registry entry.
+pub const REQUIRED_LABELS: Definition = Definition {
+    name: "required-labels",
+    default_mode: Mode::Warn,
+    build: build_required_labels,
+};
+
+/// `priority-class`' registry entry.
+pub const PRIORITY_CLASS: Definition = Definition {
+    name: "priority-class",
+    default_mode: Mode::Enforce,
+    build: build_priority_class,
+};
+
+/// `required-labels` settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelSettings {
+    labels: Option<Vec<String>>,
+}
+
+fn build_required_labels(
+    scope: Scope,
+    settings: Settings,
+) -> Result<Box<dyn Policy>, SettingError> {
+    let LabelSettings { labels } = parse(settings)?;
+    let labels = labels.unwrap_or_else(|| vec!["app.kubernetes.io/name".into()]);
+    if labels.iter().any(|l| l.trim().is_empty()) {
+        return Err(SettingError::new("labels", "label keys must not be empty"));
+    }
+    Ok(Box::new(RequiredLabels { scope, labels }))
+}
+
+/// `priority-class` settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PrioritySettings {
+    namespace_label: Option<String>,
+}
+
+fn build_priority_class(scope: Scope, settings: Settings) -> Result<Box<dyn Policy>, SettingError> {
+    let PrioritySettings { namespace_label } = parse(settings)?;
+    let namespace_label = namespace_label.unwrap_or_else(|| DEFAULT_PRIORITY_LABEL.into());
+    if namespace_label
+        .split('=')
+        .next()
+        .is_none_or(|k| k.trim().is_empty())
+    {
+        return Err(SettingError::new(
+            "namespaceLabel",
+            "must be key or key=value",
+        ));
+    }
+    Ok(Box::new(PriorityClass {
+        scope,
+        namespace_label,
+    }))
+}
+
+impl_policy!(RequiredLabels);
+impl_policy!(PriorityClass);
 
 /// `required-labels`: the pod (for controllers, the pod template) carries every listed label
 /// with a non-empty value.
@@ -27,7 +95,7 @@ impl RequiredLabels {
     /// Adds a violation per missing label.
     pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
         let w = &subject.workload;
-        let mut r = Report::new("required-labels", self.scope.mode, subject, out);
+        let mut r = Report::new(REQUIRED_LABELS.name, self.scope.mode, subject, out);
         for key in &self.labels {
             if w.pod_label(key).is_none_or(str::is_empty) {
                 r.object(
@@ -48,7 +116,7 @@ impl PriorityClass {
         let spec = subject.workload.pod_spec();
         if spec["priorityClassName"].as_str().is_none_or(str::is_empty) {
             let ns = subject.namespace.unwrap_or("this namespace");
-            Report::new("priority-class", self.scope.mode, subject, out).pod(
+            Report::new(PRIORITY_CLASS.name, self.scope.mode, subject, out).pod(
                 "priorityClassName",
                 format!(
                     "priorityClassName is required in namespace {ns} (it carries the label {})",

@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod image;
 pub mod metadata;
 pub mod probes;
+pub mod registry;
 pub mod resources;
 pub mod security;
 pub mod standard;

@@ -1,6 +1,20 @@
 //! `probes`: long-running containers have liveness and readiness probes, and not the same one.
 
-use super::{Group, Report, Scope, Subject, Violation, containers};
+use super::registry::{Definition, Policy, SettingError, Settings, impl_policy, without_settings};
+use super::{Group, Mode, Report, Scope, Subject, Violation, containers};
+
+/// `probes`' registry entry.
+pub const DEFINITION: Definition = Definition {
+    name: "probes",
+    default_mode: Mode::Warn,
+    build,
+};
+
+fn build(scope: Scope, settings: Settings) -> Result<Box<dyn Policy>, SettingError> {
+    without_settings(settings, Probes { scope })
+}
+
+impl_policy!(Probes);
 use crate::workload::is_batch;
 
 /// `probes`: every container (not init, not ephemeral) of a long-running workload has a
@@ -25,7 +39,7 @@ impl Probes {
         if is_batch(w.kind) || (w.kind == "Pod" && (w.owned_by_job() || completes)) {
             return;
         }
-        let mut report = Report::new("probes", self.scope.mode, subject, out);
+        let mut report = Report::new(DEFINITION.name, self.scope.mode, subject, out);
         for c in containers(w.pod_spec(), &[Group::Containers]) {
             let liveness = &c.value["livenessProbe"];
             let readiness = &c.value["readinessProbe"];

@@ -1,6 +1,54 @@
 //! `resources`: containers declare the requests and limits the scheduler and the OOM killer need.
 
-use super::{RUN_GROUPS, Report, Scope, Subject, Violation, containers};
+use serde::Deserialize;
+
+use super::registry::{Definition, Policy, SettingError, Settings, impl_policy, parse};
+use super::{Mode, RUN_GROUPS, Report, Scope, Subject, Violation, containers};
+
+/// `resources`' registry entry.
+pub const DEFINITION: Definition = Definition {
+    name: "resources",
+    default_mode: Mode::Enforce,
+    build,
+};
+
+/// `resources` settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceSettings {
+    require: Option<Vec<String>>,
+}
+
+fn build(scope: Scope, settings: Settings) -> Result<Box<dyn Policy>, SettingError> {
+    let ResourceSettings { require } = parse(settings)?;
+    let require = match require {
+        None => vec![
+            Requirement::RequestsCpu,
+            Requirement::RequestsMemory,
+            Requirement::LimitsMemory,
+        ],
+        Some(list) => list
+            .iter()
+            .map(|s| requirement(s))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Box::new(Resources { scope, require }))
+}
+
+fn requirement(s: &str) -> Result<Requirement, SettingError> {
+    Requirement::ALL
+        .iter()
+        .find(|(n, _)| *n == s)
+        .map(|(_, r)| *r)
+        .ok_or_else(|| {
+            let message = format!(
+                "unknown entry {s:?} (use requests.cpu, requests.memory, limits.cpu, limits.memory)"
+            );
+            SettingError::new("require", message)
+        })
+}
+
+impl_policy!(Resources);
 
 /// One required entry, `requests.cpu` style.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +96,7 @@ pub struct Resources {
 impl Resources {
     /// Adds a violation for every missing entry.
     pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
-        let mut report = Report::new("resources", self.scope.mode, subject, out);
+        let mut report = Report::new(DEFINITION.name, self.scope.mode, subject, out);
         for c in containers(subject.workload.pod_spec(), RUN_GROUPS) {
             for req in &self.require {
                 let (section, resource) = req.keys();

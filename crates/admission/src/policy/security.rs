@@ -8,11 +8,56 @@
 
 use serde_json::Value;
 
-use super::standard::{Standard, labelled};
+use serde::Deserialize;
+
+use super::registry::{
+    Definition, Policy, SettingError, Settings, impl_policy, parse, without_settings,
+};
+use super::standard::{Level, Standard, Version, labelled};
 use super::{
     ALL_GROUPS, Container, Mode, RUN_GROUPS, Report, Scope, Subject, Violation, baseline,
     containers,
 };
+
+/// `pod-security`'s registry entry.
+pub const POD_SECURITY: Definition = Definition {
+    name: "pod-security",
+    default_mode: Mode::Enforce,
+    build: build_pod_security,
+};
+
+/// `read-only-root-filesystem`'s registry entry.
+pub const READ_ONLY_ROOT_FILESYSTEM: Definition = Definition {
+    name: "read-only-root-filesystem",
+    default_mode: Mode::Warn,
+    build: build_read_only_root,
+};
+
+/// `pod-security` settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StandardSettings {
+    level: Option<String>,
+    version: Option<String>,
+}
+
+fn build_pod_security(scope: Scope, settings: Settings) -> Result<Box<dyn Policy>, SettingError> {
+    let StandardSettings { level, version } = parse(settings)?;
+    let level = level.map_or(Ok(Level::default()), |l| l.parse());
+    let version = version.map_or(Ok(Version::default()), |v| v.parse());
+    let standard = Standard {
+        level: level.map_err(|e| SettingError::new("level", e.to_string()))?,
+        version: version.map_err(|e| SettingError::new("version", e.to_string()))?,
+    };
+    Ok(Box::new(PodSecurity { scope, standard }))
+}
+
+fn build_read_only_root(scope: Scope, settings: Settings) -> Result<Box<dyn Policy>, SettingError> {
+    without_settings(settings, ReadOnlyRootFilesystem { scope })
+}
+
+impl_policy!(PodSecurity);
+impl_policy!(ReadOnlyRootFilesystem);
 
 /// Volume types the restricted profile allows.
 pub const ALLOWED_VOLUME_TYPES: &[&str] = &[
@@ -90,7 +135,7 @@ impl PodSecurity {
             let mut found = Vec::new();
             check(
                 standard,
-                &mut Report::new("pod-security", mode, subject, &mut found),
+                &mut Report::new(POD_SECURITY.name, mode, subject, &mut found),
                 subject,
             );
             found.retain(|v| !out[first..].iter().any(|o| o.field == v.field));
@@ -327,7 +372,12 @@ fn baseline_seccomp(spec: &Value, pod_sc: &Value, r: &mut Report<'_>) {
 impl ReadOnlyRootFilesystem {
     /// Adds a violation for every container without `readOnlyRootFilesystem: true`.
     pub fn evaluate(&self, subject: &Subject<'_>, out: &mut Vec<Violation>) {
-        let mut r = Report::new("read-only-root-filesystem", self.scope.mode, subject, out);
+        let mut r = Report::new(
+            READ_ONLY_ROOT_FILESYSTEM.name,
+            self.scope.mode,
+            subject,
+            out,
+        );
         for c in containers(subject.workload.pod_spec(), RUN_GROUPS) {
             if c.security("readOnlyRootFilesystem") != true {
                 r.container(
