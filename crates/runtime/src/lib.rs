@@ -3,6 +3,7 @@
 //! with its probes and limits, graceful shutdown, opt-in fault injection, and the process's
 //! open-files limit, and bounded reads of operator-supplied files.
 
+pub mod args;
 pub mod context;
 pub mod error;
 pub mod faults;
@@ -28,4 +29,9 @@ pub const COMMIT: &str = match option_env!("FERROSTACK_GIT_SHA") {
 pub fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(value)
         .map_err(|e| format!("{e} (expected a duration such as 3s, 500ms, 1h)"))
+}
+
+/// A duration as [`parse_duration`] reads it (`30s`, `1h 30m`), for text shown to people.
+pub fn format_duration(value: std::time::Duration) -> String {
+    humantime::format_duration(value).to_string()
 }
