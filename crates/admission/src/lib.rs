@@ -18,6 +18,6 @@ pub mod tls;
 pub mod workload;
 
 pub use check::CheckArgs;
-pub use config::PolicyFileError;
+pub use config::{PolicyArgs, PolicyFileError};
 pub use engine::Policies;
 pub use serve::{Config, ConfigError, RunError, ServeArgs, run};
