@@ -29,7 +29,7 @@ pub(crate) async fn run(
     let ctx = Context::new("healthcheck", shutdown, events);
     match cmd {
         HealthcheckCmd::Run(args) => {
-            let config = Config::from_run_args(&args).map_err(|e| Failure::Config(e.into()))?;
+            let config = Config::from_run_args(&args)?;
             let report = health::run_once(&config).instrument(ctx.span()).await;
             let failed = report.records.iter().filter(|r| !r.success).count();
             match (report.exit_code(), report.errors.first()) {
@@ -42,10 +42,8 @@ pub(crate) async fn run(
             }
         }
         HealthcheckCmd::Serve(args) => {
-            let config = ServeConfig::from_args(&args).map_err(|e| Failure::Config(e.into()))?;
-            health::run(config, ctx)
-                .await
-                .map_err(|e| Failure::Run(e.into()))
+            let config = ServeConfig::from_args(&args)?;
+            Ok(health::run(config, ctx).await?)
         }
     }
 }

@@ -49,6 +49,35 @@ pub(crate) enum Failure {
     Run(anyhow::Error),
 }
 
+/// Each role error as the failure it is: `?` then sorts bad configuration (exit 2) from
+/// failures while running (exit 1) without a `map_err` at every call.
+macro_rules! failure_from {
+    ($variant:ident: $($error:ty),+) => {$(
+        impl From<$error> for Failure {
+            fn from(e: $error) -> Self {
+                Self::$variant(e.into())
+            }
+        }
+    )+};
+}
+
+failure_from!(Config:
+    clap::Error,
+    runtime::http::ConfigError,
+    ::services::ConfigError,
+    health::ConfigError,
+    health::ServeConfigError,
+    admission::ConfigError,
+    admission::PolicyFileError
+);
+failure_from!(Run:
+    ::services::ServiceError,
+    ::services::sample_upstream::keys::KeyError,
+    runtime::http::ServeError,
+    health::ServeError,
+    admission::RunError
+);
+
 pub(crate) fn fail(failure: &Failure) -> ExitCode {
     match failure {
         Failure::Config(e) => {

@@ -33,14 +33,12 @@ pub(crate) async fn run(
 ) -> Result<(), Failure> {
     match args.command {
         WebhookCommand::Serve(args) => {
-            let config = Config::from_args(&args).map_err(|e| Failure::Config(e.into()))?;
-            admission::run(config, Context::new("webhook", shutdown, events))
-                .await
-                .map_err(|e| Failure::Run(e.into()))
+            let config = Config::from_args(&args)?;
+            let ctx = Context::new("webhook", shutdown, events);
+            Ok(admission::run(config, ctx).await?)
         }
         WebhookCommand::Check(args) => {
-            let report = admission::check::run(&args, std::io::stdin().lock())
-                .map_err(|e| Failure::Config(e.into()))?;
+            let report = admission::check::run(&args, std::io::stdin().lock())?;
             print!("{}", report.render());
             match report.exit_code() {
                 0 => Ok(()),
