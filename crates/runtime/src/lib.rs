@@ -11,6 +11,7 @@ pub mod files;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod roles;
 pub mod telemetry;
 
 pub use context::{Context, Readiness};

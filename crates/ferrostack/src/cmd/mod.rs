@@ -74,6 +74,7 @@ failure_from!(Run:
     ::services::ServiceError,
     ::services::sample_upstream::keys::KeyError,
     runtime::http::ServeError,
+    runtime::roles::RolesError,
     health::ServeError,
     admission::RunError
 );

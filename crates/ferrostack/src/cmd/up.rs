@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
+use runtime::Context;
 use runtime::args::defaults;
 use runtime::http::ServerArgs;
+use runtime::roles::{Roles, all_ready};
 use runtime::telemetry::LogEvents;
-use runtime::{Context, Readiness};
 use services::{BackendApiArgs, Config, DataApiArgs};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use self::ports::Ports;
@@ -75,12 +75,12 @@ pub(crate) async fn run(
     let webhook = up.webhook()?;
     let ship = up.logship(log_file, max_pending_bytes)?;
 
-    let mut roles = Roles::new(Context::new("up", shutdown.clone(), events));
+    let mut roles = Roles::new(Context::new("up", shutdown, events));
     roles.start("backend-api", |ctx| services::run(backend, ctx));
     roles.start("data-api", |ctx| services::run(data, ctx));
     roles.start("webhook", |ctx| admission::run(webhook, ctx));
     // The health checker's first probes should find the services listening, not race them.
-    let probed = roles.ready.clone();
+    let probed = roles.readiness();
     roles.start("healthcheck", |ctx| async move {
         tokio::select! {
             () = all_ready(&probed) => {}
@@ -93,14 +93,7 @@ pub(crate) async fn run(
         services::sample_upstream::run(sample, keys, ctx)
     });
     let banner = ports.banner(ports::PROBE_INTERVAL, &root);
-    roles.supervise(&shutdown, &banner).await
-}
-
-/// Resolves once each of `roles` has been ready.
-async fn all_ready(roles: &[Readiness]) {
-    for role in roles {
-        role.ready().await;
-    }
+    Ok(roles.supervise(|| eprintln!("{banner}")).await?)
 }
 
 /// up's flags and ports, from which each role's configuration is built.
@@ -197,70 +190,5 @@ impl Wiring<'_> {
         let mut ship = ship.config(max_pending_bytes)?;
         ship.seal_on_shutdown = log_file;
         Ok(ship)
-    }
-}
-
-/// The roles started so far: their tasks and their readiness.
-struct Roles {
-    root: Context,
-    tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
-    ready: Vec<Readiness>,
-}
-
-impl Roles {
-    fn new(root: Context) -> Self {
-        Self {
-            root,
-            tasks: JoinSet::new(),
-            ready: Vec::new(),
-        }
-    }
-
-    /// Starts `role` as `run` with a context of its own.
-    fn start<F, Fut, E>(&mut self, role: &'static str, run: F)
-    where
-        F: FnOnce(Context) -> Fut,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        anyhow::Error: From<E>,
-    {
-        let ctx = self.root.for_role(role);
-        self.ready.push(ctx.readiness().clone());
-        let running = run(ctx);
-        self.tasks
-            .spawn(async move { (role, running.await.map_err(anyhow::Error::from)) });
-    }
-
-    /// Prints `banner` once every role is ready, then waits for them all; the first to fail
-    /// stops the others. A signal before readiness goes straight to the orderly shutdown, and
-    /// a role failing to start stops the others.
-    async fn supervise(
-        mut self,
-        shutdown: &CancellationToken,
-        banner: &str,
-    ) -> Result<(), Failure> {
-        tokio::select! {
-            () = all_ready(&self.ready) => eprintln!("{banner}"),
-            () = shutdown.cancelled() => {}
-            Some(Ok((role, Err(e)))) = self.tasks.join_next() => {
-                shutdown.cancel();
-                return Err(Failure::Run(e.context(format!("{role} failed to start"))));
-            }
-        }
-        let mut failed = None;
-        while let Some(joined) = self.tasks.join_next().await {
-            match joined {
-                Ok((_, Ok(()))) => {}
-                Ok((role, Err(e))) => {
-                    tracing::error!(role, error = %e, "role failed; stopping the others");
-                    shutdown.cancel();
-                    failed.get_or_insert(e.context(format!("{role} failed")));
-                }
-                Err(e) => {
-                    shutdown.cancel();
-                    failed.get_or_insert(anyhow::anyhow!("a role panicked: {e}"));
-                }
-            }
-        }
-        failed.map_or(Ok(()), |e| Err(Failure::Run(e)))
     }
 }
