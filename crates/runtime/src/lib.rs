@@ -1,7 +1,8 @@
 //! The shared service runtime every ferrostack role stands on: the explicit [`Context`]
 //! (shutdown, readiness, telemetry handles), JSON logs, Prometheus metrics, the HTTP server
-//! with its probes and limits, graceful shutdown, opt-in fault injection, and the process's
-//! open-files limit, and bounded reads of operator-supplied files.
+//! with its probes and limits, graceful shutdown on signals, opt-in fault injection, the
+//! process's open-files limit, bounded reads of operator-supplied files, several roles in one
+//! process ([`roles`]), and the command line's defaults, refusals and reference ([`args`]).
 
 pub mod args;
 pub mod context;
@@ -12,6 +13,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod roles;
+pub mod signals;
 pub mod telemetry;
 
 pub use context::{Context, Readiness};

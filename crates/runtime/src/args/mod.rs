@@ -1,4 +1,8 @@
-//! A flag group's defaults, read from its own clap declarations so they are written once.
+//! What the binary needs around clap: a flag group's defaults read from its own declarations
+//! (so they are written once), refusals as one line, and the reference as Markdown.
+
+pub mod reference;
+pub mod usage;
 
 use clap::{Args, FromArgMatches};
 
