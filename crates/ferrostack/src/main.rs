@@ -38,13 +38,13 @@ enum Role {
     /// GET / (3 s of work, then a log file), GET /api.
     DataApi(services::DataApiArgs),
     /// Kubernetes admission webhook: `serve` (HTTPS) or `check` manifests offline.
-    Webhook(cmd::webhook::WebhookArgs),
+    Webhook(admission::WebhookArgs),
     /// Ship sealed log segments and log files to object storage; `logship verify` checks it.
     Logship(cmd::logship::LogshipArgs),
     /// Health checker: `run` probes once (the CronJob), `serve` probes on intervals and serves
     /// a status page, /api/status and /metrics.
     #[command(subcommand)]
-    Healthcheck(cmd::healthcheck::HealthcheckCmd),
+    Healthcheck(health::Command),
     /// Every role in one process on localhost: the embedded default for a laptop.
     Up(cmd::up::UpArgs),
     /// Print the command-line reference as Markdown (kept in README.md).

@@ -3,7 +3,7 @@
 //! `/api/status`, `/metrics`).
 
 use anyhow::anyhow;
-use health::{Config, RunArgs, ServeArgs, ServeConfig};
+use health::{Command, Config, ServeConfig};
 use runtime::Context;
 use runtime::telemetry::LogEvents;
 use tokio_util::sync::CancellationToken;
@@ -11,24 +11,14 @@ use tracing::Instrument;
 
 use super::Failure;
 
-/// `ferrostack healthcheck` subcommands.
-#[derive(clap::Subcommand, Debug)]
-pub(crate) enum HealthcheckCmd {
-    /// Probe every target once, append the results to the history, alert, push; exit 0 when
-    /// all passed, 1 when one failed, 2 on a bad configuration (the CronJob).
-    Run(RunArgs),
-    /// Probe every target on its interval; serve the status page (/), /api/status, /metrics.
-    Serve(ServeArgs),
-}
-
 pub(crate) async fn run(
-    cmd: HealthcheckCmd,
+    cmd: Command,
     shutdown: CancellationToken,
     events: LogEvents,
 ) -> Result<(), Failure> {
     let ctx = Context::new("healthcheck", shutdown, events);
     match cmd {
-        HealthcheckCmd::Run(args) => {
+        Command::Run(args) => {
             let config = Config::from_run_args(&args)?;
             let report = health::run_once(&config).instrument(ctx.span()).await;
             let failed = report.records.iter().filter(|r| !r.success).count();
@@ -41,7 +31,7 @@ pub(crate) async fn run(
                 ))),
             }
         }
-        HealthcheckCmd::Serve(args) => {
+        Command::Serve(args) => {
             let config = ServeConfig::from_args(&args)?;
             Ok(health::run(config, ctx).await?)
         }
