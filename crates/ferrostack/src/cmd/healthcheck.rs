@@ -2,7 +2,6 @@
 //! 2 bad configuration) and `ferrostack healthcheck serve` (probe on intervals; status page,
 //! `/api/status`, `/metrics`).
 
-use anyhow::anyhow;
 use health::{Command, Config, ServeConfig};
 use runtime::Context;
 use runtime::telemetry::LogEvents;
@@ -21,15 +20,7 @@ pub(crate) async fn run(
         Command::Run(args) => {
             let config = Config::from_run_args(&args)?;
             let report = health::run_once(&config).instrument(ctx.span()).await;
-            let failed = report.records.iter().filter(|r| !r.success).count();
-            match (report.exit_code(), report.errors.first()) {
-                (0, _) => Ok(()),
-                (_, Some(e)) if failed == 0 => Err(Failure::Run(anyhow!("{e}"))),
-                _ => Err(Failure::Run(anyhow!(
-                    "{failed} of {} targets failed",
-                    report.records.len()
-                ))),
-            }
+            Ok(report.outcome()?)
         }
         Command::Serve(args) => {
             let config = ServeConfig::from_args(&args)?;

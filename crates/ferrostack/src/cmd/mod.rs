@@ -75,6 +75,7 @@ failure_from!(Run:
     runtime::http::ServeError,
     runtime::roles::RolesError,
     health::ServeError,
+    health::RunFailed,
     admission::RunError
 );
 
