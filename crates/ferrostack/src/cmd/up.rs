@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use self::ports::Ports;
 use super::Failure;
 
-/// `ferrostack up` flags.
+/// `ferrostack up` flags. --work-delay and --shutdown-timeout share the roles' defaults;
+/// --host and --drain-delay have their own (localhost, and no load balancer to drain).
 #[derive(Args, Debug)]
 pub(crate) struct UpArgs {
     /// First port; the roles take N to N+6.
@@ -149,6 +150,7 @@ impl Wiring<'_> {
 
     fn sample(&self) -> Result<runtime::http::ServerConfig, Failure> {
         let mut server = self.server()?;
+        // It stands in for a third party's API: --fault-injection is for ferrostack's own.
         server.faults.fault_injection = false;
         let port = self.ports.port(&ports::SAMPLE);
         Ok(runtime::http::ServerConfig::new(&server, port)?)
