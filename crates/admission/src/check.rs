@@ -14,21 +14,20 @@ use runtime::files::{self, MAX_CONFIG_BYTES};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::PolicyArgs;
 use crate::engine::Policies;
 use crate::policy::{Mode, Violation};
 
 /// `ferrostack webhook check` flags.
 #[derive(clap::Args, Clone, Debug)]
+#[command(mut_arg("namespace", |a| a.help("Namespace of objects that name none (as `kubectl apply -n`)")))]
 pub struct CheckArgs {
     /// Manifests to check (multi-document YAML, e.g. `helm template` output); `-` reads stdin.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<std::path::PathBuf>,
-    /// Policy file (YAML); the built-in defaults when absent.
-    #[arg(long, env = "FERROSTACK_POLICY_FILE")]
-    pub policy_file: Option<std::path::PathBuf>,
-    /// Namespace of objects that name none (as `kubectl apply -n`).
-    #[arg(long, env = "FERROSTACK_NAMESPACE")]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub policy: PolicyArgs,
     /// Check the objects as written, without applying the webhook's mutations first.
     #[arg(long, env = "FERROSTACK_NO_MUTATE")]
     pub no_mutate: bool,
@@ -41,10 +40,10 @@ pub struct CheckArgs {
 /// The `webhook check` command: loads the policies (an unusable policy file is an error,
 /// exit 2) and checks the files; print [`Report::render`], exit with [`Report::exit_code`].
 pub fn run(args: &CheckArgs, stdin: impl Read) -> Result<Report, crate::config::PolicyFileError> {
-    let policies = Policies::load(args.policy_file.as_deref(), None)?;
+    let policies = Policies::load(args.policy.policy_file.as_deref(), None)?;
     let options = Options {
         no_mutate: args.no_mutate,
-        namespace: args.namespace.clone(),
+        namespace: args.policy.namespace.clone(),
     };
     Ok(check_files(&policies, &args.files, stdin, &options))
 }

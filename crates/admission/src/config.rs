@@ -31,6 +31,18 @@ use crate::mutate::{AntiAffinity, Mutations};
 use crate::policy::registry::{Definition, POLICIES, Policy, SettingError, Settings, names};
 use crate::policy::{Mode, Scope};
 
+/// `--policy-file` and `--namespace`, which `webhook serve` and `webhook check` both take;
+/// each sets `--namespace`'s help, since the namespace means something else to each.
+#[derive(clap::Args, Clone, Debug)]
+pub struct PolicyArgs {
+    /// Policy file (YAML); the built-in defaults when absent.
+    #[arg(long, env = "FERROSTACK_POLICY_FILE")]
+    pub policy_file: Option<std::path::PathBuf>,
+    /// A namespace (the command's help says which).
+    #[arg(long, env = "FERROSTACK_NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
 /// A policy file that cannot be used, naming the file and the field.
 #[derive(Debug, thiserror::Error)]
 #[error("policy file {file}: {field}: {message}")]

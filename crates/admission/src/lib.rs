@@ -20,6 +20,26 @@ pub mod tls;
 pub mod workload;
 
 pub use check::CheckArgs;
-pub use config::PolicyFileError;
+pub use config::{PolicyArgs, PolicyFileError};
 pub use engine::Policies;
 pub use serve::{Config, ConfigError, RunError, ServeArgs, run};
+
+/// `ferrostack webhook` subcommands.
+#[derive(clap::Args, Debug)]
+pub struct WebhookArgs {
+    /// Which one.
+    #[command(subcommand)]
+    pub command: WebhookCommand,
+}
+
+/// `webhook serve` or `webhook check`.
+// Parsed once at start-up: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(clap::Subcommand, Debug)]
+pub enum WebhookCommand {
+    /// Serve POST /validate and POST /mutate over HTTPS; probes and metrics on --metrics-port.
+    Serve(ServeArgs),
+    /// Check manifests against the policies offline, printed like a linter; exit 1 on an
+    /// enforce violation, 2 on an unreadable file or policy file.
+    Check(CheckArgs),
+}

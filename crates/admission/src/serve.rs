@@ -16,6 +16,7 @@ use runtime::http::{ServeError, ServerArgs, ServerConfig};
 use tokio::net::TcpListener;
 use tracing::Instrument as _;
 
+use crate::config::PolicyArgs;
 use crate::engine::Policies;
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::server::{AppState, INFLIGHT_BODY_BYTES, Inflight, api};
@@ -32,6 +33,9 @@ pub const DEFAULT_MAX_BODY_BYTES: &str = "4194304";
 /// `ferrostack webhook serve` flags.
 #[derive(clap::Args, Clone, Debug)]
 #[command(mut_arg("max_body_bytes", |a| a.default_value(DEFAULT_MAX_BODY_BYTES)))]
+#[command(mut_arg("namespace", |a| a.help(
+    "The webhook's own namespace: never evaluated or mutated (nor is kube-system)"
+)))]
 pub struct ServeArgs {
     /// HTTPS port of POST /validate and POST /mutate.
     #[arg(long, env = "FERROSTACK_PORT", default_value_t = 8443)]
@@ -61,12 +65,9 @@ pub struct ServeArgs {
     /// Write the self-signed CA certificate (PEM) here.
     #[arg(long, env = "FERROSTACK_CA_FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Policy file (YAML); the built-in defaults when absent.
-    #[arg(long, env = "FERROSTACK_POLICY_FILE")]
-    pub policy_file: Option<PathBuf>,
-    /// The webhook's own namespace: never evaluated or mutated (nor is kube-system).
-    #[arg(long, env = "FERROSTACK_NAMESPACE")]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub policy: PolicyArgs,
     /// Longest a review may take; less when the API server's ?timeout= is shorter.
     #[arg(long, env = "FERROSTACK_REVIEW_TIMEOUT", default_value = "2s", value_parser = runtime::parse_duration)]
     pub review_timeout: Duration,
@@ -169,7 +170,10 @@ impl Config {
         }
         let server = ServerConfig::new(&args.server, args.port)?;
         let metrics = ServerConfig::new(&args.server, args.metrics_port)?;
-        let policies = Policies::load(args.policy_file.as_deref(), args.namespace.as_deref())?;
+        let policies = Policies::load(
+            args.policy.policy_file.as_deref(),
+            args.policy.namespace.as_deref(),
+        )?;
         let tls = match (&args.tls_cert, &args.tls_key, args.self_signed) {
             (Some(cert), Some(key), false) => {
                 // Fail at start-up, not at the first handshake.

@@ -38,13 +38,13 @@ enum Role {
     /// GET / (3 s of work, then a log file), GET /api.
     DataApi(services::DataApiArgs),
     /// Kubernetes admission webhook: `serve` (HTTPS) or `check` manifests offline.
-    Webhook(cmd::webhook::WebhookArgs),
+    Webhook(admission::WebhookArgs),
     /// Ship sealed log segments and log files to object storage; `logship verify` checks it.
     Logship(cmd::logship::LogshipArgs),
     /// Health checker: `run` probes once (the CronJob), `serve` probes on intervals and serves
     /// a status page, /api/status and /metrics.
     #[command(subcommand)]
-    Healthcheck(cmd::healthcheck::HealthcheckCmd),
+    Healthcheck(health::Command),
     /// Every role in one process on localhost: the embedded default for a laptop.
     Up(cmd::up::UpArgs),
     /// Print the command-line reference as Markdown (kept in README.md).
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     if let Role::CliReference = cli.role {
         print!(
             "{}",
-            cmd::reference::markdown(&<Cli as clap::CommandFactory>::command())
+            runtime::args::reference::markdown(&<Cli as clap::CommandFactory>::command())
         );
         return ExitCode::SUCCESS;
     }
@@ -81,17 +81,9 @@ fn main() -> ExitCode {
     }
     let outcome = runtime.block_on(async {
         let (log_events, _log_guard, log_file) = cmd::init_telemetry(&global)?;
-        match open_files {
-            Ok(runtime::limits::OpenFiles::Raised { from, to }) => {
-                tracing::debug!(from, to, "raised the open-files limit");
-            }
-            Ok(runtime::limits::OpenFiles::Unchanged(limit)) => {
-                tracing::debug!(limit, "open-files limit");
-            }
-            Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
-        }
+        runtime::limits::log_open_files(&open_files);
         let shutdown = CancellationToken::new();
-        tokio::spawn(cmd::signals(shutdown.clone()));
+        tokio::spawn(runtime::signals::shutdown_on_signals(shutdown.clone()));
         let outcome = match role {
             Role::BackendApi(args) => cmd::services::backend_api(args, shutdown, log_events).await,
             Role::DataApi(args) => cmd::services::data_api(args, shutdown, log_events).await,

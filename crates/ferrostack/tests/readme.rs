@@ -56,3 +56,31 @@ fn every_flag_documents_its_environment_variable() {
         );
     }
 }
+
+/// `up`'s port table, compiled in here as in the binary: the banner it renders must be the one
+/// README.md's session shows.
+#[path = "../src/cmd/up/ports.rs"]
+#[allow(dead_code)] // The binary uses rows and helpers this test does not.
+mod ports;
+
+/// README's `up` table (the session's banner, at `up`'s default base port and data dir) is the
+/// binary's port table rendered, so a port, URL, description or the probe interval cannot drift.
+#[test]
+fn the_readme_up_table_matches_the_port_table() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("\nferrostack up — all roles")
+        .expect("README's session shows up's table");
+    let end = start
+        + readme[start..]
+            .find("\n```")
+            .expect("the table's block ends");
+    let host = "127.0.0.1".parse().unwrap();
+    let ports = ports::Ports::new(host, 8080).unwrap();
+    let banner = ports.banner(ports::PROBE_INTERVAL, std::path::Path::new("./.ferrostack"));
+    assert_eq!(
+        &readme[start..=end],
+        banner,
+        "README.md's up table differs from cmd/up/ports.rs"
+    );
+}

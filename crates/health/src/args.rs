@@ -19,6 +19,16 @@ const MIN_HISTORY_BYTES: u64 = 1 << 20;
 /// conditions and error messages make it longer.
 const BYTES_PER_RESULT: u64 = 4096;
 
+/// `ferrostack healthcheck` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Probe every target once, append the results to the history, alert, push; exit 0 when
+    /// all passed, 1 when one failed, 2 on a bad configuration (the CronJob).
+    Run(RunArgs),
+    /// Probe every target on its interval; serve the status page (/), /api/status, /metrics.
+    Serve(ServeArgs),
+}
+
 /// Flags both modes share.
 #[derive(clap::Args, Clone, Debug)]
 pub struct CheckArgs {

@@ -24,10 +24,10 @@ pub mod status;
 pub mod tls;
 
 pub use alert::{AlertConfig, Thresholds};
-pub use args::{CheckArgs, RunArgs, ServeArgs, ServeConfig, ServeConfigError};
+pub use args::{CheckArgs, Command, RunArgs, ServeArgs, ServeConfig, ServeConfigError};
 pub use config::{ConfigError, Target, default_targets, load_targets};
 pub use record::Record;
-pub use run::{RunReport, run_once};
+pub use run::{RunFailed, RunReport, run_once};
 pub use serve::{ServeError, Service, app, run};
 
 /// What the health checker does and where it keeps and sends things.

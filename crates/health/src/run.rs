@@ -34,6 +34,35 @@ impl RunReport {
     pub fn exit_code(&self) -> i32 {
         i32::from(!(self.errors.is_empty() && self.records.iter().all(|r| r.success)))
     }
+
+    /// The run as `healthcheck run` reports it: `Ok` exactly when [`Self::exit_code`] is 0.
+    pub fn outcome(&self) -> Result<(), RunFailed> {
+        let failed = self.records.iter().filter(|r| !r.success).count();
+        match (self.exit_code(), self.errors.first()) {
+            (0, _) => Ok(()),
+            (_, Some(e)) if failed == 0 => Err(RunFailed::After(e.clone())),
+            _ => Err(RunFailed::Targets {
+                failed,
+                total: self.records.len(),
+            }),
+        }
+    }
+}
+
+/// Why a run failed (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum RunFailed {
+    /// Every target passed, but recording, alerting or pushing did not: the first problem.
+    #[error("{0}")]
+    After(String),
+    /// Targets failed.
+    #[error("{failed} of {total} targets failed")]
+    Targets {
+        /// How many failed.
+        failed: usize,
+        /// How many were probed.
+        total: usize,
+    },
 }
 
 /// Probes every target once and records, alerts and pushes the results.

@@ -85,7 +85,12 @@ impl Options {
     /// ([`crate::args::defaults`], the admin server's for the timeouts), the environment
     /// ignored.
     pub fn new(sources: Vec<String>, to: impl Into<String>) -> Self {
-        let server = runtime::http::ServerArgs::default();
+        // The admin server's flag defaults (their parse is tested in runtime); the shipper
+        // only uses these when no ShipArgs built the options, as in tests and `verify`.
+        let server = runtime::args::defaults::<runtime::http::ServerArgs>().ok();
+        let timeout = |f: fn(&runtime::http::ServerArgs) -> Duration| {
+            server.as_ref().map_or(Duration::ZERO, f)
+        };
         Self {
             sources,
             to: to.into(),
@@ -103,10 +108,10 @@ impl Options {
             multipart_threshold: defaults::MULTIPART_THRESHOLD,
             part_size: defaults::PART_SIZE,
             scan_interval: Duration::from_secs(1),
-            shutdown_timeout: server.shutdown_timeout,
+            shutdown_timeout: timeout(|s| s.shutdown_timeout),
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
-            request_timeout: server.request_timeout,
+            request_timeout: timeout(|s| s.request_timeout),
             host: None,
         }
     }

@@ -22,7 +22,7 @@ pub use config::{Config, ConfigError, Options};
 pub use logfile::RotatingWriter;
 pub use metrics::Metrics;
 pub use service::{Error, Shipper};
-pub use verify::{Report, verify};
+pub use verify::{Report, VerifyError, verify};
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;

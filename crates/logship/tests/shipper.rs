@@ -369,7 +369,7 @@ async fn logship_role_serves_probes_and_shipper_metrics_on_the_admin_port() {
     let server = runtime::http::ServerArgs {
         host: std::net::Ipv4Addr::LOCALHOST.into(),
         drain_delay: Duration::from_millis(50),
-        ..runtime::http::ServerArgs::default()
+        ..runtime::args::defaults().unwrap()
     };
     let with = logship::RunWith {
         admin: Some(runtime::http::ServerConfig::new(&server, port).unwrap()),

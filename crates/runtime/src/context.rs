@@ -1,8 +1,8 @@
 //! The explicit context handed to every role: who it is, when to stop, whether it is ready.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::telemetry::LogEvents;
@@ -63,20 +63,56 @@ impl Context {
 }
 
 /// Whether a role should receive traffic: false until it listens, false again from the
-/// moment shutdown begins.
-#[derive(Clone, Debug, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+/// moment shutdown begins. A watch channel, so that others (`up`) can await it, not poll.
+#[derive(Clone, Debug)]
+pub struct Readiness(Arc<watch::Sender<bool>>);
 
 // === impl Readiness ===
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self(Arc::new(watch::Sender::new(false)))
+    }
+}
 
 impl Readiness {
     /// Marks the role ready or not.
     pub fn set_ready(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+        self.0.send_replace(ready);
     }
 
     /// Whether the role is ready.
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        *self.0.borrow()
+    }
+
+    /// Resolves once the role is ready (at once if it is already).
+    pub async fn ready(&self) {
+        // `wait_for` fails only once the sender is gone, and `self` holds it.
+        let _ = self.0.subscribe().wait_for(|ready| *ready).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Readiness;
+
+    #[tokio::test]
+    async fn ready_resolves_when_the_role_becomes_ready() {
+        let readiness = Readiness::default();
+        let waiting = tokio::spawn({
+            let readiness = readiness.clone();
+            async move { readiness.ready().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "not ready yet");
+        readiness.set_ready(true);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("ready() resolves after set_ready(true)")
+            .expect("no panic");
+        readiness.ready().await;
     }
 }

@@ -40,19 +40,6 @@ pub struct FaultArgs {
     pub fault_injection: bool,
 }
 
-impl Default for FaultArgs {
-    fn default() -> Self {
-        Self {
-            random_delay: false,
-            random_delay_min: Duration::ZERO,
-            random_delay_max: Duration::from_millis(500),
-            random_error: false,
-            random_error_ratio: 0.33,
-            fault_injection: false,
-        }
-    }
-}
-
 /// Why fault-injection flags are invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum FaultConfigError {
@@ -194,7 +181,7 @@ mod tests {
         let args = FaultArgs {
             random_delay_min: Duration::from_secs(2),
             random_delay_max: Duration::from_secs(1),
-            ..FaultArgs::default()
+            ..crate::args::defaults().unwrap()
         };
         assert!(
             Faults::new(&args)
@@ -208,7 +195,7 @@ mod tests {
     fn a_ratio_above_one_is_refused() {
         let args = FaultArgs {
             random_error_ratio: 1.5,
-            ..FaultArgs::default()
+            ..crate::args::defaults().unwrap()
         };
         assert!(
             Faults::new(&args)
@@ -220,6 +207,10 @@ mod tests {
 
     #[test]
     fn nothing_is_active_by_default() {
-        assert!(!Faults::new(&FaultArgs::default()).unwrap().active());
+        assert!(
+            !Faults::new(&crate::args::defaults().unwrap())
+                .unwrap()
+                .active()
+        );
     }
 }

@@ -33,6 +33,18 @@ pub fn raise_open_files() -> nix::Result<OpenFiles> {
     })
 }
 
+/// Logs what [`raise_open_files`] did, once telemetry is up (it ran before, so that no
+/// connection could be accepted under the old limit).
+pub fn log_open_files(raised: &nix::Result<OpenFiles>) {
+    match raised {
+        Ok(OpenFiles::Raised { from, to }) => {
+            tracing::debug!(from, to, "raised the open-files limit");
+        }
+        Ok(OpenFiles::Unchanged(limit)) => tracing::debug!(limit, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

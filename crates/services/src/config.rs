@@ -26,14 +26,17 @@ impl Role {
     }
 }
 
+/// `--work-delay`'s default, which `up` shares.
+pub const DEFAULT_WORK_DELAY: &str = "3s";
+
 /// Flags both services share.
-#[derive(clap::Args, Clone, Debug, Default)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct ServiceArgs {
     /// Directory GET / writes its log files to, created if missing [default: logs/<role>].
     #[arg(long, env = "FERROSTACK_LOG_DIR")]
     pub log_dir: Option<PathBuf>,
     /// Simulated processing time of GET / (a timer: other requests are not blocked).
-    #[arg(long, env = "FERROSTACK_WORK_DELAY", default_value = "3s", value_parser = runtime::parse_duration)]
+    #[arg(long, env = "FERROSTACK_WORK_DELAY", default_value = DEFAULT_WORK_DELAY, value_parser = runtime::parse_duration)]
     pub work_delay: Duration,
 }
 

@@ -12,7 +12,8 @@ mod params;
 pub mod sample_upstream;
 
 pub use config::{
-    BackendApiArgs, Config, ConfigError, DataApiArgs, ExternalConfig, Role, ServiceArgs,
+    BackendApiArgs, Config, ConfigError, DEFAULT_WORK_DELAY, DataApiArgs, ExternalConfig, Role,
+    ServiceArgs,
 };
 pub use logdir::LogDir;
 

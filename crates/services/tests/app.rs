@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use runtime::Context;
-use runtime::http::{ServerArgs, ServerConfig};
+use runtime::http::ServerConfig;
 use runtime::telemetry::LogEvents;
 use serde_json::Value;
 use services::{AppState, BackendApiArgs, Config, ServiceArgs};
@@ -27,7 +27,7 @@ fn backend(log_dir: &std::path::Path) -> axum::Router {
         external_logs_timeout: Duration::from_secs(1),
         integration_keys_dir: log_dir.join("no-keys"),
         environments: vec!["development".into(), "staging".into()],
-        server: ServerArgs::default(),
+        server: runtime::args::defaults().unwrap(),
     };
     let config = Config::backend_api(&args, Vec::new()).unwrap();
     let ctx = Context::new(

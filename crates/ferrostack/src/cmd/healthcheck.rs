@@ -2,8 +2,7 @@
 //! 2 bad configuration) and `ferrostack healthcheck serve` (probe on intervals; status page,
 //! `/api/status`, `/metrics`).
 
-use anyhow::anyhow;
-use health::{Config, RunArgs, ServeArgs, ServeConfig};
+use health::{Command, Config, ServeConfig};
 use runtime::Context;
 use runtime::telemetry::LogEvents;
 use tokio_util::sync::CancellationToken;
@@ -11,41 +10,21 @@ use tracing::Instrument;
 
 use super::Failure;
 
-/// `ferrostack healthcheck` subcommands.
-#[derive(clap::Subcommand, Debug)]
-pub(crate) enum HealthcheckCmd {
-    /// Probe every target once, append the results to the history, alert, push; exit 0 when
-    /// all passed, 1 when one failed, 2 on a bad configuration (the CronJob).
-    Run(RunArgs),
-    /// Probe every target on its interval; serve the status page (/), /api/status, /metrics.
-    Serve(ServeArgs),
-}
-
 pub(crate) async fn run(
-    cmd: HealthcheckCmd,
+    cmd: Command,
     shutdown: CancellationToken,
     events: LogEvents,
 ) -> Result<(), Failure> {
     let ctx = Context::new("healthcheck", shutdown, events);
     match cmd {
-        HealthcheckCmd::Run(args) => {
-            let config = Config::from_run_args(&args).map_err(|e| Failure::Config(e.into()))?;
+        Command::Run(args) => {
+            let config = Config::from_run_args(&args)?;
             let report = health::run_once(&config).instrument(ctx.span()).await;
-            let failed = report.records.iter().filter(|r| !r.success).count();
-            match (report.exit_code(), report.errors.first()) {
-                (0, _) => Ok(()),
-                (_, Some(e)) if failed == 0 => Err(Failure::Run(anyhow!("{e}"))),
-                _ => Err(Failure::Run(anyhow!(
-                    "{failed} of {} targets failed",
-                    report.records.len()
-                ))),
-            }
+            Ok(report.outcome()?)
         }
-        HealthcheckCmd::Serve(args) => {
-            let config = ServeConfig::from_args(&args).map_err(|e| Failure::Config(e.into()))?;
-            health::run(config, ctx)
-                .await
-                .map_err(|e| Failure::Run(e.into()))
+        Command::Serve(args) => {
+            let config = ServeConfig::from_args(&args)?;
+            Ok(health::run(config, ctx).await?)
         }
     }
 }

@@ -18,10 +18,8 @@ pub(crate) fn validate(
     max_pending_bytes: u64,
     log_file: Option<logfile::RotatingWriter>,
 ) -> Result<(Config, RunWith), Failure> {
-    let config = ship
-        .config(max_pending_bytes)
-        .map_err(|e| Failure::Config(e.into()))?;
-    let admin = ship.admin().map_err(|e| Failure::Config(e.into()))?;
+    let config = ship.config(max_pending_bytes)?;
+    let admin = ship.admin()?;
     let with = RunWith {
         admin: Some(admin),
         seal_on_shutdown: log_file,
@@ -41,18 +39,14 @@ pub(crate) async fn run(
         None => {
             let (config, with) = validate(&args.ship, max_pending_bytes, log_file)?;
             let ctx = Context::new("logship", shutdown, events);
-            logship::run(config, with, ctx)
-                .await
-                .map_err(|e| Failure::Run(e.into()))
+            Ok(logship::run(config, with, ctx).await?)
         }
     }
 }
 
 async fn verify(args: VerifyArgs) -> Result<(), Failure> {
-    let (url, sink) = args.destination().map_err(|e| Failure::Config(e.into()))?;
-    let report = logship::verify(&url, sink)
-        .await
-        .map_err(|e| Failure::Run(e.into()))?;
+    let (url, sink) = args.destination()?;
+    let report = logship::verify(&url, sink).await?;
     println!("{report}");
     if report.ok() {
         Ok(())

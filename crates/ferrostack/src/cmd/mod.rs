@@ -1,17 +1,16 @@
-//! What every subcommand shares: global flags, telemetry start-up, signal handling, and the
-//! mapping of failures to exit codes.
+//! What every subcommand shares: global flags, telemetry start-up, and the mapping of
+//! failures to exit codes.
 
 pub(crate) mod healthcheck;
 pub(crate) mod logship;
-pub(crate) mod reference;
 pub(crate) mod services;
 pub(crate) mod up;
 pub(crate) mod webhook;
 
 use std::process::ExitCode;
 
+use runtime::args::usage;
 use runtime::telemetry::LogEvents;
-use tokio_util::sync::CancellationToken;
 
 /// Flags of the process rather than of a role.
 #[derive(clap::Args, Debug)]
@@ -49,12 +48,46 @@ pub(crate) enum Failure {
     Run(anyhow::Error),
 }
 
+/// Each role error as the failure it is: `?` then sorts bad configuration (exit 2) from
+/// failures while running (exit 1) without a `map_err` at every call.
+macro_rules! failure_from {
+    ($variant:ident: $($error:ty),+) => {$(
+        impl From<$error> for Failure {
+            fn from(e: $error) -> Self {
+                Self::$variant(e.into())
+            }
+        }
+    )+};
+}
+
+failure_from!(Config:
+    clap::Error,
+    runtime::http::ConfigError,
+    ::services::ConfigError,
+    health::ConfigError,
+    health::ServeConfigError,
+    admission::ConfigError,
+    admission::PolicyFileError,
+    ::logship::ConfigError
+);
+failure_from!(Run:
+    ::services::ServiceError,
+    ::services::sample_upstream::keys::KeyError,
+    runtime::http::ServeError,
+    runtime::roles::RolesError,
+    health::ServeError,
+    health::RunFailed,
+    admission::RunError,
+    ::logship::RunError,
+    ::logship::VerifyError
+);
+
 pub(crate) fn fail(failure: &Failure) -> ExitCode {
     match failure {
         Failure::Config(e) => {
             eprintln!(
                 "ferrostack: configuration error: {}",
-                one_line(&format!("{e:#}"))
+                usage::one_line(&format!("{e:#}"))
             );
             ExitCode::from(2)
         }
@@ -68,39 +101,11 @@ pub(crate) fn fail(failure: &Failure) -> ExitCode {
 /// A command line or environment clap refused: one line naming the flag, exit 2. `--help`,
 /// `--version` and the help shown for a missing subcommand print as clap prints them.
 pub(crate) fn usage_error(e: &clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    if matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
-        e.exit();
-    }
-    // clap's text: "error: <what>", perhaps indented detail and tips, then "Usage: …" and
-    // "For more information, try '--help'."; the usage lines are dropped, the rest joined.
-    let rendered = e.render().to_string();
-    let what: String = rendered
-        .lines()
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let what = one_line(what.strip_prefix("error: ").unwrap_or(&what));
+    let Some(what) = usage::refusal(e) else {
+        e.exit()
+    };
     eprintln!("ferrostack: configuration error: {what}");
     ExitCode::from(2)
-}
-
-/// `text` on one line: its non-blank lines trimmed and joined with "; " (a space after a
-/// line ending in ':').
-fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if !out.is_empty() {
-            out.push_str(if out.ends_with(':') { " " } else { "; " });
-        }
-        out.push_str(line);
-    }
-    out
 }
 
 /// Starts JSON logging on stdout and, with `--log-file-dir`, into the rotating log file too.
@@ -135,27 +140,4 @@ pub(crate) fn init_telemetry(
         events = events.with_log_file_metrics(std::sync::Arc::new(w.stats().clone()));
     }
     Ok((events, guard, writer))
-}
-
-/// The first SIGTERM or SIGINT starts a graceful shutdown; a second one exits at once.
-pub(crate) async fn signals(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
-        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutdown requested"),
-    }
-    shutdown.cancel();
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    tracing::warn!("second signal: exiting now");
-    std::process::exit(130);
 }

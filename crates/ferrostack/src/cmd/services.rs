@@ -12,9 +12,9 @@ pub(crate) async fn backend_api(
     shutdown: CancellationToken,
     events: LogEvents,
 ) -> Result<(), Failure> {
-    let config =
-        Config::backend_api(&args, std::env::vars()).map_err(|e| Failure::Config(e.into()))?;
-    run(config, Context::new("backend-api", shutdown, events)).await
+    let config = Config::backend_api(&args, std::env::vars())?;
+    let ctx = Context::new("backend-api", shutdown, events);
+    Ok(services::run(config, ctx).await?)
 }
 
 pub(crate) async fn data_api(
@@ -22,12 +22,7 @@ pub(crate) async fn data_api(
     shutdown: CancellationToken,
     events: LogEvents,
 ) -> Result<(), Failure> {
-    let config = Config::data_api(&args).map_err(|e| Failure::Config(e.into()))?;
-    run(config, Context::new("data-api", shutdown, events)).await
-}
-
-async fn run(config: Config, ctx: Context) -> Result<(), Failure> {
-    services::run(config, ctx)
-        .await
-        .map_err(|e| Failure::Run(e.into()))
+    let config = Config::data_api(&args)?;
+    let ctx = Context::new("data-api", shutdown, events);
+    Ok(services::run(config, ctx).await?)
 }

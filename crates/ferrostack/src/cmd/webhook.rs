@@ -1,30 +1,12 @@
 //! `ferrostack webhook serve` (the HTTPS admission webhook) and `ferrostack webhook check`
 //! (the same policies over manifest files, exit 1 on an enforce violation).
 
-use admission::{CheckArgs, Config, ServeArgs};
+use admission::{Config, WebhookArgs, WebhookCommand};
 use runtime::Context;
 use runtime::telemetry::LogEvents;
 use tokio_util::sync::CancellationToken;
 
 use super::Failure;
-
-/// `ferrostack webhook` subcommands.
-#[derive(clap::Args, Debug)]
-pub(crate) struct WebhookArgs {
-    #[command(subcommand)]
-    command: WebhookCommand,
-}
-
-// Parsed once at start-up: the size difference does not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(clap::Subcommand, Debug)]
-enum WebhookCommand {
-    /// Serve POST /validate and POST /mutate over HTTPS; probes and metrics on --metrics-port.
-    Serve(ServeArgs),
-    /// Check manifests against the policies offline, printed like a linter; exit 1 on an
-    /// enforce violation, 2 on an unreadable file or policy file.
-    Check(CheckArgs),
-}
 
 pub(crate) async fn run(
     args: WebhookArgs,
@@ -33,14 +15,12 @@ pub(crate) async fn run(
 ) -> Result<(), Failure> {
     match args.command {
         WebhookCommand::Serve(args) => {
-            let config = Config::from_args(&args).map_err(|e| Failure::Config(e.into()))?;
-            admission::run(config, Context::new("webhook", shutdown, events))
-                .await
-                .map_err(|e| Failure::Run(e.into()))
+            let config = Config::from_args(&args)?;
+            let ctx = Context::new("webhook", shutdown, events);
+            Ok(admission::run(config, ctx).await?)
         }
         WebhookCommand::Check(args) => {
-            let report = admission::check::run(&args, std::io::stdin().lock())
-                .map_err(|e| Failure::Config(e.into()))?;
+            let report = admission::check::run(&args, std::io::stdin().lock())?;
             print!("{}", admission::format::render(&report, args.format));
             match report.exit_code() {
                 0 => Ok(()),

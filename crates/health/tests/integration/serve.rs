@@ -33,7 +33,7 @@ pub(crate) async fn start(config: Config) -> Running {
     service.load().await.unwrap();
     let args = ServerArgs {
         drain_delay: Duration::ZERO,
-        ..ServerArgs::default()
+        ..runtime::args::defaults().unwrap()
     };
     let server = ServerConfig::new(&args, 0).unwrap();
     let router = runtime::http::app(

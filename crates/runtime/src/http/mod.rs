@@ -9,7 +9,7 @@ mod server;
 
 pub use server::{ServeError, serve, serve_on};
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ use crate::Context;
 use crate::faults::{FaultArgs, FaultConfigError, Faults};
 use crate::metrics::HttpMetrics;
 
+/// `--shutdown-timeout`'s default, which `up` shares.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "30s";
+
 /// Server flags shared by every HTTP role; each role adds its own `--port`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServerArgs {
@@ -38,7 +41,7 @@ pub struct ServerArgs {
     #[arg(long, env = "FERROSTACK_DRAIN_DELAY", default_value = "5s", value_parser = crate::parse_duration)]
     pub drain_delay: Duration,
     /// How long in-flight requests may take to finish once the listener is closed.
-    #[arg(long, env = "FERROSTACK_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = crate::parse_duration)]
+    #[arg(long, env = "FERROSTACK_SHUTDOWN_TIMEOUT", default_value = DEFAULT_SHUTDOWN_TIMEOUT, value_parser = crate::parse_duration)]
     pub shutdown_timeout: Duration,
     /// Longest time to answer one request before a 503.
     #[arg(long, env = "FERROSTACK_REQUEST_TIMEOUT", default_value = "30s", value_parser = crate::parse_duration)]
@@ -56,21 +59,6 @@ pub struct ServerArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub faults: FaultArgs,
-}
-
-impl Default for ServerArgs {
-    fn default() -> Self {
-        Self {
-            host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            drain_delay: Duration::from_secs(5),
-            shutdown_timeout: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(30),
-            max_body_bytes: 1024 * 1024,
-            max_uri_bytes: 16 * 1024,
-            max_header_bytes: 32 * 1024,
-            faults: FaultArgs::default(),
-        }
-    }
 }
 
 /// Why server flags are invalid.

@@ -2,12 +2,17 @@
 //! out of the box: `GET /logs` answers a few JSON log lines to a caller presenting the
 //! generated key as `Authorization: Bearer <key>`, and 401 to anyone else.
 
+pub mod keys;
+
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use runtime::Context;
+use runtime::http::{ServeError, ServerConfig};
 use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -21,6 +26,22 @@ pub fn app(keys: Vec<SecretString>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(logs))
         .with_state(Keys(Arc::new(keys)))
+}
+
+/// Serves the sample API, accepting any of `keys`, until the context's shutdown completes.
+pub async fn run(
+    config: ServerConfig,
+    keys: Vec<SecretString>,
+    ctx: Context,
+) -> Result<(), ServeError> {
+    let span = ctx.span();
+    async move {
+        let registry = runtime::metrics::registry(&ctx);
+        let router = runtime::http::app(app(keys), registry, &config, &ctx);
+        runtime::http::serve(&config, &ctx, router).await
+    }
+    .instrument(span)
+    .await
 }
 
 /// Sample log lines for an authorised caller.

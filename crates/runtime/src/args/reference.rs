@@ -3,7 +3,8 @@
 
 use clap::Command;
 
-pub(crate) fn markdown(root: &Command) -> String {
+/// Every subcommand's long help under `root`'s, each in a `text` block under a heading.
+pub fn markdown(root: &Command) -> String {
     let text = render_all(root);
     // clap pads blank help lines with spaces; Markdown wants none.
     text.lines()
