@@ -46,7 +46,7 @@ enum Role {
     #[command(subcommand)]
     Healthcheck(health::Command),
     /// Every role in one process on localhost: the embedded default for a laptop.
-    Up(cmd::up::UpArgs),
+    Up(up::UpArgs),
     /// Print the command-line reference as Markdown (kept in README.md).
     #[command(hide = true)]
     CliReference,
@@ -95,7 +95,7 @@ fn main() -> ExitCode {
             Role::Healthcheck(cmd) => cmd::healthcheck::run(cmd, shutdown, log_events).await,
             Role::Up(args) => {
                 let bound = global.max_pending_bytes;
-                cmd::up::run(args, shutdown, log_events, log_file.clone(), bound).await
+                Ok(up::run(args, shutdown, log_events, log_file.clone(), bound).await?)
             }
             Role::CliReference => Ok(()),
         };

@@ -57,11 +57,7 @@ fn every_flag_documents_its_environment_variable() {
     }
 }
 
-/// `up`'s port table, compiled in here as in the binary: the banner it renders must be the one
-/// README.md's session shows.
-#[path = "../src/cmd/up/ports.rs"]
-#[allow(dead_code)] // The binary uses rows and helpers this test does not.
-mod ports;
+use up::ports;
 
 /// README's `up` table (the session's banner, at `up`'s default base port and data dir) is the
 /// binary's port table rendered, so a port, URL, description or the probe interval cannot drift.
@@ -81,6 +77,6 @@ fn the_readme_up_table_matches_the_port_table() {
     assert_eq!(
         &readme[start..=end],
         banner,
-        "README.md's up table differs from cmd/up/ports.rs"
+        "README.md's up table differs from crates/up/src/ports.rs"
     );
 }

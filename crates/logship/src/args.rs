@@ -10,6 +10,7 @@ use url::Url;
 
 use crate::config::{Config, ConfigError, Options};
 use crate::sink::SinkOptions;
+use crate::{RotatingWriter, RunWith};
 
 /// The defaults of the shipper's flags, written once: the clap attributes below and
 /// [`Options::new`] both read them.
@@ -170,9 +171,16 @@ impl ShipArgs {
         self.options(max_pending_bytes).validate()
     }
 
-    /// The validated admin server (`--port` and the server flags).
-    pub fn admin(&self) -> Result<ServerConfig, runtime::http::ConfigError> {
-        ServerConfig::new(&self.server, self.port)
+    /// What [`crate::run`] runs with: the validated admin server (`--port` and the server
+    /// flags) and the process's own log writer, sealed on shutdown so its last lines ship.
+    pub fn run_with(
+        &self,
+        seal_on_shutdown: Option<RotatingWriter>,
+    ) -> Result<RunWith, runtime::http::ConfigError> {
+        Ok(RunWith {
+            admin: Some(ServerConfig::new(&self.server, self.port)?),
+            seal_on_shutdown,
+        })
     }
 }
 
@@ -260,8 +268,8 @@ mod tests {
     #[test]
     fn admin_validates_the_server_flags() {
         let ok = parse(&[]);
-        assert!(ok.admin().is_ok());
+        assert!(ok.run_with(None).is_ok());
         let bad = parse(&["--request-timeout", "0s"]);
-        assert!(bad.admin().is_err());
+        assert!(bad.run_with(None).is_err());
     }
 }

@@ -2,30 +2,14 @@
 //! `/metrics` on the admin `--port`, 8084); `ferrostack logship verify --to URL`: check the
 //! archive, exit 1 on a problem. The flags and their validation live in the logship crate.
 
-use logship::{Config, LogshipCommand, RunWith, VerifyArgs};
+use logship::{LogshipCommand, VerifyArgs};
 use runtime::Context;
 use runtime::telemetry::LogEvents;
 use tokio_util::sync::CancellationToken;
 
 use super::Failure;
 
-pub(crate) use logship::{LogshipArgs, ShipArgs};
-
-/// The validated shipper and what it runs with: the admin server and the process's own log
-/// file (`ferrostack up` runs the role from the same flags).
-pub(crate) fn validate(
-    ship: &ShipArgs,
-    max_pending_bytes: u64,
-    log_file: Option<logfile::RotatingWriter>,
-) -> Result<(Config, RunWith), Failure> {
-    let config = ship.config(max_pending_bytes)?;
-    let admin = ship.admin()?;
-    let with = RunWith {
-        admin: Some(admin),
-        seal_on_shutdown: log_file,
-    };
-    Ok((config, with))
-}
+pub(crate) use logship::LogshipArgs;
 
 pub(crate) async fn run(
     args: LogshipArgs,
@@ -37,7 +21,8 @@ pub(crate) async fn run(
     match args.command {
         Some(LogshipCommand::Verify(v)) => verify(v).await,
         None => {
-            let (config, with) = validate(&args.ship, max_pending_bytes, log_file)?;
+            let config = args.ship.config(max_pending_bytes)?;
+            let with = args.ship.run_with(log_file)?;
             let ctx = Context::new("logship", shutdown, events);
             Ok(logship::run(config, with, ctx).await?)
         }

@@ -4,7 +4,6 @@
 pub(crate) mod healthcheck;
 pub(crate) mod logship;
 pub(crate) mod services;
-pub(crate) mod up;
 pub(crate) mod webhook;
 
 use std::process::ExitCode;
@@ -58,6 +57,15 @@ macro_rules! failure_from {
             }
         }
     )+};
+}
+
+impl From<up::UpError> for Failure {
+    fn from(e: up::UpError) -> Self {
+        match e {
+            up::UpError::Config(e) => Self::Config(anyhow::Error::from_boxed(e)),
+            up::UpError::Run(e) => Self::Run(anyhow::Error::from_boxed(e)),
+        }
+    }
 }
 
 failure_from!(Config:

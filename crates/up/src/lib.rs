@@ -1,8 +1,9 @@
 //! `ferrostack up`: every role in one process on localhost, state under `--data-dir`, each on
 //! its row of [`ports::PORTS`] (`--base-port` N plus the row's offset). Roles join as they are
-//! built; each gets the defaults of its own flags (environment ignored) plus up's wiring.
+//! built; each gets the defaults of its own flags (environment ignored) plus up's wiring. The
+//! one crate that depends on every role: it composes them, as the binary's subcommands do.
 
-mod ports;
+pub mod ports;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -18,12 +19,48 @@ use services::{BackendApiArgs, Config, DataApiArgs};
 use tokio_util::sync::CancellationToken;
 
 use self::ports::Ports;
-use super::Failure;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why `up` could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    /// A flag or a role's configuration is unusable (exit 2).
+    #[error(transparent)]
+    Config(BoxError),
+    /// Starting or running failed (exit 1).
+    #[error(transparent)]
+    Run(BoxError),
+}
+
+macro_rules! up_error_from {
+    ($variant:ident: $($error:ty),+) => {$(
+        impl From<$error> for UpError {
+            fn from(e: $error) -> Self {
+                Self::$variant(Box::new(e))
+            }
+        }
+    )+};
+}
+
+up_error_from!(Config:
+    clap::Error,
+    ports::PortError,
+    runtime::http::ConfigError,
+    services::ConfigError,
+    health::ServeConfigError,
+    admission::ConfigError,
+    logship::ConfigError
+);
+up_error_from!(Run:
+    services::sample_upstream::keys::KeyError,
+    runtime::roles::RolesError
+);
 
 /// `ferrostack up` flags. --work-delay and --shutdown-timeout share the roles' defaults;
 /// --host and --drain-delay have their own (localhost, and no load balancer to drain).
 #[derive(Args, Debug)]
-pub(crate) struct UpArgs {
+pub struct UpArgs {
     /// First port; the roles take N to N+6.
     #[arg(long, env = "FERROSTACK_BASE_PORT", default_value_t = 8080)]
     base_port: u16,
@@ -49,25 +86,26 @@ pub(crate) struct UpArgs {
 
 impl UpArgs {
     /// Where `up` writes its own rotating log file unless `--log-file-dir` says otherwise.
-    pub(crate) fn log_file_dir(&self) -> PathBuf {
+    pub fn log_file_dir(&self) -> PathBuf {
         self.data_dir.join("logs/up")
     }
 }
 
 const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
 
-pub(crate) async fn run(
+/// Runs every role until `shutdown`; `log_file` is the process's own rotating log (shipped
+/// with the services' logs), `max_pending_bytes` the global pending bound.
+pub async fn run(
     args: UpArgs,
     shutdown: CancellationToken,
     events: LogEvents,
     log_file: Option<logship::RotatingWriter>,
     max_pending_bytes: u64,
-) -> Result<(), Failure> {
+) -> Result<(), UpError> {
     let root = args.data_dir.clone();
     let keys_dir = root.join("integration-keys");
     let keys = services::sample_upstream::keys::ensure(&keys_dir, &ENVIRONMENTS)?;
-    let ports =
-        Ports::new(args.host, args.base_port).map_err(|e| Failure::Config(anyhow::anyhow!(e)))?;
+    let ports = Ports::new(args.host, args.base_port)?;
     let up = Wiring { args: &args, ports };
     let backend = up.backend_api(&keys_dir)?;
     let data = up.data_api()?;
@@ -105,7 +143,7 @@ struct Wiring<'a> {
 
 impl Wiring<'_> {
     /// A role's server flags: its defaults with up's host, drain, shutdown and fault switch.
-    fn server(&self) -> Result<ServerArgs, Failure> {
+    fn server(&self) -> Result<ServerArgs, UpError> {
         let mut server: ServerArgs = defaults()?;
         server.host = self.args.host;
         server.drain_delay = self.args.drain_delay;
@@ -114,7 +152,7 @@ impl Wiring<'_> {
         Ok(server)
     }
 
-    fn backend_api(&self, keys_dir: &Path) -> Result<Config, Failure> {
+    fn backend_api(&self, keys_dir: &Path) -> Result<Config, UpError> {
         let mut backend: BackendApiArgs = defaults()?;
         backend.port = self.ports.port(&ports::BACKEND_API);
         backend.service.log_dir = Some(self.args.data_dir.join("logs/backend-api"));
@@ -126,7 +164,7 @@ impl Wiring<'_> {
         Ok(Config::backend_api(&backend, Vec::new())?)
     }
 
-    fn data_api(&self) -> Result<Config, Failure> {
+    fn data_api(&self) -> Result<Config, UpError> {
         let mut data: DataApiArgs = defaults()?;
         data.port = self.ports.port(&ports::DATA_API);
         data.service.log_dir = Some(self.args.data_dir.join("logs/data-api"));
@@ -135,7 +173,7 @@ impl Wiring<'_> {
         Ok(Config::data_api(&data)?)
     }
 
-    fn healthcheck(&self) -> Result<health::ServeConfig, Failure> {
+    fn healthcheck(&self) -> Result<health::ServeConfig, UpError> {
         let mut check: health::ServeArgs = defaults()?;
         check.port = self.ports.port(&ports::HEALTHCHECK);
         check.check.backend_url = self.ports.origin(&ports::BACKEND_API);
@@ -148,7 +186,7 @@ impl Wiring<'_> {
         Ok(health::ServeConfig::from_args(&check)?)
     }
 
-    fn sample(&self) -> Result<runtime::http::ServerConfig, Failure> {
+    fn sample(&self) -> Result<runtime::http::ServerConfig, UpError> {
         let mut server = self.server()?;
         // It stands in for a third party's API: --fault-injection is for ferrostack's own.
         server.faults.fault_injection = false;
@@ -156,7 +194,7 @@ impl Wiring<'_> {
         Ok(runtime::http::ServerConfig::new(&server, port)?)
     }
 
-    fn webhook(&self) -> Result<admission::Config, Failure> {
+    fn webhook(&self) -> Result<admission::Config, UpError> {
         let mut webhook: admission::ServeArgs = defaults()?;
         webhook.port = self.ports.port(&ports::WEBHOOK);
         webhook.metrics_port = self.ports.port(&ports::WEBHOOK_METRICS);
@@ -171,7 +209,7 @@ impl Wiring<'_> {
         &self,
         log_file: Option<logship::RotatingWriter>,
         max_pending_bytes: u64,
-    ) -> Result<(logship::Config, logship::RunWith), Failure> {
+    ) -> Result<(logship::Config, logship::RunWith), UpError> {
         let root = &self.args.data_dir;
         let mut sources = vec![
             format!("backend-api={}", root.join("logs/backend-api").display()),
@@ -180,15 +218,16 @@ impl Wiring<'_> {
         if let Some(w) = &log_file {
             sources.push(format!("up={}", w.dir().display()));
         }
-        let archive =
-            logship::config::file_url(&root.join("archive")).map_err(|e| Failure::Run(e.into()))?;
-        let mut ship: super::logship::ShipArgs = defaults()?;
+        let archive = logship::config::file_url(&root.join("archive"))
+            .map_err(|e| UpError::Run(Box::new(e)))?;
+        let mut ship: logship::ShipArgs = defaults()?;
         ship.port = self.ports.port(&ports::LOGSHIP);
         ship.sources = sources;
         ship.to = Some(archive);
         ship.state_dir = root.join("logship-state");
         ship.batch_max_age = Duration::from_secs(5);
         ship.server = self.server()?;
-        super::logship::validate(&ship, max_pending_bytes, log_file)
+        let config = ship.config(max_pending_bytes)?;
+        Ok((config, ship.run_with(log_file)?))
     }
 }

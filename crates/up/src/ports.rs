@@ -6,17 +6,17 @@ use std::path::Path;
 use std::time::Duration;
 
 /// One role's listener in `up`, as the banner shows it.
-pub(crate) struct Row {
+pub struct Row {
     /// The role, as the banner names it.
-    pub(crate) role: &'static str,
+    pub role: &'static str,
     /// Its port is `--base-port` plus this.
-    pub(crate) offset: u16,
+    pub offset: u16,
     /// `http` or `https`.
-    pub(crate) scheme: &'static str,
+    pub scheme: &'static str,
     /// Where the banner's URL points.
-    pub(crate) path: &'static str,
+    pub path: &'static str,
     /// What the banner says it serves; `{interval}` is [`PROBE_INTERVAL`].
-    pub(crate) what: &'static str,
+    pub what: &'static str,
 }
 
 const fn row(role: &'static str, offset: u16, scheme: &'static str, path: &'static str) -> Row {
@@ -29,37 +29,37 @@ const fn row(role: &'static str, offset: u16, scheme: &'static str, path: &'stat
     }
 }
 
-pub(crate) const BACKEND_API: Row = Row {
+pub const BACKEND_API: Row = Row {
     what: "GET /  /download_external_logs?env=development  /api",
     ..row("backend-api", 0, "http", "/")
 };
-pub(crate) const DATA_API: Row = Row {
+pub const DATA_API: Row = Row {
     what: "GET /  /api",
     ..row("data-api", 1, "http", "/")
 };
-pub(crate) const HEALTHCHECK: Row = Row {
+pub const HEALTHCHECK: Row = Row {
     what: "status page  /api/status  (probes the two APIs every {interval})",
     ..row("healthcheck", 2, "http", "/")
 };
-pub(crate) const WEBHOOK: Row = Row {
+pub const WEBHOOK: Row = Row {
     what: "POST /validate  /mutate (CA: webhook-ca.pem in the data dir)",
     ..row("webhook (TLS)", 3, "https", "/")
 };
-pub(crate) const LOGSHIP: Row = Row {
+pub const LOGSHIP: Row = Row {
     what: "ships logs/ to the archive/ in the data dir",
     ..row("logship", 4, "http", "/metrics")
 };
-pub(crate) const WEBHOOK_METRICS: Row = Row {
+pub const WEBHOOK_METRICS: Row = Row {
     what: "the webhook's /healthz /readyz /metrics over plain HTTP",
     ..row("webhook metrics", 5, "http", "/metrics")
 };
-pub(crate) const SAMPLE: Row = Row {
+pub const SAMPLE: Row = Row {
     what: "the API backend-api calls; keys generated in the data dir",
     ..row("sample external logs", 6, "http", "/logs")
 };
 
 /// Every row, in the banner's order.
-pub(crate) const PORTS: [Row; 7] = [
+pub const PORTS: [Row; 7] = [
     BACKEND_API,
     DATA_API,
     HEALTHCHECK,
@@ -70,43 +70,51 @@ pub(crate) const PORTS: [Row; 7] = [
 ];
 
 /// How often `up`'s health checker probes the two APIs; the banner says so.
-pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(30);
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// `--base-port` leaves no room for every role's port.
+#[derive(Debug, thiserror::Error)]
+#[error("--base-port {base}: N+{top} exceeds 65535")]
+pub struct PortError {
+    base: u16,
+    top: u16,
+}
 
 /// Where the roles listen: one host, ports from a base.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Ports {
+pub struct Ports {
     host: IpAddr,
     base: u16,
 }
 
 impl Ports {
     /// The ports from `base`; an error when the highest would pass 65535.
-    pub(crate) fn new(host: IpAddr, base: u16) -> Result<Self, String> {
+    pub fn new(host: IpAddr, base: u16) -> Result<Self, PortError> {
         let top = PORTS.iter().map(|r| r.offset).max().unwrap_or_default();
         match base.checked_add(top) {
             Some(_) => Ok(Self { host, base }),
-            None => Err(format!("--base-port {base}: N+{top} exceeds 65535")),
+            None => Err(PortError { base, top }),
         }
     }
 
     /// The row's port (`new` checked that it exists).
-    pub(crate) fn port(self, row: &Row) -> u16 {
+    pub fn port(self, row: &Row) -> u16 {
         self.base.saturating_add(row.offset)
     }
 
     /// `scheme://host:port`, without the path.
-    pub(crate) fn origin(self, row: &Row) -> String {
+    pub fn origin(self, row: &Row) -> String {
         let addr = SocketAddr::new(self.host, self.port(row));
         format!("{}://{addr}", row.scheme)
     }
 
     /// The row's URL, path included.
-    pub(crate) fn url(self, row: &Row) -> String {
+    pub fn url(self, row: &Row) -> String {
         self.origin(row) + row.path
     }
 
     /// The table printed once every role is ready.
-    pub(crate) fn banner(self, interval: Duration, root: &Path) -> String {
+    pub fn banner(self, interval: Duration, root: &Path) -> String {
         let mut t = String::from("\nferrostack up — all roles on localhost (Ctrl-C to stop)\n\n");
         let interval = runtime::format_duration(interval);
         for row in &PORTS {
