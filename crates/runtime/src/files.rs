@@ -11,16 +11,29 @@ pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// Why a bounded read failed; the message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// Opening or reading failed.
     #[error("cannot read {}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },
+    /// The file holds more than the cap.
     #[error("{} is larger than {limit} bytes (not a regular file, or not the file meant?)", path.display())]
-    TooLarge { path: PathBuf, limit: u64 },
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// The file is not text.
     #[error("{} is not valid UTF-8", path.display())]
-    NotUtf8 { path: PathBuf },
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 /// Reads at most `limit` bytes of `path`; more is [`ReadError::TooLarge`]. Works for regular

@@ -16,7 +16,12 @@ pub enum OpenFiles {
     /// The soft limit already was the hard one.
     Unchanged(u64),
     /// Raised `from` the old soft limit `to` the new one.
-    Raised { from: u64, to: u64 },
+    Raised {
+        /// The soft limit before.
+        from: u64,
+        /// The soft limit now.
+        to: u64,
+    },
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (at most 2^20). Never lowers it.

@@ -29,30 +29,37 @@ const fn row(role: &'static str, offset: u16, scheme: &'static str, path: &'stat
     }
 }
 
+/// backend-api's listener.
 pub const BACKEND_API: Row = Row {
     what: "GET /  /download_external_logs?env=development  /api",
     ..row("backend-api", 0, "http", "/")
 };
+/// data-api's listener.
 pub const DATA_API: Row = Row {
     what: "GET /  /api",
     ..row("data-api", 1, "http", "/")
 };
+/// healthcheck serve's status page and API.
 pub const HEALTHCHECK: Row = Row {
     what: "status page  /api/status  (probes the two APIs every {interval})",
     ..row("healthcheck", 2, "http", "/")
 };
+/// The webhook's TLS listener.
 pub const WEBHOOK: Row = Row {
     what: "POST /validate  /mutate (CA: webhook-ca.pem in the data dir)",
     ..row("webhook (TLS)", 3, "https", "/")
 };
+/// logship's admin port.
 pub const LOGSHIP: Row = Row {
     what: "ships logs/ to the archive/ in the data dir",
     ..row("logship", 4, "http", "/metrics")
 };
+/// The webhook's plain-HTTP probes and metrics.
 pub const WEBHOOK_METRICS: Row = Row {
     what: "the webhook's /healthz /readyz /metrics over plain HTTP",
     ..row("webhook metrics", 5, "http", "/metrics")
 };
+/// The sample external-logs API backend-api calls.
 pub const SAMPLE: Row = Row {
     what: "the API backend-api calls; keys generated in the data dir",
     ..row("sample external logs", 6, "http", "/logs")
