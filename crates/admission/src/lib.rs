@@ -11,6 +11,7 @@ pub mod exceptions;
 pub mod format;
 pub mod metrics;
 pub mod mutate;
+pub mod namespaces;
 pub mod policy;
 pub mod review;
 pub mod schema;

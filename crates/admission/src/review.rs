@@ -81,6 +81,9 @@ pub struct Request {
     pub object: Value,
     /// `request.oldObject` as JSON (null for CREATE).
     pub old_object: Value,
+    /// The labels of the request's namespace, when the server knows them (an AdmissionReview
+    /// does not carry them; see [`crate::namespaces`]).
+    pub namespace_labels: Option<Value>,
 }
 
 impl Request {
@@ -166,6 +169,7 @@ fn parse_value(mut review: Value) -> Result<Request, ReviewError> {
         inner,
         object,
         old_object,
+        namespace_labels: None,
     })
 }
 
@@ -443,7 +447,7 @@ fn subject<'a>(
         workload,
         namespace: req.namespace(),
         namespace_labelled,
-        namespace_labels: None,
+        namespace_labels: req.namespace_labels.as_ref(),
     })
 }
 

@@ -19,6 +19,7 @@ use tracing::Instrument as _;
 use crate::config::PolicyArgs;
 use crate::engine::Policies;
 use crate::metrics::{Metrics, ReloadLabels};
+use crate::namespaces::{self, ApiAccess, ClientError, NamespaceLabels};
 use crate::server::{AppState, INFLIGHT_BODY_BYTES, Inflight, api};
 use crate::tls::{self, CertStore, SelfSigned, TlsError, TlsListener};
 
@@ -68,6 +69,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub policy: PolicyArgs,
+    /// Kubeconfig of the cluster whose Namespace labels (pod-security.kubernetes.io/*) choose
+    /// the Pod Security level, as the built-in admission does; in a pod the ServiceAccount is
+    /// used without it. Neither: every namespace gets the policy file's level.
+    #[arg(long, env = "FERROSTACK_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
     /// Longest a review may take; less when the API server's ?timeout= is shorter.
     #[arg(long, env = "FERROSTACK_REVIEW_TIMEOUT", default_value = "2s", value_parser = runtime::parse_duration)]
     pub review_timeout: Duration,
@@ -105,6 +111,8 @@ pub struct Config {
     pub policies: Policies,
     /// The review budget.
     pub review_timeout: Duration,
+    /// Where namespace labels come from.
+    pub api: ApiAccess,
 }
 
 /// Why the flags or the policy file cannot be used (exit 2).
@@ -155,6 +163,9 @@ pub enum RunError {
     /// Serving.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// Connecting to the API server for namespace labels.
+    #[error(transparent)]
+    Api(#[from] ClientError),
 }
 
 // === impl Config ===
@@ -198,6 +209,7 @@ impl Config {
             _ => return Err(ConfigError::NoTls),
         };
         Ok(Config {
+            api: ApiAccess::detect(args.kubeconfig.as_deref()),
             server,
             metrics,
             tls,
@@ -296,6 +308,7 @@ pub async fn run(config: Config, ctx: Context) -> Result<(), RunError> {
             }
         };
         let state = AppState {
+            namespaces: namespace_labels(&config.api, &ctx).await?,
             policies: Arc::new(config.policies.clone()),
             metrics,
             review_timeout: config.review_timeout,
@@ -327,4 +340,24 @@ pub async fn run(config: Config, ctx: Context) -> Result<(), RunError> {
     }
     .instrument(span)
     .await
+}
+
+/// The namespace watch for `api`, or `None` (said once) without API access.
+async fn namespace_labels(
+    api: &ApiAccess,
+    ctx: &Context,
+) -> Result<Option<NamespaceLabels>, ClientError> {
+    let Some(client) = namespaces::client(api).await? else {
+        tracing::info!(
+            "no Kubernetes API access (not in a pod, no --kubeconfig): pod-security holds every namespace to the policy file's level"
+        );
+        return Ok(None);
+    };
+    let labels = namespaces::watch(client, ctx.shutdown().child_token());
+    let synced = labels.clone();
+    tokio::spawn(async move {
+        synced.synced().await;
+        tracing::info!("namespace labels synced: pod-security.kubernetes.io/* labels apply");
+    });
+    Ok(Some(labels))
 }

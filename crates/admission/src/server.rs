@@ -27,6 +27,7 @@ use utoipa_axum::routes;
 
 use crate::engine::Policies;
 use crate::metrics::Metrics;
+use crate::namespaces::NamespaceLabels;
 use crate::review::{self, Decision, Endpoint, ReviewAnswer};
 use crate::schema::{AdmissionReviewRequest, AdmissionReviewResponse, ErrorBody};
 use crate::workload::metric_kind;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub policies: Arc<Policies>,
     /// Metric handles.
     pub metrics: Metrics,
+    /// Namespace labels from the API server, when it is reachable.
+    pub namespaces: Option<NamespaceLabels>,
     /// The longest a review may take (`--review-timeout`).
     pub review_timeout: Duration,
     /// The request-body budget shared by the reviews in flight.
@@ -231,7 +234,7 @@ async fn handle(
         e
     };
     let permit = s.inflight.admit(request.headers()).map_err(counted)?;
-    let req = match read_review(request).await {
+    let mut req = match read_review(request).await {
         Ok(req) => req,
         Err(Unreadable::Answer(uid, error)) => {
             counted(WebhookError::bad_review(&error));
@@ -240,6 +243,9 @@ async fn handle(
         }
         Err(Unreadable::Refuse(e)) => return Err(counted(e)),
     };
+    if let (Some(namespaces), Some(ns)) = (&s.namespaces, req.namespace()) {
+        req.namespace_labels = namespaces.get(ns);
+    }
     let req = Arc::new(req);
     let outcome = evaluate(&s, &req, endpoint, deadline, permit).await;
     let kind = metric_kind(req.kind());

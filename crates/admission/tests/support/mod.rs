@@ -188,6 +188,7 @@ async fn serve_budget(
 ) -> Server {
     let metrics = Metrics::default();
     let state = AppState {
+        namespaces: None,
         policies: Arc::new(policies),
         metrics: metrics.clone(),
         review_timeout,
