@@ -143,7 +143,7 @@ logship-tools:
 	scripts/tools.sh azurite
 
 test-logship: logship-tools
-	MOTO_SERVER=$(CURDIR)/.tools/venv/bin/moto_server cargo test --locked -p ferrostack-logship
+	CI=true MOTO_SERVER=$(CURDIR)/.tools/venv/bin/moto_server cargo test --locked -p ferrostack-logship
 
 bench-logship:
 	scripts/tools.sh apt zstd:zstd time:/usr/bin/time

@@ -9,11 +9,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::Proc;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_concurrent_requests_give_a_thousand_whole_distinct_files() {
-    let backend = Proc::start(
+    let backend = support::start(
         // debug: successful requests' access lines, whose latency this test reports.
         &[
             "backend-api",

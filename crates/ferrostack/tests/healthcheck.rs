@@ -12,7 +12,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::Value;
-use support::{BIN, Proc};
+use support::BIN;
 
 /// A local target: `/ok` answers 200, `/down` 503.
 async fn target() -> String {
@@ -262,7 +262,7 @@ async fn serve_shows_results_and_metrics_and_stops_on_sigterm() {
     .unwrap();
     let config = config.display().to_string();
     let mut serve = tokio::task::spawn_blocking(move || {
-        Proc::start(
+        support::start(
             &[
                 "healthcheck",
                 "serve",
@@ -344,7 +344,7 @@ async fn up_runs_the_health_checker_against_its_own_services() {
     .map(|s| s.to_string())
     .collect();
     let mut up = tokio::task::spawn_blocking(move || {
-        let up = Proc::spawn(&args, &[], base);
+        let up = support::spawn(&args, &[], base);
         up.wait_ready(&format!("http://127.0.0.1:{}/readyz", base + 2));
         up
     })

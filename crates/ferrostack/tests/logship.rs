@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{Proc, get_text, json_lines};
+use support::{get_text, json_lines};
 
 const BOUND: u64 = 6000;
 
@@ -37,7 +37,7 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn at_the_pending_bound_a_role_logs_to_stdout_only_and_deletes_no_log_file() {
-    let mut data = Proc::start(
+    let mut data = support::start(
         &["data-api", "--log-file-dir", "segments"],
         &[("FERROSTACK_MAX_PENDING_BYTES", &BOUND.to_string())],
     );
@@ -158,7 +158,7 @@ async fn the_same_flag_bounds_the_shipper() {
         "--drain-delay",
         "0s",
     ];
-    let mut ship = Proc::start(&args, &[]);
+    let mut ship = support::start(&args, &[]);
     let mut full = None;
     for _ in 0..400 {
         full = metric(
@@ -242,7 +242,7 @@ async fn a_source_swapped_for_a_symlink_is_not_followed_and_the_admin_port_count
         "--drain-delay",
         "0s",
     ];
-    let mut ship = Proc::start(&args, &[]);
+    let mut ship = support::start(&args, &[]);
     for _ in 0..400 {
         if !src.join("a.json").exists() {
             break;

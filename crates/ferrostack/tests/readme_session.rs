@@ -13,7 +13,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::Proc;
 
 /// The README's session ports (`up`'s default base 8080 up to the sample API on 8086).
 const README_PORTS: std::ops::RangeInclusive<u16> = 8080..=8086;
@@ -226,7 +225,7 @@ fn the_readme_session_runs_as_shown() {
 
     let base = support::free_port_range(7);
     let args = ["up".to_string(), "--base-port".into(), base.to_string()];
-    let mut up = Proc::spawn(&args, &[], base);
+    let mut up = support::spawn(&args, &[], base);
     for port in [base + 2, base + 4, base + 5, base + 6] {
         up.wait_ready(&format!("http://127.0.0.1:{port}/readyz"));
     }

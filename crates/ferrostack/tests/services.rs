@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use serde_json::Value;
-use support::{Proc, json_lines};
+use support::json_lines;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -30,7 +30,7 @@ async fn get_json(url: &str) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_answers_the_query_parameters_and_prints_them() {
-    let mut data = Proc::start(&["data-api"], &[]);
+    let mut data = support::start(&["data-api"], &[]);
     let (status, body) =
         get_json(&data.url("/api?name=ferro&tag=a&tag=b&tag=c&empty=&sp=x+y%21")).await;
     assert_eq!(status, 200);
@@ -99,7 +99,7 @@ async fn api_answers_the_query_parameters_and_prints_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn probes_version_metrics_openapi_and_json_errors() {
-    let backend = Proc::start(&["backend-api"], &[]);
+    let backend = support::start(&["backend-api"], &[]);
     let (s, b) = get_json(&backend.url("/healthz")).await;
     assert_eq!((s, b["status"].as_str()), (200, Some("ok")));
     assert_eq!(get_json(&backend.url("/readyz")).await.0, 200);
@@ -164,7 +164,7 @@ async fn probes_version_metrics_openapi_and_json_errors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn root_writes_one_whole_log_file_per_request() {
-    let data = Proc::start(
+    let data = support::start(
         &["data-api", "--work-delay", "50ms", "--log-dir", "logs"],
         &[],
     );
@@ -191,7 +191,7 @@ async fn a_read_only_log_dir_gives_a_500_with_the_reason_and_the_process_stays_h
     let ro = dir.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
     let _mount = ReadOnly::make(&ro);
-    let data = Proc::start(
+    let data = support::start(
         &[
             "data-api",
             "--work-delay",
@@ -302,7 +302,7 @@ async fn download_external_logs_covers_every_outcome_and_never_leaks_the_key() {
     let keys = tempfile::tempdir().unwrap();
     std::fs::write(keys.path().join("development"), format!("{DEV_KEY}\n")).unwrap();
     let url = format!("http://{up_addr}/logs");
-    let mut backend = Proc::start(
+    let mut backend = support::start(
         &[
             "backend-api",
             "--external-logs-url",
@@ -409,7 +409,7 @@ async fn download_external_logs_covers_every_outcome_and_never_leaks_the_key() {
 
     // Upstream down: nothing listens on the URL.
     let closed = support::free_port();
-    let mut down = Proc::start(
+    let mut down = support::start(
         &[
             "backend-api",
             "--external-logs-url",
@@ -431,7 +431,7 @@ async fn download_external_logs_covers_every_outcome_and_never_leaks_the_key() {
     assert!(down.stop().success());
 
     // Not configured at all.
-    let bare = Proc::start(&["backend-api"], &[]);
+    let bare = support::start(&["backend-api"], &[]);
     let (s, e) = get_json(&bare.url("/download_external_logs?env=staging")).await;
     assert_eq!(
         (s, e["error"]["code"].as_str()),
@@ -509,7 +509,7 @@ async fn download_external_logs_never_follows_a_redirect_with_the_key() {
         (path == "/logs").then(|| format!("http://localhost:{}/hop?k={KEY}", other.port()))
     })
     .await;
-    let mut backend = Proc::start(
+    let mut backend = support::start(
         &[
             "backend-api",
             "--external-logs-url",
@@ -634,7 +634,7 @@ fn raw(port: u16, request: &[u8]) -> Raw {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_status_the_server_produces_itself_has_the_json_envelope() {
-    let data = Proc::start(&["data-api"], &[]);
+    let data = support::start(&["data-api"], &[]);
     let port = data.port;
     let check = |r: &Raw, status: u16, code: &str| {
         assert_eq!(r.status, status, "{r:?}");
@@ -745,7 +745,7 @@ async fn every_status_the_server_produces_itself_has_the_json_envelope() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_with_fifty_requests_in_flight_drains_and_answers_them_all() {
-    let mut data = Proc::start(
+    let mut data = support::start(
         &[
             "data-api",
             "--work-delay",
@@ -805,7 +805,7 @@ async fn sigterm_with_fifty_requests_in_flight_drains_and_answers_them_all() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fault_injection_switch_fails_api_routes_but_never_probes() {
-    let data = Proc::start(&["data-api", "--fault-injection"], &[]);
+    let data = support::start(&["data-api", "--fault-injection"], &[]);
     let r = client()
         .post(data.url("/fault_injection/enable"))
         .send()
@@ -828,7 +828,7 @@ async fn fault_injection_switch_fails_api_routes_but_never_probes() {
         .unwrap();
     assert_eq!(get_json(&data.url("/api")).await.0, 200);
 
-    let plain = Proc::start(&["data-api"], &[]);
+    let plain = support::start(&["data-api"], &[]);
     assert_eq!(
         client()
             .post(plain.url("/fault_injection/enable"))

@@ -8,7 +8,6 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::Proc;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn up_runs_every_role_and_download_external_logs_works_out_of_the_box() {
@@ -25,7 +24,7 @@ async fn up_runs_every_role_and_download_external_logs_works_out_of_the_box() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut up = Proc::spawn(&args, &[], base);
+    let mut up = support::spawn(&args, &[], base);
     up.wait_ready(&format!("http://127.0.0.1:{}/readyz", base + 1));
     up.wait_ready(&format!("http://127.0.0.1:{}/readyz", base + 6));
     let client = reqwest::Client::new();
@@ -132,7 +131,7 @@ async fn up_never_leaves_an_integration_key_readable_by_others() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut up = Proc::spawn(&args, &[], base);
+    let mut up = support::spawn(&args, &[], base);
     up.wait_ready(&format!("http://127.0.0.1:{}/readyz", base + 6));
 
     for env in ["development", "staging", "production"] {

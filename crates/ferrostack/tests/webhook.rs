@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use support::{BIN, Proc, free_port, free_port_range, json_lines};
+use support::{BIN, free_port, free_port_range, json_lines};
 
 const GOOD: &str = r#"apiVersion: apps/v1
 kind: Deployment
@@ -116,7 +116,7 @@ async fn up_serves_the_webhook_over_tls_on_base_plus_3_and_metrics_on_base_plus_
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut proc = Proc::spawn(&args, &[], base + 5);
+    let mut proc = support::spawn(&args, &[], base + 5);
     // up stops cleanly only once it has seen every role ready and printed its table.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !proc.stderr().contains("all roles on localhost") {
@@ -182,7 +182,7 @@ async fn serve_self_signed_answers_reviews_over_verified_tls_and_stops_on_sigter
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut proc = Proc::spawn(&args, &[], metrics);
+    let mut proc = support::spawn(&args, &[], metrics);
 
     // The CA bundle as printed (base64, the webhook configuration's caBundle) is the CA file.
     let logged = json_lines(&proc.stdout());
@@ -457,7 +457,7 @@ async fn a_fifo_at_the_certificate_path_is_refused_and_later_reloads_still_happe
         "--tls-key",
         key.to_str().unwrap(),
     ]);
-    let mut proc = Proc::spawn(&args, &[], metrics);
+    let mut proc = support::spawn(&args, &[], metrics);
     assert!(trusts(&a.ca_pem, port).await);
 
     // The certificate becomes a FIFO no one writes: opening it for reading would block.
@@ -535,7 +535,7 @@ fn deployment_review(operation: &str, spec: serde_json::Value) -> serde_json::Va
 #[tokio::test]
 async fn hostile_reviews_get_bounded_answers_and_stop_costing_cpu_once_answered() {
     let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
-    let mut proc = Proc::spawn(&args, &[], metrics);
+    let mut proc = support::spawn(&args, &[], metrics);
     let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
     let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
@@ -599,7 +599,7 @@ fn held_body() -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
 #[tokio::test]
 async fn bodies_in_flight_share_a_budget_and_the_excess_is_answered_503() {
     let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
-    let mut proc = Proc::spawn(&args, &[], metrics);
+    let mut proc = support::spawn(&args, &[], metrics);
     let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
     let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
@@ -670,7 +670,7 @@ async fn bodies_in_flight_share_a_budget_and_the_excess_is_answered_503() {
 #[tokio::test]
 async fn each_ports_openapi_lists_only_what_it_serves() {
     let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
-    let mut proc = Proc::spawn(&args, &[], metrics);
+    let mut proc = support::spawn(&args, &[], metrics);
     let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
     let tls = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])

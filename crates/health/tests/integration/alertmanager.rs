@@ -7,7 +7,9 @@ use std::time::Duration;
 use ferrostack_health::{AlertConfig, Config, HistoryConfig, Thresholds, run_once};
 
 use crate::support::{Receiver, target_server, targets};
-use crate::tools::{free_port, tool};
+use test_support::{free_port, tool_any};
+
+use crate::tools::wait_ready;
 
 struct Alertmanager {
     child: Child,
@@ -24,7 +26,7 @@ impl Drop for Alertmanager {
 
 async fn start_alertmanager(notify_url: &str) -> Option<Alertmanager> {
     // Debian names the binary prometheus-alertmanager; upstream, alertmanager.
-    let bin = crate::tools::find("prometheus-alertmanager").or_else(|| tool("alertmanager"))?;
+    let bin = tool_any(&["prometheus-alertmanager", "alertmanager"])?;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("alertmanager.yml");
     std::fs::write(
@@ -53,16 +55,8 @@ async fn start_alertmanager(notify_url: &str) -> Option<Alertmanager> {
         url: format!("http://127.0.0.1:{port}"),
         _dir: dir,
     };
-    for _ in 0..100 {
-        if reqwest::get(format!("{}/-/ready", am.url))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Some(am);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("alertmanager did not become ready");
+    wait_ready("alertmanager to be ready", &format!("{}/-/ready", am.url)).await;
+    Some(am)
 }
 
 async fn our_alerts(am: &Alertmanager) -> Vec<serde_json::Value> {

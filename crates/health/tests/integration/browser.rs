@@ -10,7 +10,9 @@ use ferrostack_health::{AlertConfig, Config, HistoryConfig};
 
 use crate::serve::{cron_record, start, target, wait_for};
 use crate::support::{target_server, targets};
-use crate::tools::{artifacts_dir, tool};
+use test_support::tool;
+
+use crate::tools::artifacts_dir;
 
 fn chromium(args: &[&str]) -> std::process::Output {
     let bin = tool("chromium").unwrap();

@@ -54,17 +54,19 @@ pub(crate) async fn wait_for(
     base: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{base}/api/status")).send().await {
+    let (client, done) = (&reqwest::Client::new(), &done);
+    let url = &format!("{base}/api/status");
+    test_support::poll_async(
+        "the status to reach the expected state",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async move {
+            let r = client.get(url).send().await.ok()?;
             let v: serde_json::Value = r.json().await.unwrap();
-            if done(&v) {
-                return v;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("status never reached the expected state");
+            done(&v).then_some(v)
+        },
+    )
+    .await
 }
 
 pub(crate) fn target<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
