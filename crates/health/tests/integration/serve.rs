@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use ferrostack_health::history::History;
-use ferrostack_health::record::{Phases, Record};
+use ferrostack_health::record::Record;
 use ferrostack_health::{AlertConfig, Config, HistoryConfig, Service, Thresholds};
 use runtime::Context;
 use runtime::http::{ServerArgs, ServerConfig};
 use runtime::telemetry::LogEvents;
 use tokio_util::sync::CancellationToken;
 
+use crate::fixtures;
 use crate::support::{Receiver, target_server, targets, tls_server};
 
 /// A running serve instance, served through the runtime like `healthcheck serve`.
@@ -78,25 +79,9 @@ pub(crate) fn target<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json
         .unwrap_or_else(|| panic!("no {name} in {v}"))
 }
 
+/// A CronJob's result `ago` before now.
 pub(crate) fn cron_record(target: &str, success: bool, ago: Duration) -> Record {
-    Record {
-        time: time::OffsetDateTime::now_utc() - ago,
-        target: target.into(),
-        url: format!("http://{target}.example/"),
-        success,
-        status: Some(if success { 200 } else { 503 }),
-        response_time_seconds: 0.02,
-        duration_seconds: 0.02,
-        attempts: 1,
-        error: None,
-        failed: if success {
-            vec![]
-        } else {
-            vec!["[STATUS] (503) == 200".into()]
-        },
-        phases: Phases::default(),
-        certificate_not_after: None,
-    }
+    fixtures::record(target, time::OffsetDateTime::now_utc() - ago, success)
 }
 
 #[tokio::test]
