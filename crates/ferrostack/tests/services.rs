@@ -9,11 +9,10 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
 use serde_json::Value;
-use support::json_lines;
+use support::{Proc, json_lines};
+use test_support::upstream::{Mode, Upstream};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -254,208 +253,105 @@ impl Drop for ReadOnly {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Mode {
-    Ok,
-    Fail,
-    Slow,
+const DEV_KEY: &str = "dev-key-8f2b6c1d";
+const STAGING_KEY: &str = "staging-key-77aa01";
+const ROTATED_KEY: &str = "rotated-key-1";
+
+/// The status and body of `GET <backend>/download_external_logs?env=<env>`.
+async fn download(backend: &Proc, env: &str) -> (u16, String) {
+    let url = backend.url(&format!("/download_external_logs?env={env}"));
+    let r = client().get(url).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
 }
 
-#[derive(Clone)]
-struct Upstream {
-    mode: Arc<Mutex<Mode>>,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-async fn upstream_logs(State(up): State<Upstream>, headers: HeaderMap) -> (StatusCode, String) {
-    let auth = headers
-        .get("authorization")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    up.seen.lock().unwrap().push(auth);
-    let mode = *up.mode.lock().unwrap();
-    match mode {
-        Mode::Ok => (StatusCode::OK, "line one\nline two\n".into()),
-        Mode::Fail => (StatusCode::INTERNAL_SERVER_ERROR, "boom".into()),
-        Mode::Slow => {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            (StatusCode::OK, "late".into())
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn download_external_logs_covers_every_outcome_and_never_leaks_the_key() {
-    const DEV_KEY: &str = "dev-key-8f2b6c1d";
-    const STAGING_KEY: &str = "staging-key-77aa01";
-    let up = Upstream {
-        mode: Arc::new(Mutex::new(Mode::Ok)),
-        seen: Arc::default(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up_addr = listener.local_addr().unwrap();
-    let app = axum::Router::new()
-        .route("/logs", get(upstream_logs))
-        .with_state(up.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-    let keys = tempfile::tempdir().unwrap();
-    std::fs::write(keys.path().join("development"), format!("{DEV_KEY}\n")).unwrap();
-    let url = format!("http://{up_addr}/logs");
-    let mut backend = support::start(
+/// A backend-api process calling `up`: the development key in a file under `keys`, the
+/// staging key in its environment.
+fn backend_calling(up: &Upstream, keys: &std::path::Path) -> Proc {
+    std::fs::write(keys.join("development"), format!("{DEV_KEY}\n")).unwrap();
+    support::start(
         &[
             "backend-api",
             "--external-logs-url",
-            &url,
+            &up.url(),
             "--external-logs-timeout",
             "500ms",
             "--integration-keys-dir",
-            keys.path().to_str().unwrap(),
+            keys.to_str().unwrap(),
         ],
         &[("INTEGRATION_KEY_STAGING", STAGING_KEY)],
-    );
+    )
+}
+
+/// Every outcome against `up` (the codes are the in-process tests' in crates/services), with
+/// a key rotation; returns the bodies.
+async fn every_outcome(backend: &Proc, up: &Upstream, keys: &std::path::Path) -> Vec<String> {
     let mut bodies = Vec::new();
-    let mut call = async |query: &str| {
-        let r = client()
-            .get(backend.url(&format!("/download_external_logs{query}")))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        bodies.push(text.clone());
-        (
-            status,
-            serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
-        )
-    };
+    for (mode, env, status) in [
+        (Mode::Ok, "development", 200),
+        (Mode::Ok, "staging", 200),
+        (Mode::Ok, "production", 503),
+        (Mode::Ok, "qa", 400),
+        (Mode::Fail, "development", 502),
+        (Mode::Slow, "development", 502),
+    ] {
+        up.set_mode(mode);
+        let (got, body) = download(backend, env).await;
+        assert_eq!(got, status, "{mode:?} {env}: {body}");
+        bodies.push(body);
+    }
+    up.set_mode(Mode::Ok);
+    std::fs::write(keys.join("development"), ROTATED_KEY).unwrap();
+    assert_eq!(download(backend, "development").await.0, 200);
+    bodies
+}
 
-    let (s, body) = call("?env=development").await;
-    assert_eq!((s, body.as_str()), (200, Some("line one\nline two\n")));
-    let (s, _) = call("?env=staging").await;
-    assert_eq!(s, 200);
-    assert_eq!(
-        *up.seen.lock().unwrap(),
-        vec![format!("Bearer {DEV_KEY}"), format!("Bearer {STAGING_KEY}")],
-        "each environment's key is sent as a bearer token"
-    );
+/// Fails when any of the keys appears in any of `texts` (what, text).
+fn assert_no_key_in(texts: &[(&str, String)]) {
+    for key in [DEV_KEY, STAGING_KEY, ROTATED_KEY] {
+        for (what, text) in texts {
+            assert!(!text.contains(key), "the key leaked into {what}: {text}");
+        }
+    }
+}
 
-    let (s, e) = call("").await;
+/// The process end of /download_external_logs: the key read from the environment's
+/// INTEGRATION_KEY_<ENV> and from the keys directory is sent (as the in-process tests check
+/// in detail), and never appears in stdout, stderr, /metrics or a response, whatever the
+/// outcome, an unreachable upstream included.
+#[tokio::test(flavor = "multi_thread")]
+async fn download_external_logs_never_leaks_the_key() {
+    let up = Upstream::start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let mut backend = backend_calling(&up, keys.path());
+    let mut bodies = every_outcome(&backend, &up, keys.path()).await;
+    let seen = up.seen();
     assert_eq!(
-        (s, e["error"]["code"].as_str()),
-        (400, Some("missing_environment"))
+        seen[..2],
+        [format!("Bearer {DEV_KEY}"), format!("Bearer {STAGING_KEY}")]
     );
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("development, staging, production")
-    );
-    let (s, e) = call("?env=qa").await;
-    assert_eq!(
-        (s, e["error"]["code"].as_str()),
-        (400, Some("unknown_environment"))
-    );
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("development, staging, production")
-    );
-    let (s, e) = call("?env=production").await;
-    assert_eq!(
-        (s, e["error"]["code"].as_str()),
-        (503, Some("integration_key_missing"))
-    );
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("INTEGRATION_KEY_PRODUCTION")
-    );
-
-    *up.mode.lock().unwrap() = Mode::Fail;
-    let (s, e) = call("?env=development").await;
-    assert_eq!(
-        (s, e["error"]["code"].as_str()),
-        (502, Some("upstream_error"))
-    );
-    assert!(
-        e["error"]["message"].as_str().unwrap().contains("500"),
-        "{e}"
-    );
-
-    *up.mode.lock().unwrap() = Mode::Slow;
-    let (s, e) = call("?env=development").await;
-    assert_eq!(
-        (s, e["error"]["code"].as_str()),
-        (502, Some("upstream_timeout"))
-    );
-
-    // A rotated Secret file takes effect without a restart.
-    *up.mode.lock().unwrap() = Mode::Ok;
-    std::fs::write(keys.path().join("development"), "rotated-key-1").unwrap();
-    assert_eq!(call("?env=development").await.0, 200);
-    assert_eq!(
-        up.seen.lock().unwrap().last().unwrap(),
-        "Bearer rotated-key-1"
-    );
-
+    assert_eq!(seen.last().unwrap(), &format!("Bearer {ROTATED_KEY}"));
     let metrics = support::get_text(&backend.url("/metrics")).await;
-    assert!(metrics.contains(
-        r#"ferrostack_external_logs_requests_total{env="development",outcome="upstream_timeout"} 1"#
-    ));
     assert!(backend.stop().success());
 
-    // Upstream down: nothing listens on the URL.
-    let closed = support::free_port();
-    let mut down = support::start(
-        &[
-            "backend-api",
-            "--external-logs-url",
-            &format!("http://127.0.0.1:{closed}/logs"),
-        ],
-        &[("INTEGRATION_KEY_DEVELOPMENT", DEV_KEY)],
-    );
-    let r = client()
-        .get(down.url("/download_external_logs?env=development"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 502);
-    let text = r.text().await.unwrap();
-    let e: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(e["error"]["code"], "upstream_unreachable");
-    bodies.push(text);
+    let closed = format!("http://127.0.0.1:{}/logs", support::free_port());
+    let dev_key = [("INTEGRATION_KEY_DEVELOPMENT", DEV_KEY)];
+    let mut down = support::start(&["backend-api", "--external-logs-url", &closed], &dev_key);
+    let (status, body) = download(&down, "development").await;
+    assert_eq!(status, 502, "{body}");
+    bodies.push(body);
     let down_metrics = support::get_text(&down.url("/metrics")).await;
     assert!(down.stop().success());
 
-    // Not configured at all.
-    let bare = support::start(&["backend-api"], &[]);
-    let (s, e) = get_json(&bare.url("/download_external_logs?env=staging")).await;
-    assert_eq!(
-        (s, e["error"]["code"].as_str()),
-        (503, Some("external_logs_not_configured"))
-    );
-
-    for key in [DEV_KEY, STAGING_KEY, "rotated-key-1"] {
-        for (what, text) in [
-            ("stdout", backend.stdout()),
-            ("stderr", backend.stderr()),
-            ("metrics", metrics.clone()),
-            ("down stdout", down.stdout()),
-            ("down stderr", down.stderr()),
-            ("down metrics", down_metrics.clone()),
-        ] {
-            assert!(!text.contains(key), "the key leaked into {what}");
-        }
-        for body in &bodies {
-            assert!(
-                !body.contains(key),
-                "the key leaked into a response: {body}"
-            );
-        }
-    }
+    let mut texts = vec![
+        ("stdout", backend.stdout()),
+        ("stderr", backend.stderr()),
+        ("metrics", metrics),
+        ("down stdout", down.stdout()),
+        ("down stderr", down.stderr()),
+        ("down metrics", down_metrics),
+    ];
+    texts.extend(bodies.into_iter().map(|b| ("a response", b)));
+    assert_no_key_in(&texts);
 }
 
 /// One request as an HTTP server saw it.

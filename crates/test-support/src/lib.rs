@@ -5,6 +5,7 @@
 //! - [`Proc`]: a spawned binary on a free port, waited ready, signalled, its output captured.
 //! - [`tool`]: an external tool (moto_server, chromium, ...), skipped locally when missing and
 //!   a failure under `CI=true`.
+//! - [`upstream::Upstream`]: a scripted upstream HTTP server that records Authorization.
 //! - [`http1::get_status`]: a blocking HTTP/1.1 GET on std only, for readiness polls.
 
 // A fixture that cannot do its job fails the test that called it.
@@ -14,6 +15,7 @@ pub mod http1;
 mod ports;
 mod process;
 mod tools;
+pub mod upstream;
 mod wait;
 
 pub use ports::{free_port, free_port_range};
