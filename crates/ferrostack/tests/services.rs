@@ -590,108 +590,82 @@ fn output_within(command: &mut std::process::Command, limit: Duration) -> std::p
     out
 }
 
-#[test]
-fn bad_flags_exit_2_with_one_line_naming_the_flag() {
-    // (arguments, environment, what stderr must name)
-    type Case = (
-        Vec<&'static str>,
-        Vec<(&'static str, &'static str)>,
-        &'static str,
+/// `ferrostack <args>` with only `env` exits 2 with one line on stderr naming `needle`.
+fn assert_config_error(args: &[&str], env: &[(&str, &str)], needle: &str) {
+    let out = output_within(
+        std::process::Command::new(support::BIN)
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied()),
+        Duration::from_secs(20),
     );
-    let cases: Vec<Case> = vec![
-        (
-            vec!["backend-api", "--external-logs-url", "ftp://x"],
-            vec![],
-            "--external-logs-url",
-        ),
-        (
-            vec!["data-api", "--work-delay", "soon"],
-            vec![],
-            "--work-delay",
-        ),
-        (
-            vec!["data-api", "--random-error-ratio", "2", "--random-error"],
-            vec![],
-            "--random-error-ratio",
-        ),
-        (
-            vec!["data-api", "--log-level", "info,["],
-            vec![],
-            "--log-level",
-        ),
-        // Limits that would refuse every request, or that no request can reach.
-        (
-            vec!["data-api", "--max-header-bytes", "0"],
-            vec![],
-            "--max-header-bytes",
-        ),
-        (
-            vec!["data-api", "--max-uri-bytes", "0"],
-            vec![],
-            "--max-uri-bytes",
-        ),
-        (
-            vec!["backend-api", "--max-uri-bytes", "255"],
-            vec![],
-            "--max-uri-bytes",
-        ),
-        (
-            vec!["data-api", "--max-uri-bytes", "70000"],
-            vec![],
-            "--max-uri-bytes",
-        ),
-        (
-            vec!["data-api", "--max-header-bytes", "2000000"],
-            vec![],
-            "--max-header-bytes",
-        ),
-        (
-            vec!["data-api"],
-            vec![("FERROSTACK_MAX_URI_BYTES", "0")],
-            "--max-uri-bytes",
-        ),
-        // The argument parser's own errors.
-        (
-            vec!["data-api", "--max-header-bytes", "99999999999999999999999"],
-            vec![],
-            "--max-header-bytes",
-        ),
-        (vec!["data-api", "--port", "70000"], vec![], "--port"),
-        (vec!["data-api", "--port"], vec![], "--port"),
-        (vec!["data-api", "--no-such-flag"], vec![], "--no-such-flag"),
-        (vec!["data-api", "--work-dely", "1s"], vec![], "--work-dely"),
-        (
-            vec!["data-api"],
-            vec![("FERROSTACK_WORK_DELAY", "soon")],
-            "--work-delay",
-        ),
-        (vec!["webhook", "check"], vec![], "<FILE>"),
-        (vec!["no-such-role"], vec![], "no-such-role"),
-    ];
-    for (args, env, needle) in cases {
-        let out = output_within(
-            std::process::Command::new(support::BIN)
-                .args(&args)
-                .env_clear()
-                .envs(env.iter().copied()),
-            Duration::from_secs(20),
-        );
-        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(needle), "{args:?} {env:?}: {stderr}");
-        assert_eq!(
-            stderr.lines().count(),
-            1,
-            "{args:?} {env:?}: one line: {stderr}"
-        );
-        assert!(
-            stderr.starts_with("ferrostack: configuration error: "),
-            "{args:?}: {stderr}"
-        );
-        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
-    }
+    assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(needle), "{args:?} {env:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?} {env:?}: one line: {stderr}"
+    );
+    assert!(
+        stderr.starts_with("ferrostack: configuration error: "),
+        "{args:?}: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+}
 
-    // --help and --version are clap's, unchanged.
+#[test]
+fn bad_values_exit_2_with_one_line_naming_the_flag() {
+    let url = ["backend-api", "--external-logs-url", "ftp://x"];
+    assert_config_error(&url, &[], "--external-logs-url");
+    let delay = ["data-api", "--work-delay", "soon"];
+    assert_config_error(&delay, &[], "--work-delay");
+    let ratio = ["data-api", "--random-error-ratio", "2", "--random-error"];
+    assert_config_error(&ratio, &[], "--random-error-ratio");
+    let level = ["data-api", "--log-level", "info,["];
+    assert_config_error(&level, &[], "--log-level");
+    let delay_env = [("FERROSTACK_WORK_DELAY", "soon")];
+    assert_config_error(&["data-api"], &delay_env, "--work-delay");
+}
+
+/// Limits that would refuse every request, or that no request can reach.
+#[test]
+fn limits_out_of_range_exit_2_with_one_line_naming_the_flag() {
+    for (args, needle) in [
+        (
+            ["data-api", "--max-header-bytes", "0"],
+            "--max-header-bytes",
+        ),
+        (["data-api", "--max-uri-bytes", "0"], "--max-uri-bytes"),
+        (["backend-api", "--max-uri-bytes", "255"], "--max-uri-bytes"),
+        (["data-api", "--max-uri-bytes", "70000"], "--max-uri-bytes"),
+        (
+            ["data-api", "--max-header-bytes", "2000000"],
+            "--max-header-bytes",
+        ),
+    ] {
+        assert_config_error(&args, &[], needle);
+    }
+    let uri_env = [("FERROSTACK_MAX_URI_BYTES", "0")];
+    assert_config_error(&["data-api"], &uri_env, "--max-uri-bytes");
+}
+
+/// The argument parser's own errors.
+#[test]
+fn parser_errors_exit_2_with_one_line_naming_the_flag() {
+    let huge = ["data-api", "--max-header-bytes", "99999999999999999999999"];
+    assert_config_error(&huge, &[], "--max-header-bytes");
+    assert_config_error(&["data-api", "--port", "70000"], &[], "--port");
+    assert_config_error(&["data-api", "--port"], &[], "--port");
+    assert_config_error(&["data-api", "--no-such-flag"], &[], "--no-such-flag");
+    assert_config_error(&["data-api", "--work-dely", "1s"], &[], "--work-dely");
+    assert_config_error(&["webhook", "check"], &[], "<FILE>");
+    assert_config_error(&["no-such-role"], &[], "no-such-role");
+}
+
+/// --help and --version are clap's, unchanged.
+#[test]
+fn help_and_version_exit_0_on_stdout() {
     let out = std::process::Command::new(support::BIN)
         .args(["data-api", "--help"])
         .env_clear()
