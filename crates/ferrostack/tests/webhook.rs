@@ -159,113 +159,180 @@ async fn up_serves_the_webhook_over_tls_on_base_plus_3_and_metrics_on_base_plus_
     assert!(status.success());
 }
 
-#[tokio::test]
-async fn serve_self_signed_answers_reviews_over_verified_tls_and_stops_on_sigterm() {
-    let (port, metrics) = (free_port(), free_port());
-    let args: Vec<String> = [
-        "webhook",
-        "serve",
-        "--self-signed",
-        "--san",
-        "webhook.ferrostack.svc,127.0.0.1",
-        "--ca-file",
-        "ca.pem",
-        "--host",
-        "127.0.0.1",
-        "--drain-delay",
-        "0s",
-        "--port",
-        &port.to_string(),
-        "--metrics-port",
-        &metrics.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut proc = support::spawn(&args, &[], metrics);
+/// A `webhook serve --self-signed` process: its TLS port, its plain metrics port and the CA
+/// it printed.
+struct Webhook {
+    proc: support::Proc,
+    port: u16,
+    metrics: u16,
+    ca: String,
+}
 
-    // The CA bundle as printed (base64, the webhook configuration's caBundle) is the CA file.
-    let logged = json_lines(&proc.stdout());
-    let bundle = logged
+impl Webhook {
+    fn start() -> Webhook {
+        let (port, metrics) = (free_port(), free_port());
+        let (port_arg, metrics_arg) = (port.to_string(), metrics.to_string());
+        let args: Vec<String> = [
+            "webhook",
+            "serve",
+            "--self-signed",
+            "--san",
+            "webhook.ferrostack.svc,127.0.0.1",
+            "--ca-file",
+            "ca.pem",
+            "--host",
+            "127.0.0.1",
+            "--drain-delay",
+            "0s",
+            "--port",
+            &port_arg,
+            "--metrics-port",
+            &metrics_arg,
+        ]
         .iter()
-        .find_map(|l| l["ca_bundle"].as_str())
-        .unwrap_or_else(|| panic!("no ca_bundle in {}", proc.stdout()));
-    let ca = String::from_utf8(STANDARD.decode(bundle).unwrap()).unwrap();
-    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
-    assert_eq!(
-        ca,
-        std::fs::read_to_string(proc.path().join("ca.pem")).unwrap()
-    );
+        .map(|s| s.to_string())
+        .collect();
+        let proc = support::spawn(&args, &[], metrics);
+        let logged = json_lines(&proc.stdout());
+        let bundle = logged
+            .iter()
+            .find_map(|l| l["ca_bundle"].as_str())
+            .unwrap_or_else(|| panic!("no ca_bundle in {}", proc.stdout()));
+        let ca = String::from_utf8(STANDARD.decode(bundle).unwrap()).unwrap();
+        Webhook {
+            proc,
+            port,
+            metrics,
+            ca,
+        }
+    }
 
-    // A client trusting only the printed CA reaches the webhook by its service name (a --san)
-    // and by the IP SAN; localhost, not among the SANs given, is refused.
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let verified = || {
+    /// A client trusting only the printed CA, resolving the service name to loopback.
+    fn client(&self) -> reqwest::Client {
         reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
-            .resolve("webhook.ferrostack.svc", addr)
+            .tls_certs_only([reqwest::Certificate::from_pem(self.ca.as_bytes()).unwrap()])
+            .resolve(
+                "webhook.ferrostack.svc",
+                SocketAddr::from(([127, 0, 0, 1], self.port)),
+            )
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap()
-    };
-    let client = verified();
-    let review = serde_json::json!({
+    }
+
+    /// `https://webhook.ferrostack.svc:<port><path>`.
+    fn url(&self, path: &str) -> String {
+        format!("https://webhook.ferrostack.svc:{}{path}", self.port)
+    }
+
+    /// POSTs `body` as JSON to /validate; the status and the JSON answer.
+    async fn validate(&self, body: Vec<u8>) -> (u16, serde_json::Value) {
+        let r = self
+            .client()
+            .post(self.url("/validate"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    /// The plain port's /metrics, checked to contain every one of `lines`.
+    async fn assert_metrics(&self, lines: &[&str]) {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics);
+        let m = support::get_text(&url).await;
+        for line in lines {
+            assert!(m.contains(line), "missing {line} in\n{m}");
+        }
+    }
+}
+
+/// A Pod review whose image uses the tag latest (denied by image-tag).
+fn review() -> serde_json::Value {
+    serde_json::json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {"uid": "7f0c", "kind": {"group": "", "version": "v1", "kind": "Pod"},
             "resource": {"group": "", "version": "v1", "resource": "pods"},
             "namespace": "shop", "operation": "CREATE", "userInfo": {"username": "u"},
             "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
                 "spec": {"containers": [{"name": "c", "image": "nginx:latest"}]}}}
-    });
-    let answer: serde_json::Value = client
-        .post(format!("https://webhook.ferrostack.svc:{port}/validate"))
-        .json(&review)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    })
+}
+
+/// The CA bundle as printed (base64, the webhook configuration's caBundle) is the CA file;
+/// SIGTERM stops the server with exit 0.
+#[tokio::test]
+async fn serve_self_signed_prints_the_ca_it_writes_and_stops_on_sigterm() {
+    let mut webhook = Webhook::start();
+    assert!(
+        webhook.ca.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{}",
+        webhook.ca
+    );
+    let written = std::fs::read_to_string(webhook.proc.path().join("ca.pem")).unwrap();
+    assert_eq!(webhook.ca, written);
+    let status = tokio::task::spawn_blocking(move || webhook.proc.stop())
         .await
         .unwrap();
+    assert!(status.success());
+}
+
+/// A client trusting only the printed CA reaches the webhook by its service name (a --san)
+/// and by the IP SAN; localhost, not among the SANs given, is refused.
+#[tokio::test]
+async fn serve_self_signed_answers_reviews_over_tls_verified_by_its_sans() {
+    let webhook = Webhook::start();
+    let body = serde_json::to_vec(&review()).unwrap();
+    let (_, answer) = webhook.validate(body).await;
     assert_eq!(answer["response"]["uid"], "7f0c");
     assert_eq!(answer["response"]["allowed"], false);
     assert_eq!(answer["response"]["status"]["code"], 403);
-    let by_ip = verified()
-        .post(format!("https://127.0.0.1:{port}/mutate"))
-        .json(&review)
+    let by_ip = webhook
+        .client()
+        .post(format!("https://127.0.0.1:{}/mutate", webhook.port))
+        .json(&review())
         .send()
         .await
         .unwrap();
     assert_eq!(by_ip.status(), 200);
-    let err = verified()
-        .post(format!("https://localhost:{port}/validate"))
-        .json(&review)
+    let localhost = format!("https://localhost:{}/validate", webhook.port);
+    let err = webhook
+        .client()
+        .post(localhost)
+        .json(&review())
         .send()
-        .await
-        .unwrap_err();
-    assert!(err.is_connect(), "{err:?}");
+        .await;
+    assert!(err.as_ref().is_err_and(|e| e.is_connect()), "{err:?}");
+    webhook
+        .assert_metrics(&[
+            r#"ferrostack_webhook_reviews_total{operation="CREATE",kind="Pod",decision="denied"} 1"#,
+            r#"ferrostack_webhook_reviews_total{operation="CREATE",kind="Pod",decision="patched"} 1"#,
+            r#"ferrostack_webhook_violations_total{policy="image-tag",mode="enforce"} 1"#,
+            "ferrostack_webhook_review_duration_seconds_count 2",
+        ])
+        .await;
+}
 
-    // The body limit fits an UPDATE of a large workload (object and oldObject, 2.5 MB here).
-    let mut big = review.clone();
+/// The body limit fits an UPDATE of a large workload (object and oldObject, 2.5 MB here);
+/// over --max-body-bytes (4 MiB) is a 413 as soon as the headers announce it, before the
+/// body is read (the body never comes).
+#[tokio::test]
+async fn serve_takes_a_large_update_and_refuses_an_oversized_body_unread() {
+    let webhook = Webhook::start();
+    let mut big = review();
     big["request"]["operation"] = "UPDATE".into();
     big["request"]["object"]["metadata"]["annotations"] =
         serde_json::json!({"note": "x".repeat(1_250_000)});
     big["request"]["oldObject"] = big["request"]["object"].clone();
-    let answer: serde_json::Value = client
-        .post(format!("https://webhook.ferrostack.svc:{port}/validate"))
-        .json(&big)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, answer) = webhook.validate(serde_json::to_vec(&big).unwrap()).await;
     assert_eq!(answer["response"]["uid"], "7f0c", "{answer}");
 
-    // Over --max-body-bytes (4 MiB): 413 as soon as the headers announce it, before the body
-    // is read (the body never comes).
     let pending = futures::stream::pending::<Result<Vec<u8>, std::io::Error>>();
-    let r = client
-        .post(format!("https://webhook.ferrostack.svc:{port}/validate"))
+    let r = webhook
+        .client()
+        .post(webhook.url("/validate"))
         .header("content-type", "application/json")
         .header("content-length", (5 * 1024 * 1024).to_string())
         .body(reqwest::Body::wrap_stream(pending))
@@ -275,67 +342,50 @@ async fn serve_self_signed_answers_reviews_over_verified_tls_and_stops_on_sigter
     assert_eq!(r.status(), 413);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    webhook
+        .assert_metrics(&[
+            r#"ferrostack_webhook_reviews_total{operation="UPDATE",kind="Pod",decision="warned"} 1"#,
+            r#"http_requests_total{method="POST",route="/validate",status="413"} 1"#,
+            "ferrostack_webhook_review_duration_seconds_count 1",
+        ])
+        .await;
+}
 
-    // 400 with the reason for garbage and for nesting deeper than serde's recursion limit.
-    let post = |body: Vec<u8>| {
-        let request = client
-            .post(format!("https://webhook.ferrostack.svc:{port}/validate"))
-            .header("content-type", "application/json")
-            .body(body);
-        async move {
-            let r = request.send().await.unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<serde_json::Value>().await.unwrap())
-        }
-    };
-    let (status, body) = post(b"{\"apiVersion\": 1".to_vec()).await;
+/// 400 with the reason for garbage and for nesting deeper than serde's recursion limit.
+#[tokio::test]
+async fn serve_answers_garbage_and_deep_nesting_with_a_400_naming_why() {
+    let webhook = Webhook::start();
+    let (status, body) = webhook.validate(b"{\"apiVersion\": 1".to_vec()).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_admission_review", "{body}");
     let mut deep = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","userInfo":{},"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":"#.to_vec();
     deep.extend(std::iter::repeat_n(b'[', 50_000));
-    let (status, body) = post(deep).await;
+    let (status, body) = webhook.validate(deep).await;
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("recursion limit"),
-        "{body}"
-    );
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("recursion limit"), "{body}");
+    webhook
+        .assert_metrics(&[
+            r#"ferrostack_webhook_reviews_total{operation="unknown",kind="unknown",decision="error"} 2"#,
+            "ferrostack_webhook_review_duration_seconds_count 2",
+        ])
+        .await;
+}
 
-    // Reviews only over TLS; the plain port serves probes and metrics.
-    let plain = reqwest::Client::new();
-    let r = plain
-        .post(format!("http://127.0.0.1:{metrics}/validate"))
-        .json(&review)
+/// Reviews only over TLS; the plain port serves probes and metrics.
+#[tokio::test]
+async fn serve_takes_no_reviews_on_the_plain_metrics_port() {
+    let webhook = Webhook::start();
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/validate", webhook.metrics))
+        .json(&review())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let m = plain
-        .get(format!("http://127.0.0.1:{metrics}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in [
-        r#"ferrostack_webhook_reviews_total{operation="CREATE",kind="Pod",decision="denied"} 1"#,
-        r#"ferrostack_webhook_reviews_total{operation="UPDATE",kind="Pod",decision="warned"} 1"#,
-        r#"ferrostack_webhook_reviews_total{operation="CREATE",kind="Pod",decision="patched"} 1"#,
-        r#"ferrostack_webhook_reviews_total{operation="unknown",kind="unknown",decision="error"} 2"#,
-        r#"ferrostack_webhook_violations_total{policy="image-tag",mode="enforce"} 1"#,
-        "ferrostack_webhook_review_duration_seconds_count 5",
-        r#"http_requests_total{method="POST",route="/validate",status="413"} 1"#,
-    ] {
-        assert!(m.contains(line), "missing {line} in\n{m}");
-    }
-
-    let status = tokio::task::spawn_blocking(move || proc.stop())
-        .await
-        .unwrap();
-    assert!(status.success());
+    webhook
+        .assert_metrics(&["ferrostack_webhook_review_duration_seconds_count 0"])
+        .await;
 }
 
 #[test]
