@@ -363,3 +363,26 @@ async fn serve_exports_the_tls_phase_and_the_certificate_expiry() {
         assert!(text.contains(&line), "missing {line} in\n{text}");
     }
 }
+
+/// The page is HTML and /openapi.json documents the status API (moved here from the
+/// `healthcheck serve` process test, which keeps the command line and SIGTERM).
+#[tokio::test]
+async fn serve_page_is_html_and_openapi_documents_the_status_api() {
+    let s = target_server().await;
+    let running = start(Config {
+        targets: targets(&format!(
+            "targets: [{{name: api, url: '{}', interval: 1h}}]",
+            s.url("/ok")
+        )),
+        history: None,
+        alerts: AlertConfig::default(),
+        pushgateway_url: None,
+        max_concurrent_probes: 256,
+    })
+    .await;
+    let page = reqwest::get(format!("{}/", running.base)).await.unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let openapi = reqwest::get(format!("{}/openapi.json", running.base)).await;
+    let openapi = openapi.unwrap().text().await.unwrap();
+    assert!(openapi.contains("\"/api/status\""), "{openapi}");
+}
