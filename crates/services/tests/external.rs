@@ -14,7 +14,7 @@ use runtime::Context;
 use runtime::telemetry::LogEvents;
 use serde_json::Value;
 use services::{AppState, BackendApiArgs, Config};
-use test_support::upstream::{Mode, Upstream};
+use test_support::upstream::{Mode, Upstream, recording_server};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -191,4 +191,61 @@ async fn an_upstream_nobody_listens_on_is_a_502_unreachable() {
         (status, code.as_str()),
         (StatusCode::BAD_GATEWAY, "upstream_unreachable")
     );
+}
+
+/// The configured API got `key` once, on /logs.
+fn assert_called_once_with(seen: &test_support::upstream::SeenLog, key: &str) {
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].path, "/logs");
+    let bearer = format!("Bearer {key}");
+    assert_eq!(seen[0].authorization.as_deref(), Some(bearer.as_str()));
+}
+
+/// A 3xx is a 502 naming its Location, never followed: a second hop (here to the same origin,
+/// where a client re-adding the original headers on every hop would send the key) would
+/// carry the key to whatever host the first one named.
+#[tokio::test]
+async fn a_redirect_is_a_502_naming_its_location_and_is_never_followed() {
+    const KEY: &str = "redirect-key-5e9d";
+    let (other, other_seen) =
+        recording_server(|path| (path == "/hop").then(|| "/final".to_owned())).await;
+    let (api, api_seen) = recording_server(move |path| {
+        (path == "/logs").then(|| format!("http://localhost:{}/hop?k={KEY}", other.port()))
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{api}/logs");
+    let app = backend(
+        dir.path(),
+        &["--external-logs-url", &url],
+        &[("INTEGRATION_KEY_DEVELOPMENT", KEY)],
+    );
+    let (status, code, message) = error(&app, "?env=development").await;
+    // The other host got nothing at all (first: on failure this shows what it received).
+    let other_seen = other_seen.lock().unwrap().clone();
+    assert!(
+        other_seen.is_empty(),
+        "the redirect target was called: {other_seen:?}"
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_GATEWAY, "upstream_redirect")
+    );
+    assert!(message.contains("302"), "{message}");
+    let location = format!("http://localhost:{}/hop", other.port());
+    assert!(
+        message.contains(&location),
+        "the Location is named: {message}"
+    );
+    assert!(
+        !message.contains(KEY),
+        "a key echoed in Location is not shown: {message}"
+    );
+    assert_called_once_with(&api_seen, KEY);
+
+    let (_, metrics) = call(&app, "/metrics").await;
+    let metrics = metrics.as_str().unwrap();
+    let counted = r#"ferrostack_external_logs_requests_total{env="development",outcome="upstream_redirect"} 1"#;
+    assert!(metrics.contains(counted), "{metrics}");
 }

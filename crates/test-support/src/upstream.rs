@@ -1,5 +1,6 @@
 //! A scripted upstream HTTP server on loopback (the external logs API of backend-api's
-//! tests): `GET /logs` answers as its mode says and records each request's Authorization.
+//! tests): `GET /logs` answers as its mode says and records each request's Authorization;
+//! and a recording server that redirects where told.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -79,4 +80,51 @@ async fn logs(State(up): State<Upstream>, headers: HeaderMap) -> (StatusCode, St
             (StatusCode::OK, "late".into())
         }
     }
+}
+
+/// One request as a [`recording_server`] saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// The request's path.
+    pub path: String,
+    /// Its Authorization header, if any.
+    pub authorization: Option<String>,
+}
+
+/// The requests a [`recording_server`] saw, in order.
+pub type SeenLog = Arc<Mutex<Vec<Seen>>>;
+
+/// A server on its own loopback port that records every request and answers each path as
+/// `answer` says: a 302 to the URL given, or 200 `logs`.
+pub async fn recording_server(
+    answer: impl Fn(&str) -> Option<String> + Clone + Send + Sync + 'static,
+) -> (SocketAddr, SeenLog) {
+    let seen: SeenLog = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the recording server");
+    let addr = listener.local_addr().expect("local address");
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
+        let (record, answer) = (record.clone(), answer.clone());
+        async move {
+            record.lock().expect("seen").push(Seen {
+                path: uri.path().to_owned(),
+                authorization: headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            });
+            match answer(uri.path()) {
+                Some(to) => (StatusCode::FOUND, [("location", to)], String::new()),
+                None => (
+                    StatusCode::OK,
+                    [("x-final", "yes".to_owned())],
+                    "logs".into(),
+                ),
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
 }
