@@ -646,6 +646,63 @@ fn held_body() -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     futures::stream::once(async { Ok(b"{".to_vec()) }).chain(futures::stream::pending())
 }
 
+/// A client announcing a 4 MiB body (the default --max-body-bytes, the whole budget) and
+/// sending one byte of it (so the client flushes the head): admitted, it holds the budget.
+fn hold_the_budget(
+    client: &reqwest::Client,
+    url: &str,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("content-length", (4 << 20).to_string())
+        .body(reqwest::Body::wrap_stream(held_body()));
+    tokio::spawn(async move { request.send().await })
+}
+
+fn small_review() -> serde_json::Value {
+    deployment_review(
+        "CREATE",
+        serde_json::json!({"containers": [{"name": "c", "image": "nginx:1"}]}),
+    )
+}
+
+/// Sends small reviews while a holder holds the budget until one is refused; returns the
+/// refusal and the holder.
+async fn refused_while_held(
+    client: &reqwest::Client,
+    url: &str,
+) -> (
+    serde_json::Value,
+    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+) {
+    let mut holder = hold_the_budget(client, url);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        // A holder arriving while a small review is in flight finds part of the budget taken
+        // and is itself answered 503 at once (seen under load): it is sent again.
+        if holder.is_finished() {
+            let answer = holder.await.unwrap().unwrap();
+            assert_eq!(
+                answer.status(),
+                503,
+                "the holder was answered without its body"
+            );
+            holder = hold_the_budget(client, url);
+        }
+        let r = client.post(url).json(&small_review()).send().await.unwrap();
+        if r.status() == 503 {
+            return (r.json().await.unwrap(), holder);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refused: {}",
+            r.status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn bodies_in_flight_share_a_budget_and_the_excess_is_answered_503() {
     let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
@@ -657,87 +714,38 @@ async fn bodies_in_flight_share_a_budget_and_the_excess_is_answered_503() {
         .build()
         .unwrap();
     let url = format!("https://127.0.0.1:{port}/validate");
-    // A client announces a 4 MiB body (the default --max-body-bytes, the whole budget) and
-    // sends one byte of it (so the client flushes the head): admitted, it holds the budget.
-    let hold = || {
-        let request = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("content-length", (4 << 20).to_string())
-            .body(reqwest::Body::wrap_stream(held_body()));
-        tokio::spawn(async move { request.send().await })
-    };
-    let mut holder = hold();
-    let small = deployment_review(
-        "CREATE",
-        serde_json::json!({"containers": [{"name": "c", "image": "nginx:1"}]}),
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let busy = loop {
-        // A holder arriving while a small review is in flight finds part of the budget taken
-        // and is itself answered 503 at once (seen under load): it is sent again.
-        if holder.is_finished() {
-            let answer = holder.await.unwrap().unwrap();
-            assert_eq!(
-                answer.status(),
-                503,
-                "the holder was answered without its body"
-            );
-            holder = hold();
-        }
-        let r = client.post(&url).json(&small).send().await.unwrap();
-        if r.status() == 503 {
-            break r.json::<serde_json::Value>().await.unwrap();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never refused: {}",
-            r.status()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (busy, holder) = refused_while_held(&client, &url).await;
     assert_eq!(busy["error"]["code"], "webhook_busy", "{busy}");
     // Once it goes, the budget is back.
     holder.abort();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = client.post(&url).json(&small).send().await.unwrap();
-        if r.status() == 200 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "budget never returned"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (client, url) = (&client, &url);
+    let pause = Duration::from_millis(100);
+    test_support::poll_async(
+        "the budget back",
+        Duration::from_secs(10),
+        pause,
+        || async move {
+            let r = client.post(url).json(&small_review()).send().await.unwrap();
+            (r.status() == 200).then_some(())
+        },
+    )
+    .await;
     let status = tokio::task::spawn_blocking(move || proc.stop())
         .await
         .unwrap();
     assert!(status.success());
 }
 
-#[tokio::test]
-async fn each_ports_openapi_lists_only_what_it_serves() {
-    let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
-    let mut proc = support::spawn(&args, &[], metrics);
-    let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
-    let tls = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
-        .build()
-        .unwrap();
-    let doc = |client: reqwest::Client, url: String| async move {
-        client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap()
-    };
-    let plain = doc(
-        reqwest::Client::new(),
+/// The JSON document at `url`.
+async fn json_at(client: &reqwest::Client, url: String) -> serde_json::Value {
+    let r = client.get(url).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
+/// Every path the metrics port lists answers there, and none is a review path.
+async fn assert_plain_port_serves_what_it_lists(metrics: u16) {
+    let plain = json_at(
+        &reqwest::Client::new(),
         format!("http://127.0.0.1:{metrics}/openapi.json"),
     )
     .await;
@@ -758,8 +766,10 @@ async fn each_ports_openapi_lists_only_what_it_serves() {
             .all(|p| !p.starts_with("/validate") && *p != "/mutate"),
         "{paths:?}"
     );
+}
 
-    let api = doc(tls, format!("https://127.0.0.1:{port}/openapi.json")).await;
+/// The review paths document their answers and the AdmissionReview request they take.
+fn assert_review_paths_documented(api: &serde_json::Value) {
     for path in ["/validate", "/validate/labelled-namespace", "/mutate"] {
         let post = &api["paths"][path]["post"];
         for status in ["200", "400", "413", "415", "503"] {
@@ -778,6 +788,20 @@ async fn each_ports_openapi_lists_only_what_it_serves() {
     for field in ["uid", "operation", "object", "oldObject"] {
         assert!(request[field].is_object(), "{field}: {request}");
     }
+}
+
+#[tokio::test]
+async fn each_ports_openapi_lists_only_what_it_serves() {
+    let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
+    let mut proc = support::spawn(&args, &[], metrics);
+    let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
+    let tls = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    assert_plain_port_serves_what_it_lists(metrics).await;
+    let api = json_at(&tls, format!("https://127.0.0.1:{port}/openapi.json")).await;
+    assert_review_paths_documented(&api);
     let status = tokio::task::spawn_blocking(move || proc.stop())
         .await
         .unwrap();

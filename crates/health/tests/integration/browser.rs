@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use ferrostack_health::history::History;
 use ferrostack_health::{AlertConfig, Config, HistoryConfig};
+use test_support::tool;
 
 use crate::serve::{Running, cron_record, start, target, wait_for};
 use crate::support::{TargetServer, target_server, targets};
-use test_support::tool;
-
 use crate::tools::artifacts_dir;
 
 fn chromium(args: &[&str]) -> std::process::Output {

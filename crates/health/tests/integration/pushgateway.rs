@@ -4,10 +4,9 @@
 use std::process::{Child, Command, Stdio};
 
 use ferrostack_health::{AlertConfig, Config, run_once};
-
-use crate::support::{target_server, targets};
 use test_support::{free_port, tool};
 
+use crate::support::{target_server, targets};
 use crate::tools::wait_ready;
 
 struct Pushgateway(Child);
