@@ -151,7 +151,7 @@ logship-tools:
 	scripts/tools.sh azurite
 
 test-logship: logship-tools
-	MOTO_SERVER=$(CURDIR)/.tools/venv/bin/moto_server cargo test --locked -p ferrostack-logship -p ferrostack-logfile
+	CI=true MOTO_SERVER=$(CURDIR)/.tools/venv/bin/moto_server cargo test --locked -p ferrostack-logship -p ferrostack-logfile
 
 bench-logship:
 	scripts/tools.sh apt zstd:zstd time:/usr/bin/time

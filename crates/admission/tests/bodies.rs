@@ -13,10 +13,9 @@ fn error_code(body: &[u8]) -> String {
     v["error"]["code"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
-async fn malformed_bodies_get_400_with_the_reason() {
-    let server = support::serve(Policies::load(None, None).unwrap()).await;
-    let cases: Vec<(&str, Vec<u8>)> = vec![
+/// Bodies that are not an AdmissionReview v1 with a request, by what is wrong with them.
+fn malformed_bodies() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
         ("empty", vec![]),
         (
             "truncated",
@@ -48,7 +47,13 @@ async fn malformed_bodies_get_400_with_the_reason() {
             br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"","operation":5}}"#
                 .to_vec(),
         ),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_400_with_the_reason() {
+    let server = support::serve(Policies::load(None, None).unwrap()).await;
+    let cases = malformed_bodies();
     let count = cases.len() as u64;
     for (name, body) in cases {
         let (status, resp) = post_raw(&server, "/validate", "application/json", body).await;

@@ -170,44 +170,50 @@ fn with_privileged_agent(name: &str, image: &str, host_path: &str) -> Value {
     object("apps", "v1", "Deployment", spec)
 }
 
-#[tokio::test]
-async fn updates_cannot_swap_a_pre_existing_violation_for_another_at_the_same_place() {
-    let server = support::serve(policies()).await;
-    let old = with_privileged_agent(
+/// A Deployment that already runs a privileged `legacy-agent` with a hostPath volume.
+fn legacy_deployment() -> Value {
+    with_privileged_agent(
         "legacy-agent",
         "ghcr.io/acme/legacy-agent:1.0",
         "/var/log/app",
-    );
-    let deny = |answer: &Value| -> String {
-        assert_eq!(answer["response"]["allowed"], false, "{answer}");
-        answer["response"]["status"]["message"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    )
+}
 
-    // Only replicas change: the old violations pass as warnings.
+/// The denial message of a refused review.
+fn denial(answer: &Value) -> String {
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Only replicas change: the old violations pass as warnings.
+#[tokio::test]
+async fn an_update_keeping_pre_existing_violations_is_allowed_with_warnings() {
+    let server = support::serve(policies()).await;
+    let old = legacy_deployment();
     let mut scaled = old.clone();
     scaled["spec"]["replicas"] = json!(5);
-    let req = review(gvk("Deployment"), "UPDATE", scaled, old.clone(), false);
+    let req = review(gvk("Deployment"), "UPDATE", scaled, old, false);
     let (_, answer) = post(&server, "/validate", &req).await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     let warnings = strings(&answer["response"]["warnings"]);
-    assert!(
-        warnings
-            .iter()
-            .any(|w| w.contains("privileged") && w.contains("pre-existing")),
-        "{warnings:?}"
-    );
-    assert!(
-        warnings
-            .iter()
-            .any(|w| w.contains("hostPath") && w.contains("pre-existing")),
-        "{warnings:?}"
-    );
+    for what in ["privileged", "hostPath"] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(what) && w.contains("pre-existing")),
+            "{what}: {warnings:?}"
+        );
+    }
+}
 
-    // Another privileged container and a wider hostPath at the same positions: denied, as
-    // the same object is on CREATE.
+/// Another privileged container and a wider hostPath at the same positions: denied, as the
+/// same object is on CREATE.
+#[tokio::test]
+async fn updates_cannot_swap_a_pre_existing_violation_for_another_at_the_same_place() {
+    let server = support::serve(policies()).await;
     let evil = with_privileged_agent("evil", "docker.io/evil:6.6.6", "/");
     let req = review(
         gvk("Deployment"),
@@ -217,10 +223,16 @@ async fn updates_cannot_swap_a_pre_existing_violation_for_another_at_the_same_pl
         false,
     );
     let (_, created) = post(&server, "/validate", &req).await;
-    deny(&created);
-    let req = review(gvk("Deployment"), "UPDATE", evil, old.clone(), false);
+    denial(&created);
+    let req = review(
+        gvk("Deployment"),
+        "UPDATE",
+        evil,
+        legacy_deployment(),
+        false,
+    );
     let (_, answer) = post(&server, "/validate", &req).await;
-    let msg = deny(&answer);
+    let msg = denial(&answer);
     assert!(
         msg.contains("container \"evil\": privileged must not be true"),
         "{msg}"
@@ -229,12 +241,22 @@ async fn updates_cannot_swap_a_pre_existing_violation_for_another_at_the_same_pl
         msg.contains("hostPath volumes are not allowed (spec.template.spec.volumes[1].hostPath)"),
         "{msg}"
     );
+}
 
-    // The same name with another image is another container too.
+/// The same name with another image is another container too.
+#[tokio::test]
+async fn an_update_reimaging_a_privileged_container_is_denied() {
+    let server = support::serve(policies()).await;
     let reimaged = with_privileged_agent("legacy-agent", "docker.io/evil:6.6.6", "/var/log/app");
-    let req = review(gvk("Deployment"), "UPDATE", reimaged, old, false);
+    let req = review(
+        gvk("Deployment"),
+        "UPDATE",
+        reimaged,
+        legacy_deployment(),
+        false,
+    );
     let (_, answer) = post(&server, "/validate", &req).await;
-    let msg = deny(&answer);
+    let msg = denial(&answer);
     assert!(
         msg.contains("container \"legacy-agent\": privileged must not be true"),
         "{msg}"

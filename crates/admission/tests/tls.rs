@@ -84,15 +84,11 @@ async fn served_leaf(addr: std::net::SocketAddr, ca_pem: &str) -> Vec<u8> {
 /// Waits until `counter` exceeds `seen` (the bound only stops a hung test; not a timing
 /// assertion).
 async fn wait_above(counter: &AtomicUsize, seen: usize, what: &str) {
-    let mut waited = Duration::ZERO;
-    while counter.load(Ordering::SeqCst) <= seen {
-        assert!(
-            waited < Duration::from_secs(30),
-            "no {what} after the ..data swap"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        waited += Duration::from_millis(20);
-    }
+    let what = format!("{what} after the ..data swap");
+    test_support::wait_until_async(&what, Duration::from_secs(30), || {
+        counter.load(Ordering::SeqCst) > seen
+    })
+    .await;
 }
 
 fn pod_review() -> Vec<u8> {
@@ -106,8 +102,18 @@ fn pod_review() -> Vec<u8> {
     .unwrap()
 }
 
-#[tokio::test]
-async fn certificates_swapped_through_the_data_symlink_are_served_without_a_restart() {
+/// A webhook serving the pair kubelet wrote into a Secret volume in `dir`, watched for swaps:
+/// successful and refused reloads are counted.
+struct Watched {
+    dir: tempfile::TempDir,
+    server: support::Server,
+    first: tls::SelfSigned,
+    reloads: Arc<AtomicUsize>,
+    failures: Arc<AtomicUsize>,
+    stop: CancellationToken,
+}
+
+async fn serve_a_watched_secret_volume() -> Watched {
     let dir = tempfile::tempdir().unwrap();
     let first = tls::self_signed(&["localhost".into()], 1).unwrap();
     kubelet_write(dir.path(), 1, &first.cert_pem, &first.key_pem);
@@ -122,59 +128,67 @@ async fn certificates_swapped_through_the_data_symlink_are_served_without_a_rest
         counter.fetch_add(1, Ordering::SeqCst);
     })
     .unwrap();
-    let server = support::serve_with(
-        Policies::load(None, None).unwrap(),
-        Arc::clone(&store),
-        first.ca_pem.clone(),
-    )
-    .await;
-    let before = served_leaf(server.addr, &first.ca_pem).await;
+    let policies = Policies::load(None, None).unwrap();
+    let server = support::serve_with(policies, store, first.ca_pem.clone()).await;
+    Watched {
+        dir,
+        server,
+        first,
+        reloads,
+        failures,
+        stop,
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// The status of a Pod review sent on `conn`.
+async fn review_status(conn: &mut support::Client) -> u16 {
+    support::send(conn, "/validate", "application/json", pod_review())
+        .await
+        .0
+}
+
+#[tokio::test]
+async fn certificates_swapped_through_the_data_symlink_are_served_without_a_restart() {
+    let w = serve_a_watched_secret_volume().await;
+    let before = served_leaf(w.server.addr, &w.first.ca_pem).await;
     // A keep-alive connection made before the swap, as the API server keeps them.
-    let mut kept = support::client(&server, &first.ca_pem).await;
-    let ct = "application/json";
-    assert_eq!(
-        support::send(&mut kept, "/validate", ct, pod_review())
-            .await
-            .0,
-        200
-    );
+    let mut kept = support::client(&w.server, &w.first.ca_pem).await;
+    assert_eq!(review_status(&mut kept).await, 200);
 
     // A rotated pair from a new CA, as cert-manager or a Secret update would bring.
     let second = tls::self_signed(&["localhost".into()], 1).unwrap();
-    kubelet_write(dir.path(), 2, &second.cert_pem, &second.key_pem);
-    wait_above(&reloads, 0, "reload").await;
-    let after = served_leaf(server.addr, &second.ca_pem).await;
+    kubelet_write(w.dir.path(), 2, &second.cert_pem, &second.key_pem);
+    wait_above(&w.reloads, 0, "reload").await;
+    let after = served_leaf(w.server.addr, &second.ca_pem).await;
     assert_ne!(before, after);
     // New connections verify only against the new CA; the open one keeps serving.
-    assert!(
-        support::connect(server.addr, &first.ca_pem, "localhost")
-            .await
-            .is_err()
-    );
-    assert_eq!(
-        support::send(&mut kept, "/validate", ct, pod_review())
-            .await
-            .0,
-        200
-    );
-    let mut fresh = support::client(&server, &second.ca_pem).await;
-    assert_eq!(
-        support::send(&mut fresh, "/validate", ct, pod_review())
-            .await
-            .0,
-        200
-    );
+    let old_ca = support::connect(w.server.addr, &w.first.ca_pem, "localhost").await;
+    assert!(old_ca.is_err());
+    assert_eq!(review_status(&mut kept).await, 200);
+    let mut fresh = support::client(&w.server, &second.ca_pem).await;
+    assert_eq!(review_status(&mut fresh).await, 200);
+}
 
+#[tokio::test]
+async fn a_mismatched_pair_is_refused_and_a_good_pair_after_it_is_picked_up() {
+    let w = serve_a_watched_secret_volume().await;
+    let current = served_leaf(w.server.addr, &w.first.ca_pem).await;
     // A mismatched pair is refused (the failure is reported) and the current one stays.
-    kubelet_write(dir.path(), 3, &first.cert_pem, &second.key_pem);
-    wait_above(&failures, 0, "refused reload").await;
-    assert_eq!(served_leaf(server.addr, &second.ca_pem).await, after);
-    assert_eq!(reloads.load(Ordering::SeqCst), 1);
+    let other = tls::self_signed(&["localhost".into()], 1).unwrap();
+    kubelet_write(w.dir.path(), 2, &w.first.cert_pem, &other.key_pem);
+    wait_above(&w.failures, 0, "refused reload").await;
+    assert_eq!(served_leaf(w.server.addr, &w.first.ca_pem).await, current);
+    assert_eq!(w.reloads.load(Ordering::SeqCst), 0);
 
     // A good pair after the broken one is picked up again.
     let third = tls::self_signed(&["localhost".into()], 1).unwrap();
-    kubelet_write(dir.path(), 4, &third.cert_pem, &third.key_pem);
-    wait_above(&reloads, 1, "second reload").await;
-    assert_ne!(served_leaf(server.addr, &third.ca_pem).await, after);
-    stop.cancel();
+    kubelet_write(w.dir.path(), 3, &third.cert_pem, &third.key_pem);
+    wait_above(&w.reloads, 0, "reload").await;
+    assert_ne!(served_leaf(w.server.addr, &third.ca_pem).await, current);
 }

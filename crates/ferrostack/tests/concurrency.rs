@@ -9,11 +9,28 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::Proc;
+
+/// `n` concurrent `GET url`: each answer's status and JSON body.
+async fn get_all(client: &reqwest::Client, url: &str, n: usize) -> Vec<(u16, Value)> {
+    futures::future::join_all((0..n).map(|_| async move {
+        let r = client.get(url).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    }))
+    .await
+}
+
+/// The longest latency of `GET /` the server's access lines report, in ms.
+fn slowest_root_in_server_ms(stdout: &str) -> f64 {
+    support::json_lines(stdout)
+        .iter()
+        .filter(|l| l["message"] == "request completed" && l["path"] == "/")
+        .filter_map(|l| l["latency_ms"].as_f64())
+        .fold(0.0, f64::max)
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_concurrent_requests_give_a_thousand_whole_distinct_files() {
-    let backend = Proc::start(
+    let backend = support::start(
         // debug: successful requests' access lines, whose latency this test reports.
         &[
             "backend-api",
@@ -32,14 +49,7 @@ async fn a_thousand_concurrent_requests_give_a_thousand_whole_distinct_files() {
         .unwrap();
     let url = backend.url("/");
     let start = Instant::now();
-    let answers = futures::future::join_all((0..1000).map(|_| {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            let r = client.get(&url).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    }))
-    .await;
+    let answers = get_all(&client, &url, 1000).await;
     let elapsed = start.elapsed();
     assert!(answers.iter().all(|(s, _)| *s == 200));
     let mut names: Vec<String> = answers
@@ -61,11 +71,7 @@ async fn a_thousand_concurrent_requests_give_a_thousand_whole_distinct_files() {
         assert!(doc["message"].is_string());
     }
     // The 1 s of work is a timer, not a blocked thread: all of it overlaps.
-    let server_max_ms = support::json_lines(&backend.stdout())
-        .iter()
-        .filter(|l| l["message"] == "request completed" && l["path"] == "/")
-        .filter_map(|l| l["latency_ms"].as_f64())
-        .fold(0.0, f64::max);
+    let server_max_ms = slowest_root_in_server_ms(&backend.stdout());
     eprintln!(
         "1,000 concurrent GET / with 1 s of work: {elapsed:?} (slowest inside the server: {server_max_ms:.0} ms)"
     );

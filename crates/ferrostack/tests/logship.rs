@@ -35,14 +35,18 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn at_the_pending_bound_a_role_logs_to_stdout_only_and_deletes_no_log_file() {
-    let mut data = Proc::start(
-        &["data-api", "--log-file-dir", "segments"],
-        &[("FERROSTACK_MAX_PENDING_BYTES", &BOUND.to_string())],
-    );
-    let segments = data.path().join("segments");
-    let client = reqwest::Client::new();
+/// The status of `GET path` on `proc`.
+async fn status_of(proc: &Proc, path: &str) -> u16 {
+    reqwest::get(proc.url(path))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Calls data-api's /api until it warns that the bound is reached, then waits for the open
+/// segment, handed to the sealer thread at the bound, to be renamed; returns the files.
+async fn fill_to_the_bound(data: &Proc, segments: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut calls = 0;
     while !data.stderr().contains("pending bound reached") {
         assert!(
@@ -50,42 +54,23 @@ async fn at_the_pending_bound_a_role_logs_to_stdout_only_and_deletes_no_log_file
             "the bound was never reached:\n{}",
             data.stderr()
         );
-        let r = client
-            .get(data.url(&format!("/api?before={calls}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(status_of(data, &format!("/api?before={calls}")).await, 200);
         calls += 1;
     }
-    // The open segment is handed to the sealer thread at the bound: wait for its rename.
-    let mut files = snapshot(&segments);
-    for _ in 0..400 {
-        if files.keys().all(|n| !n.starts_with('.')) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        files = snapshot(&segments);
-    }
-    let kept: usize = files.values().map(Vec::len).sum();
-    assert!(
-        (BOUND..BOUND + 4096).contains(&(kept as u64)),
-        "the files stop at the bound: {kept} bytes"
-    );
-    assert!(
-        files.keys().all(|n| !n.starts_with('.')),
-        "the open segment is sealed at the bound, for the shipper: {:?}",
-        files.keys()
-    );
+    test_support::poll_async(
+        "the open segment to be sealed at the bound, for the shipper",
+        Duration::from_secs(10),
+        Duration::from_millis(25),
+        || async move {
+            let files = snapshot(segments);
+            files.keys().all(|n| !n.starts_with('.')).then_some(files)
+        },
+    )
+    .await
+}
 
-    for i in 0..20 {
-        let r = client
-            .get(data.url(&format!("/api?after={i}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+/// `ferrostack_logfile_pending_full` is 1 and at least `lines` lines were counted dropped.
+async fn assert_pending_full(data: &Proc, lines: f64) {
     let metrics = get_text(&data.url("/metrics")).await;
     assert_eq!(
         metric(&metrics, "ferrostack_logfile_pending_full"),
@@ -94,18 +79,14 @@ async fn at_the_pending_bound_a_role_logs_to_stdout_only_and_deletes_no_log_file
     );
     let dropped = metric(&metrics, "ferrostack_logfile_dropped_lines_total").unwrap();
     assert!(
-        dropped >= 20.0,
+        dropped >= lines,
         "lines not written to files are counted: {dropped}"
     );
-    assert_eq!(
-        snapshot(&segments),
-        files,
-        "no file written to or deleted past the bound"
-    );
+}
 
-    assert!(data.stop().success());
-    assert_eq!(snapshot(&segments), files, "nor at shutdown");
-    let lines = json_lines(&data.stdout());
+/// stdout has the line of each of the 20 calls made past the bound.
+fn assert_stdout_has_the_calls_past_the_bound(stdout: &str) {
+    let lines = json_lines(stdout);
     for i in 0..20 {
         let needle = format!("\"after\":\"{i}\"");
         assert!(
@@ -115,7 +96,11 @@ async fn at_the_pending_bound_a_role_logs_to_stdout_only_and_deletes_no_log_file
             "stdout still has the line of call {i}"
         );
     }
-    let warning = json_lines(&data.stderr())
+}
+
+/// One warning names the bound.
+fn assert_bound_warning(stderr: &str) {
+    let warning = json_lines(stderr)
         .into_iter()
         .find(|l| {
             l["message"]
@@ -125,6 +110,36 @@ async fn at_the_pending_bound_a_role_logs_to_stdout_only_and_deletes_no_log_file
         .unwrap();
     assert_eq!(warning["level"], "WARN");
     assert_eq!(warning["max_pending_bytes"], BOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_pending_bound_a_role_logs_to_stdout_only_and_deletes_no_log_file() {
+    let mut data = support::start(
+        &["data-api", "--log-file-dir", "segments"],
+        &[("FERROSTACK_MAX_PENDING_BYTES", &BOUND.to_string())],
+    );
+    let segments = data.path().join("segments");
+    let files = fill_to_the_bound(&data, &segments).await;
+    let kept: usize = files.values().map(Vec::len).sum();
+    assert!(
+        (BOUND..BOUND + 4096).contains(&(kept as u64)),
+        "the files stop at the bound: {kept} bytes"
+    );
+
+    for i in 0..20 {
+        assert_eq!(status_of(&data, &format!("/api?after={i}")).await, 200);
+    }
+    assert_pending_full(&data, 20.0).await;
+    assert_eq!(
+        snapshot(&segments),
+        files,
+        "no file written to or deleted past the bound"
+    );
+
+    assert!(data.stop().success());
+    assert_eq!(snapshot(&segments), files, "nor at shutdown");
+    assert_stdout_has_the_calls_past_the_bound(&data.stdout());
+    assert_bound_warning(&data.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,7 +173,7 @@ async fn the_same_flag_bounds_the_shipper() {
         "--drain-delay",
         "0s",
     ];
-    let mut ship = Proc::start(&args, &[]);
+    let mut ship = support::start(&args, &[]);
     let mut full = None;
     for _ in 0..400 {
         full = metric(
@@ -217,17 +232,8 @@ fn a_bad_s3_credentials_file_is_exit_2_naming_the_flag_file_and_field() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_source_swapped_for_a_symlink_is_not_followed_and_the_admin_port_counts_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("api");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("a.json"), "{\"a\":1}\n").unwrap();
-    let elsewhere = dir.path().join("elsewhere");
-    std::fs::create_dir(&elsewhere).unwrap();
-    std::fs::write(elsewhere.join("outside.json"), "{\"outside\":1}\n").unwrap();
-    let archive = dir.path().join("archive");
-    let state = dir.path().join("state");
+/// `logship` shipping `src` to a file:// archive at `archive`, its state in `state`.
+fn ship(src: &Path, archive: &Path, state: &Path) -> Proc {
     let to = format!("file://{}", archive.display());
     let args = [
         "logship",
@@ -242,42 +248,19 @@ async fn a_source_swapped_for_a_symlink_is_not_followed_and_the_admin_port_count
         "--drain-delay",
         "0s",
     ];
-    let mut ship = Proc::start(&args, &[]);
-    for _ in 0..400 {
-        if !src.join("a.json").exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(!src.join("a.json").exists(), "{}", ship.stdout());
-    std::fs::remove_dir_all(&src).unwrap();
-    std::os::unix::fs::symlink(&elsewhere, &src).unwrap();
-    let name = "ferrostack_logship_source_errors_total{source=\"api\",kind=\"symlink\"}";
-    let mut counted = None;
-    for _ in 0..200 {
-        counted = metric(&get_text(&ship.url("/metrics")).await, name);
-        if counted.is_some_and(|n| n > 0.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // The batch age has long passed: a followed symlink would have shipped it by now.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        elsewhere.join("outside.json").exists(),
-        "deleted outside the source"
-    );
-    let metrics = get_text(&ship.url("/metrics")).await;
-    assert!(counted.is_some_and(|n| n > 0.0), "{metrics}");
-    assert!(ship.stop().success());
-    let error = json_lines(&ship.stdout())
+    support::start(&args, &[])
+}
+
+/// The error line naming the symlinked source, at level ERROR.
+fn assert_symlink_error_logged(stdout: &str) {
+    let error = json_lines(stdout)
         .into_iter()
         .find(|l| {
             l["message"]
                 .as_str()
                 .is_some_and(|m| m.starts_with("logship: cannot list source"))
         })
-        .unwrap_or_else(|| panic!("{}", ship.stdout()));
+        .unwrap_or_else(|| panic!("{stdout}"));
     assert_eq!(error["level"], "ERROR");
     assert!(
         error["error"]
@@ -285,14 +268,57 @@ async fn a_source_swapped_for_a_symlink_is_not_followed_and_the_admin_port_count
             .is_some_and(|e| e.contains("source api") && e.contains("symbolic link")),
         "{error}"
     );
-    let shipped: Vec<_> = walk(&archive);
-    assert!(
-        shipped.iter().all(|p| !std::fs::read(p)
+}
+
+/// Nothing from outside the source is in the archive (zstd of a tiny line keeps it literal).
+fn assert_nothing_from_outside_in(archive: &Path) {
+    let from_outside = |p: &std::path::PathBuf| {
+        std::fs::read(p)
             .unwrap()
             .windows(7)
-            .any(|w| w == b"outside")),
-        "nothing from outside in the archive (zstd of a tiny line keeps it literal)"
+            .any(|w| w == b"outside")
+    };
+    assert!(
+        !walk(archive).iter().any(from_outside),
+        "nothing from outside in the archive"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_swapped_for_a_symlink_is_not_followed_and_the_admin_port_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, elsewhere) = (dir.path().join("api"), dir.path().join("elsewhere"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a.json"), "{\"a\":1}\n").unwrap();
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("outside.json"), "{\"outside\":1}\n").unwrap();
+    let archive = dir.path().join("archive");
+    let mut shipper = ship(&src, &archive, &dir.path().join("state"));
+    test_support::wait_until_async("a.json shipped", Duration::from_secs(10), || {
+        !src.join("a.json").exists()
+    })
+    .await;
+    std::fs::remove_dir_all(&src).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &src).unwrap();
+    let name = "ferrostack_logship_source_errors_total{source=\"api\",kind=\"symlink\"}";
+    let url = &shipper.url("/metrics");
+    let pause = Duration::from_millis(50);
+    test_support::poll_async(
+        "the symlink counted",
+        Duration::from_secs(10),
+        pause,
+        || async move { metric(&get_text(url).await, name).filter(|n| *n > 0.0) },
+    )
+    .await;
+    // The batch age has long passed: a followed symlink would have shipped it by now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        elsewhere.join("outside.json").exists(),
+        "deleted outside the source"
+    );
+    assert!(shipper.stop().success());
+    assert_symlink_error_logged(&shipper.stdout());
+    assert_nothing_from_outside_in(&archive);
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -13,7 +13,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::Proc;
 
 /// The README's session ports (`up`'s default base 8080 up to the sample API on 8086).
 const README_PORTS: std::ops::RangeInclusive<u16> = 8080..=8086;
@@ -212,6 +211,51 @@ fn debug_formatted_fields(stdout: &str) -> Vec<String> {
     bad
 }
 
+/// Starts `up` on `base` and checks its URL table has every line the README shows for it.
+fn start_up_as_shown(start: &Step, base: u16) -> support::Proc {
+    let args = ["up".to_string(), "--base-port".into(), base.to_string()];
+    let up = support::spawn(&args, &[], base);
+    for port in [base + 2, base + 4, base + 5, base + 6] {
+        up.wait_ready(&format!("http://127.0.0.1:{port}/readyz"));
+    }
+    // The table follows readiness by a moment: it is printed once every role has said so.
+    test_support::wait_until("up's table", Duration::from_secs(5), || {
+        up.stderr().contains("state:")
+    });
+    let collapse = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let table = collapse(&up.stderr());
+    for line in start.expected.iter().filter(|l| !l.trim().is_empty()) {
+        let want = collapse(&mapped(line, base));
+        assert!(
+            table.contains(&want),
+            "up's table lacks {want:?}:\n{}",
+            up.stderr()
+        );
+    }
+    up
+}
+
+/// up's log line of the README's /api call has the README's fields and parameters, and no
+/// field is in Rust's debug format.
+fn assert_logs_as_shown(stdout: &str, session: &Session) {
+    let api_line = support::json_lines(stdout)
+        .into_iter()
+        .find(|l| l["message"] == session.api_log_line["message"])
+        .expect("up logs the /api parameters");
+    let keys = |v: &Value| {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect::<BTreeSet<_>>())
+    };
+    assert_eq!(keys(&api_line), keys(&session.api_log_line), "{api_line}");
+    assert_eq!(api_line["params"], session.api_log_line["params"]);
+    let bad = debug_formatted_fields(stdout);
+    assert!(
+        bad.is_empty(),
+        "log fields in Rust debug format:\n{}",
+        bad.join("\n")
+    );
+}
+
 #[test]
 fn the_readme_session_runs_as_shown() {
     let session = readme_session();
@@ -225,35 +269,13 @@ fn the_readme_session_runs_as_shown() {
     );
 
     let base = support::free_port_range(7);
-    let args = ["up".to_string(), "--base-port".into(), base.to_string()];
-    let mut up = Proc::spawn(&args, &[], base);
-    for port in [base + 2, base + 4, base + 5, base + 6] {
-        up.wait_ready(&format!("http://127.0.0.1:{port}/readyz"));
-    }
-    let collapse = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
-    // The table follows readiness by a moment: it is printed once every role has said so.
-    for _ in 0..200 {
-        if up.stderr().contains("state:") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let table = collapse(&up.stderr());
-    for line in start.expected.iter().filter(|l| !l.trim().is_empty()) {
-        let want = collapse(&mapped(line, base));
-        assert!(
-            table.contains(&want),
-            "up's table lacks {want:?}:\n{}",
-            up.stderr()
-        );
-    }
+    let mut up = start_up_as_shown(start, base);
     for step in curls {
         let (out, status) = run(&mapped(&step.command, base), up.path());
         if let Err(why) = check_answer(step, &out, status) {
             panic!("`{}`: {why}\n{out}", step.command);
         }
     }
-
     up.signal("INT");
     assert!(
         up.wait_exit(Duration::from_secs(40)).success(),
@@ -265,24 +287,7 @@ fn the_readme_session_runs_as_shown() {
             panic!("`{}`: {why}", step.command);
         }
     }
-
-    let stdout = up.stdout();
-    let api_line = support::json_lines(&stdout)
-        .into_iter()
-        .find(|l| l["message"] == session.api_log_line["message"])
-        .expect("up logs the /api parameters");
-    let keys = |v: &Value| {
-        v.as_object()
-            .map(|o| o.keys().cloned().collect::<BTreeSet<_>>())
-    };
-    assert_eq!(keys(&api_line), keys(&session.api_log_line), "{api_line}");
-    assert_eq!(api_line["params"], session.api_log_line["params"]);
-    let bad = debug_formatted_fields(&stdout);
-    assert!(
-        bad.is_empty(),
-        "log fields in Rust debug format:\n{}",
-        bad.join("\n")
-    );
+    assert_logs_as_shown(&up.stdout(), &session);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use support::{BIN, Proc, free_port, free_port_range, json_lines};
+use support::{BIN, free_port, free_port_range, json_lines};
 
 const GOOD: &str = r#"apiVersion: apps/v1
 kind: Deployment
@@ -116,7 +116,7 @@ async fn up_serves_the_webhook_over_tls_on_base_plus_3_and_metrics_on_base_plus_
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut proc = Proc::spawn(&args, &[], base + 5);
+    let mut proc = support::spawn(&args, &[], base + 5);
     // up stops cleanly only once it has seen every role ready and printed its table.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !proc.stderr().contains("all roles on localhost") {
@@ -159,113 +159,180 @@ async fn up_serves_the_webhook_over_tls_on_base_plus_3_and_metrics_on_base_plus_
     assert!(status.success());
 }
 
-#[tokio::test]
-async fn serve_self_signed_answers_reviews_over_verified_tls_and_stops_on_sigterm() {
-    let (port, metrics) = (free_port(), free_port());
-    let args: Vec<String> = [
-        "webhook",
-        "serve",
-        "--self-signed",
-        "--san",
-        "webhook.ferrostack.svc,127.0.0.1",
-        "--ca-file",
-        "ca.pem",
-        "--host",
-        "127.0.0.1",
-        "--drain-delay",
-        "0s",
-        "--port",
-        &port.to_string(),
-        "--metrics-port",
-        &metrics.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut proc = Proc::spawn(&args, &[], metrics);
+/// A `webhook serve --self-signed` process: its TLS port, its plain metrics port and the CA
+/// it printed.
+struct Webhook {
+    proc: support::Proc,
+    port: u16,
+    metrics: u16,
+    ca: String,
+}
 
-    // The CA bundle as printed (base64, the webhook configuration's caBundle) is the CA file.
-    let logged = json_lines(&proc.stdout());
-    let bundle = logged
+impl Webhook {
+    fn start() -> Webhook {
+        let (port, metrics) = (free_port(), free_port());
+        let (port_arg, metrics_arg) = (port.to_string(), metrics.to_string());
+        let args: Vec<String> = [
+            "webhook",
+            "serve",
+            "--self-signed",
+            "--san",
+            "webhook.ferrostack.svc,127.0.0.1",
+            "--ca-file",
+            "ca.pem",
+            "--host",
+            "127.0.0.1",
+            "--drain-delay",
+            "0s",
+            "--port",
+            &port_arg,
+            "--metrics-port",
+            &metrics_arg,
+        ]
         .iter()
-        .find_map(|l| l["ca_bundle"].as_str())
-        .unwrap_or_else(|| panic!("no ca_bundle in {}", proc.stdout()));
-    let ca = String::from_utf8(STANDARD.decode(bundle).unwrap()).unwrap();
-    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
-    assert_eq!(
-        ca,
-        std::fs::read_to_string(proc.path().join("ca.pem")).unwrap()
-    );
+        .map(|s| s.to_string())
+        .collect();
+        let proc = support::spawn(&args, &[], metrics);
+        let logged = json_lines(&proc.stdout());
+        let bundle = logged
+            .iter()
+            .find_map(|l| l["ca_bundle"].as_str())
+            .unwrap_or_else(|| panic!("no ca_bundle in {}", proc.stdout()));
+        let ca = String::from_utf8(STANDARD.decode(bundle).unwrap()).unwrap();
+        Webhook {
+            proc,
+            port,
+            metrics,
+            ca,
+        }
+    }
 
-    // A client trusting only the printed CA reaches the webhook by its service name (a --san)
-    // and by the IP SAN; localhost, not among the SANs given, is refused.
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let verified = || {
+    /// A client trusting only the printed CA, resolving the service name to loopback.
+    fn client(&self) -> reqwest::Client {
         reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
-            .resolve("webhook.ferrostack.svc", addr)
+            .tls_certs_only([reqwest::Certificate::from_pem(self.ca.as_bytes()).unwrap()])
+            .resolve(
+                "webhook.ferrostack.svc",
+                SocketAddr::from(([127, 0, 0, 1], self.port)),
+            )
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap()
-    };
-    let client = verified();
-    let review = serde_json::json!({
+    }
+
+    /// `https://webhook.ferrostack.svc:<port><path>`.
+    fn url(&self, path: &str) -> String {
+        format!("https://webhook.ferrostack.svc:{}{path}", self.port)
+    }
+
+    /// POSTs `body` as JSON to /validate; the status and the JSON answer.
+    async fn validate(&self, body: Vec<u8>) -> (u16, serde_json::Value) {
+        let r = self
+            .client()
+            .post(self.url("/validate"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    /// The plain port's /metrics, checked to contain every one of `lines`.
+    async fn assert_metrics(&self, lines: &[&str]) {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics);
+        let m = support::get_text(&url).await;
+        for line in lines {
+            assert!(m.contains(line), "missing {line} in\n{m}");
+        }
+    }
+}
+
+/// A Pod review whose image uses the tag latest (denied by image-tag).
+fn review() -> serde_json::Value {
+    serde_json::json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {"uid": "7f0c", "kind": {"group": "", "version": "v1", "kind": "Pod"},
             "resource": {"group": "", "version": "v1", "resource": "pods"},
             "namespace": "shop", "operation": "CREATE", "userInfo": {"username": "u"},
             "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
                 "spec": {"containers": [{"name": "c", "image": "nginx:latest"}]}}}
-    });
-    let answer: serde_json::Value = client
-        .post(format!("https://webhook.ferrostack.svc:{port}/validate"))
-        .json(&review)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    })
+}
+
+/// The CA bundle as printed (base64, the webhook configuration's caBundle) is the CA file;
+/// SIGTERM stops the server with exit 0.
+#[tokio::test]
+async fn serve_self_signed_prints_the_ca_it_writes_and_stops_on_sigterm() {
+    let mut webhook = Webhook::start();
+    assert!(
+        webhook.ca.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{}",
+        webhook.ca
+    );
+    let written = std::fs::read_to_string(webhook.proc.path().join("ca.pem")).unwrap();
+    assert_eq!(webhook.ca, written);
+    let status = tokio::task::spawn_blocking(move || webhook.proc.stop())
         .await
         .unwrap();
+    assert!(status.success());
+}
+
+/// A client trusting only the printed CA reaches the webhook by its service name (a --san)
+/// and by the IP SAN; localhost, not among the SANs given, is refused.
+#[tokio::test]
+async fn serve_self_signed_answers_reviews_over_tls_verified_by_its_sans() {
+    let webhook = Webhook::start();
+    let body = serde_json::to_vec(&review()).unwrap();
+    let (_, answer) = webhook.validate(body).await;
     assert_eq!(answer["response"]["uid"], "7f0c");
     assert_eq!(answer["response"]["allowed"], false);
     assert_eq!(answer["response"]["status"]["code"], 403);
-    let by_ip = verified()
-        .post(format!("https://127.0.0.1:{port}/mutate"))
-        .json(&review)
+    let by_ip = webhook
+        .client()
+        .post(format!("https://127.0.0.1:{}/mutate", webhook.port))
+        .json(&review())
         .send()
         .await
         .unwrap();
     assert_eq!(by_ip.status(), 200);
-    let err = verified()
-        .post(format!("https://localhost:{port}/validate"))
-        .json(&review)
+    let localhost = format!("https://localhost:{}/validate", webhook.port);
+    let err = webhook
+        .client()
+        .post(localhost)
+        .json(&review())
         .send()
-        .await
-        .unwrap_err();
-    assert!(err.is_connect(), "{err:?}");
+        .await;
+    assert!(err.as_ref().is_err_and(|e| e.is_connect()), "{err:?}");
+    webhook
+        .assert_metrics(&[
+            r#"ferrostack_webhook_reviews_total{operation="CREATE",kind="Pod",decision="denied"} 1"#,
+            r#"ferrostack_webhook_reviews_total{operation="CREATE",kind="Pod",decision="patched"} 1"#,
+            r#"ferrostack_webhook_violations_total{policy="image-tag",mode="enforce"} 1"#,
+            "ferrostack_webhook_review_duration_seconds_count 2",
+        ])
+        .await;
+}
 
-    // The body limit fits an UPDATE of a large workload (object and oldObject, 2.5 MB here).
-    let mut big = review.clone();
+/// The body limit fits an UPDATE of a large workload (object and oldObject, 2.5 MB here);
+/// over --max-body-bytes (4 MiB) is a 413 as soon as the headers announce it, before the
+/// body is read (the body never comes).
+#[tokio::test]
+async fn serve_takes_a_large_update_and_refuses_an_oversized_body_unread() {
+    let webhook = Webhook::start();
+    let mut big = review();
     big["request"]["operation"] = "UPDATE".into();
     big["request"]["object"]["metadata"]["annotations"] =
         serde_json::json!({"note": "x".repeat(1_250_000)});
     big["request"]["oldObject"] = big["request"]["object"].clone();
-    let answer: serde_json::Value = client
-        .post(format!("https://webhook.ferrostack.svc:{port}/validate"))
-        .json(&big)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, answer) = webhook.validate(serde_json::to_vec(&big).unwrap()).await;
     assert_eq!(answer["response"]["uid"], "7f0c", "{answer}");
 
-    // Over --max-body-bytes (4 MiB): 413 as soon as the headers announce it, before the body
-    // is read (the body never comes).
     let pending = futures::stream::pending::<Result<Vec<u8>, std::io::Error>>();
-    let r = client
-        .post(format!("https://webhook.ferrostack.svc:{port}/validate"))
+    let r = webhook
+        .client()
+        .post(webhook.url("/validate"))
         .header("content-type", "application/json")
         .header("content-length", (5 * 1024 * 1024).to_string())
         .body(reqwest::Body::wrap_stream(pending))
@@ -275,67 +342,50 @@ async fn serve_self_signed_answers_reviews_over_verified_tls_and_stops_on_sigter
     assert_eq!(r.status(), 413);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    webhook
+        .assert_metrics(&[
+            r#"ferrostack_webhook_reviews_total{operation="UPDATE",kind="Pod",decision="warned"} 1"#,
+            r#"http_requests_total{method="POST",route="/validate",status="413"} 1"#,
+            "ferrostack_webhook_review_duration_seconds_count 1",
+        ])
+        .await;
+}
 
-    // 400 with the reason for garbage and for nesting deeper than serde's recursion limit.
-    let post = |body: Vec<u8>| {
-        let request = client
-            .post(format!("https://webhook.ferrostack.svc:{port}/validate"))
-            .header("content-type", "application/json")
-            .body(body);
-        async move {
-            let r = request.send().await.unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<serde_json::Value>().await.unwrap())
-        }
-    };
-    let (status, body) = post(b"{\"apiVersion\": 1".to_vec()).await;
+/// 400 with the reason for garbage and for nesting deeper than serde's recursion limit.
+#[tokio::test]
+async fn serve_answers_garbage_and_deep_nesting_with_a_400_naming_why() {
+    let webhook = Webhook::start();
+    let (status, body) = webhook.validate(b"{\"apiVersion\": 1".to_vec()).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_admission_review", "{body}");
     let mut deep = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","userInfo":{},"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":"#.to_vec();
     deep.extend(std::iter::repeat_n(b'[', 50_000));
-    let (status, body) = post(deep).await;
+    let (status, body) = webhook.validate(deep).await;
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("recursion limit"),
-        "{body}"
-    );
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("recursion limit"), "{body}");
+    webhook
+        .assert_metrics(&[
+            r#"ferrostack_webhook_reviews_total{operation="unknown",kind="unknown",decision="error"} 2"#,
+            "ferrostack_webhook_review_duration_seconds_count 2",
+        ])
+        .await;
+}
 
-    // Reviews only over TLS; the plain port serves probes and metrics.
-    let plain = reqwest::Client::new();
-    let r = plain
-        .post(format!("http://127.0.0.1:{metrics}/validate"))
-        .json(&review)
+/// Reviews only over TLS; the plain port serves probes and metrics.
+#[tokio::test]
+async fn serve_takes_no_reviews_on_the_plain_metrics_port() {
+    let webhook = Webhook::start();
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/validate", webhook.metrics))
+        .json(&review())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let m = plain
-        .get(format!("http://127.0.0.1:{metrics}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in [
-        r#"ferrostack_webhook_reviews_total{operation="CREATE",kind="Pod",decision="denied"} 1"#,
-        r#"ferrostack_webhook_reviews_total{operation="UPDATE",kind="Pod",decision="warned"} 1"#,
-        r#"ferrostack_webhook_reviews_total{operation="CREATE",kind="Pod",decision="patched"} 1"#,
-        r#"ferrostack_webhook_reviews_total{operation="unknown",kind="unknown",decision="error"} 2"#,
-        r#"ferrostack_webhook_violations_total{policy="image-tag",mode="enforce"} 1"#,
-        "ferrostack_webhook_review_duration_seconds_count 5",
-        r#"http_requests_total{method="POST",route="/validate",status="413"} 1"#,
-    ] {
-        assert!(m.contains(line), "missing {line} in\n{m}");
-    }
-
-    let status = tokio::task::spawn_blocking(move || proc.stop())
-        .await
-        .unwrap();
-    assert!(status.success());
+    webhook
+        .assert_metrics(&["ferrostack_webhook_review_duration_seconds_count 0"])
+        .await;
 }
 
 #[test]
@@ -457,7 +507,7 @@ async fn a_fifo_at_the_certificate_path_is_refused_and_later_reloads_still_happe
         "--tls-key",
         key.to_str().unwrap(),
     ]);
-    let mut proc = Proc::spawn(&args, &[], metrics);
+    let mut proc = support::spawn(&args, &[], metrics);
     assert!(trusts(&a.ca_pem, port).await);
 
     // The certificate becomes a FIFO no one writes: opening it for reading would block.
@@ -535,7 +585,7 @@ fn deployment_review(operation: &str, spec: serde_json::Value) -> serde_json::Va
 #[tokio::test]
 async fn hostile_reviews_get_bounded_answers_and_stop_costing_cpu_once_answered() {
     let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
-    let mut proc = Proc::spawn(&args, &[], metrics);
+    let mut proc = support::spawn(&args, &[], metrics);
     let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
     let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
@@ -596,34 +646,39 @@ fn held_body() -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     futures::stream::once(async { Ok(b"{".to_vec()) }).chain(futures::stream::pending())
 }
 
-#[tokio::test]
-async fn bodies_in_flight_share_a_budget_and_the_excess_is_answered_503() {
-    let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
-    let mut proc = Proc::spawn(&args, &[], metrics);
-    let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let url = format!("https://127.0.0.1:{port}/validate");
-    // A client announces a 4 MiB body (the default --max-body-bytes, the whole budget) and
-    // sends one byte of it (so the client flushes the head): admitted, it holds the budget.
-    let hold = || {
-        let request = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("content-length", (4 << 20).to_string())
-            .body(reqwest::Body::wrap_stream(held_body()));
-        tokio::spawn(async move { request.send().await })
-    };
-    let mut holder = hold();
-    let small = deployment_review(
+/// A client announcing a 4 MiB body (the default --max-body-bytes, the whole budget) and
+/// sending one byte of it (so the client flushes the head): admitted, it holds the budget.
+fn hold_the_budget(
+    client: &reqwest::Client,
+    url: &str,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("content-length", (4 << 20).to_string())
+        .body(reqwest::Body::wrap_stream(held_body()));
+    tokio::spawn(async move { request.send().await })
+}
+
+fn small_review() -> serde_json::Value {
+    deployment_review(
         "CREATE",
         serde_json::json!({"containers": [{"name": "c", "image": "nginx:1"}]}),
-    );
+    )
+}
+
+/// Sends small reviews while a holder holds the budget until one is refused; returns the
+/// refusal and the holder.
+async fn refused_while_held(
+    client: &reqwest::Client,
+    url: &str,
+) -> (
+    serde_json::Value,
+    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+) {
+    let mut holder = hold_the_budget(client, url);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let busy = loop {
+    loop {
         // A holder arriving while a small review is in flight finds part of the budget taken
         // and is itself answered 503 at once (seen under load): it is sent again.
         if holder.is_finished() {
@@ -633,11 +688,11 @@ async fn bodies_in_flight_share_a_budget_and_the_excess_is_answered_503() {
                 503,
                 "the holder was answered without its body"
             );
-            holder = hold();
+            holder = hold_the_budget(client, url);
         }
-        let r = client.post(&url).json(&small).send().await.unwrap();
+        let r = client.post(url).json(&small_review()).send().await.unwrap();
         if r.status() == 503 {
-            break r.json::<serde_json::Value>().await.unwrap();
+            return (r.json().await.unwrap(), holder);
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -645,49 +700,52 @@ async fn bodies_in_flight_share_a_budget_and_the_excess_is_answered_503() {
             r.status()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    }
+}
+
+#[tokio::test]
+async fn bodies_in_flight_share_a_budget_and_the_excess_is_answered_503() {
+    let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
+    let mut proc = support::spawn(&args, &[], metrics);
+    let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{port}/validate");
+    let (busy, holder) = refused_while_held(&client, &url).await;
     assert_eq!(busy["error"]["code"], "webhook_busy", "{busy}");
     // Once it goes, the budget is back.
     holder.abort();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = client.post(&url).json(&small).send().await.unwrap();
-        if r.status() == 200 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "budget never returned"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (client, url) = (&client, &url);
+    let pause = Duration::from_millis(100);
+    test_support::poll_async(
+        "the budget back",
+        Duration::from_secs(10),
+        pause,
+        || async move {
+            let r = client.post(url).json(&small_review()).send().await.unwrap();
+            (r.status() == 200).then_some(())
+        },
+    )
+    .await;
     let status = tokio::task::spawn_blocking(move || proc.stop())
         .await
         .unwrap();
     assert!(status.success());
 }
 
-#[tokio::test]
-async fn each_ports_openapi_lists_only_what_it_serves() {
-    let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
-    let mut proc = Proc::spawn(&args, &[], metrics);
-    let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
-    let tls = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
-        .build()
-        .unwrap();
-    let doc = |client: reqwest::Client, url: String| async move {
-        client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap()
-    };
-    let plain = doc(
-        reqwest::Client::new(),
+/// The JSON document at `url`.
+async fn json_at(client: &reqwest::Client, url: String) -> serde_json::Value {
+    let r = client.get(url).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
+/// Every path the metrics port lists answers there, and none is a review path.
+async fn assert_plain_port_serves_what_it_lists(metrics: u16) {
+    let plain = json_at(
+        &reqwest::Client::new(),
         format!("http://127.0.0.1:{metrics}/openapi.json"),
     )
     .await;
@@ -708,8 +766,10 @@ async fn each_ports_openapi_lists_only_what_it_serves() {
             .all(|p| !p.starts_with("/validate") && *p != "/mutate"),
         "{paths:?}"
     );
+}
 
-    let api = doc(tls, format!("https://127.0.0.1:{port}/openapi.json")).await;
+/// The review paths document their answers and the AdmissionReview request they take.
+fn assert_review_paths_documented(api: &serde_json::Value) {
     for path in ["/validate", "/validate/labelled-namespace", "/mutate"] {
         let post = &api["paths"][path]["post"];
         for status in ["200", "400", "413", "415", "503"] {
@@ -728,6 +788,20 @@ async fn each_ports_openapi_lists_only_what_it_serves() {
     for field in ["uid", "operation", "object", "oldObject"] {
         assert!(request[field].is_object(), "{field}: {request}");
     }
+}
+
+#[tokio::test]
+async fn each_ports_openapi_lists_only_what_it_serves() {
+    let (args, port, metrics) = serve_args(&["--self-signed", "--ca-file", "ca.pem"]);
+    let mut proc = support::spawn(&args, &[], metrics);
+    let ca = std::fs::read_to_string(proc.path().join("ca.pem")).unwrap();
+    let tls = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    assert_plain_port_serves_what_it_lists(metrics).await;
+    let api = json_at(&tls, format!("https://127.0.0.1:{port}/openapi.json")).await;
+    assert_review_paths_documented(&api);
     let status = tokio::task::spawn_blocking(move || proc.stop())
         .await
         .unwrap();

@@ -10,7 +10,7 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -33,31 +33,13 @@ struct Azurite {
 }
 
 impl Azurite {
-    /// Starts `.tools/bin/azurite-blob` (or `AZURITE_BLOB`); `None` (skip) when it is missing,
-    /// a failure under `CI=true`.
+    /// Starts azurite-blob (`AZURITE_BLOB`, else `.tools`, else `PATH`); `None` (skip, with a
+    /// line naming it) when it is missing, a failure under `CI=true`.
     fn start() -> Option<Self> {
-        let bin = std::env::var_os("AZURITE_BLOB")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/azurite-blob")
-            });
-        if !bin.exists() {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            assert!(
-                !ci,
-                "azurite-blob not found at {} (run scripts/tools.sh azurite)",
-                bin.display()
-            );
-            eprintln!("SKIP: azurite-blob not found at {}", bin.display());
-            return None;
-        }
+        let bin = test_support::tool("azurite-blob")?;
         // In memory; the working directory takes whatever else it writes.
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = test_support::free_port();
         let child = Command::new(bin)
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
             .args(["--inMemoryPersistence", "--silent", "--disableTelemetry"])

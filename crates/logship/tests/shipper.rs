@@ -361,11 +361,7 @@ async fn logship_role_serves_probes_and_shipper_metrics_on_the_admin_port() {
         archive_url(tmp.path()).to_string(),
         &tmp.path().join("state"),
     ));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = test_support::free_port();
     let server = runtime::http::ServerArgs {
         host: std::net::Ipv4Addr::LOCALHOST.into(),
         drain_delay: Duration::from_millis(50),

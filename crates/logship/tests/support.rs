@@ -3,41 +3,18 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use logfile::{RotatingWriter, WriterConfig};
 use logship::Options;
 
-/// Polls `cond` until true or panics after `timeout` with `what`.
-pub(crate) fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// Async variant of [`wait_for`].
-pub(crate) async fn wait_for_async(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+// The polls of every test, under the names these tests use.
+pub(crate) use test_support::{wait_until as wait_for, wait_until_async as wait_for_async};
 
 /// A moto S3 server on loopback; killed on drop.
 pub(crate) struct Moto {
@@ -46,25 +23,11 @@ pub(crate) struct Moto {
 }
 
 impl Moto {
-    /// Starts moto (`MOTO_SERVER` or `.tools/venv/bin/moto_server`). Without it the test is
-    /// skipped, except under `CI=true`, where it fails.
+    /// Starts moto (`MOTO_SERVER`, else `.tools`, else `PATH`). Without it the test is
+    /// skipped with a line naming moto_server, except under `CI=true`, where it fails.
     pub(crate) fn start() -> Option<Self> {
-        let bin = std::env::var_os("MOTO_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/moto_server")
-            });
-        if !bin.exists() {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            assert!(
-                !ci,
-                "moto_server not found at {} (run make test-logship)",
-                bin.display()
-            );
-            eprintln!("SKIP: moto_server not found at {}", bin.display());
-            return None;
-        }
-        let port = free_port();
+        let bin = test_support::tool("moto_server")?;
+        let port = test_support::free_port();
         let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())

@@ -5,9 +5,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ferrostack_health::{AlertConfig, Config, HistoryConfig, Thresholds, run_once};
+use test_support::{free_port, tool_any};
 
-use crate::support::{Receiver, target_server, targets};
-use crate::tools::{free_port, tool};
+use crate::support::{Receiver, TargetServer, target_server, targets};
+use crate::tools::wait_ready;
 
 struct Alertmanager {
     child: Child,
@@ -24,7 +25,7 @@ impl Drop for Alertmanager {
 
 async fn start_alertmanager(notify_url: &str) -> Option<Alertmanager> {
     // Debian names the binary prometheus-alertmanager; upstream, alertmanager.
-    let bin = crate::tools::find("prometheus-alertmanager").or_else(|| tool("alertmanager"))?;
+    let bin = tool_any(&["prometheus-alertmanager", "alertmanager"])?;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("alertmanager.yml");
     std::fs::write(
@@ -53,16 +54,8 @@ async fn start_alertmanager(notify_url: &str) -> Option<Alertmanager> {
         url: format!("http://127.0.0.1:{port}"),
         _dir: dir,
     };
-    for _ in 0..100 {
-        if reqwest::get(format!("{}/-/ready", am.url))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Some(am);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("alertmanager did not become ready");
+    wait_ready("alertmanager to be ready", &format!("{}/-/ready", am.url)).await;
+    Some(am)
 }
 
 async fn our_alerts(am: &Alertmanager) -> Vec<serde_json::Value> {
@@ -74,18 +67,36 @@ async fn our_alerts(am: &Alertmanager) -> Vec<serde_json::Value> {
     v.as_array().unwrap().clone()
 }
 
-/// Waits (bounded) for Alertmanager's webhook notification with `status`.
-async fn notification(receiver: &Receiver, status: &str) -> serde_json::Value {
-    for _ in 0..150 {
-        for (_, body) in receiver.take() {
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            if v["status"] == status {
-                return v;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// One target, `api`, on `server`, alerting `alertmanager` after two failures and resolving
+/// after two successes, with a history in `dir`.
+fn alerting_config(server: &TargetServer, alertmanager: &str, dir: &std::path::Path) -> Config {
+    Config {
+        targets: targets(&format!(
+            "targets: [{{name: api, url: '{}'}}]",
+            server.url("/status")
+        )),
+        history: Some(HistoryConfig {
+            path: dir.join("h.jsonl"),
+            max_age: None,
+            max_bytes: None,
+        }),
+        alerts: AlertConfig {
+            alertmanager_url: Some(alertmanager.to_owned()),
+            webhook_url: None,
+            thresholds: Thresholds {
+                failure: 2,
+                success: 2,
+            },
+        },
+        pushgateway_url: None,
+        max_concurrent_probes: 256,
     }
-    panic!("alertmanager sent no {status} notification");
+}
+
+/// A run that reported no error.
+async fn run_cleanly(config: &Config) {
+    let report = run_once(config).await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
 }
 
 #[tokio::test]
@@ -97,38 +108,15 @@ async fn alertmanager_receives_the_alert_and_its_resolution() {
     };
     let s = target_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        targets: targets(&format!(
-            "targets: [{{name: api, url: '{}'}}]",
-            s.url("/status")
-        )),
-        history: Some(HistoryConfig {
-            path: dir.path().join("h.jsonl"),
-            max_age: None,
-            max_bytes: None,
-        }),
-        alerts: AlertConfig {
-            alertmanager_url: Some(am.url.clone()),
-            webhook_url: None,
-            thresholds: Thresholds {
-                failure: 2,
-                success: 2,
-            },
-        },
-        pushgateway_url: None,
-        max_concurrent_probes: 256,
-    };
+    let config = alerting_config(&s, &am.url, dir.path());
 
     s.fail_with(500);
-    let first = run_once(&config).await;
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    run_cleanly(&config).await;
     assert!(
         our_alerts(&am).await.is_empty(),
         "one failure is below the threshold"
     );
-    let second = run_once(&config).await;
-    assert!(second.errors.is_empty(), "{:?}", second.errors);
-
+    run_cleanly(&config).await;
     let alerts = our_alerts(&am).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0];
@@ -146,8 +134,7 @@ async fn alertmanager_receives_the_alert_and_its_resolution() {
         1,
         "one success does not resolve"
     );
-    let resolved_run = run_once(&config).await;
-    assert!(resolved_run.errors.is_empty(), "{:?}", resolved_run.errors);
+    run_cleanly(&config).await;
     // Resolved: endsAt is now, so the default (active) listing no longer has it, long before
     // the firing alert's endsAt (5 minutes) would have expired it.
     let active = format!(
@@ -159,4 +146,18 @@ async fn alertmanager_receives_the_alert_and_its_resolution() {
     let resolved = notification(&notified, "resolved").await;
     assert_eq!(resolved["alerts"][0]["labels"]["target"], "api");
     assert_eq!(resolved["alerts"][0]["status"], "resolved");
+}
+
+/// Waits (bounded: 15 s) for Alertmanager's webhook notification with `status`.
+async fn notification(receiver: &Receiver, status: &str) -> serde_json::Value {
+    let what = format!("alertmanager's {status} notification");
+    let pause = Duration::from_millis(100);
+    test_support::poll_async(&what, Duration::from_secs(15), pause, || async move {
+        receiver
+            .take()
+            .into_iter()
+            .map(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).unwrap())
+            .find(|v| v["status"] == status)
+    })
+    .await
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use ferrostack_health::history::History;
 use ferrostack_health::{AlertConfig, Config, HistoryConfig};
+use test_support::tool;
 
-use crate::serve::{cron_record, start, target, wait_for};
-use crate::support::{target_server, targets};
-use crate::tools::{artifacts_dir, tool};
+use crate::serve::{Running, cron_record, start, target, wait_for};
+use crate::support::{TargetServer, target_server, targets};
+use crate::tools::artifacts_dir;
 
 fn chromium(args: &[&str]) -> std::process::Output {
     let bin = tool("chromium").unwrap();
@@ -45,6 +46,31 @@ async fn chromium_renders_every_target_and_state() {
     if tool("chromium").is_none() {
         return;
     }
+    let every_state = serve_every_state().await;
+    let url = format!("{}/", every_state.running.base);
+    let dom = tokio::task::spawn_blocking(move || {
+        let out = chromium(&["--dump-dom", &url]);
+        String::from_utf8(out.stdout).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_every_state(&dom);
+    assert_failure_reasons(&card(&dom, "download-external-logs"));
+    assert_cronjob_bars_and_uptimes(&card(&dom, "nightly-cron"));
+    assert_sparklines(&dom);
+    assert_phone_screenshot(every_state.running.base.clone()).await;
+}
+
+/// Serve with targets in every state: two up, one failing (503), one whose first probe never
+/// ends (unknown), and one whose results come from a CronJob's history (30, 4 failed); once
+/// the first three have three results each.
+struct EveryState {
+    running: Running,
+    _servers: [TargetServer; 2],
+    _dir: tempfile::TempDir,
+}
+
+async fn serve_every_state() -> EveryState {
     let s = target_server().await;
     s.set_delay(Duration::from_secs(120));
     let failing = target_server().await;
@@ -93,14 +119,23 @@ async fn chromium_renders_every_target_and_state() {
     })
     .await;
 
-    let url = format!("{}/", running.base);
-    let base = running.base.clone();
-    let dom = tokio::task::spawn_blocking(move || {
-        let out = chromium(&["--dump-dom", &url]);
-        String::from_utf8(out.stdout).unwrap()
-    })
-    .await
-    .unwrap();
+    EveryState {
+        running,
+        _servers: [s, failing],
+        _dir: dir,
+    }
+}
+
+/// Each card as Chromium parsed it.
+fn card(dom: &str, name: &str) -> String {
+    let start = dom
+        .find(&format!("data-target=\"{name}\""))
+        .unwrap_or_else(|| panic!("no card for {name}"));
+    let end = dom[start..].find("</section>").unwrap() + start;
+    dom[start..end].to_owned()
+}
+
+fn assert_every_state(dom: &str) {
     let expected = [
         ("backend-api", "up"),
         ("data-api", "up"),
@@ -116,16 +151,14 @@ async fn chromium_renders_every_target_and_state() {
             "{name} should be {state} in the DOM:\n{dom}"
         );
     }
-    // Each card as Chromium parsed it.
-    let card = |name: &str| -> String {
-        let start = dom
-            .find(&format!("data-target=\"{name}\""))
-            .unwrap_or_else(|| panic!("no card for {name}"));
-        let end = dom[start..].find("</section>").unwrap() + start;
-        dom[start..end].to_owned()
-    };
-    // The failure reason is shown, and on hover over each failed bar.
-    let failing = card("download-external-logs");
+    assert!(
+        dom.contains("5 targets · 3 up · 1 down · 1 unknown"),
+        "{dom}"
+    );
+}
+
+/// The failure reason is shown, and on hover over each failed bar.
+fn assert_failure_reasons(failing: &str) {
     assert!(failing.contains("<p class=\"reason\">[STATUS] (503) == 200</p>"));
     let bad_bars = failing.matches("class=\"bar bad\"").count();
     assert!(bad_bars >= 3, "{failing}");
@@ -138,8 +171,10 @@ async fn chromium_renders_every_target_and_state() {
         failing.matches("failed: [STATUS] (503) == 200\"").count(),
         bad_bars
     );
-    // The CronJob's 30 results: 4 failed, all within the hour; 20 of the 50 bars empty.
-    let cron = card("nightly-cron");
+}
+
+/// The CronJob's 30 results: 4 failed, all within the hour; 20 of the 50 bars empty.
+fn assert_cronjob_bars_and_uptimes(cron: &str) {
     assert_eq!(cron.matches("class=\"bar ok\"").count(), 26, "{cron}");
     assert_eq!(cron.matches("class=\"bar bad\"").count(), 4);
     assert_eq!(cron.matches("class=\"bar empty\"").count(), 20);
@@ -149,27 +184,29 @@ async fn chromium_renders_every_target_and_state() {
             "{window}:\n{cron}"
         );
     }
-    // Every target with results has its sparkline; the one without says so.
+}
+
+/// Every target with results has its sparkline; the one without says so.
+fn assert_sparklines(dom: &str) {
     for name in [
         "backend-api",
         "data-api",
         "download-external-logs",
         "nightly-cron",
     ] {
-        assert!(card(name).contains("<svg class=\"spark\""), "{name}");
+        assert!(card(dom, name).contains("<svg class=\"spark\""), "{name}");
     }
-    let waiting = card("slow-starting");
+    let waiting = card(dom, "slow-starting");
     assert!(waiting.contains("NO DATA") && !waiting.contains("<svg"));
-    assert!(
-        dom.contains("5 targets · 3 up · 1 down · 1 unknown"),
-        "{dom}"
-    );
+}
 
+/// A phone-width (412 CSS px) screenshot, tall enough for all five cards, kept in
+/// target/artifacts/.
+async fn assert_phone_screenshot(base: String) {
     let shot = artifacts_dir().join("health-status-page.png");
     let _ = std::fs::remove_file(&shot);
     let arg = format!("--screenshot={}", shot.display());
     tokio::task::spawn_blocking(move || {
-        // Phone width (412 CSS px), tall enough for all five cards.
         chromium(&[&arg, "--window-size=412,2000", &format!("{base}/")])
     })
     .await

@@ -5,8 +5,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use ferrostack_health::history::History;
-use ferrostack_health::record::{Phases, Record};
+use ferrostack_health::record::Record;
 use time::OffsetDateTime;
+
+use crate::fixtures;
 
 const CHILD_ENV: &str = "FERROSTACK_TEST_HISTORY_CHILD";
 const WRITERS: usize = 4;
@@ -15,19 +17,9 @@ const FRESH_PER_BATCH: usize = 5;
 
 fn record(writer: &str, seq: usize, time: OffsetDateTime) -> Record {
     Record {
-        time,
-        target: format!("{writer}-{seq}"),
-        url: "http://x/".into(),
-        success: false,
-        status: None,
-        response_time_seconds: 0.0,
-        duration_seconds: 0.0,
-        attempts: 1,
         // Long lines: a batch is far larger than one pipe buffer or page.
         error: Some("e".repeat(2000)),
-        failed: Vec::new(),
-        phases: Phases::default(),
-        certificate_not_after: None,
+        ..fixtures::record(&format!("{writer}-{seq}"), time, false)
     }
 }
 

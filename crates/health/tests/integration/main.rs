@@ -5,6 +5,7 @@
 
 mod alertmanager;
 mod browser;
+mod fixtures;
 mod history;
 mod probe;
 mod pushgateway;

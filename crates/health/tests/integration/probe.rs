@@ -95,10 +95,7 @@ async fn slow_target_fails_on_response_time_or_times_out() {
 
 #[tokio::test]
 async fn refused_connection_is_an_error_not_a_panic() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = test_support::free_port();
     let t = targets(&format!(
         "targets: [{{name: gone, url: 'http://127.0.0.1:{port}/', conditions: ['[CONNECTED] == true']}}]"
     ));

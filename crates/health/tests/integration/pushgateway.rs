@@ -2,12 +2,12 @@
 //! through its own /metrics.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use ferrostack_health::{AlertConfig, Config, run_once};
+use test_support::{free_port, tool};
 
 use crate::support::{target_server, targets};
-use crate::tools::{free_port, tool};
+use crate::tools::wait_ready;
 
 struct Pushgateway(Child);
 
@@ -35,18 +35,7 @@ async fn pushgateway_accepts_the_results_and_last_success() {
             .unwrap(),
     );
     let url = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
-    for _ in 0..100 {
-        if reqwest::get(format!("{url}/-/ready"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "pushgateway did not become ready");
+    wait_ready("pushgateway to be ready", &format!("{url}/-/ready")).await;
     let s = target_server().await;
     s.fail_with(503);
     let config = Config {

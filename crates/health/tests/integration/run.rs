@@ -4,7 +4,7 @@ use ferrostack_health::alert::Transition;
 use ferrostack_health::history::History;
 use ferrostack_health::{AlertConfig, Config, HistoryConfig, Thresholds, run_once};
 
-use crate::support::{Receiver, target_server, targets};
+use crate::support::{Receiver, TargetServer, target_server, targets};
 
 fn config(yaml: &str, history: Option<&std::path::Path>) -> Config {
     Config {
@@ -104,44 +104,57 @@ async fn run_probes_every_target_concurrently() {
     );
 }
 
-#[tokio::test]
-async fn alerts_fire_after_three_failed_runs_and_resolve_after_two_good_ones() {
-    let s = target_server().await;
-    let receiver = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("h.jsonl");
+/// One target, `api`, on `server`, with alerts to a receiver's `/am` (Alertmanager) and
+/// `/hook` (webhook), and a history in `dir`.
+fn alerting_config(server: &TargetServer, receiver: &Receiver, dir: &std::path::Path) -> Config {
     let mut c = config(
-        &format!("targets: [{{name: api, url: '{}'}}]", s.url("/status")),
-        Some(&path),
+        &format!("targets: [{{name: api, url: '{}'}}]", server.url("/status")),
+        Some(&dir.join("h.jsonl")),
     );
     c.alerts = AlertConfig {
         alertmanager_url: Some(format!("{}/am", receiver.url())),
         webhook_url: Some(format!("{}/hook", receiver.url())),
         thresholds: Thresholds::default(),
     };
-    s.fail_with(500);
+    c
+}
+
+/// The JSON body of the post to the path `matches` picks.
+fn posted(posts: &[(String, String)], matches: impl Fn(&str) -> bool) -> serde_json::Value {
+    let (_, body) = posts
+        .iter()
+        .find(|(p, _)| matches(p))
+        .unwrap_or_else(|| panic!("no such post in {posts:?}"));
+    serde_json::from_str(body).unwrap()
+}
+
+/// Three failing runs against `c`; the third fires: returns what it posted.
+async fn three_failing_runs(c: &Config, receiver: &Receiver) -> Vec<(String, String)> {
     for _ in 0..2 {
-        let r = run_once(&c).await;
+        let r = run_once(c).await;
         assert!(r.transitions.is_empty() && r.errors.is_empty(), "{r:?}");
     }
     assert!(
         receiver.take().is_empty(),
         "nothing sent before the threshold"
     );
-    let r = run_once(&c).await;
+    let r = run_once(c).await;
     assert_eq!(r.transitions, [("api".to_owned(), Transition::Fired)]);
-    let posts = receiver.take();
+    receiver.take()
+}
+
+#[tokio::test]
+async fn alerts_fire_after_three_failed_runs_and_are_refreshed_not_repeated() {
+    let (s, receiver) = (target_server().await, Receiver::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let c = alerting_config(&s, &receiver, dir.path());
+    s.fail_with(500);
+    let posts = three_failing_runs(&c, &receiver).await;
     assert_eq!(posts.len(), 2, "{posts:?}");
-    let (am_path, am) = &posts
-        .iter()
-        .find(|(p, _)| p == "/am/api/v2/alerts")
-        .unwrap();
-    assert_eq!(am_path, "/am/api/v2/alerts");
-    let am: serde_json::Value = serde_json::from_str(am).unwrap();
+    let am = posted(&posts, |p| p == "/am/api/v2/alerts");
     assert_eq!(am[0]["labels"]["target"], "api");
     assert_eq!(am[0]["annotations"]["description"], "[STATUS] (500) == 200");
-    let hook: serde_json::Value =
-        serde_json::from_str(&posts.iter().find(|(p, _)| p == "/hook").unwrap().1).unwrap();
+    let hook = posted(&posts, |p| p == "/hook");
     assert_eq!(
         (
             hook["status"].as_str(),
@@ -158,7 +171,15 @@ async fn alerts_fire_after_three_failed_runs_and_resolve_after_two_good_ones() {
         posts.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
         ["/am/api/v2/alerts"]
     );
+}
 
+#[tokio::test]
+async fn alerts_resolve_after_two_good_runs_naming_the_alert_that_fired() {
+    let (s, receiver) = (target_server().await, Receiver::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let c = alerting_config(&s, &receiver, dir.path());
+    s.fail_with(500);
+    three_failing_runs(&c, &receiver).await;
     s.fail_with(200);
     let r = run_once(&c).await;
     assert!(r.transitions.is_empty(), "one success is not enough");
@@ -166,17 +187,9 @@ async fn alerts_fire_after_three_failed_runs_and_resolve_after_two_good_ones() {
     let r = run_once(&c).await;
     assert_eq!(r.transitions, [("api".to_owned(), Transition::Resolved)]);
     let posts = receiver.take();
-    let hook: serde_json::Value =
-        serde_json::from_str(&posts.iter().find(|(p, _)| p == "/hook").unwrap().1).unwrap();
+    let hook = posted(&posts, |p| p == "/hook");
     assert_eq!(hook["status"], "resolved");
-    let am: serde_json::Value = serde_json::from_str(
-        &posts
-            .iter()
-            .find(|(p, _)| p.ends_with("/alerts"))
-            .unwrap()
-            .1,
-    )
-    .unwrap();
+    let am = posted(&posts, |p| p.ends_with("/alerts"));
     assert_eq!(
         am[0]["startsAt"], hook["since"],
         "the resolution names the alert that fired"
@@ -196,11 +209,7 @@ async fn alerts_fire_after_three_failed_runs_and_resolve_after_two_good_ones() {
 async fn unreachable_alert_receiver_makes_the_run_fail_loudly() {
     let s = target_server().await;
     s.fail_with(500);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = test_support::free_port();
     let mut c = config(
         &format!("targets: [{{name: api, url: '{}'}}]", s.url("/status")),
         None,

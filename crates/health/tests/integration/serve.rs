@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use ferrostack_health::history::History;
-use ferrostack_health::record::{Phases, Record};
+use ferrostack_health::record::Record;
 use ferrostack_health::{AlertConfig, Config, HistoryConfig, Service, Thresholds};
 use runtime::Context;
 use runtime::http::{ServerArgs, ServerConfig};
 use runtime::telemetry::LogEvents;
 use tokio_util::sync::CancellationToken;
 
+use crate::fixtures;
 use crate::support::{Receiver, target_server, targets, tls_server};
 
 /// A running serve instance, served through the runtime like `healthcheck serve`.
@@ -54,17 +55,19 @@ pub(crate) async fn wait_for(
     base: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{base}/api/status")).send().await {
+    let (client, done) = (&reqwest::Client::new(), &done);
+    let url = &format!("{base}/api/status");
+    test_support::poll_async(
+        "the status to reach the expected state",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async move {
+            let r = client.get(url).send().await.ok()?;
             let v: serde_json::Value = r.json().await.unwrap();
-            if done(&v) {
-                return v;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("status never reached the expected state");
+            done(&v).then_some(v)
+        },
+    )
+    .await
 }
 
 pub(crate) fn target<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -76,25 +79,9 @@ pub(crate) fn target<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json
         .unwrap_or_else(|| panic!("no {name} in {v}"))
 }
 
+/// A CronJob's result `ago` before now.
 pub(crate) fn cron_record(target: &str, success: bool, ago: Duration) -> Record {
-    Record {
-        time: time::OffsetDateTime::now_utc() - ago,
-        target: target.into(),
-        url: format!("http://{target}.example/"),
-        success,
-        status: Some(if success { 200 } else { 503 }),
-        response_time_seconds: 0.02,
-        duration_seconds: 0.02,
-        attempts: 1,
-        error: None,
-        failed: if success {
-            vec![]
-        } else {
-            vec!["[STATUS] (503) == 200".into()]
-        },
-        phases: Phases::default(),
-        certificate_not_after: None,
-    }
+    fixtures::record(target, time::OffsetDateTime::now_utc() - ago, success)
 }
 
 #[tokio::test]
@@ -131,15 +118,25 @@ async fn serve_keeps_no_more_probes_in_flight_than_the_limit() {
     );
 }
 
-#[tokio::test]
-async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
-    const OTHERS: usize = 500;
+/// History-only targets a CronJob of another config wrote.
+const OTHERS: usize = 500;
+
+/// Serve started over a history a CronJob wrote first (two results of `shared`, a target serve
+/// probes too, and results of [`OTHERS`] targets this config does not have), with targets `ok`,
+/// `failing` (500) and `shared`; once each shows its results.
+struct SharedHistory {
+    running: Running,
+    path: std::path::PathBuf,
+    status: serde_json::Value,
+    _dir: tempfile::TempDir,
+    _target: crate::support::TargetServer,
+}
+
+async fn serve_over_a_cronjob_history() -> SharedHistory {
     let s = target_server().await;
     s.fail_with(500);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.jsonl");
-    // A CronJob run wrote these before serve started: two results of a target serve probes
-    // too, and results of many targets this config does not have (another config's).
     let mut cron = vec![
         cron_record("shared", false, Duration::from_secs(120)),
         cron_record("shared", true, Duration::from_secs(60)),
@@ -153,19 +150,20 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
         s.url("/ok"),
         s.url("/status")
     );
+    let history = HistoryConfig {
+        path: path.clone(),
+        max_age: None,
+        max_bytes: None,
+    };
     let running = start(Config {
         targets: targets(&yaml),
-        history: Some(HistoryConfig {
-            path: path.clone(),
-            max_age: None,
-            max_bytes: None,
-        }),
+        history: Some(history),
         alerts: AlertConfig::default(),
         pushgateway_url: None,
         max_concurrent_probes: 256,
     })
     .await;
-    let v = wait_for(&running.base, |v| {
+    let status = wait_for(&running.base, |v| {
         v["targets"].as_array().is_some_and(|ts| {
             ts.iter().all(|t| {
                 let want = if t["name"] == "shared" { 3 } else { 2 };
@@ -174,6 +172,19 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
         })
     })
     .await;
+    SharedHistory {
+        running,
+        path,
+        status,
+        _dir: dir,
+        _target: s,
+    }
+}
+
+#[tokio::test]
+async fn serve_shows_its_targets_with_the_cronjob_results_from_the_shared_history() {
+    let shared = serve_over_a_cronjob_history().await;
+    let v = &shared.status;
     let names: Vec<_> = v["targets"]
         .as_array()
         .unwrap()
@@ -186,43 +197,44 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
         "only configured targets"
     );
     assert_eq!(v["other_results"], OTHERS, "the others are only counted");
-    assert_eq!(target(&v, "ok")["state"], "up");
-    assert_eq!(target(&v, "ok")["uptime"]["1h"], 1.0);
-    assert_eq!(target(&v, "failing")["state"], "down");
+    assert_eq!(target(v, "ok")["state"], "up");
+    assert_eq!(target(v, "ok")["uptime"]["1h"], 1.0);
+    assert_eq!(target(v, "failing")["state"], "down");
     assert_eq!(
-        target(&v, "failing")["last"]["failed"][0],
+        target(v, "failing")["last"]["failed"][0],
         "[STATUS] (500) == 200"
     );
     // The CronJob's failure and success, then serve's own success.
-    assert_eq!(target(&v, "shared")["state"], "up");
-    let uptime = target(&v, "shared")["uptime"]["1h"].as_f64().unwrap();
+    assert_eq!(target(v, "shared")["state"], "up");
+    let uptime = target(v, "shared")["uptime"]["1h"].as_f64().unwrap();
     assert!((uptime - 2.0 / 3.0).abs() < 1e-9, "{uptime}");
-    assert_eq!(target(&v, "shared")["configured"], true);
+    assert_eq!(target(v, "shared")["configured"], true);
 
     // Serve's own results went to the history too, each once.
-    let lines = History::new(&path).read_all().unwrap();
+    let lines = History::new(&shared.path).read_all().unwrap();
     let ours = lines.iter().filter(|r| r.target == "ok").count();
-    let shown = target(&v, "ok")["recent"].as_array().unwrap().len();
+    let shown = target(v, "ok")["recent"].as_array().unwrap().len();
     assert!(ours >= shown, "{ours} in history, {shown} shown");
+}
 
-    // A CronJob run appends while serve runs: it shows up.
-    History::new(&path)
+/// A CronJob run appends while serve runs: it shows up, in the status and on the page, which
+/// lists every configured target with its state and no history-only one.
+#[tokio::test]
+async fn a_cronjob_run_appending_while_serve_runs_shows_up_on_the_page() {
+    let shared = serve_over_a_cronjob_history().await;
+    History::new(&shared.path)
         .append(&[
             cron_record("shared", false, Duration::ZERO),
             cron_record("cron-only-0", false, Duration::ZERO),
         ])
         .unwrap();
-    let v = wait_for(&running.base, |v| target(v, "shared")["state"] == "down").await;
+    let base = &shared.running.base;
+    let v = wait_for(base, |v| target(v, "shared")["state"] == "down").await;
     assert_eq!(target(&v, "shared")["recent"].as_array().unwrap().len(), 4);
     assert_eq!(v["other_results"], OTHERS + 1);
 
-    // The page lists every target with its state; metrics carry blackbox names.
-    let html = reqwest::get(format!("{}/", running.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = reqwest::get(format!("{base}/")).await.unwrap();
+    let html = html.text().await.unwrap();
     assert!(
         !html.contains("cron-only"),
         "history-only targets are not on the page"
@@ -233,27 +245,20 @@ async fn serve_probes_and_shows_cronjob_results_from_the_shared_history() {
             "{name} {state}"
         );
     }
-    let text = reqwest::get(format!("{}/metrics", running.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.contains("ferrostack_build_info{"),
-        "runtime metrics too:\n{text}"
-    );
-    assert!(text.contains("probe_success{target=\"ok\"} 1"), "{text}");
-    assert!(
-        text.contains("probe_success{target=\"failing\"} 0"),
-        "{text}"
-    );
-    assert!(
-        text.contains("probe_http_status_code{target=\"failing\"} 500"),
-        "{text}"
-    );
-    // blackbox_exporter's names, every phase of a plain-http probe, no `tls` phase.
+}
+
+/// Metrics carry blackbox_exporter's names, every phase of a plain-http probe and no `tls`
+/// phase, the runtime's metrics too, and only probed targets.
+#[tokio::test]
+async fn serve_metrics_carry_blackbox_names_for_probed_targets_only() {
+    let shared = serve_over_a_cronjob_history().await;
+    let metrics = reqwest::get(format!("{}/metrics", shared.running.base)).await;
+    let text = metrics.unwrap().text().await.unwrap();
     for name in [
+        "ferrostack_build_info{",
+        "probe_success{target=\"ok\"} 1",
+        "probe_success{target=\"failing\"} 0",
+        "probe_http_status_code{target=\"failing\"} 500",
         "probe_duration_seconds{target=\"ok\"} ",
         "probe_http_status_code{target=\"ok\"} 200",
         "probe_http_duration_seconds{target=\"ok\",phase=\"resolve\"} ",
@@ -357,4 +362,27 @@ async fn serve_exports_the_tls_phase_and_the_certificate_expiry() {
     ] {
         assert!(text.contains(&line), "missing {line} in\n{text}");
     }
+}
+
+/// The page is HTML and /openapi.json documents the status API (moved here from the
+/// `healthcheck serve` process test, which keeps the command line and SIGTERM).
+#[tokio::test]
+async fn serve_page_is_html_and_openapi_documents_the_status_api() {
+    let s = target_server().await;
+    let running = start(Config {
+        targets: targets(&format!(
+            "targets: [{{name: api, url: '{}', interval: 1h}}]",
+            s.url("/ok")
+        )),
+        history: None,
+        alerts: AlertConfig::default(),
+        pushgateway_url: None,
+        max_concurrent_probes: 256,
+    })
+    .await;
+    let page = reqwest::get(format!("{}/", running.base)).await.unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let openapi = reqwest::get(format!("{}/openapi.json", running.base)).await;
+    let openapi = openapi.unwrap().text().await.unwrap();
+    assert!(openapi.contains("\"/api/status\""), "{openapi}");
 }

@@ -1,36 +1,23 @@
-//! External tools the `make test-health` tests need (installed by that target).
+//! The external tools' side of the `make test-health` tests: waiting for a started tool to
+//! answer ready, and where screenshots are kept. Finding a tool is test-support's `tool`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-/// The tool's path; `None` (skip, with a message) when missing, except under `CI=true`,
-/// where a missing tool fails the test.
-pub(crate) fn tool(name: &str) -> Option<PathBuf> {
-    let found = find(name);
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{name} is not installed: `make test-health` installs it");
-        }
-        eprintln!("skipping: {name} is not installed (`make test-health` installs it)");
-    }
-    found
-}
-
-/// The command's path on PATH, if any.
-pub(crate) fn find(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// A free port on 127.0.0.1.
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Waits (bounded: 10 s) until `GET url` answers 2xx.
+pub(crate) async fn wait_ready(what: &str, url: &str) {
+    test_support::poll_async(
+        what,
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || async move {
+            reqwest::get(url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 /// `target/artifacts` of the workspace.
