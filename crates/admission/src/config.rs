@@ -380,20 +380,6 @@ mutations:
             [Requirement::LimitsCpu]
         );
         assert_eq!(mode(&p, "pod-security"), Mode::Off);
-        assert_eq!(
-            p.get::<PodSecurity>().unwrap().standard,
-            Standard::default()
-        );
-        let yaml = "policies: {pod-security: {level: baseline, version: v1.30}}";
-        let q = Policies::from_yaml(yaml, "p.yaml", None).unwrap();
-        assert_eq!(
-            q.get::<PodSecurity>().unwrap().standard.level,
-            Level::Baseline
-        );
-        assert_eq!(
-            q.get::<PodSecurity>().unwrap().standard.version,
-            Version::Minor(30)
-        );
         assert!(
             p.get::<RequiredLabels>()
                 .unwrap()
@@ -422,6 +408,19 @@ mutations:
         assert_eq!(p.get::<HighAvailability>().unwrap().min_replicas, 3);
         assert!(p.mutations.default_requests.is_empty());
         assert!(p.mutations.anti_affinity.is_none());
+    }
+
+    #[test]
+    fn pod_security_takes_a_level_and_a_version() {
+        let standard = |p: &Policies| p.get::<PodSecurity>().unwrap().standard;
+        assert_eq!(
+            standard(&Policies::load(None, None).unwrap()),
+            Standard::default()
+        );
+        let yaml = "policies: {pod-security: {level: baseline, version: v1.30}}";
+        let q = Policies::from_yaml(yaml, "p.yaml", None).unwrap();
+        assert_eq!(standard(&q).level, Level::Baseline);
+        assert_eq!(standard(&q).version, Version::Minor(30));
     }
 
     #[test]

@@ -87,7 +87,6 @@ impl Mutations {
             return changed;
         };
         let linux = spec["os"]["name"] != "windows";
-
         if self.seccomp_profile
             && linux
             && spec["securityContext"]["seccompProfile"].is_null()
@@ -101,35 +100,7 @@ impl Mutations {
                 continue;
             };
             for c in list.iter_mut().filter(|c| c.is_object()) {
-                if self.allow_privilege_escalation
-                    && linux
-                    && no_escalation_is_valid(c)
-                    && let Some(sc) = child(c, "securityContext")
-                {
-                    sc.insert("allowPrivilegeEscalation".into(), Value::Bool(false));
-                    changed.push("allowPrivilegeEscalation");
-                }
-                for (resource, default) in &self.default_requests {
-                    if !c["resources"]["requests"][resource].is_null() {
-                        continue;
-                    }
-                    let value = match &c["resources"]["limits"][resource] {
-                        Value::Null => Value::String(default.clone()),
-                        limit => limit.clone(),
-                    };
-                    if let Some(requests) = child(c, "resources").and_then(|r| {
-                        let e = r
-                            .entry("requests")
-                            .or_insert_with(|| Value::Object(Map::new()));
-                        if e.is_null() {
-                            *e = Value::Object(Map::new());
-                        }
-                        e.as_object_mut()
-                    }) {
-                        requests.insert(resource.clone(), value);
-                        changed.push("defaultRequests");
-                    }
-                }
+                self.mutate_container(c, linux, &mut changed);
             }
         }
         if let Some(term) = anti_affinity
@@ -151,6 +122,40 @@ impl Mutations {
             }
         }
         once
+    }
+
+    /// A container's mutations: no privilege escalation where that is valid, and the default
+    /// requests where unset (the limit when there is one).
+    fn mutate_container(&self, c: &mut Value, linux: bool, changed: &mut Vec<&'static str>) {
+        if self.allow_privilege_escalation
+            && linux
+            && no_escalation_is_valid(c)
+            && let Some(sc) = child(c, "securityContext")
+        {
+            sc.insert("allowPrivilegeEscalation".into(), Value::Bool(false));
+            changed.push("allowPrivilegeEscalation");
+        }
+        for (resource, default) in &self.default_requests {
+            if !c["resources"]["requests"][resource].is_null() {
+                continue;
+            }
+            let value = match &c["resources"]["limits"][resource] {
+                Value::Null => Value::String(default.clone()),
+                limit => limit.clone(),
+            };
+            if let Some(requests) = child(c, "resources").and_then(|r| {
+                let e = r
+                    .entry("requests")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if e.is_null() {
+                    *e = Value::Object(Map::new());
+                }
+                e.as_object_mut()
+            }) {
+                requests.insert(resource.clone(), value);
+                changed.push("defaultRequests");
+            }
+        }
     }
 
     fn anti_affinity_term(&self, w: &Workload<'_>) -> Option<Value> {

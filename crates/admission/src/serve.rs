@@ -281,32 +281,7 @@ pub async fn run(config: Config, ctx: Context) -> Result<(), RunError> {
     async move {
         let mut registry = runtime::metrics::registry(&ctx);
         let metrics = Metrics::register(&mut registry);
-        let store = match &config.tls {
-            TlsSource::Files { cert, key } => {
-                let store = CertStore::new(tls::load_files(cert, key)?);
-                let reloads = metrics.reloads.clone();
-                tls::watch(Arc::clone(&store), cert.clone(), key.clone(), ctx.shutdown().clone(), move |ok| {
-                    let outcome = if ok { "success" } else { "failure" };
-                    reloads.get_or_create(&ReloadLabels { outcome }).inc();
-                })?;
-                store
-            }
-            TlsSource::SelfSigned(generated) => {
-                if let Some(path) = &config.ca_file {
-                    std::fs::write(path, &generated.ca_pem).map_err(|source| RunError::CaFile {
-                        path: path.clone(),
-                        source,
-                    })?;
-                }
-                let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&generated.ca_pem);
-                tracing::info!(
-                    ca_bundle = %ca_bundle,
-                    ca_file = config.ca_file.as_ref().map(|p| tracing::field::display(p.display())),
-                    "self-signed CA generated: put ca_bundle in the webhook configuration's clientConfig.caBundle"
-                );
-                CertStore::new(tls::certified_key(generated.cert_pem.as_bytes(), generated.key_pem.as_bytes())?)
-            }
-        };
+        let store = cert_store(&config, &metrics, &ctx)?;
         let state = AppState {
             namespaces: namespace_labels(&config.api, &ctx).await?,
             policies: Arc::new(config.policies.clone()),
@@ -315,16 +290,20 @@ pub async fn run(config: Config, ctx: Context) -> Result<(), RunError> {
             inflight: Inflight::new(INFLIGHT_BODY_BYTES, config.server.max_body_bytes),
         };
         let router = runtime::http::app(api(state), registry, &config.server, &ctx);
-        let plain = router.clone().layer(axum::middleware::from_fn(plain_paths_only));
+        let plain = router
+            .clone()
+            .layer(axum::middleware::from_fn(plain_paths_only));
 
         let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, source })
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::Bind { addr, source })
         };
         let https = TlsListener::new(bind(config.server.addr).await?, tls::server_config(store)?)
             .map_err(|source| RunError::Bind {
-                addr: config.server.addr,
-                source,
-            })?;
+            addr: config.server.addr,
+            source,
+        })?;
         let http = bind(config.metrics.addr).await?;
         tracing::info!(
             https = %config.server.addr, metrics = %config.metrics.addr,
@@ -340,6 +319,51 @@ pub async fn run(config: Config, ctx: Context) -> Result<(), RunError> {
     }
     .instrument(span)
     .await
+}
+
+/// The serving certificate: from files, watched and reloaded (each reload counted), or the
+/// self-signed one generated at start-up, whose CA is logged and written to `--ca-file`.
+fn cert_store(
+    config: &Config,
+    metrics: &Metrics,
+    ctx: &Context,
+) -> Result<Arc<CertStore>, RunError> {
+    let store = match &config.tls {
+        TlsSource::Files { cert, key } => {
+            let store = CertStore::new(tls::load_files(cert, key)?);
+            let reloads = metrics.reloads.clone();
+            tls::watch(
+                Arc::clone(&store),
+                cert.clone(),
+                key.clone(),
+                ctx.shutdown().clone(),
+                move |ok| {
+                    let outcome = if ok { "success" } else { "failure" };
+                    reloads.get_or_create(&ReloadLabels { outcome }).inc();
+                },
+            )?;
+            store
+        }
+        TlsSource::SelfSigned(generated) => {
+            if let Some(path) = &config.ca_file {
+                std::fs::write(path, &generated.ca_pem).map_err(|source| RunError::CaFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&generated.ca_pem);
+            tracing::info!(
+                ca_bundle = %ca_bundle,
+                ca_file = config.ca_file.as_ref().map(|p| tracing::field::display(p.display())),
+                "self-signed CA generated: put ca_bundle in the webhook configuration's clientConfig.caBundle"
+            );
+            CertStore::new(tls::certified_key(
+                generated.cert_pem.as_bytes(),
+                generated.key_pem.as_bytes(),
+            )?)
+        }
+    };
+    Ok(store)
 }
 
 /// The namespace watch for `api`, or `None` (said once) without API access.
