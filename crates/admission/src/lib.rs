@@ -4,6 +4,7 @@
 //! Entry points: [`run`] with a [`Config`] (`webhook serve`) and [`check::run`]
 //! (`webhook check`).
 
+pub mod audit;
 pub mod check;
 pub mod config;
 pub mod engine;
@@ -33,7 +34,7 @@ pub struct WebhookArgs {
     pub command: WebhookCommand,
 }
 
-/// `webhook serve` or `webhook check`.
+/// `webhook serve`, `webhook check` or `webhook audit`.
 // Parsed once at start-up: the size difference does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand, Debug)]
@@ -43,4 +44,7 @@ pub enum WebhookCommand {
     /// Check manifests against the policies offline, printed like a linter; exit 1 on an
     /// enforce violation, 2 on an unreadable file or policy file.
     Check(CheckArgs),
+    /// Audit the objects that exist (from the API server, read-only, or from `kubectl get -A
+    /// -o yaml` output): one JSON line per finding, then a summary; exit codes as check.
+    Audit(audit::AuditArgs),
 }

@@ -56,7 +56,7 @@ CONTAINERS = chart_containers()
 def test_chart_runs_the_known_roles():
     assert set(CONTAINERS) == {("backend-api",), ("data-api",), ("logship",),
                                ("healthcheck", "run"), ("healthcheck", "serve"),
-                               ("webhook", "serve")}
+                               ("webhook", "serve"), ("webhook", "audit")}
 
 
 @pytest.mark.parametrize("role", sorted(CONTAINERS), ids=" ".join)

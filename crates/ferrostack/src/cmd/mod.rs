@@ -59,6 +59,16 @@ macro_rules! failure_from {
     )+};
 }
 
+impl From<admission::audit::AuditError> for Failure {
+    fn from(e: admission::audit::AuditError) -> Self {
+        use admission::audit::AuditError as E;
+        match e {
+            E::Policy(_) | E::NoSource | E::Client(_) => Self::Config(e.into()),
+            E::List { .. } | E::Output(_) => Self::Run(e.into()),
+        }
+    }
+}
+
 impl From<up::UpError> for Failure {
     fn from(e: up::UpError) -> Self {
         match e {

@@ -1,5 +1,6 @@
 //! `ferrostack webhook serve` (the HTTPS admission webhook) and `ferrostack webhook check`
-//! (the same policies over manifest files, exit 1 on an enforce violation).
+//! (the same policies over manifest files, exit 1 on an enforce violation) and `webhook audit`
+//! (over the objects that exist).
 
 use admission::{Config, WebhookArgs, WebhookCommand};
 use runtime::Context;
@@ -22,15 +23,25 @@ pub(crate) async fn run(
         WebhookCommand::Check(args) => {
             let report = admission::check::run(&args, std::io::stdin().lock())?;
             print!("{}", admission::format::render(&report, args.format));
-            match report.exit_code() {
-                0 => Ok(()),
-                1 => Err(Failure::Run(anyhow::anyhow!(
-                    "webhook check: enforce violations found"
-                ))),
-                _ => Err(Failure::Config(anyhow::anyhow!(
-                    "webhook check: unreadable input"
-                ))),
-            }
+            verdict("check", report.exit_code())
         }
+        WebhookCommand::Audit(args) => {
+            let mut out = std::io::stdout().lock();
+            let summary = admission::audit::run(&args, std::io::stdin().lock(), &mut out).await?;
+            verdict("audit", summary.exit_code())
+        }
+    }
+}
+
+/// check's and audit's exit: 1 on an enforce violation, 2 on an unreadable input.
+fn verdict(command: &str, code: i32) -> Result<(), Failure> {
+    match code {
+        0 => Ok(()),
+        1 => Err(Failure::Run(anyhow::anyhow!(
+            "webhook {command}: enforce violations found"
+        ))),
+        _ => Err(Failure::Config(anyhow::anyhow!(
+            "webhook {command}: unreadable input"
+        ))),
     }
 }

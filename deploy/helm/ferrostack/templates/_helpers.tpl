@@ -359,3 +359,13 @@ plugin). */}}
 - name: FERROSTACK_SUCCESS_THRESHOLD
   value: {{ .Values.healthcheck.successThreshold | quote }}
 {{- end -}}
+
+{{/* Egress to the Kubernetes API (service port 443, endpoint port 6443 after DNAT). */}}
+{{- define "ferrostack.apiServerEgress" -}}
+- to:
+    - ipBlock:
+        cidr: {{ .Values.webhook.apiServerCIDR }}
+  ports:
+    - {protocol: TCP, port: 443}
+    - {protocol: TCP, port: 6443}
+{{- end }}

@@ -1,0 +1,81 @@
+//! The API server side of `webhook audit`: list calls only (get and list are all the chart's
+//! ClusterRole grants it), paged so that no more than one page is held at a time.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use serde_json::Value;
+
+use super::{Audit, AuditError};
+
+/// Objects per list call.
+const PAGE: u32 = 500;
+
+/// The kinds audited, as (group, version, kind, plural).
+pub(crate) const KINDS: &[(&str, &str, &str, &str)] = &[
+    ("", "v1", "Pod", "pods"),
+    ("", "v1", "ReplicationController", "replicationcontrollers"),
+    ("apps", "v1", "Deployment", "deployments"),
+    ("apps", "v1", "StatefulSet", "statefulsets"),
+    ("apps", "v1", "DaemonSet", "daemonsets"),
+    ("apps", "v1", "ReplicaSet", "replicasets"),
+    ("batch", "v1", "Job", "jobs"),
+    ("batch", "v1", "CronJob", "cronjobs"),
+];
+
+/// Audits every namespace's objects of [`KINDS`].
+pub(crate) async fn audit<W: Write>(
+    client: Client,
+    audit: &mut Audit<'_, W>,
+) -> Result<(), AuditError> {
+    let labels = namespace_labels(&client).await?;
+    for (group, version, kind, plural) in KINDS {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let mut params = ListParams::default().limit(PAGE);
+        loop {
+            let page = api.list(&params).await.map_err(|source| AuditError::List {
+                what: (*plural).to_owned(),
+                source,
+            })?;
+            for object in &page.items {
+                let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+                // Items of a list carry no kind of their own.
+                value["kind"] = Value::String((*kind).to_owned());
+                let ns = object.metadata.namespace.as_deref().unwrap_or("");
+                audit.object(&value, labels.get(ns))?;
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every namespace's labels (pod-security.kubernetes.io/*, the priority label).
+async fn namespace_labels(client: &Client) -> Result<BTreeMap<String, Value>, AuditError> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let mut labels = BTreeMap::new();
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let page = api.list(&params).await.map_err(|source| AuditError::List {
+            what: "namespaces".into(),
+            source,
+        })?;
+        for ns in page.items {
+            let name = ns.metadata.name.unwrap_or_default();
+            let value = serde_json::to_value(ns.metadata.labels.unwrap_or_default());
+            labels.insert(name, value.unwrap_or(Value::Null));
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    Ok(labels)
+}
