@@ -280,65 +280,79 @@ fn parse_right(left: &Left, op: Op, s: &str) -> Result<Right, String> {
     }
     let ordering = matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge);
     let equality = matches!(op, Op::Eq | Op::Ne);
-    if let Some(inner) = s.strip_prefix("pat(").and_then(|r| r.strip_suffix(')')) {
-        if !equality {
-            return Err("pat(...) only works with == or !=".into());
-        }
-        return Ok(Right::Pattern(unquote(inner.trim()).to_owned()));
+    if let Some(matcher) = parse_matcher(equality, s) {
+        return matcher;
     }
-    if let Some(inner) = s.strip_prefix("any(").and_then(|r| r.strip_suffix(')')) {
-        if !equality {
-            return Err("any(...) only works with == or !=".into());
-        }
-        return Ok(Right::Any(
-            inner
-                .split(',')
-                .map(|v| unquote(v.trim()).to_owned())
-                .collect(),
-        ));
-    }
-    let number = |s: &str| {
-        s.parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite())
-            .ok_or_else(|| format!("{s:?} is not a number"))
-    };
     match left {
         Left::Value(Placeholder::Status) | Left::Len(_) => {
             if op == Op::Contains {
                 return Err("contains only applies to [BODY] and [IP]".into());
             }
-            number(s).map(Right::Number)
+            parse_number(s).map(Right::Number)
         }
         Left::Value(Placeholder::ResponseTime | Placeholder::CertificateExpiration) => {
             if !ordering && !equality {
                 return Err("durations compare with == != < <= > >=".into());
             }
-            let d = match s.parse::<u64>() {
-                Ok(ms) => Duration::from_millis(ms),
-                Err(_) => humantime::parse_duration(s).map_err(|e| {
-                    format!("{s:?} is not a duration ({e}); write e.g. 500ms or 72h")
-                })?,
-            };
-            Ok(Right::Duration(d))
+            parse_duration(s).map(Right::Duration)
         }
         Left::Value(Placeholder::Connected) | Left::Has(_) => {
             if !equality {
                 return Err("booleans compare with == or !=".into());
             }
-            match s {
-                "true" => Ok(Right::Bool(true)),
-                "false" => Ok(Right::Bool(false)),
-                _ => Err(format!("{s:?} is not true or false")),
-            }
+            parse_bool(s).map(Right::Bool)
         }
         Left::Value(Placeholder::Body(_) | Placeholder::Ip) => {
             if ordering {
-                number(s).map(Right::Number)
+                parse_number(s).map(Right::Number)
             } else {
                 Ok(Right::Text(unquote(s).to_owned()))
             }
         }
+    }
+}
+
+/// `pat(...)` and `any(...)`, whatever the left side; `None` when `s` is neither.
+fn parse_matcher(equality: bool, s: &str) -> Option<Result<Right, String>> {
+    if let Some(inner) = s.strip_prefix("pat(").and_then(|r| r.strip_suffix(')')) {
+        if !equality {
+            return Some(Err("pat(...) only works with == or !=".into()));
+        }
+        return Some(Ok(Right::Pattern(unquote(inner.trim()).to_owned())));
+    }
+    let inner = s.strip_prefix("any(").and_then(|r| r.strip_suffix(')'))?;
+    if !equality {
+        return Some(Err("any(...) only works with == or !=".into()));
+    }
+    Some(Ok(Right::Any(
+        inner
+            .split(',')
+            .map(|v| unquote(v.trim()).to_owned())
+            .collect(),
+    )))
+}
+
+fn parse_number(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite())
+        .ok_or_else(|| format!("{s:?} is not a number"))
+}
+
+/// Bare digits are milliseconds, anything else a humantime duration.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    match s.parse::<u64>() {
+        Ok(ms) => Ok(Duration::from_millis(ms)),
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 500ms or 72h")),
+    }
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{s:?} is not true or false")),
     }
 }
 

@@ -318,48 +318,23 @@ impl TlsCache {
     }
 }
 
-fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, (&'static str, String)> {
+/// The field at fault and why.
+type FieldError = (&'static str, String);
+
+fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, FieldError> {
     if raw.name.trim().is_empty() {
         return Err(("name", "must not be empty".into()));
     }
-    let url: Uri = raw
-        .url
-        .parse()
-        .map_err(|e| ("url", format!("{:?} is not a URL: {e}", raw.url)))?;
-    match (url.scheme_str(), url.host()) {
-        (Some("http" | "https"), Some(h)) if !h.is_empty() => {}
-        _ => {
-            return Err((
-                "url",
-                format!("{:?} must be an absolute http:// or https:// URL", raw.url),
-            ));
-        }
-    }
+    let url = parse_url(&raw.url)?;
     let method = match raw.method {
         None => Method::GET,
         Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
             .map_err(|_| ("method", format!("{m:?} is not an HTTP method")))?,
     };
-    let mut headers = HeaderMap::new();
-    for (k, v) in raw.headers {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| ("headers", format!("{k:?} is not a header name")))?;
-        let value = HeaderValue::from_str(&v)
-            .map_err(|_| ("headers", format!("value of {k:?} is not a header value")))?;
-        headers.append(name, value);
-    }
-    let duration = |field: &'static str, v: Option<String>, default: Duration| match v {
-        None => Ok(default),
-        Some(s) => humantime::parse_duration(&s).map_err(|e| {
-            (
-                field,
-                format!("{s:?} is not a duration ({e}); write e.g. 500ms, 10s, 5m"),
-            )
-        }),
-    };
-    let timeout = duration("timeout", raw.timeout, DEFAULT_TIMEOUT)?;
-    let interval = duration("interval", raw.interval, DEFAULT_INTERVAL)?;
-    let retry_backoff = duration("retry-backoff", raw.retry_backoff, DEFAULT_BACKOFF)?;
+    let headers = parse_headers(raw.headers)?;
+    let timeout = parse_duration("timeout", raw.timeout, DEFAULT_TIMEOUT)?;
+    let interval = parse_duration("interval", raw.interval, DEFAULT_INTERVAL)?;
+    let retry_backoff = parse_duration("retry-backoff", raw.retry_backoff, DEFAULT_BACKOFF)?;
     if timeout.is_zero() {
         return Err(("timeout", "must be more than 0".into()));
     }
@@ -368,20 +343,7 @@ fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, (&'static str,
     if retries > 10 {
         return Err(("retries", format!("{retries} is more than 10")));
     }
-    let texts = raw
-        .conditions
-        .unwrap_or_else(|| vec![DEFAULT_CONDITION.to_owned()]);
-    if texts.is_empty() {
-        return Err((
-            "conditions",
-            "must not be empty (omit it for [STATUS] == 200)".into(),
-        ));
-    }
-    let conditions = texts
-        .iter()
-        .map(|c| Condition::parse(c))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ("conditions", e.to_string()))?;
+    let conditions = parse_conditions(raw.conditions)?;
     let tls = tls
         .get(raw.tls.unwrap_or_default())
         .map_err(|e| ("tls.ca-file", e))?;
@@ -399,6 +361,64 @@ fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, (&'static str,
         follow_redirects: raw.follow_redirects.unwrap_or(true),
         tls,
     })
+}
+
+/// Only absolute http(s) URLs with a host: anything else cannot be probed.
+fn parse_url(raw: &str) -> Result<Uri, FieldError> {
+    let url: Uri = raw
+        .parse()
+        .map_err(|e| ("url", format!("{raw:?} is not a URL: {e}")))?;
+    match (url.scheme_str(), url.host()) {
+        (Some("http" | "https"), Some(h)) if !h.is_empty() => Ok(url),
+        _ => Err((
+            "url",
+            format!("{raw:?} must be an absolute http:// or https:// URL"),
+        )),
+    }
+}
+
+fn parse_headers(raw: BTreeMap<String, String>) -> Result<HeaderMap, FieldError> {
+    let mut headers = HeaderMap::new();
+    for (k, v) in raw {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| ("headers", format!("{k:?} is not a header name")))?;
+        let value = HeaderValue::from_str(&v)
+            .map_err(|_| ("headers", format!("value of {k:?} is not a header value")))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+fn parse_duration(
+    field: &'static str,
+    raw: Option<String>,
+    default: Duration,
+) -> Result<Duration, FieldError> {
+    match raw {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(&s).map_err(|e| {
+            (
+                field,
+                format!("{s:?} is not a duration ({e}); write e.g. 500ms, 10s, 5m"),
+            )
+        }),
+    }
+}
+
+/// Omitted means `[STATUS] == 200`; present but empty is a mistake, not "no checks".
+fn parse_conditions(raw: Option<Vec<String>>) -> Result<Vec<Condition>, FieldError> {
+    let texts = raw.unwrap_or_else(|| vec![DEFAULT_CONDITION.to_owned()]);
+    if texts.is_empty() {
+        return Err((
+            "conditions",
+            "must not be empty (omit it for [STATUS] == 200)".into(),
+        ));
+    }
+    texts
+        .iter()
+        .map(|c| Condition::parse(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ("conditions", e.to_string()))
 }
 
 #[cfg(test)]

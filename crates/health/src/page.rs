@@ -77,24 +77,38 @@ fn target_card(html: &mut String, v: &TargetView, now: OffsetDateTime) {
          <p class=\"url\">{}</p>",
         escape(&v.url)
     );
-    if let Some(last) = v.last() {
-        if !last.success {
-            let _ = write!(html, "<p class=\"reason\">{}</p>", escape(&last.reason()));
-        }
-        let _ = write!(
-            html,
-            "<p class=\"meta\">last checked {} ago · {}{}{}</p>",
-            ago(now - last.time),
-            last.status
-                .map_or_else(|| "no response".to_owned(), |s| format!("HTTP {s}")),
-            format_args!(" · {}", format_duration(secs(last.response_time_seconds))),
-            if v.alert.firing() {
-                " · alert firing"
-            } else {
-                ""
-            }
-        );
+    last_result(html, v, now);
+    uptimes(html, v, now);
+    sparkline(html, v);
+    bars(html, v);
+    recent_failures(html, v);
+    html.push_str("</section>");
+}
+
+/// The latest result: why it failed, when, and how it answered.
+fn last_result(html: &mut String, v: &TargetView, now: OffsetDateTime) {
+    let Some(last) = v.last() else {
+        return;
+    };
+    if !last.success {
+        let _ = write!(html, "<p class=\"reason\">{}</p>", escape(&last.reason()));
     }
+    let _ = write!(
+        html,
+        "<p class=\"meta\">last checked {} ago · {}{}{}</p>",
+        ago(now - last.time),
+        last.status
+            .map_or_else(|| "no response".to_owned(), |s| format!("HTTP {s}")),
+        format_args!(" · {}", format_duration(secs(last.response_time_seconds))),
+        if v.alert.firing() {
+            " · alert firing"
+        } else {
+            ""
+        }
+    );
+}
+
+fn uptimes(html: &mut String, v: &TargetView, now: OffsetDateTime) {
     html.push_str("<dl class=\"uptime\">");
     for (window, seconds) in WINDOWS {
         let value = v
@@ -103,8 +117,10 @@ fn target_card(html: &mut String, v: &TargetView, now: OffsetDateTime) {
         let _ = write!(html, "<div><dt>uptime {window}</dt><dd>{value}</dd></div>");
     }
     html.push_str("</dl>");
-    sparkline(html, v);
-    bars(html, v);
+}
+
+/// The last failures, newest first, as a list: bar tooltips need a pointer, phones have none.
+fn recent_failures(html: &mut String, v: &TargetView) {
     let failures: Vec<&Record> = v
         .recent
         .iter()
@@ -112,18 +128,18 @@ fn target_card(html: &mut String, v: &TargetView, now: OffsetDateTime) {
         .filter(|r| !r.success)
         .take(10)
         .collect();
-    if !failures.is_empty() {
-        let _ = write!(
-            html,
-            "<details><summary>recent failures ({})</summary><ul>",
-            failures.len()
-        );
-        for r in failures {
-            let _ = write!(html, "<li>{} — {}</li>", clock(r.time), escape(&r.reason()));
-        }
-        html.push_str("</ul></details>");
+    if failures.is_empty() {
+        return;
     }
-    html.push_str("</section>");
+    let _ = write!(
+        html,
+        "<details><summary>recent failures ({})</summary><ul>",
+        failures.len()
+    );
+    for r in failures {
+        let _ = write!(html, "<li>{} — {}</li>", clock(r.time), escape(&r.reason()));
+    }
+    html.push_str("</ul></details>");
 }
 
 /// Response times of the recent results as an SVG polyline (oldest left).

@@ -67,7 +67,10 @@ pub(crate) async fn download_external_logs(
     response
 }
 
-async fn call(state: &AppState, external: &ExternalConfig, env: &str) -> (&'static str, Response) {
+/// One outcome label for the metric and the response that goes with it.
+type Outcome = (&'static str, Response);
+
+async fn call(state: &AppState, external: &ExternalConfig, env: &str) -> Outcome {
     let Some(url) = external.url.clone() else {
         let e = Error::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -76,6 +79,31 @@ async fn call(state: &AppState, external: &ExternalConfig, env: &str) -> (&'stat
         );
         return ("not_configured", e.into_response());
     };
+    let (key, auth) = match authorization(external, env).await {
+        Ok(found) => found,
+        Err(outcome) => return outcome,
+    };
+    let sent = state
+        .inner
+        .http
+        .get(url)
+        .header(header::AUTHORIZATION, auth)
+        .send()
+        .await;
+    match sent {
+        Ok(upstream) if upstream.status().is_success() => ("ok", streamed(upstream)),
+        Ok(upstream) if upstream.status().is_redirection() => redirected(&upstream, env, &key),
+        Ok(upstream) => upstream_error(upstream.status(), env),
+        Err(err) => unanswered(err, external, env),
+    }
+}
+
+/// The environment's key and the sensitive `Authorization` header carrying it; the key is
+/// kept so a redirect's Location can be redacted.
+async fn authorization(
+    external: &ExternalConfig,
+    env: &str,
+) -> Result<(SecretString, HeaderValue), Outcome> {
     let Some(key) = key_for(external, env).await else {
         let e = Error::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -86,7 +114,7 @@ async fn call(state: &AppState, external: &ExternalConfig, env: &str) -> (&'stat
                 env_var_for(env)
             ),
         );
-        return ("key_missing", e.into_response());
+        return Err(("key_missing", e.into_response()));
     };
     let Ok(mut auth) = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())) else {
         let e = Error::new(
@@ -94,92 +122,85 @@ async fn call(state: &AppState, external: &ExternalConfig, env: &str) -> (&'stat
             "integration_key_invalid",
             format!("the integration key of environment {env} is not a valid header value"),
         );
-        return ("key_invalid", e.into_response());
+        return Err(("key_invalid", e.into_response()));
     };
     auth.set_sensitive(true);
-    let sent = state
-        .inner
-        .http
-        .get(url)
-        .header(header::AUTHORIZATION, auth)
-        .send()
-        .await;
-    match sent {
-        Ok(upstream) if upstream.status().is_success() => {
-            let content_type = upstream
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .cloned()
-                .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-            let body = Body::from_stream(upstream.bytes_stream());
-            (
-                "ok",
-                ([(header::CONTENT_TYPE, content_type)], body).into_response(),
-            )
-        }
-        Ok(upstream) if upstream.status().is_redirection() => {
-            // Never followed (the client has no redirect policy): the key stays with the
-            // configured host.
-            let status = upstream.status();
-            let location = upstream
-                .headers()
-                .get(header::LOCATION)
-                .map_or_else(|| "none".to_owned(), |l| printable(l.as_bytes(), &key));
-            tracing::warn!(
-                env,
-                upstream_status = status.as_u16(),
-                location = location.as_str(),
-                "external logs API answered a redirect; not followed"
-            );
-            let e = Error::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_redirect",
-                format!(
-                    "the external logs API answered {status} for environment {env} with \
-                     Location {location}; redirects are not followed (the integration key \
-                     goes only to --external-logs-url): set --external-logs-url to the final URL"
-                ),
-            );
-            ("upstream_redirect", e.into_response())
-        }
-        Ok(upstream) => {
-            let status = upstream.status();
-            tracing::warn!(
-                env,
-                upstream_status = status.as_u16(),
-                "external logs API answered an error"
-            );
-            let e = Error::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                format!("the external logs API answered {status} for environment {env}"),
-            );
-            ("upstream_error", e.into_response())
-        }
-        Err(err) if err.is_timeout() => {
-            tracing::warn!(env, timeout = ?external.timeout, "external logs API timed out");
-            let e = Error::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_timeout",
-                format!(
-                    "the external logs API did not answer within {:?}",
-                    external.timeout
-                ),
-            );
-            ("upstream_timeout", e.into_response())
-        }
-        Err(err) => {
-            // reqwest's message names the URL without credentials: the key is only in a header.
-            let reason = err.without_url().to_string();
-            tracing::warn!(env, error = %reason, "external logs API unreachable");
-            let e = Error::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unreachable",
-                format!("the external logs API is unreachable: {reason}"),
-            );
-            ("upstream_unreachable", e.into_response())
-        }
+    Ok((key, auth))
+}
+
+/// The upstream's body streamed back under its own content type.
+fn streamed(upstream: reqwest::Response) -> Response {
+    let content_type = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let body = Body::from_stream(upstream.bytes_stream());
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Never followed (the client has no redirect policy): the key stays with the configured host.
+fn redirected(upstream: &reqwest::Response, env: &str, key: &SecretString) -> Outcome {
+    let status = upstream.status();
+    let location = upstream
+        .headers()
+        .get(header::LOCATION)
+        .map_or_else(|| "none".to_owned(), |l| printable(l.as_bytes(), key));
+    tracing::warn!(
+        env,
+        upstream_status = status.as_u16(),
+        location = location.as_str(),
+        "external logs API answered a redirect; not followed"
+    );
+    let e = Error::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream_redirect",
+        format!(
+            "the external logs API answered {status} for environment {env} with \
+             Location {location}; redirects are not followed (the integration key \
+             goes only to --external-logs-url): set --external-logs-url to the final URL"
+        ),
+    );
+    ("upstream_redirect", e.into_response())
+}
+
+fn upstream_error(status: reqwest::StatusCode, env: &str) -> Outcome {
+    tracing::warn!(
+        env,
+        upstream_status = status.as_u16(),
+        "external logs API answered an error"
+    );
+    let e = Error::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream_error",
+        format!("the external logs API answered {status} for environment {env}"),
+    );
+    ("upstream_error", e.into_response())
+}
+
+/// The request got no answer: it timed out or the API is unreachable.
+fn unanswered(err: reqwest::Error, external: &ExternalConfig, env: &str) -> Outcome {
+    if err.is_timeout() {
+        tracing::warn!(env, timeout = ?external.timeout, "external logs API timed out");
+        let e = Error::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_timeout",
+            format!(
+                "the external logs API did not answer within {:?}",
+                external.timeout
+            ),
+        );
+        return ("upstream_timeout", e.into_response());
     }
+    // reqwest's message names the URL without credentials: the key is only in a header.
+    let reason = err.without_url().to_string();
+    tracing::warn!(env, error = %reason, "external logs API unreachable");
+    let e = Error::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream_unreachable",
+        format!("the external logs API is unreachable: {reason}"),
+    );
+    ("upstream_unreachable", e.into_response())
 }
 
 /// A header value for a message: the key (should an upstream echo it) redacted, control

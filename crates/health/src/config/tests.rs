@@ -55,9 +55,25 @@ fn accepts_gatus_endpoints_key() {
     assert_eq!(t[0].name, "a");
 }
 
+/// Each `(yaml, target, field, message)` is rejected in one line naming the file, that
+/// target and that field.
+fn assert_rejected(cases: &[(&str, Option<&str>, Option<&str>, &str)]) {
+    for (text, target, field, msg) in cases {
+        let e = error(text);
+        assert_eq!(
+            (e.file(), e.target(), e.field()),
+            ("targets.yaml", *target, *field),
+            "{text}: {e}"
+        );
+        let line = e.to_string();
+        assert!(line.contains(msg), "{text}: {line}");
+        assert!(!line.contains('\n'), "one line: {line}");
+    }
+}
+
 #[test]
-fn bad_fields_name_file_target_and_field() {
-    let cases = [
+fn bad_field_values_name_file_target_and_field() {
+    assert_rejected(&[
         (
             "targets:\n  - name: api\n    url: http://a/\n    timeout: 5x\n",
             Some("api"),
@@ -83,6 +99,30 @@ fn bad_fields_name_file_target_and_field() {
             "invalid type",
         ),
         (
+            "targets:\n  - name: api\n    url: http://a/\n    method: 'G T'\n",
+            Some("api"),
+            Some("method"),
+            "not an HTTP method",
+        ),
+        (
+            "targets:\n  - name: api\n    url: http://a/\n    headers: {'a b': x}\n",
+            Some("api"),
+            Some("headers"),
+            "header name",
+        ),
+        (
+            "targets:\n  - name: a\n    url: http://a/\n    interval: 10ms\n",
+            Some("a"),
+            Some("interval"),
+            "at least 1s",
+        ),
+    ]);
+}
+
+#[test]
+fn bad_keys_tls_and_names_name_file_target_and_field() {
+    assert_rejected(&[
+        (
             "targets:\n  - name: api\n    url: http://a/\n    timout: 1s\n",
             Some("api"),
             Some("timout"),
@@ -101,18 +141,6 @@ fn bad_fields_name_file_target_and_field() {
             "unknown field `ca`",
         ),
         (
-            "targets:\n  - name: api\n    url: http://a/\n    method: 'G T'\n",
-            Some("api"),
-            Some("method"),
-            "not an HTTP method",
-        ),
-        (
-            "targets:\n  - name: api\n    url: http://a/\n    headers: {'a b': x}\n",
-            Some("api"),
-            Some("headers"),
-            "header name",
-        ),
-        (
             "targets:\n  - name: api\n    url: http://a/\n  - name: api\n    url: http://b/\n",
             Some("api"),
             Some("name"),
@@ -124,12 +152,12 @@ fn bad_fields_name_file_target_and_field() {
             None,
             "missing field `name`",
         ),
-        (
-            "targets:\n  - name: a\n    url: http://a/\n    interval: 10ms\n",
-            Some("a"),
-            Some("interval"),
-            "at least 1s",
-        ),
+    ]);
+}
+
+#[test]
+fn bad_files_name_file_and_field() {
+    assert_rejected(&[
         ("targets: []\n", None, Some("targets"), "no targets"),
         (
             "targetz: []\n",
@@ -138,18 +166,7 @@ fn bad_fields_name_file_target_and_field() {
             "unknown field `targetz`",
         ),
         ("targets: [\n", None, Some("targets"), "line"),
-    ];
-    for (text, target, field, msg) in cases {
-        let e = error(text);
-        assert_eq!(
-            (e.file(), e.target(), e.field()),
-            ("targets.yaml", target, field),
-            "{text}: {e}"
-        );
-        let line = e.to_string();
-        assert!(line.contains(msg), "{text}: {line}");
-        assert!(!line.contains('\n'), "one line: {line}");
-    }
+    ]);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! with a certificate of chosen lifetime from a test CA, and a receiver that records POSTs.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -143,13 +143,32 @@ pub(crate) async fn target_server() -> TargetServer {
 /// fresh test CA (written to `ca_file`, which the probe trusts only if told to).
 pub(crate) async fn tls_server(valid_for: time::Duration) -> TargetServer {
     let dir = tempfile::tempdir().unwrap();
+    let (ca_file, config) = certified_config(dir.path(), valid_for);
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let knobs = Arc::new(Knobs::default());
+    let router = app(knobs.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_tls(listener, acceptor, router, knobs.clone()));
+    TargetServer {
+        addr,
+        knobs,
+        scheme: "https",
+        ca_file: Some(ca_file),
+        _dir: Some(dir),
+    }
+}
+
+/// A fresh test CA, written to `dir/ca.pem`, and a server config whose `localhost`
+/// certificate it signed, valid from a day ago until `valid_for` from now.
+fn certified_config(dir: &Path, valid_for: time::Duration) -> (PathBuf, rustls::ServerConfig) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "ferrostack test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let ca_file = dir.path().join("ca.pem");
+    let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
     let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
     let now = time::OffsetDateTime::now_utc();
@@ -168,38 +187,34 @@ pub(crate) async fn tls_server(valid_for: time::Duration) -> TargetServer {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
     )
     .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let knobs = Arc::new(Knobs::default());
-    let router = app(knobs.clone());
-    let counts = knobs.clone();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
+    (ca_file, config)
+}
+
+/// Serves `router` over TLS on every accepted connection, counting handshakes and
+/// resumptions in `counts` so tests can see whether the probe reuses sessions.
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    router: Router,
+    counts: Arc<Knobs>,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, router, counts) = (acceptor.clone(), router.clone(), counts.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
             };
-            let (acceptor, router, counts) = (acceptor.clone(), router.clone(), counts.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                counts.handshakes.fetch_add(1, Ordering::SeqCst);
-                if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
-                    counts.resumed.fetch_add(1, Ordering::SeqCst);
-                }
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), TowerToHyperService::new(router))
-                    .await;
-            });
-        }
-    });
-    TargetServer {
-        addr,
-        knobs,
-        scheme: "https",
-        ca_file: Some(ca_file),
-        _dir: Some(dir),
+            counts.handshakes.fetch_add(1, Ordering::SeqCst);
+            if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                counts.resumed.fetch_add(1, Ordering::SeqCst);
+            }
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(router))
+                .await;
+        });
     }
 }
 

@@ -102,56 +102,11 @@ impl Committer {
                 return;
             }
         };
+        let staged = self.stage_all(&dir, batch);
+        let durable = make_durable(&dir, staged);
+        let named = rename_all(&dir, durable);
 
-        // 1. Every file under its temporary name.
-        let mut staged = Vec::with_capacity(batch.len());
-        for job in batch.drain(..) {
-            match self
-                .next_name()
-                .and_then(|name| stage(&dir, name, &job.contents))
-            {
-                Ok(file) => staged.push((job, file)),
-                Err(e) => {
-                    let _ = job.reply.send(Err(e));
-                }
-            }
-        }
-
-        // 2. Durable together (see the module docs).
-        #[cfg(target_os = "linux")]
-        for (_, s) in &staged {
-            // Only a hint: fdatasync below is what guarantees durability.
-            let _ = nix::fcntl::posix_fadvise(
-                s.file.as_fd(),
-                0,
-                0,
-                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-            );
-        }
-        let mut durable = Vec::with_capacity(staged.len());
-        for (job, s) in staged {
-            match s.file.sync_data() {
-                Ok(()) => durable.push((job, s)),
-                Err(e) => {
-                    discard(&dir, &s.tmp);
-                    let _ = job.reply.send(Err(e));
-                }
-            }
-        }
-
-        // 3. Whole files appear under their final names.
-        let mut named = Vec::with_capacity(durable.len());
-        for (job, s) in durable {
-            match renameat(&dir, s.tmp.as_str(), &dir, s.name.as_str()) {
-                Ok(()) => named.push((job, s.name)),
-                Err(e) => {
-                    discard(&dir, &s.tmp);
-                    let _ = job.reply.send(Err(e.into()));
-                }
-            }
-        }
-
-        // 4. One directory sync makes every rename durable; then answer.
+        // One directory sync makes every rename durable; then answer.
         let synced = dir.sync_all();
         tracing::debug!(
             files,
@@ -174,6 +129,64 @@ impl Committer {
             }
         }
     }
+
+    /// Every file under its temporary name; a job that cannot be staged is answered here.
+    fn stage_all(&self, dir: &File, batch: &mut Vec<Job>) -> Vec<(Job, Staged)> {
+        let mut staged = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            match self
+                .next_name()
+                .and_then(|name| stage(dir, name, &job.contents))
+            {
+                Ok(file) => staged.push((job, file)),
+                Err(e) => {
+                    let _ = job.reply.send(Err(e));
+                }
+            }
+        }
+        staged
+    }
+}
+
+/// Durable together (see the module docs); a file that cannot be synced is discarded and its
+/// job answered here.
+fn make_durable(dir: &File, staged: Vec<(Job, Staged)>) -> Vec<(Job, Staged)> {
+    #[cfg(target_os = "linux")]
+    for (_, s) in &staged {
+        // Only a hint: fdatasync below is what guarantees durability.
+        let _ = nix::fcntl::posix_fadvise(
+            s.file.as_fd(),
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
+    }
+    let mut durable = Vec::with_capacity(staged.len());
+    for (job, s) in staged {
+        match s.file.sync_data() {
+            Ok(()) => durable.push((job, s)),
+            Err(e) => {
+                discard(dir, &s.tmp);
+                let _ = job.reply.send(Err(e));
+            }
+        }
+    }
+    durable
+}
+
+/// Whole files appear under their final names; a failed rename is discarded and answered here.
+fn rename_all(dir: &File, durable: Vec<(Job, Staged)>) -> Vec<(Job, String)> {
+    let mut named = Vec::with_capacity(durable.len());
+    for (job, s) in durable {
+        match renameat(dir, s.tmp.as_str(), dir, s.name.as_str()) {
+            Ok(()) => named.push((job, s.name)),
+            Err(e) => {
+                discard(dir, &s.tmp);
+                let _ = job.reply.send(Err(e.into()));
+            }
+        }
+    }
+    named
 }
 
 /// Creates `.tmp-<name>` (never an existing file) and writes `contents` into it.
