@@ -447,12 +447,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn validation_names_the_flag() {
-        let ok = Options::new(vec!["/var/log/app".into()], "file:///tmp/archive");
-        let c = ok.clone().validate().unwrap();
-        assert_eq!(c.sources[0].name, "app");
-        let cases: Vec<(&str, Options)> = vec![
+    /// One invalid variation of `ok` per check, with the flag its error must name.
+    fn invalid_options(ok: &Options) -> Vec<(&'static str, Options)> {
+        vec![
             (
                 "to",
                 Options {
@@ -509,8 +506,15 @@ mod tests {
                     ..ok.clone()
                 },
             ),
-        ];
-        for (flag, opts) in cases {
+        ]
+    }
+
+    #[test]
+    fn validation_names_the_flag() {
+        let ok = Options::new(vec!["/var/log/app".into()], "file:///tmp/archive");
+        let c = ok.clone().validate().unwrap();
+        assert_eq!(c.sources[0].name, "app");
+        for (flag, opts) in invalid_options(&ok) {
             let e = opts.validate().unwrap_err();
             assert_eq!(e.flag, flag);
             assert!(e.to_string().starts_with(&format!("--{flag}: ")));

@@ -87,6 +87,18 @@ async fn go(
     sink.deliver(staged, r).await
 }
 
+/// The bytes stored under `key`.
+async fn stored(sink: &Sink, key: &str) -> Vec<u8> {
+    sink.store()
+        .get(&sink.path(key))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
 async fn plain_multipart_and_collisions(sink: &Sink, tmp: &Path) {
     // Plain: uploaded once, the retry of the same bytes is "already there".
     let (small, small_sha) = random_file(tmp, "small", 1000);
@@ -104,15 +116,7 @@ async fn plain_multipart_and_collisions(sink: &Sink, tmp: &Path) {
     let (longer, longer_sha) = random_file(tmp, "longer", 1001);
     let out = go(sink, key, &longer, &longer_sha, &mut r).await;
     assert!(matches!(out, Err(SinkError::Conflict { .. })), "{out:?}");
-    let stored = sink
-        .store()
-        .get(&sink.path(key))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(stored.as_ref(), std::fs::read(&small).unwrap().as_slice());
+    assert_eq!(stored(sink, key).await, std::fs::read(&small).unwrap());
 
     // Multipart above the threshold; the retry finds it.
     let (big, big_sha) = random_file(tmp, "big", 12 * MIB);
@@ -205,15 +209,7 @@ async fn s3_multipart_never_overwrites_an_object_created_during_the_upload() {
 }
 
 async fn assert_no_overwrite_and_no_staging(sink: &Sink, key: &str, theirs: &[u8]) {
-    let stored = sink
-        .store()
-        .get(&sink.path(key))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(stored.as_ref(), theirs, "not overwritten");
+    assert_eq!(stored(sink, key).await, theirs, "not overwritten");
     let staging = sink.prefix().clone().join(logship::sink::STAGING_DIR);
     let left = sink
         .store()
@@ -260,15 +256,7 @@ async fn s3_multipart_resumes_after_a_crash_without_reuploading_recorded_parts()
         vec![1, 2],
         "only the missing parts were uploaded"
     );
-    let stored = sink
-        .store()
-        .get(&sink.path(key))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(stored.as_ref(), std::fs::read(&big).unwrap().as_slice());
+    assert_eq!(stored(&sink, key).await, std::fs::read(&big).unwrap());
 
     // A crash after completion but before the journal noted it: completing again (or, where
     // the upload id is gone, finding and comparing the object) delivers the same single object.
@@ -286,13 +274,5 @@ async fn s3_multipart_resumes_after_a_crash_without_reuploading_recorded_parts()
         .await
         .unwrap();
     assert_eq!(listed.objects.len(), 1);
-    let stored = sink
-        .store()
-        .get(&sink.path(key))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(stored.as_ref(), std::fs::read(&big).unwrap().as_slice());
+    assert_eq!(stored(&sink, key).await, std::fs::read(&big).unwrap());
 }

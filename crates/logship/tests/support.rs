@@ -1,5 +1,6 @@
 //! Shared fixtures: a moto S3 server on loopback, a TCP proxy that can cut the connection to it
-//! (a storage outage), a sequence-numbered line producer, and shipper options for tests.
+//! (a storage outage), a sequence-numbered line producer, shipper options for tests, and a
+//! shipper run in process.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +12,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use logfile::{RotatingWriter, WriterConfig};
-use logship::Options;
+use logship::{Config, Metrics, Options};
+use tokio::task::JoinHandle as TaskHandle;
+use tokio_util::sync::CancellationToken;
 
 // The polls of every test, under the names these tests use.
 pub(crate) use test_support::{wait_until as wait_for, wait_until_async as wait_for_async};
@@ -126,6 +129,52 @@ pub(crate) fn test_options(sources: Vec<String>, to: String, state: &Path) -> Op
     o.request_timeout = Duration::from_secs(5);
     o.host = Some("testhost".into());
     o
+}
+
+/// A shipper running in this process (`run_until`) with its own metrics, until `stop`.
+pub(crate) struct InProcess {
+    pub(crate) metrics: Metrics,
+    token: CancellationToken,
+    run: TaskHandle<Result<(), logship::Error>>,
+}
+
+impl InProcess {
+    /// Starts shipping `config` on the current runtime.
+    pub(crate) fn start(config: &Config) -> Self {
+        let metrics = Metrics::default();
+        let token = CancellationToken::new();
+        let run = tokio::spawn(logship::run_until(
+            config.clone(),
+            metrics.clone(),
+            token.clone(),
+        ));
+        Self {
+            metrics,
+            token,
+            run,
+        }
+    }
+
+    /// Cancels the run, requires a clean exit and hands back the metrics for final checks.
+    pub(crate) async fn stop(self) -> Metrics {
+        self.token.cancel();
+        self.run.await.unwrap().unwrap();
+        self.metrics
+    }
+}
+
+/// Upload errors counted under any of `kinds` (which kinds a failure maps to depends on the
+/// store, so each test names the ones its outage can produce).
+pub(crate) fn upload_errors(metrics: &Metrics, kinds: &[&str]) -> u64 {
+    kinds
+        .iter()
+        .map(|k| {
+            metrics
+                .upload_errors
+                .get_or_create(&logship::metrics::ErrorLabels { kind: (*k).into() })
+                .get()
+        })
+        .sum()
 }
 
 /// A loopback TCP proxy whose link can be cut (refuses and drops connections while down).
@@ -243,6 +292,18 @@ impl Producer {
         let n = self.handle.take().unwrap().join().unwrap();
         self.writer.seal().unwrap();
         n
+    }
+
+    /// [`Producer::stop`], requiring that the writer dropped no line.
+    pub(crate) fn stop_lossless(self) -> u64 {
+        let writer = self.writer.clone();
+        let written = self.stop();
+        assert_eq!(
+            writer.stats().dropped_lines.get(),
+            0,
+            "the writer dropped lines"
+        );
+        written
     }
 }
 
