@@ -60,6 +60,10 @@ pub enum ClientError {
 
 /// A client for `access`, or `None` without API access.
 pub async fn client(access: &ApiAccess) -> Result<Option<Client>, ClientError> {
+    // kube's TLS asks rustls for the process's provider, which is ambiguous with both of
+    // rustls' backends in the build: the webhook's own TLS uses aws-lc-rs, so that. An error
+    // only says one is installed already.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let config = match access {
         ApiAccess::None => return Ok(None),
         ApiAccess::InCluster => kube::Config::incluster()?,

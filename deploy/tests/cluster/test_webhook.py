@@ -77,6 +77,8 @@ class Webhook:
             [str(BINARY), "webhook", "serve", "--self-signed", "--ca-file", str(ca),
              "--host", "127.0.0.1", "--port", str(self.port),
              "--metrics-port", str(self.metrics_port), "--namespace", HOME,
+             # Namespace labels from the API server, as in a pod with the chart's ClusterRole.
+             "--kubeconfig", str(self.cluster.kubeconfig),
              "--log-level", "info,admission=debug"],
             stdout=self.log.open("a"), stderr=subprocess.STDOUT)
         self.cluster.wait_until("the webhook to be ready", self.ready, timeout=30)
@@ -255,6 +257,25 @@ def test_an_update_of_an_already_non_compliant_object(cluster, webhook, namespac
                               json.dumps(patch), check=False)
     assert changed.returncode != 0
     assert 'image "busybox:latest" uses the tag latest' in changed.stderr
+
+
+def test_namespace_pod_security_labels_choose_the_level(cluster, webhook, enforced):
+    """As the built-in Pod Security admission: the namespace's enforce label sets the level the
+    webhook holds its pods to, and a change of the label applies to the next request."""
+    cluster.wait_until("the webhook's namespace watch", lambda: "namespace labels synced"
+                       in webhook.log.read_text())
+    level = "pod-security.kubernetes.io/enforce"
+    # Everything compliant but capabilities.drop [ALL]: a rule of restricted, not of baseline.
+    unrestricted = {"runAsNonRoot": True}
+    cluster.kubectl("label", "namespace", enforced, f"{level}=baseline")
+    admitted = lambda: cluster.apply([deployment(enforced, "baseline-ok", "nginx:1.27.3",
+                                                 securityContext=unrestricted)], check=False)
+    cluster.wait_until("baseline to admit it", lambda: admitted().returncode == 0)
+    cluster.kubectl("label", "--overwrite", "namespace", enforced, f"{level}=restricted")
+    denied = lambda: cluster.apply([deployment(enforced, "restricted-no", "nginx:1.27.3",
+                                               securityContext=unrestricted)], check=False)
+    out = cluster.wait_until("restricted to deny it", lambda: (d := denied()).returncode != 0 and d)
+    assert "capabilities.drop must include ALL" in out.stderr
 
 
 @pytest.mark.parametrize("where", ["kube-system", HOME])
