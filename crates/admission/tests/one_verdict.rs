@@ -1,6 +1,7 @@
 //! One verdict everywhere: generated workloads (containers, security contexts, exceptions
 //! around their expiry under a fixed clock, namespaces that may or may not grant them) get the
-//! same violations, modes and messages from `/validate`'s review and from `webhook check`.
+//! same violations, modes and messages from `/validate`'s review, from `webhook check` and from
+//! `webhook audit` (over the same object as `kubectl get -o yaml` would give it).
 
 use admission::check::{Input, Options, check};
 use admission::engine::Policies;
@@ -31,6 +32,62 @@ fn exception() -> impl Strategy<Value = Option<Value>> {
                 .into()
         }),
     )
+}
+
+/// What `webhook audit` reports for `object`, as (policy, severity, field, message).
+fn audited(policies: &Policies, object: &Value) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    let text = serde_json::to_string(object).unwrap();
+    let summary = admission::audit::audit_inputs(
+        policies,
+        &[Input {
+            name: "-".into(),
+            text,
+        }],
+        &mut out,
+    )
+    .unwrap();
+    let lines: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(summary.objects, 1);
+    let field = |l: &Value, k: &str| l[k].as_str().unwrap_or_default().to_owned();
+    lines
+        .iter()
+        .filter(|l| l.get("policy").is_some())
+        .map(|l| {
+            (
+                field(l, "policy"),
+                field(l, "severity"),
+                field(l, "field"),
+                field(l, "message"),
+            )
+        })
+        .collect()
+}
+
+/// The same, from the violations.
+fn described(violations: &[admission::policy::Violation]) -> Vec<(String, String, String, String)> {
+    let severity = |v: &admission::policy::Violation| {
+        if v.mode == admission::policy::Mode::Enforce {
+            "error"
+        } else {
+            "warning"
+        }
+    };
+    violations
+        .iter()
+        .map(|v| {
+            (
+                v.policy.to_owned(),
+                severity(v).to_owned(),
+                v.field.clone(),
+                v.message.clone(),
+            )
+        })
+        .collect()
 }
 
 proptest! {
@@ -65,6 +122,7 @@ proptest! {
         let checked: Vec<_> = report.findings.into_iter().map(|f| f.violation).collect();
 
         prop_assert_eq!(&validated.violations, &checked);
+        prop_assert_eq!(audited(&policies, &object), described(&checked));
         let denied = checked.iter().any(|v| v.mode == admission::policy::Mode::Enforce);
         prop_assert_eq!(validated.answer.response.allowed, !denied);
     }

@@ -99,33 +99,55 @@ pub async fn run(
     out: &mut impl Write,
 ) -> Result<Summary, AuditError> {
     let policies = Policies::load(args.policy.policy_file.as_deref(), None)?;
-    let mut audit = Audit {
-        policies,
-        out,
-        summary: Summary::default(),
-    };
-    if args.files.is_empty() {
-        let access = ApiAccess::detect(args.kubeconfig.as_deref());
-        let client = crate::namespaces::client(&access)
-            .await?
-            .ok_or(AuditError::NoSource)?;
-        api::audit(client, &mut audit).await?;
-    } else {
+    if !args.files.is_empty() {
         let (inputs, errors) = read_inputs(&args.files, stdin);
+        let mut audit = Audit::new(policies, out);
         for e in errors {
             audit.unreadable(&e)?;
         }
         audit_files(&inputs, args.policy.namespace.as_deref(), &mut audit)?;
+        return audit.finish();
     }
-    let summary = audit.summary.clone();
-    let errors = summary.errors;
-    let line = json!({"summary": {
-        "objects": summary.objects, "ownedSkipped": summary.owned, "errors": errors,
-        "warnings": summary.warnings, "unreadable": summary.unreadable,
-        "exitCode": summary.exit_code(),
-    }});
-    writeln!(audit.out, "{line}")?;
-    Ok(summary)
+    let access = ApiAccess::detect(args.kubeconfig.as_deref());
+    let client = crate::namespaces::client(&access)
+        .await?
+        .ok_or(AuditError::NoSource)?;
+    let mut audit = Audit::new(policies, out);
+    api::audit(client, &mut audit).await?;
+    audit.finish()
+}
+
+/// Audits objects read from `inputs` (what `webhook audit FILE…` does after reading them).
+pub fn audit_inputs(
+    policies: &Policies,
+    inputs: &[Input],
+    out: &mut impl Write,
+) -> Result<Summary, AuditError> {
+    let mut audit = Audit::new(policies.clone(), out);
+    audit_files(inputs, None, &mut audit)?;
+    audit.finish()
+}
+
+impl<'o, W: Write> Audit<'o, W> {
+    fn new(policies: Policies, out: &'o mut W) -> Self {
+        Self {
+            policies,
+            out,
+            summary: Summary::default(),
+        }
+    }
+
+    /// Writes the summary line and returns the counts.
+    fn finish(self) -> Result<Summary, AuditError> {
+        let summary = self.summary;
+        let line = json!({"summary": {
+            "objects": summary.objects, "ownedSkipped": summary.owned, "errors": summary.errors,
+            "warnings": summary.warnings, "unreadable": summary.unreadable,
+            "exitCode": summary.exit_code(),
+        }});
+        writeln!(self.out, "{line}")?;
+        Ok(summary)
+    }
 }
 
 /// The audit in progress: the policies, where lines go, and the counts so far.
