@@ -13,33 +13,76 @@ pub enum Shape {
     CronJob,
 }
 
-/// Every kind the policies apply to and where it keeps its pod template: the one list that
-/// [`shape_of`] and [`metric_kind`] read (the kinds are also the only `kind` label values of
-/// the review metric besides `other`, which keeps its cardinality bounded whatever clients
-/// send).
-const SHAPES: &[(&str, Shape)] = &[
-    ("Pod", Shape::Pod),
-    ("Deployment", Shape::Template),
-    ("StatefulSet", Shape::Template),
-    ("DaemonSet", Shape::Template),
-    ("ReplicaSet", Shape::Template),
-    ("ReplicationController", Shape::Template),
-    ("Job", Shape::Template),
-    ("Rollout", Shape::Template),
-    ("CronJob", Shape::CronJob),
+/// A kind the policies apply to: its API group and version, name, plural (its REST resource)
+/// and where it keeps its pod template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kind {
+    /// API group (`""` for the core group).
+    pub group: &'static str,
+    /// API version.
+    pub version: &'static str,
+    /// `kind`.
+    pub kind: &'static str,
+    /// The REST resource (`deployments`).
+    pub plural: &'static str,
+    /// Where its pod template is.
+    pub shape: Shape,
+}
+
+const fn kind(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    shape: Shape,
+) -> Kind {
+    Kind {
+        group,
+        version,
+        kind,
+        plural,
+        shape,
+    }
+}
+
+/// Every kind the policies apply to: the one list that [`shape_of`], [`metric_kind`] and
+/// `webhook audit` read (the kinds are also the only `kind` label values of the review metric
+/// besides `other`, which keeps its cardinality bounded whatever clients send).
+pub const KINDS: &[Kind] = &[
+    kind("", "v1", "Pod", "pods", Shape::Pod),
+    kind("apps", "v1", "Deployment", "deployments", Shape::Template),
+    kind("apps", "v1", "StatefulSet", "statefulsets", Shape::Template),
+    kind("apps", "v1", "DaemonSet", "daemonsets", Shape::Template),
+    kind("apps", "v1", "ReplicaSet", "replicasets", Shape::Template),
+    kind(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        Shape::Template,
+    ),
+    kind("batch", "v1", "Job", "jobs", Shape::Template),
+    kind(
+        "argoproj.io",
+        "v1alpha1",
+        "Rollout",
+        "rollouts",
+        Shape::Template,
+    ),
+    kind("batch", "v1", "CronJob", "cronjobs", Shape::CronJob),
 ];
 
 /// `kind` when the policies apply to it, else `other`.
 pub fn metric_kind(kind: &str) -> &'static str {
-    SHAPES
+    KINDS
         .iter()
-        .find(|(k, _)| *k == kind)
-        .map_or("other", |(k, _)| *k)
+        .find(|k| k.kind == kind)
+        .map_or("other", |k| k.kind)
 }
 
 /// The kinds the policies apply to and where their pod template lives.
 pub fn shape_of(kind: &str) -> Option<Shape> {
-    SHAPES.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s)
+    KINDS.iter().find(|k| k.kind == kind).map(|k| k.shape)
 }
 
 /// Whether a kind runs a fixed number of long-lived replicas (the high-availability policy).
@@ -187,9 +230,9 @@ mod tests {
 
     #[test]
     fn every_listed_kind_has_a_shape_and_other_kinds_share_one_metric_label() {
-        for (kind, _) in SHAPES {
-            assert!(shape_of(kind).is_some(), "{kind}");
-            assert_eq!(metric_kind(kind), *kind);
+        for k in KINDS {
+            assert_eq!(shape_of(k.kind), Some(k.shape), "{}", k.kind);
+            assert_eq!(metric_kind(k.kind), k.kind);
         }
         assert_eq!(metric_kind("ConfigMap"), "other");
         assert_eq!(metric_kind("Pod\"} 1\nx{"), "other");

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 
 use crate::properties::{opt, pod_spec};
-use crate::support::{KINDS, object, review as review_json};
+use crate::support::{kinds, object, review as review_json};
 
 /// An exceptions annotation for `policies`, expiring `minutes` from the fixed clock.
 fn exception() -> impl Strategy<Value = Option<Value>> {
@@ -96,14 +96,14 @@ proptest! {
     #[test]
     fn validate_and_check_agree(
         spec in pod_spec(),
-        k in 0..KINDS.len(),
+        k in 0..kinds().len(),
         annotation in exception(),
         granting in any::<bool>(),
     ) {
         let mut policies = Policies::from_yaml("exceptions: {namespaces: [shop]}", "p.yaml", None).unwrap();
         policies.fixed_now = Some(datetime!(2026-12-06 12:00 UTC));
         let namespace = if granting { "shop" } else { "other" };
-        let (g, v, kind, p) = KINDS[k];
+        let (g, v, kind, p) = kinds()[k];
         let mut object = object(g, v, kind, spec);
         object["metadata"]["namespace"] = json!(namespace);
         if let Some(a) = annotation {

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::support::{KINDS, object, review as review_json};
+use crate::support::{kinds, object, review as review_json};
 
 pub(crate) fn opt<T: std::fmt::Debug + Clone + 'static>(
     s: impl Strategy<Value = T> + 'static,
@@ -98,9 +98,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn mutation_is_idempotent_and_its_patch_reproduces_it(spec in pod_spec(), k in 0..KINDS.len()) {
+    fn mutation_is_idempotent_and_its_patch_reproduces_it(spec in pod_spec(), k in 0..kinds().len()) {
         let policies = Policies::load(None, None).unwrap();
-        let (g, v, kind, p) = KINDS[k];
+        let (g, v, kind, p) = kinds()[k];
         let original = object(g, v, kind, spec);
 
         let mut once = original.clone();

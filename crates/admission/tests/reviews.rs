@@ -6,7 +6,7 @@ use admission::engine::Policies;
 use admission::metrics::ReviewLabels;
 use serde_json::{Value, json};
 
-use crate::support::{self, KINDS, compliant_pod_spec, gvk, object, patch_of, post, review};
+use crate::support::{self, compliant_pod_spec, gvk, kinds, object, patch_of, post, review};
 
 fn policies() -> Policies {
     Policies::load(None, Some("ferrostack")).unwrap()
@@ -29,7 +29,7 @@ fn assert_echoes(request: &Value, answer: &Value) {
 #[tokio::test]
 async fn compliant_workloads_of_every_kind_are_allowed_silently() {
     let server = support::serve(policies()).await;
-    for &(g, v, k, p) in KINDS {
+    for (g, v, k, p) in kinds() {
         let req = review(
             (g, v, k, p),
             "CREATE",
@@ -51,7 +51,7 @@ async fn compliant_workloads_of_every_kind_are_allowed_silently() {
 #[tokio::test]
 async fn violations_of_every_kind_are_denied_with_each_container_and_field() {
     let server = support::serve(policies()).await;
-    for &(g, v, k, p) in KINDS {
+    for (g, v, k, p) in kinds() {
         let req = review(
             (g, v, k, p),
             "CREATE",
@@ -360,7 +360,7 @@ async fn the_labelled_namespace_path_requires_a_priority_class() {
 #[tokio::test]
 async fn mutate_patches_every_kind_and_the_patch_applies_to_the_expected_object() {
     let server = support::serve(policies()).await;
-    for &(g, v, k, p) in KINDS {
+    for (g, v, k, p) in kinds() {
         let mut spec = compliant_pod_spec();
         spec.as_object_mut().unwrap().remove("securityContext");
         spec.as_object_mut().unwrap().remove("affinity");
@@ -398,7 +398,10 @@ async fn mutate_patches_every_kind_and_the_patch_applies_to_the_expected_object(
         s["securityContext"] = json!({"seccompProfile": {"type": "RuntimeDefault"}});
         s["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = json!(false);
         s["containers"][0]["resources"]["requests"]["cpu"] = json!("50m");
-        if matches!(k, "Deployment" | "StatefulSet" | "ReplicaSet" | "Rollout") {
+        if matches!(
+            k,
+            "Deployment" | "StatefulSet" | "ReplicaSet" | "ReplicationController" | "Rollout"
+        ) {
             s["affinity"] = json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
                 "weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
                 "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "web"}}}}]}});

@@ -9,42 +9,37 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::Value;
 
 use super::{Audit, AuditError};
+use crate::workload::KINDS;
 
 /// Objects per list call.
 const PAGE: u32 = 500;
 
-/// The kinds audited, as (group, version, kind, plural).
-pub(crate) const KINDS: &[(&str, &str, &str, &str)] = &[
-    ("", "v1", "Pod", "pods"),
-    ("", "v1", "ReplicationController", "replicationcontrollers"),
-    ("apps", "v1", "Deployment", "deployments"),
-    ("apps", "v1", "StatefulSet", "statefulsets"),
-    ("apps", "v1", "DaemonSet", "daemonsets"),
-    ("apps", "v1", "ReplicaSet", "replicasets"),
-    ("batch", "v1", "Job", "jobs"),
-    ("batch", "v1", "CronJob", "cronjobs"),
-];
-
-/// Audits every namespace's objects of [`KINDS`].
+/// Audits every namespace's objects of every [`KINDS`] the API server serves (Argo Rollouts
+/// only where its CRD is installed).
 pub(crate) async fn audit<W: Write>(
     client: Client,
     audit: &mut Audit<'_, W>,
 ) -> Result<(), AuditError> {
     let labels = namespace_labels(&client).await?;
-    for (group, version, kind, plural) in KINDS {
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+    for k in KINDS {
+        let gvk = GroupVersionKind::gvk(k.group, k.version, k.kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, k.plural);
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         let mut params = ListParams::default().limit(PAGE);
         loop {
-            let page = api.list(&params).await.map_err(|source| AuditError::List {
-                what: (*plural).to_owned(),
-                source,
-            })?;
+            let page = match api.list(&params).await {
+                Ok(page) => page,
+                // Not served here (a CRD that is not installed): nothing of that kind exists.
+                Err(kube::Error::Api(e)) if e.code == 404 => break,
+                Err(source) => {
+                    let what = k.plural.to_owned();
+                    return Err(AuditError::List { what, source });
+                }
+            };
             for object in &page.items {
                 let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
                 // Items of a list carry no kind of their own.
-                value["kind"] = Value::String((*kind).to_owned());
+                value["kind"] = Value::String(k.kind.to_owned());
                 let ns = object.metadata.namespace.as_deref().unwrap_or("");
                 audit.object(&value, labels.get(ns))?;
             }

@@ -22,17 +22,13 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// Every kind with a pod template: (group, version, kind, plural).
-pub const KINDS: &[(&str, &str, &str, &str)] = &[
-    ("", "v1", "Pod", "pods"),
-    ("apps", "v1", "Deployment", "deployments"),
-    ("apps", "v1", "StatefulSet", "statefulsets"),
-    ("apps", "v1", "DaemonSet", "daemonsets"),
-    ("apps", "v1", "ReplicaSet", "replicasets"),
-    ("batch", "v1", "Job", "jobs"),
-    ("batch", "v1", "CronJob", "cronjobs"),
-    ("argoproj.io", "v1alpha1", "Rollout", "rollouts"),
-];
+/// Every kind with a pod template: (group, version, kind, plural), from the webhook's own list.
+pub fn kinds() -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
+    admission::workload::KINDS
+        .iter()
+        .map(|k| (k.group, k.version, k.kind, k.plural))
+        .collect()
+}
 
 /// A pod spec that passes every default policy as written.
 pub fn compliant_pod_spec() -> Value {
@@ -145,7 +141,10 @@ fn rand_uid() -> u64 {
 
 /// The (group, version, kind, plural) of `kind`.
 pub fn gvk(kind: &str) -> (&'static str, &'static str, &'static str, &'static str) {
-    *KINDS.iter().find(|k| k.2 == kind).expect("known kind")
+    kinds()
+        .into_iter()
+        .find(|k| k.2 == kind)
+        .expect("known kind")
 }
 
 /// A webhook serving on loopback over TLS.
