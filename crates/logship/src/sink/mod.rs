@@ -221,14 +221,7 @@ impl Sink {
     ) -> Result<Outcome, SinkError> {
         let outcome = match self.store.copy_if_not_exists(staging, path).await {
             Ok(()) => {
-                let meta = self.store.head(path).await.map_err(store_err)?;
-                if meta.size != staged.size {
-                    return Err(SinkError::Conflict {
-                        key: path.to_string(),
-                        size: meta.size,
-                        sha256: String::new(),
-                    });
-                }
+                self.same_size(path, staged).await?;
                 Outcome::Uploaded
             }
             Err(object_store::Error::AlreadyExists { .. }) => {
@@ -257,16 +250,23 @@ impl Sink {
         }
     }
 
+    /// A conflict unless the object at `path` has the staged object's size (the cheap check,
+    /// one HEAD, before any content is read).
+    async fn same_size(&self, path: &Path, staged: Staged<'_>) -> Result<(), SinkError> {
+        let meta = self.store.head(path).await.map_err(store_err)?;
+        if meta.size == staged.size {
+            return Ok(());
+        }
+        Err(SinkError::Conflict {
+            key: path.to_string(),
+            size: meta.size,
+            sha256: String::new(),
+        })
+    }
+
     /// An object exists at `path`: equal size and sha256 means delivered, else a conflict.
     async fn compare(&self, path: &Path, staged: Staged<'_>) -> Result<Outcome, SinkError> {
-        let meta = self.store.head(path).await.map_err(store_err)?;
-        if meta.size != staged.size {
-            return Err(SinkError::Conflict {
-                key: path.to_string(),
-                size: meta.size,
-                sha256: String::new(),
-            });
-        }
+        self.same_size(path, staged).await?;
         let mut stream = self.store.get(path).await.map_err(store_err)?.into_stream();
         let mut hasher = Sha256::new();
         while let Some(chunk) = stream.next().await {
@@ -276,9 +276,10 @@ impl Sink {
         if sha256 == staged.sha256 {
             Ok(Outcome::AlreadyThere)
         } else {
+            // Same size (checked above), other content.
             Err(SinkError::Conflict {
                 key: path.to_string(),
-                size: meta.size,
+                size: staged.size,
                 sha256,
             })
         }
