@@ -3,13 +3,10 @@
 //! `<url>/metrics/job/ferrostack-healthcheck`. POST replaces only the metric names pushed,
 //! so a run that could not complete leaves the last-success timestamp as it was.
 
-use std::sync::atomic::AtomicU64;
-use std::time::Duration;
-
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
-use crate::alert::error_chain;
 use crate::metrics::Metrics;
 use crate::record::Record;
 
@@ -33,33 +30,14 @@ pub fn body(records: &[(Record, u32)], last_success: Option<f64>) -> String {
             g,
         );
     }
-    let mut text = String::new();
-    // Encoding into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode_registry(&mut text, &registry);
-    text
+    runtime::metrics::push::encode(&registry)
 }
 
 /// POSTs `body` to the Pushgateway at `url`.
 pub async fn push(url: &str, body: String) -> Result<(), String> {
-    let endpoint = format!("{}/metrics/job/{JOB}", url.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| error_chain(&e))?;
-    let response = client
-        .post(&endpoint)
-        .header("content-type", "text/plain; version=0.0.4")
-        .body(body)
-        .send()
+    runtime::metrics::push::push(url, JOB, body)
         .await
-        .map_err(|e| format!("pushgateway {endpoint}: {}", error_chain(&e)))?;
-    let status = response.status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        let text = response.text().await.unwrap_or_default();
-        Err(format!("pushgateway {endpoint}: {status}: {}", text.trim()))
-    }
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -3,11 +3,15 @@ the chart's own read-only ClusterRole (get and list, nothing else, so it can wri
 reports what the policies say about the objects that exist, skips what controllers derived, and
 agrees with an audit of `kubectl get -A -o yaml` output."""
 import json
+import re
+import socket
 import subprocess
+import urllib.request
 
 import yaml
 
 from conftest import CHART, ROOT, helm_template
+from testsupport import tool
 
 BINARY = ROOT / "target" / "debug" / "ferrostack"
 RELEASE = "aud"
@@ -43,10 +47,35 @@ def service_account_kubeconfig(cluster, namespace, tmp_path):
     return path, role["metadata"]["name"]
 
 
+class pushgateway:
+    """Debian's prometheus-pushgateway on a free loopback port, its URL while in use."""
+
+    def __enter__(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.proc = subprocess.Popen([tool("prometheus-pushgateway"),
+                                      f"--web.listen-address=127.0.0.1:{port}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/-/ready", timeout=1).close()
+                return url
+            except OSError:
+                subprocess.run(["sleep", "0.1"])
+        raise AssertionError("pushgateway never became ready")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 def audit(*args, stdin=None):
     out = subprocess.run([str(BINARY), "webhook", "audit", *args], input=stdin,
                          capture_output=True, text=True, timeout=120)
     lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert lines and "summary" in lines[-1], (out.stdout[-2000:], out.stderr[-2000:])
     return out.returncode, lines[:-1], lines[-1]["summary"], out.stderr
 
 
@@ -74,8 +103,17 @@ def test_audit_reads_the_cluster_with_the_charts_read_only_role(cluster, namespa
     granted = can(f"{namespace}:auditor") - can(f"{namespace}:nobody")
     verbs = {v for line in granted for v in line.split("[")[-1].strip("] ").split()}
     assert granted and verbs <= {"get", "list"}, granted
-    code, findings, summary, stderr = audit("--kubeconfig", str(kubeconfig))
-    assert code == 1, stderr
+    with pushgateway() as gateway:
+        code, findings, summary, stderr = audit("--kubeconfig", str(kubeconfig),
+                                                "--pushgateway-url", gateway)
+        assert code == 1, stderr
+        # The CronJob's metrics, read back from a real Pushgateway.
+        with urllib.request.urlopen(f"{gateway}/metrics", timeout=5) as r:
+            pushed = r.read().decode()
+    objects = re.search(r'^ferrostack_webhook_audit_objects\{([^}]*)\} (\S+)$', pushed, re.M)
+    assert objects and 'job="ferrostack-webhook-audit"' in objects.group(1), pushed
+    assert float(objects.group(2)) == summary["objects"]
+    assert 'policy="image-tag"' in pushed and "ferrostack_webhook_audit_last_success" in pushed
     mine = ours(findings, namespace)
     assert ("Deployment", "old", "image-tag", "spec.template.spec.containers[0].image") in mine
     # Its ReplicaSet and Pods are the controllers' copies of the template: not audited twice.

@@ -8,6 +8,7 @@
 //! Kyverno's auto-generated rules do.
 
 mod api;
+mod metrics;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ pub struct AuditArgs {
     /// Kubeconfig of the cluster to audit when no FILE is given.
     #[arg(long, env = "FERROSTACK_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Pushgateway to push the run's gauges to (objects audited, findings by policy and
+    /// severity, last success), as the CronJob's only metrics.
+    #[arg(long, env = "FERROSTACK_PUSHGATEWAY_URL")]
+    pub pushgateway_url: Option<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub policy: PolicyArgs,
@@ -77,6 +82,8 @@ pub struct Summary {
     pub warnings: usize,
     /// Inputs or documents that could not be read.
     pub unreadable: usize,
+    /// Findings by (policy, severity).
+    pub by_policy: std::collections::BTreeMap<(&'static str, &'static str), u64>,
 }
 
 impl Summary {
@@ -114,7 +121,15 @@ pub async fn run(
         .ok_or(AuditError::NoSource)?;
     let mut audit = Audit::new(policies, out);
     api::audit(client, &mut audit).await?;
-    audit.finish()
+    let summary = audit.finish()?;
+    if let Some(url) = &args.pushgateway_url {
+        // A failed push is logged, not the audit's result: the findings are in the log.
+        let body = metrics::body(&summary, time::OffsetDateTime::now_utc());
+        if let Err(e) = runtime::metrics::push::push(url, metrics::JOB, body).await {
+            tracing::error!(error = %e, "webhook audit: push failed");
+        }
+    }
+    Ok(summary)
 }
 
 /// Audits objects read from `inputs` (what `webhook audit FILE…` does after reading them).
@@ -197,6 +212,11 @@ impl<W: Write> Audit<'_, W> {
             self.summary.warnings += 1;
             "warning"
         };
+        *self
+            .summary
+            .by_policy
+            .entry((v.policy, severity))
+            .or_default() += 1;
         let line = json!({
             "kind": kind, "namespace": ns, "name": name, "policy": v.policy,
             "severity": severity, "container": v.container, "field": v.field,

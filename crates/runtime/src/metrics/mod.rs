@@ -3,6 +3,7 @@
 
 mod http;
 mod process;
+pub mod push;
 
 pub use http::{HttpMetrics, RouteLabels, StatusLabels};
 pub use process::ProcessCollector;
