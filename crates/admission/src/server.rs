@@ -149,56 +149,50 @@ enum ReviewErrors {
     Busy(ErrorBody),
 }
 
-/// Validate an AdmissionReview.
-#[utoipa::path(post, path = "/validate", tag = "webhook",
-    request_body(content = AdmissionReviewRequest, content_type = "application/json"),
-    responses(
-        (status = 200, description = "AdmissionReview with response (uid echoed; denied with status 403 and the first violations; warnings)", body = AdmissionReviewResponse),
-        ReviewErrors,
-    ))]
-async fn validate(
-    State(s): State<AppState>,
-    RawQuery(query): RawQuery,
-    request: axum::extract::Request,
-) -> Result<Json<ReviewAnswer>, WebhookError> {
-    let endpoint = Endpoint::Validate {
-        namespace_labelled: false,
+/// A review endpoint: the same request body, answers and handling, its own path, 200
+/// description and [`Endpoint`].
+macro_rules! review_endpoint {
+    ($(#[doc = $doc:literal])* $name:ident, $path:literal, $ok:literal, $endpoint:expr) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = "webhook",
+            request_body(content = AdmissionReviewRequest, content_type = "application/json"),
+            responses(
+                (status = 200, description = $ok, body = AdmissionReviewResponse),
+                ReviewErrors,
+            ))]
+        async fn $name(
+            State(s): State<AppState>,
+            RawQuery(query): RawQuery,
+            request: axum::extract::Request,
+        ) -> Result<Json<ReviewAnswer>, WebhookError> {
+            handle(s, $endpoint, query.as_deref(), request).await
+        }
     };
-    handle(s, endpoint, query.as_deref(), request).await
 }
 
-/// Validate an AdmissionReview from a namespace that carries the priority-class label.
-#[utoipa::path(post, path = "/validate/labelled-namespace", tag = "webhook",
-    request_body(content = AdmissionReviewRequest, content_type = "application/json"),
-    responses(
-        (status = 200, description = "AdmissionReview with response; priorityClassName required", body = AdmissionReviewResponse),
-        ReviewErrors,
-    ))]
-async fn validate_labelled_namespace(
-    State(s): State<AppState>,
-    RawQuery(query): RawQuery,
-    request: axum::extract::Request,
-) -> Result<Json<ReviewAnswer>, WebhookError> {
-    let endpoint = Endpoint::Validate {
-        namespace_labelled: true,
-    };
-    handle(s, endpoint, query.as_deref(), request).await
-}
+review_endpoint!(
+    /// Validate an AdmissionReview.
+    validate,
+    "/validate",
+    "AdmissionReview with response (uid echoed; denied with status 403 and the first violations; warnings)",
+    Endpoint::Validate { namespace_labelled: false }
+);
 
-/// Mutate an AdmissionReview: a base64 JSON Patch setting safe defaults.
-#[utoipa::path(post, path = "/mutate", tag = "webhook",
-    request_body(content = AdmissionReviewRequest, content_type = "application/json"),
-    responses(
-        (status = 200, description = "AdmissionReview with response (patchType JSONPatch and a base64 patch when something changes)", body = AdmissionReviewResponse),
-        ReviewErrors,
-    ))]
-async fn mutate(
-    State(s): State<AppState>,
-    RawQuery(query): RawQuery,
-    request: axum::extract::Request,
-) -> Result<Json<ReviewAnswer>, WebhookError> {
-    handle(s, Endpoint::Mutate, query.as_deref(), request).await
-}
+review_endpoint!(
+    /// Validate an AdmissionReview from a namespace that carries the priority-class label.
+    validate_labelled_namespace,
+    "/validate/labelled-namespace",
+    "AdmissionReview with response; priorityClassName required",
+    Endpoint::Validate { namespace_labelled: true }
+);
+
+review_endpoint!(
+    /// Mutate an AdmissionReview: a base64 JSON Patch setting safe defaults.
+    mutate,
+    "/mutate",
+    "AdmissionReview with response (patchType JSONPatch and a base64 patch when something changes)",
+    Endpoint::Mutate
+);
 
 /// The lesser of the configured budget and 90 % of the API server's `?timeout=Ns`.
 pub fn budget(configured: Duration, query: Option<&str>) -> Duration {

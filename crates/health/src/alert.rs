@@ -168,7 +168,7 @@ impl Notifier {
             .json(body)
             .send()
             .await
-            .map_err(|e| error_chain(&e))?;
+            .map_err(|e| runtime::error::chain(&e))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -219,18 +219,6 @@ fn webhook_body(event: &AlertEvent<'_>, transition: Transition) -> serde_json::V
 
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
-}
-
-/// An error with its sources, on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

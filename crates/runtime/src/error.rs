@@ -81,6 +81,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// An error and its sources, `: `-separated: what a log line or an outcome message shows of
+/// a client error (reqwest's own message names only the outermost layer).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
 /// The snake_case code for a status produced outside a handler (router, limits, timeouts).
 pub fn code_for_status(status: StatusCode) -> &'static str {
     match status {

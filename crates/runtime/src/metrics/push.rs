@@ -34,30 +34,18 @@ pub async fn push(url: &str, job: &str, body: String) -> Result<(), PushError> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| fail(chain(&e)))?;
+        .map_err(|e| fail(crate::error::chain(&e)))?;
     let response = client
         .post(&endpoint)
         .header("content-type", "text/plain; version=0.0.4")
         .body(body)
         .send()
         .await
-        .map_err(|e| fail(chain(&e)))?;
+        .map_err(|e| fail(crate::error::chain(&e)))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
     }
     let text = response.text().await.unwrap_or_default();
     Err(fail(format!("{status}: {}", text.trim())))
-}
-
-/// An error and its sources, `: `-separated.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
