@@ -11,8 +11,9 @@ use serde_json::Value;
 use super::{Audit, AuditError};
 use crate::workload::KINDS;
 
-/// Objects per list call.
-const PAGE: u32 = 500;
+/// Objects per list call: a page is held as JSON and as objects at once, so a small one keeps
+/// the peak low (10,000 pods, debug build: 125.8 MiB peak at 500 a page, 50.0 MiB at 100).
+const PAGE: u32 = 100;
 
 /// Audits every namespace's objects of every [`KINDS`] the API server serves (Argo Rollouts
 /// only where its CRD is installed).

@@ -1,5 +1,5 @@
 //! `webhook audit`: the policies over the objects that already exist, writing nothing
-//! anywhere: read from the API server (read-only list calls, 500 objects a page, so memory
+//! anywhere: read from the API server (read-only list calls, 100 objects a page, so memory
 //! stays flat however many there are) or from files such as `kubectl get -A -o yaml`. One JSON
 //! line per finding, then a summary line; exit codes as `check` (1 on an enforce violation).
 //!
