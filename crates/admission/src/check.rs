@@ -394,7 +394,10 @@ fn check_object(
     let labelled = labels.is_some_and(|labels| policies.namespace_labelled(labels));
     let mut mutated;
     let mut subject = object;
-    if !options.no_mutate && policies.mutations.applies(namespace) {
+    // Pods only, as the chart's MutatingWebhookConfiguration registers `/mutate`: a workload's
+    // template reaches `/validate` as written, so judging it mutated would pass what the API
+    // server then denies.
+    if !options.no_mutate && kind == "Pod" && policies.mutations.applies(namespace) {
         mutated = object.clone();
         policies.mutations.apply(kind, &mut mutated);
         subject = &mutated;
@@ -469,12 +472,13 @@ spec:
   template:
     metadata: {labels: {app.kubernetes.io/name: web}}
     spec:
-      securityContext: {runAsNonRoot: true}
+      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+      affinity: {podAntiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 100, podAffinityTerm: {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app.kubernetes.io/name: web}}}}]}}
       containers:
         - name: web
           image: ghcr.io/ferrostack/web:1.0.0
           resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {memory: 128Mi}}
-          securityContext: {capabilities: {drop: [ALL]}, readOnlyRootFilesystem: true}
+          securityContext: {capabilities: {drop: [ALL]}, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}
           livenessProbe: {tcpSocket: {port: 8080}}
           readinessProbe: {httpGet: {path: /readyz, port: 8080}}
 "#;
@@ -492,22 +496,26 @@ spec:
     }
 
     #[test]
-    fn a_compliant_deployment_passes_after_mutation_only() {
-        let r = run(GOOD, &Options::default());
+    fn mutations_apply_to_pods_as_the_chart_registers_them() {
+        assert_eq!(run(GOOD, &Options::default()).exit_code(), 0);
+        // The same template without seccomp and allowPrivilegeEscalation: a Pod passes once
+        // mutated (and not as written); a Deployment reaches /validate as written.
+        let bare = GOOD
+            .replace(", seccompProfile: {type: RuntimeDefault}", "")
+            .replace(", allowPrivilegeEscalation: false", "");
+        let pod = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: shop, labels: {{app.kubernetes.io/name: web}}}}\nspec: {}\n",
+            serde_json::to_string(&documents(&bare).0[0]["spec"]["template"]["spec"]).unwrap()
+        );
+        let r = run(&pod, &Options::default());
         assert_eq!(r.exit_code(), 0, "{}", r.render());
-        assert!(r.findings.is_empty(), "{}", r.render());
-        let raw = run(
-            GOOD,
-            &Options {
-                no_mutate: true,
-                ..Options::default()
-            },
-        );
-        assert_eq!(
-            raw.exit_code(),
-            1,
-            "seccomp and allowPrivilegeEscalation are unset as written"
-        );
+        let raw = Options {
+            no_mutate: true,
+            ..Options::default()
+        };
+        assert_eq!(run(&pod, &raw).exit_code(), 1);
+        let deployment = run(&bare, &Options::default());
+        assert_eq!(deployment.exit_code(), 1, "{}", deployment.render());
     }
 
     #[test]

@@ -24,12 +24,13 @@ spec:
   template:
     metadata: {labels: {app.kubernetes.io/name: web}}
     spec:
-      securityContext: {runAsNonRoot: true}
+      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+      affinity: {podAntiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 100, podAffinityTerm: {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app.kubernetes.io/name: web}}}}]}}
       containers:
         - name: web
           image: ghcr.io/ferrostack/ferrostack:0.1.0
           resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {memory: 128Mi}}
-          securityContext: {capabilities: {drop: [ALL]}, readOnlyRootFilesystem: true}
+          securityContext: {capabilities: {drop: [ALL]}, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}
           livenessProbe: {tcpSocket: {port: 8080}}
           readinessProbe: {httpGet: {path: /readyz, port: 8080}}
 "#;
