@@ -243,17 +243,9 @@ pub fn check(policies: &Policies, inputs: &[Input], options: &Options) -> Report
         }
         parsed.push((input, docs));
     }
-    // Namespaces declared in the inputs, so the priority-class policy knows their labels.
-    let mut namespace_labels: BTreeMap<String, Value> = BTreeMap::new();
-    for (_, docs) in &parsed {
-        for doc in docs.iter().flat_map(expand) {
-            if doc["kind"] == "Namespace"
-                && let Some(name) = doc["metadata"]["name"].as_str()
-            {
-                namespace_labels.insert(name.to_owned(), doc["metadata"]["labels"].clone());
-            }
-        }
-    }
+    // Namespaces declared in the inputs: their labels choose the priority-class rule and the
+    // Pod Security level.
+    let namespace_labels = declared_namespaces(parsed.iter().flat_map(|(_, docs)| docs.iter()));
     let scaled = autoscaled(&parsed, options);
     for (input, docs) in &parsed {
         let lines = document_lines(&input.text);
@@ -353,6 +345,21 @@ fn with_replicas(object: &Value, replicas: i64) -> Option<Value> {
 /// writes one level; the bound keeps a hostile file from recursing without end).
 const MAX_LIST_DEPTH: usize = 8;
 
+/// The labels of every Namespace among `docs` (Lists expanded), by name.
+pub(crate) fn declared_namespaces<'a>(
+    docs: impl Iterator<Item = &'a Value>,
+) -> BTreeMap<String, Value> {
+    let mut labels = BTreeMap::new();
+    for doc in docs.flat_map(expand) {
+        if doc["kind"] == "Namespace"
+            && let Some(name) = doc["metadata"]["name"].as_str()
+        {
+            labels.insert(name.to_owned(), doc["metadata"]["labels"].clone());
+        }
+    }
+    labels
+}
+
 /// Whether `doc` is a `List` (`v1/List`, `DeploymentList`, …) with items.
 fn is_list(doc: &Value) -> bool {
     doc["items"].is_array() && doc["kind"].as_str().is_some_and(|k| k.ends_with("List"))
@@ -360,7 +367,7 @@ fn is_list(doc: &Value) -> bool {
 
 /// A `List` expands to its items, recursively (a `List` inside a `List` too, down to
 /// [`MAX_LIST_DEPTH`], where the `List` itself is returned); anything else is itself.
-fn expand(doc: &Value) -> Vec<&Value> {
+pub(crate) fn expand(doc: &Value) -> Vec<&Value> {
     fn walk<'a>(doc: &'a Value, depth: usize, out: &mut Vec<&'a Value>) {
         match doc["items"].as_array() {
             Some(items) if is_list(doc) && depth < MAX_LIST_DEPTH => {

@@ -26,28 +26,24 @@ pub(crate) async fn audit<W: Write>(
         let gvk = GroupVersionKind::gvk(k.group, k.version, k.kind);
         let resource = ApiResource::from_gvk_with_plural(&gvk, k.plural);
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let mut params = ListParams::default().limit(PAGE);
-        loop {
-            let page = match api.list(&params).await {
-                Ok(page) => page,
-                // Not served here (a CRD that is not installed): nothing of that kind exists.
-                Err(kube::Error::Api(e)) if e.code == 404 => break,
-                Err(source) => {
-                    let what = k.plural.to_owned();
-                    return Err(AuditError::List { what, source });
-                }
-            };
-            for object in &page.items {
+        let audited = each_page(&api, k.plural, |items| {
+            for object in &items {
                 let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
                 // Items of a list carry no kind of their own.
                 value["kind"] = Value::String(k.kind.to_owned());
                 let ns = object.metadata.namespace.as_deref().unwrap_or("");
                 audit.object(&value, labels.get(ns))?;
             }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => break,
-            }
+            Ok(())
+        })
+        .await;
+        match audited {
+            // Not served here (a CRD that is not installed): nothing of that kind exists.
+            Err(AuditError::List {
+                source: kube::Error::Api(e),
+                ..
+            }) if e.code == 404 => {}
+            other => other?,
         }
     }
     Ok(())
@@ -57,21 +53,39 @@ pub(crate) async fn audit<W: Write>(
 async fn namespace_labels(client: &Client) -> Result<BTreeMap<String, Value>, AuditError> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let mut labels = BTreeMap::new();
-    let mut params = ListParams::default().limit(PAGE);
-    loop {
-        let page = api.list(&params).await.map_err(|source| AuditError::List {
-            what: "namespaces".into(),
-            source,
-        })?;
-        for ns in page.items {
+    each_page(&api, "namespaces", |items| {
+        for ns in items {
             let name = ns.metadata.name.unwrap_or_default();
             let value = serde_json::to_value(ns.metadata.labels.unwrap_or_default());
             labels.insert(name, value.unwrap_or(Value::Null));
         }
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+        Ok(())
+    })
+    .await?;
+    Ok(labels)
+}
+
+/// Lists every object of `api`, [`PAGE`] at a time, handing each page's items to `page` before
+/// the next is fetched: at most one page is held.
+async fn each_page<K>(
+    api: &Api<K>,
+    what: &str,
+    mut page: impl FnMut(Vec<K>) -> std::io::Result<()>,
+) -> Result<(), AuditError>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let list = api.list(&params).await.map_err(|source| AuditError::List {
+            what: what.to_owned(),
+            source,
+        })?;
+        let token = list.metadata.continue_.clone().filter(|c| !c.is_empty());
+        page(list.items)?;
+        match token {
             Some(token) => params = params.continue_token(&token),
-            None => break,
+            None => return Ok(()),
         }
     }
-    Ok(labels)
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::check::{Input, documents, read_inputs};
+use crate::check::{Input, declared_namespaces, documents, expand, read_inputs};
 use crate::config::PolicyArgs;
 use crate::engine::Policies;
 use crate::namespaces::{ApiAccess, ClientError};
@@ -243,36 +243,17 @@ fn audit_files<W: Write>(
     default_namespace: Option<&str>,
     audit: &mut Audit<'_, W>,
 ) -> std::io::Result<()> {
-    let mut objects = Vec::new();
+    let mut docs = Vec::new();
     for input in inputs {
-        let (docs, error) = documents(&input.text);
+        let (parsed, error) = documents(&input.text);
         if let Some(e) = error {
             audit.unreadable(&format!("{}: {e}", input.name))?;
         }
-        objects.extend(docs.into_iter().flat_map(|d| {
-            match d {
-                Value::Object(ref o)
-                    if o.get("kind")
-                        .is_some_and(|k| k.as_str().is_some_and(|k| k.ends_with("List"))) =>
-                {
-                    d["items"].as_array().cloned().unwrap_or_default()
-                }
-                Value::Null => Vec::new(),
-                d => vec![d],
-            }
-        }));
+        docs.extend(parsed);
     }
-    let labels: std::collections::BTreeMap<String, Value> = objects
-        .iter()
-        .filter(|o| o["kind"] == "Namespace")
-        .filter_map(|o| {
-            Some((
-                o["metadata"]["name"].as_str()?.to_owned(),
-                o["metadata"]["labels"].clone(),
-            ))
-        })
-        .collect();
-    for mut object in objects {
+    let labels = declared_namespaces(docs.iter());
+    for object in docs.iter().flat_map(expand).filter(|o| !o.is_null()) {
+        let mut object = object.clone();
         if object["metadata"]["namespace"].is_null()
             && let Some(ns) = default_namespace
             && object["kind"] != "Namespace"
