@@ -15,7 +15,7 @@ SUITES := tools\& cluster-tools\& lint wait rust-test test-chart test-platform t
 test:
 	scripts/suites.sh $(SUITES)
 
-HEALTH_APT := prometheus-alertmanager:prometheus-alertmanager prometheus-pushgateway:prometheus-pushgateway chromium:chromium
+HEALTH_APT := prometheus-alertmanager:prometheus-alertmanager prometheus-pushgateway:prometheus-pushgateway chromium:chromium dnsmasq-base:dnsmasq
 
 tools: chart-tools platform-tools logship-tools psa-fixtures
 	scripts/tools.sh apt $(HEALTH_APT)

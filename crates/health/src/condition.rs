@@ -42,6 +42,8 @@ pub struct Observation<'a> {
     pub connected: bool,
     /// The address connected to.
     pub ip: Option<IpAddr>,
+    /// A DNS answer's response code (`NOERROR`, `NXDOMAIN`, ...), for `dns://` targets.
+    pub dns_rcode: Option<&'a str>,
     pub(crate) json: OnceLock<Option<serde_json::Value>>,
 }
 
@@ -62,6 +64,7 @@ enum Placeholder {
     CertificateExpiration,
     Connected,
     Ip,
+    DnsRcode,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -160,6 +163,20 @@ impl Condition {
         Outcome { success, shown }
     }
 
+    /// The placeholder the condition reads, e.g. `[STATUS]` (`[BODY]` for any body path).
+    pub fn placeholder(&self) -> &'static str {
+        let (Left::Value(p) | Left::Len(p) | Left::Has(p)) = &self.left;
+        match p {
+            Placeholder::Status => "[STATUS]",
+            Placeholder::ResponseTime => "[RESPONSE_TIME]",
+            Placeholder::Body(_) => "[BODY]",
+            Placeholder::CertificateExpiration => "[CERTIFICATE_EXPIRATION]",
+            Placeholder::Connected => "[CONNECTED]",
+            Placeholder::Ip => "[IP]",
+            Placeholder::DnsRcode => "[DNS_RCODE]",
+        }
+    }
+
     fn split_text(&self) -> (&str, &str) {
         let at = OPS
             .iter()
@@ -235,12 +252,13 @@ fn parse_placeholder(s: &str) -> Result<Placeholder, String> {
         "[CERTIFICATE_EXPIRATION]" => Placeholder::CertificateExpiration,
         "[CONNECTED]" => Placeholder::Connected,
         "[IP]" => Placeholder::Ip,
+        "[DNS_RCODE]" => Placeholder::DnsRcode,
         _ => match s.strip_prefix("[BODY]") {
             Some(path) => Placeholder::Body(parse_path(path)?),
             None => {
                 return Err(format!(
                     "unknown placeholder {s:?} (use [STATUS], [RESPONSE_TIME], [BODY], [BODY].path, \
-                     [CERTIFICATE_EXPIRATION], [CONNECTED], [IP], len(...) or has(...))"
+                     [CERTIFICATE_EXPIRATION], [CONNECTED], [IP], [DNS_RCODE], len(...) or has(...))"
                 ));
             }
         },
@@ -301,6 +319,12 @@ fn parse_right(left: &Left, op: Op, s: &str) -> Result<Right, String> {
                 return Err("booleans compare with == or !=".into());
             }
             parse_bool(s).map(Right::Bool)
+        }
+        Left::Value(Placeholder::DnsRcode) => {
+            if !equality {
+                return Err("[DNS_RCODE] compares with == or !=".into());
+            }
+            Ok(Right::Text(unquote(s).to_ascii_uppercase()))
         }
         Left::Value(Placeholder::Body(_) | Placeholder::Ip) => {
             if ordering {
@@ -377,6 +401,10 @@ fn resolve_placeholder(p: &Placeholder, obs: &Observation<'_>) -> Actual {
         Placeholder::Ip => match obs.ip {
             Some(ip) => Actual::Text(ip.to_string()),
             None => Actual::Missing("no address"),
+        },
+        Placeholder::DnsRcode => match obs.dns_rcode {
+            Some(code) => Actual::Text(code.to_owned()),
+            None => Actual::Missing("no DNS answer"),
         },
         Placeholder::Body(path) if path.is_empty() => {
             Actual::Text(String::from_utf8_lossy(obs.body).into_owned())

@@ -15,6 +15,10 @@ use serde_norway::Value;
 use crate::condition::Condition;
 use crate::tls::TlsClient;
 
+mod kind;
+
+pub use kind::{DnsQuery, ProbeKind};
+
 /// Default per-attempt timeout (the services' `GET /` takes 3 s by design).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default probe interval in serve mode (as Gatus).
@@ -23,7 +27,6 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// load test, not a health check.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
-const DEFAULT_CONDITION: &str = "[STATUS] == 200";
 
 /// A bad configuration: where (file, target, field) and why.
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +42,15 @@ pub struct ConfigError {
 pub struct Target {
     /// Unique name; the `target` label and the key in the history.
     pub name: String,
-    /// Absolute `http` or `https` URL.
+    /// Absolute URL; its scheme picks the probe type.
     pub url: Uri,
+    /// The probe type, from the URL's scheme.
+    pub kind: ProbeKind,
     /// Request method (default GET).
     pub method: Method,
     /// Extra request headers.
     pub headers: HeaderMap,
-    /// Request body (empty by default).
+    /// Request body (empty by default); what `tcp://` and `tls://` probes send.
     pub body: Bytes,
     /// Timeout of one attempt.
     pub timeout: Duration,
@@ -81,7 +86,7 @@ struct RawFile {
 struct RawTarget {
     /// Unique name.
     name: String,
-    /// Absolute http(s) URL.
+    /// Absolute URL: http(s), tcp, tls, dns, grpc or icmp.
     url: String,
     /// HTTP method.
     method: Option<String>,
@@ -326,6 +331,10 @@ fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, FieldError> {
         return Err(("name", "must not be empty".into()));
     }
     let url = parse_url(&raw.url)?;
+    let kind = ProbeKind::parse(&raw.url, &url)?;
+    if kind == ProbeKind::Icmp {
+        crate::probe::check_ping_socket().map_err(|e| ("url", e))?;
+    }
     let method = match raw.method {
         None => Method::GET,
         Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
@@ -343,13 +352,15 @@ fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, FieldError> {
     if retries > 10 {
         return Err(("retries", format!("{retries} is more than 10")));
     }
-    let conditions = parse_conditions(raw.conditions)?;
+    let conditions = parse_conditions(raw.conditions, kind.default_condition())?;
+    kind.check_conditions(&conditions)?;
     let tls = tls
         .get(raw.tls.unwrap_or_default())
         .map_err(|e| ("tls.ca-file", e))?;
     Ok(Target {
         name: raw.name,
         url,
+        kind,
         method,
         headers,
         body: Bytes::from(raw.body.unwrap_or_default()),
@@ -363,16 +374,17 @@ fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, FieldError> {
     })
 }
 
-/// Only absolute http(s) URLs with a host: anything else cannot be probed.
+/// Only absolute URLs with a host: anything else cannot be probed (`ProbeKind::parse`
+/// then checks the scheme).
 fn parse_url(raw: &str) -> Result<Uri, FieldError> {
     let url: Uri = raw
         .parse()
         .map_err(|e| ("url", format!("{raw:?} is not a URL: {e}")))?;
     match (url.scheme_str(), url.host()) {
-        (Some("http" | "https"), Some(h)) if !h.is_empty() => Ok(url),
+        (Some(_), Some(h)) if !h.is_empty() => Ok(url),
         _ => Err((
             "url",
-            format!("{raw:?} must be an absolute http:// or https:// URL"),
+            format!("{raw:?} must be an absolute URL with a host, e.g. https://host/path"),
         )),
     }
 }
@@ -405,13 +417,14 @@ fn parse_duration(
     }
 }
 
-/// Omitted means `[STATUS] == 200`; present but empty is a mistake, not "no checks".
-fn parse_conditions(raw: Option<Vec<String>>) -> Result<Vec<Condition>, FieldError> {
-    let texts = raw.unwrap_or_else(|| vec![DEFAULT_CONDITION.to_owned()]);
+/// Omitted means the type's default (`[STATUS] == 200` for http); present but empty is a
+/// mistake, not "no checks".
+fn parse_conditions(raw: Option<Vec<String>>, default: &str) -> Result<Vec<Condition>, FieldError> {
+    let texts = raw.unwrap_or_else(|| vec![default.to_owned()]);
     if texts.is_empty() {
         return Err((
             "conditions",
-            "must not be empty (omit it for [STATUS] == 200)".into(),
+            format!("must not be empty (omit it for {default})"),
         ));
     }
     texts

@@ -2,7 +2,8 @@
 //! `probe_duration_seconds`, `probe_http_status_code`, `probe_http_duration_seconds{phase}`
 //! (only the phases measured), `probe_ssl_earliest_cert_expiry`, plus
 //! `ferrostack_healthcheck_consecutive_failures` and
-//! `ferrostack_healthcheck_last_run_timestamp_seconds`.
+//! `ferrostack_healthcheck_last_run_timestamp_seconds`; the `probe_http_*` ones for http(s)
+//! targets only, the other probe types' in `kinds`.
 
 use std::sync::atomic::AtomicU64;
 
@@ -12,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::record::Record;
+
+mod kinds;
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
@@ -36,6 +39,7 @@ pub struct Metrics {
     cert_expiry: Family<TargetLabel, Gauge>,
     consecutive_failures: Family<TargetLabel, Gauge>,
     last_run: FloatGauge,
+    kinds: kinds::KindMetrics,
 }
 
 // === impl Metrics ===
@@ -43,7 +47,10 @@ pub struct Metrics {
 impl Metrics {
     /// Creates the families and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Self::default();
+        let m = Self {
+            kinds: kinds::KindMetrics::register(registry),
+            ..Self::default()
+        };
         registry.register(
             "probe_success",
             "Whether the probe succeeded (1) or failed (0)",
@@ -88,16 +95,22 @@ impl Metrics {
             target: r.target.clone(),
         };
         self.success.get_or_create(&label).set(i64::from(r.success));
+        self.kinds.observe(r);
+        let http = r.url.starts_with("http://") || r.url.starts_with("https://");
         self.duration.get_or_create(&label).set(r.duration_seconds);
-        self.status
-            .get_or_create(&label)
-            .set(r.status.map_or(0, i64::from));
+        if http {
+            self.status
+                .get_or_create(&label)
+                .set(r.status.map_or(0, i64::from));
+        } else {
+            self.status.remove(&label);
+        }
         for (phase, seconds) in r.phases.iter() {
             let key = PhaseLabel {
                 target: r.target.clone(),
                 phase,
             };
-            match seconds {
+            match seconds.filter(|_| http) {
                 Some(s) => {
                     self.phase.get_or_create(&key).set(s);
                 }
@@ -150,6 +163,7 @@ mod tests {
                 tls: None,
             },
             certificate_not_after: None,
+            detail: crate::record::Detail::default(),
         };
         m.observe(&r, 4);
         let mut text = String::new();

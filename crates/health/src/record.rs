@@ -4,6 +4,10 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+mod detail;
+
+pub use detail::Detail;
+
 /// A probe result as written to the history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -37,6 +41,9 @@ pub struct Record {
     /// Unix time at which the server's leaf certificate expires (https only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_not_after: Option<i64>,
+    /// What a tcp, tls, dns, grpc or icmp probe measured besides the above.
+    #[serde(default, skip_serializing_if = "Detail::is_empty")]
+    pub detail: Detail,
 }
 
 /// Phase durations in seconds, as blackbox_exporter's `probe_http_duration_seconds{phase}`.
@@ -124,6 +131,7 @@ impl Record {
             },
             phases: Phases::default(),
             certificate_not_after: None,
+            detail: Detail::default(),
         }
     }
 }
@@ -150,6 +158,7 @@ mod tests {
                 ..Phases::default()
             },
             certificate_not_after: None,
+            detail: Detail::default(),
         };
         let line = serde_json::to_string(&r).unwrap();
         assert!(

@@ -165,6 +165,7 @@ async fn probe_all(config: &Config) -> Vec<Record> {
                 failed: Vec::new(),
                 phases: Default::default(),
                 certificate_not_after: None,
+                detail: crate::record::Detail::default(),
             })
         })
         .collect()

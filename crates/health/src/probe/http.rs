@@ -1,9 +1,9 @@
 //! The HTTP prober. Each attempt resolves, connects, (for https) does the TLS handshake and
 //! speaks HTTP/1.1 on a fresh connection it owns, so every phase blackbox_exporter reports
 //! (`resolve`, `connect`, `tls`, `processing`, `transfer`) is actually measured, and the
-//! peer certificate is at hand for `[CERTIFICATE_EXPIRATION]`. Retries back off exponentially.
+//! peer certificate is at hand for `[CERTIFICATE_EXPIRATION]`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -12,17 +12,13 @@ use http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::condition::{Observation, format_duration};
+use super::{Attempt, BODY_LIMIT};
 use crate::config::Target;
-use crate::record::{Phases, Record};
+use crate::record::Phases;
 
-/// Bodies are read up to this size; conditions see that prefix, and a JSON path on a longer
-/// body says so instead of calling it not JSON.
-pub const BODY_LIMIT: usize = 1024 * 1024;
 const MAX_REDIRECTS: usize = 10;
 /// Configured headers still sent after a redirect to another origin: they shape the answer
 /// and carry no secret. Every other configured header is dropped there.
@@ -34,92 +30,9 @@ const CROSS_ORIGIN_HEADERS: [HeaderName; 4] = [
 ];
 const USER_AGENT_VALUE: &str = concat!("ferrostack-healthcheck/", env!("CARGO_PKG_VERSION"));
 
-/// What one attempt saw.
-#[derive(Debug, Default)]
-struct Attempt {
-    status: Option<u16>,
-    body: Bytes,
-    /// The body went on past `BODY_LIMIT`.
-    body_over_limit: bool,
-    phases: Phases,
-    certificate_not_after: Option<i64>,
-    ip: Option<IpAddr>,
-    connected: bool,
-    error: Option<String>,
-    /// Where the attempt is; named in a timeout error.
-    stage: &'static str,
-}
-
-/// Probes a target: attempts with retries and backoff, then the conditions.
-pub async fn probe(target: &Target) -> Record {
-    let time = OffsetDateTime::now_utc();
-    let start = Instant::now();
-    let mut attempts = 0;
-    let mut backoff = target.retry_backoff;
-    loop {
-        attempts += 1;
-        let attempt_start = Instant::now();
-        let attempt = attempt(target).await;
-        let response_time = attempt_start.elapsed();
-        let obs = Observation {
-            status: attempt.status,
-            response_time,
-            body: &attempt.body,
-            body_over_limit: attempt.body_over_limit,
-            certificate_expiration: attempt
-                .certificate_not_after
-                .map(|t| t - OffsetDateTime::now_utc().unix_timestamp()),
-            connected: attempt.connected,
-            ip: attempt.ip,
-            ..Observation::default()
-        };
-        let failed: Vec<String> = target
-            .conditions
-            .iter()
-            .map(|c| c.evaluate(&obs))
-            .filter(|o| !o.success)
-            .map(|o| o.shown)
-            .collect();
-        let success = attempt.error.is_none() && failed.is_empty();
-        if success || attempts > target.retries {
-            return Record {
-                time,
-                target: target.name.clone(),
-                url: target.url.to_string(),
-                success,
-                status: attempt.status,
-                response_time_seconds: response_time.as_secs_f64(),
-                duration_seconds: start.elapsed().as_secs_f64(),
-                attempts,
-                error: attempt.error,
-                failed,
-                phases: attempt.phases,
-                certificate_not_after: attempt.certificate_not_after,
-            };
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = backoff.saturating_mul(2);
-    }
-}
-
-async fn attempt(target: &Target) -> Attempt {
-    let mut a = Attempt {
-        stage: "resolving",
-        ..Attempt::default()
-    };
-    let outcome = tokio::time::timeout(target.timeout, exchange_following(target, &mut a)).await;
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => a.error = Some(e),
-        Err(_) => {
-            a.error = Some(format!(
-                "timeout after {} ({})",
-                format_duration(target.timeout),
-                a.stage
-            ));
-        }
-    }
-    a
+/// One HTTP attempt: the exchange, following redirects when the target allows it.
+pub(super) async fn attempt(target: &Target, a: &mut Attempt) -> Result<(), String> {
+    exchange_following(target, a).await
 }
 
 /// Runs the exchange, following redirects when the target allows it.

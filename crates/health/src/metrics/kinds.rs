@@ -1,0 +1,239 @@
+//! The metrics of the non-HTTP probe types, under blackbox_exporter's names (its
+//! `prober/{tcp,dns,grpc,icmp}.go`), each labelled by target: `probe_ip_protocol`,
+//! `probe_tls_version_info{version}`, `probe_dns_duration_seconds{phase}`,
+//! `probe_dns_{answer,authority,additional}_rrs`, `probe_grpc_duration_seconds{phase}`,
+//! `probe_grpc_status_code`, `probe_grpc_healthcheck_response{serving_status}`,
+//! `probe_icmp_duration_seconds{phase}` and `probe_icmp_reply_hop_limit`. A series that
+//! the latest probe did not measure is removed, not left at its old value.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::{PhaseLabel, TargetLabel};
+use crate::record::Record;
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The serving states blackbox_exporter reports, one series each (1 for the current one).
+const SERVING_STATUSES: [&str; 4] = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    target: String,
+    version: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServingLabel {
+    target: String,
+    serving_status: &'static str,
+}
+
+/// The per-type families; cheap to clone (shared handles).
+#[derive(Debug, Clone, Default)]
+pub(super) struct KindMetrics {
+    ip_protocol: Family<TargetLabel, Gauge>,
+    tls_version: Family<VersionLabel, Gauge>,
+    dns_phase: Family<PhaseLabel, FloatGauge>,
+    dns_rrs: [Family<TargetLabel, Gauge>; 3],
+    grpc_phase: Family<PhaseLabel, FloatGauge>,
+    grpc_status: Family<TargetLabel, Gauge>,
+    grpc_serving: Family<ServingLabel, Gauge>,
+    icmp_phase: Family<PhaseLabel, FloatGauge>,
+    icmp_hop_limit: Family<TargetLabel, Gauge>,
+}
+
+// === impl KindMetrics ===
+
+impl KindMetrics {
+    /// Creates the families and registers them in `registry`.
+    pub(super) fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let gauges: [(&str, &str, &Family<TargetLabel, Gauge>); 6] = [
+            (
+                "probe_ip_protocol",
+                "IP version of the address probed (4 or 6)",
+                &m.ip_protocol,
+            ),
+            (
+                "probe_dns_answer_rrs",
+                "Records in the DNS answer section",
+                &m.dns_rrs[0],
+            ),
+            (
+                "probe_dns_authority_rrs",
+                "Records in the DNS authority section",
+                &m.dns_rrs[1],
+            ),
+            (
+                "probe_dns_additional_rrs",
+                "Records in the DNS additional section",
+                &m.dns_rrs[2],
+            ),
+            (
+                "probe_grpc_status_code",
+                "gRPC status code of the health check (0: OK)",
+                &m.grpc_status,
+            ),
+            (
+                "probe_icmp_reply_hop_limit",
+                "TTL or hop limit of the ICMP echo reply",
+                &m.icmp_hop_limit,
+            ),
+        ];
+        for (name, help, family) in gauges {
+            registry.register(name, help, family.clone());
+        }
+        let phases = [
+            (
+                "probe_dns_duration_seconds",
+                "Duration of the DNS probe by phase",
+                &m.dns_phase,
+            ),
+            (
+                "probe_grpc_duration_seconds",
+                "Duration of the gRPC probe by phase",
+                &m.grpc_phase,
+            ),
+            (
+                "probe_icmp_duration_seconds",
+                "Duration of the ICMP probe by phase",
+                &m.icmp_phase,
+            ),
+        ];
+        for (name, help, family) in phases {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "probe_tls_version_info",
+            "The TLS version negotiated (1 for the version in the label)",
+            m.tls_version.clone(),
+        );
+        registry.register(
+            "probe_grpc_healthcheck_response",
+            "The gRPC health service's answer (1 for the serving status in the label)",
+            m.grpc_serving.clone(),
+        );
+        m
+    }
+
+    /// Sets the record's per-type series and removes those it did not measure.
+    pub(super) fn observe(&self, r: &Record) {
+        let label = TargetLabel {
+            target: r.target.clone(),
+        };
+        let d = &r.detail;
+        set_or_remove(&self.ip_protocol, &label, d.ip_protocol.map(i64::from));
+        set_or_remove(
+            &self.icmp_hop_limit,
+            &label,
+            d.icmp_reply_hop_limit.map(i64::from),
+        );
+        set_or_remove(&self.grpc_status, &label, d.grpc_status_code.map(i64::from));
+        for (i, family) in self.dns_rrs.iter().enumerate() {
+            set_or_remove(family, &label, d.dns_rrs.map(|n| i64::from(n[i])));
+        }
+        clear_tls_versions(&self.tls_version, &r.target);
+        if let Some(version) = &d.tls_version {
+            let key = VersionLabel {
+                target: r.target.clone(),
+                version: version.clone(),
+            };
+            self.tls_version.get_or_create(&key).set(1);
+        }
+        for serving_status in SERVING_STATUSES {
+            let key = ServingLabel {
+                target: r.target.clone(),
+                serving_status,
+            };
+            match &d.grpc_serving_status {
+                Some(s) => {
+                    self.grpc_serving
+                        .get_or_create(&key)
+                        .set(i64::from(s == serving_status));
+                }
+                None => {
+                    self.grpc_serving.remove(&key);
+                }
+            }
+        }
+        self.observe_phases(r);
+    }
+
+    /// blackbox_exporter's phase names per type, from the record's common phases.
+    fn observe_phases(&self, r: &Record) {
+        let p = &r.phases;
+        let scheme = r.url.split_once("://").map_or("", |(s, _)| s);
+        let families = [
+            (
+                "dns",
+                &self.dns_phase,
+                [
+                    ("resolve", p.resolve),
+                    ("connect", p.connect),
+                    ("request", p.processing),
+                ],
+            ),
+            (
+                "grpc",
+                &self.grpc_phase,
+                [
+                    ("resolve", p.resolve),
+                    ("connect", p.connect),
+                    ("check", p.processing),
+                ],
+            ),
+            (
+                "icmp",
+                &self.icmp_phase,
+                [
+                    ("resolve", p.resolve),
+                    ("setup", p.connect),
+                    ("rtt", p.processing),
+                ],
+            ),
+        ];
+        for (kind, family, phases) in families {
+            for (phase, seconds) in phases {
+                let key = PhaseLabel {
+                    target: r.target.clone(),
+                    phase,
+                };
+                match seconds.filter(|_| scheme == kind) {
+                    Some(s) => {
+                        family.get_or_create(&key).set(s);
+                    }
+                    None => {
+                        family.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn set_or_remove(family: &Family<TargetLabel, Gauge>, label: &TargetLabel, value: Option<i64>) {
+    match value {
+        Some(v) => {
+            family.get_or_create(label).set(v);
+        }
+        None => {
+            family.remove(label);
+        }
+    }
+}
+
+/// Removes a target's `probe_tls_version_info` series, whatever their version.
+fn clear_tls_versions(family: &Family<VersionLabel, Gauge>, target: &str) {
+    // Only a handful of TLS versions exist; try each instead of scanning the family.
+    for version in ["TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"] {
+        family.remove(&VersionLabel {
+            target: target.to_owned(),
+            version: version.to_owned(),
+        });
+    }
+}
