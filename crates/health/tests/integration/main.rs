@@ -8,6 +8,7 @@ mod browser;
 mod fixtures;
 mod history;
 mod probe;
+mod probe_types;
 mod pushgateway;
 mod run;
 mod serve;
