@@ -21,6 +21,47 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 /// The serving states blackbox_exporter reports, one series each (1 for the current one).
 const SERVING_STATUSES: [&str; 4] = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
 
+/// Names and help of the per-target gauges, in `KindMetrics::register`'s order.
+const GAUGES: [(&str, &str); 6] = [
+    (
+        "probe_ip_protocol",
+        "IP version of the address probed (4 or 6)",
+    ),
+    ("probe_dns_answer_rrs", "Records in the DNS answer section"),
+    (
+        "probe_dns_authority_rrs",
+        "Records in the DNS authority section",
+    ),
+    (
+        "probe_dns_additional_rrs",
+        "Records in the DNS additional section",
+    ),
+    (
+        "probe_grpc_status_code",
+        "gRPC status code of the health check (0: OK)",
+    ),
+    (
+        "probe_icmp_reply_hop_limit",
+        "TTL or hop limit of the ICMP echo reply",
+    ),
+];
+
+/// Names and help of the per-phase gauges: dns, grpc, icmp.
+const PHASE_GAUGES: [(&str, &str); 3] = [
+    (
+        "probe_dns_duration_seconds",
+        "Duration of the DNS probe by phase",
+    ),
+    (
+        "probe_grpc_duration_seconds",
+        "Duration of the gRPC probe by phase",
+    ),
+    (
+        "probe_icmp_duration_seconds",
+        "Duration of the ICMP probe by phase",
+    ),
+];
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     target: String,
@@ -53,59 +94,19 @@ impl KindMetrics {
     /// Creates the families and registers them in `registry`.
     pub(super) fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
-        let gauges: [(&str, &str, &Family<TargetLabel, Gauge>); 6] = [
-            (
-                "probe_ip_protocol",
-                "IP version of the address probed (4 or 6)",
-                &m.ip_protocol,
-            ),
-            (
-                "probe_dns_answer_rrs",
-                "Records in the DNS answer section",
-                &m.dns_rrs[0],
-            ),
-            (
-                "probe_dns_authority_rrs",
-                "Records in the DNS authority section",
-                &m.dns_rrs[1],
-            ),
-            (
-                "probe_dns_additional_rrs",
-                "Records in the DNS additional section",
-                &m.dns_rrs[2],
-            ),
-            (
-                "probe_grpc_status_code",
-                "gRPC status code of the health check (0: OK)",
-                &m.grpc_status,
-            ),
-            (
-                "probe_icmp_reply_hop_limit",
-                "TTL or hop limit of the ICMP echo reply",
-                &m.icmp_hop_limit,
-            ),
+        let gauges = [
+            &m.ip_protocol,
+            &m.dns_rrs[0],
+            &m.dns_rrs[1],
+            &m.dns_rrs[2],
+            &m.grpc_status,
+            &m.icmp_hop_limit,
         ];
-        for (name, help, family) in gauges {
+        for ((name, help), family) in GAUGES.into_iter().zip(gauges) {
             registry.register(name, help, family.clone());
         }
-        let phases = [
-            (
-                "probe_dns_duration_seconds",
-                "Duration of the DNS probe by phase",
-                &m.dns_phase,
-            ),
-            (
-                "probe_grpc_duration_seconds",
-                "Duration of the gRPC probe by phase",
-                &m.grpc_phase,
-            ),
-            (
-                "probe_icmp_duration_seconds",
-                "Duration of the ICMP probe by phase",
-                &m.icmp_phase,
-            ),
-        ];
-        for (name, help, family) in phases {
+        let phases = [&m.dns_phase, &m.grpc_phase, &m.icmp_phase];
+        for ((name, help), family) in PHASE_GAUGES.into_iter().zip(phases) {
             registry.register(name, help, family.clone());
         }
         registry.register(

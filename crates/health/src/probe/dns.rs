@@ -139,6 +139,6 @@ mod tests {
     fn names_response_codes_as_dig_does() {
         assert_eq!(rcode_name(ResponseCode::NoError), "NOERROR");
         assert_eq!(rcode_name(ResponseCode::NXDomain), "NXDOMAIN");
-        assert_eq!(rcode_name(ResponseCode::from(0, 23)), "23");
+        assert_eq!(rcode_name(ResponseCode::Unknown(3000)), "3000");
     }
 }
