@@ -170,4 +170,34 @@ mod tests {
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
         assert_eq!(r.reason(), "[STATUS] (500) == 200");
     }
+
+    #[test]
+    fn probe_type_details_are_optional_fields_and_old_lines_still_parse() {
+        let old = r#"{"time":"2026-11-21T16:00:00Z","target":"api","url":"http://a/","success":true,"status":200,"response_time_seconds":0.01,"duration_seconds":0.01,"attempts":1}"#;
+        let r: Record = serde_json::from_str(old).unwrap();
+        assert!(r.detail.is_empty());
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            old,
+            "nothing added to an HTTP line"
+        );
+        let dns = Record {
+            url: "dns://127.0.0.1/ok.test?type=A".into(),
+            detail: Detail {
+                ip_protocol: Some(4),
+                dns_rcode: Some("NXDOMAIN".into()),
+                dns_rrs: Some([0, 1, 0]),
+                ..Detail::default()
+            },
+            ..r
+        };
+        let line = serde_json::to_string(&dns).unwrap();
+        assert!(
+            line.ends_with(
+                r#""detail":{"ip_protocol":4,"dns_rcode":"NXDOMAIN","dns_rrs":[0,1,0]}}"#
+            ),
+            "{line}"
+        );
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), dns);
+    }
 }

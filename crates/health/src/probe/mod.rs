@@ -80,7 +80,7 @@ pub async fn probe(target: &Target) -> Record {
             return Record {
                 time,
                 target: target.name.clone(),
-                url: target.url.to_string(),
+                url: shown_url(target),
                 success,
                 status: attempt.status,
                 response_time_seconds: response_time.as_secs_f64(),
@@ -95,6 +95,19 @@ pub async fn probe(target: &Target) -> Record {
         }
         tokio::time::sleep(backoff).await;
         backoff = backoff.saturating_mul(2);
+    }
+}
+
+/// The URL as the history shows it: `Uri` writes a `/` path after a bare authority, which
+/// only an HTTP URL really has (`tcp://db:5432`, not `tcp://db:5432/`).
+fn shown_url(target: &Target) -> String {
+    let url = target.url.to_string();
+    let bare =
+        target.kind != ProbeKind::Http && target.url.path() == "/" && target.url.query().is_none();
+    if bare {
+        url.trim_end_matches('/').to_owned()
+    } else {
+        url
     }
 }
 

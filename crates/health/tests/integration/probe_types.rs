@@ -40,6 +40,7 @@ async fn tcp_connects_sends_and_judges_the_reply() {
     ));
     let r = probe(&t[0]).await;
     assert!(r.success, "{r:?}");
+    assert_eq!(r.url, format!("tcp://{addr}"), "as written, no `/` added");
     assert!(
         r.phases.connect.is_some() && r.phases.transfer.is_none(),
         "{r:?}"
