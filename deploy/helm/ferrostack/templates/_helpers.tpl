@@ -369,3 +369,12 @@ plugin). */}}
     - {protocol: TCP, port: 443}
     - {protocol: TCP, port: 6443}
 {{- end }}
+
+{{/* The healthcheck pods' sysctls: `net.ipv4.ping_group_range` for icmp:// targets (a safe,
+namespaced sysctl: an unprivileged ping socket for the pod's group), when set. */}}
+{{- define "ferrostack.healthcheckSysctls" -}}
+{{- with .Values.healthcheck.pingGroupRange }}
+sysctls:
+  - {name: net.ipv4.ping_group_range, value: {{ . | quote }}}
+{{- end }}
+{{- end -}}
