@@ -357,3 +357,40 @@ async fn up_runs_the_health_checker_against_its_own_services() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// Where the process may not open an unprivileged ping socket, an icmp:// target stops
+/// `healthcheck run` at start-up: exit 2, one line naming the sysctl and what to set. Needs
+/// root to set `net.ipv4.ping_group_range` to `1 0` (nobody) for a moment; restored after.
+#[test]
+fn icmp_target_without_a_ping_socket_exits_2_naming_the_sysctl() {
+    const SYSCTL: &str = "/proc/sys/net/ipv4/ping_group_range";
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = std::fs::write(SYSCTL, self.0.trim());
+        }
+    }
+    let Ok(saved) = std::fs::read_to_string(SYSCTL) else {
+        return;
+    };
+    if let Err(e) = std::fs::write(SYSCTL, "1 0") {
+        eprintln!("SKIP icmp start-up error: cannot write {SYSCTL} ({e}); needs root");
+        return;
+    }
+    let restore = Restore(saved);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("targets.yaml"),
+        "targets:\n  - name: gateway\n    url: icmp://127.0.0.1\n",
+    )
+    .unwrap();
+    let out = healthcheck(&["run", "--config", "targets.yaml"], dir.path());
+    drop(restore);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(r#"ferrostack: configuration error: targets.yaml: target "gateway": field "url": icmp targets need an unprivileged ICMP (ping) socket, but gid 0 is outside the sysctl net.ipv4.ping_group_range (now "1 0"): set it to a range holding that group, e.g. sysctl -w net.ipv4.ping_group_range="0 2147483647""#),
+        "{stderr}"
+    );
+}

@@ -260,6 +260,36 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_probe_types_example_parses() {
+        let readme = include_str!("../../../../README.md");
+        let section = readme.split("### Probe types beside HTTP").nth(1).unwrap();
+        let yaml = section.split("```yaml\n").nth(1).unwrap();
+        // The example's CA file, made real.
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let cert = rcgen::generate_simple_self_signed(vec!["ldap.internal".into()]).unwrap();
+        std::fs::write(&ca, cert.cert.pem()).unwrap();
+        let yaml = yaml.split("```").next().unwrap();
+        let yaml = &yaml.replace("/etc/ssl/internal-ca.pem", &ca.display().to_string());
+        let kinds = |t: Vec<super::super::Target>| -> Vec<&'static str> {
+            t.iter().map(|t| t.kind.name()).collect()
+        };
+        let all = [
+            "tcp", "tcp", "tcp", "tls", "tls", "dns", "dns", "grpc", "icmp",
+        ];
+        match super::super::parse_targets("README.md", yaml) {
+            Ok(t) => assert_eq!(kinds(t), all),
+            // Where this machine denies ping sockets, only the icmp target may fail, so.
+            Err(e) if e.target() == Some("gateway") && e.to_string().contains("ping_group") => {
+                let without = yaml.split("  - name: gateway").next().unwrap();
+                let t = super::super::parse_targets("README.md", without).unwrap();
+                assert_eq!(kinds(t), all[..8]);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
     fn conditions_must_fit_the_type() {
         let c = |t: &str| vec![Condition::parse(t).unwrap()];
         let tcp = ProbeKind::Tcp { tls: false };
