@@ -1,7 +1,7 @@
-//! ferrostack health checker: probes HTTP targets against Gatus-style conditions, keeps a
-//! JSON-lines history, alerts through Alertmanager or a webhook, and serves a status page and
-//! blackbox_exporter-style metrics. `run_once` is the CronJob (`healthcheck run`), `run` the
-//! long-running service (`healthcheck serve`).
+//! ferrostack health checker: probes HTTP, TCP, TLS, DNS, gRPC and ICMP targets against
+//! Gatus-style conditions, keeps a JSON-lines history, alerts through Alertmanager or a
+//! webhook, and serves a status page and blackbox_exporter-style metrics. `run_once` is the
+//! CronJob (`healthcheck run`), `run` the long-running service (`healthcheck serve`).
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -47,10 +47,7 @@ pub struct Metrics {
 impl Metrics {
     /// Creates the families and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Self {
-            kinds: kinds::KindMetrics::register(registry),
-            ..Self::default()
-        };
+        let mut m = Self::default();
         registry.register(
             "probe_success",
             "Whether the probe succeeded (1) or failed (0)",
@@ -86,6 +83,7 @@ impl Metrics {
             "Unix time of the latest probe",
             m.last_run.clone(),
         );
+        m.kinds = kinds::KindMetrics::register(registry);
         m
     }
 

@@ -1,7 +1,7 @@
 //! `tcp://` and `tls://` probes: connect (and handshake TLS), send the target's `body` if it
 //! has one, and read the reply into `[BODY]` when there is something to send or a condition
 //! reads `[BODY]` (a banner, as SSH and SMTP servers send). The reply ends when the server
-//! closes, pauses for `REPLY_IDLE` after sending something, or reaches `BODY_LIMIT` bytes.
+//! closes, pauses for `REPLY_IDLE` after its first bytes, or reaches `BODY_LIMIT` bytes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
