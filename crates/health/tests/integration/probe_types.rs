@@ -178,3 +178,66 @@ async fn tcp_reply_that_never_comes_times_out_naming_the_stage() {
     );
     held.abort();
 }
+
+/// `serve` with tcp and tls targets: `/api/status` carries what each measured, `/metrics`
+/// the per-type series under blackbox_exporter's names and no `probe_http_*` for them, and
+/// the history lines keep the detail.
+#[tokio::test]
+async fn serve_exports_per_type_results_and_metrics() {
+    use ferrostack_health::{AlertConfig, Config, HistoryConfig};
+
+    use crate::serve::{start, target, wait_for};
+
+    let addr = line_server().await;
+    let s = tls_server(time::Duration::days(30)).await;
+    let ca = s.ca_file.as_ref().unwrap().display();
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history.jsonl");
+    let running = start(Config {
+        targets: targets(&format!(
+            "targets:\n  - {{name: db, url: 'tcp://{addr}', interval: 1s}}\n  - {{name: tls, url: 'tls://localhost:{}', tls: {{ca-file: '{ca}'}}, interval: 1s}}\n",
+            s.addr.port()
+        )),
+        history: Some(HistoryConfig {
+            path: history.clone(),
+            max_age: None,
+            max_bytes: None,
+        }),
+        alerts: AlertConfig::default(),
+        pushgateway_url: None,
+        max_concurrent_probes: 256,
+    })
+    .await;
+    let v = wait_for(&running.base, |v| {
+        target(v, "db")["last"]["success"] == true && target(v, "tls")["last"]["success"] == true
+    })
+    .await;
+    assert_eq!(target(&v, "db")["last"]["detail"]["ip_protocol"], 4);
+    assert_eq!(
+        target(&v, "tls")["last"]["detail"]["tls_version"],
+        "TLS 1.3"
+    );
+    let text = reqwest::get(format!("{}/metrics", running.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "probe_success{target=\"db\"} 1",
+        "probe_ip_protocol{target=\"db\"} 4",
+        "probe_tls_version_info{target=\"tls\",version=\"TLS 1.3\"} 1",
+        "probe_ssl_earliest_cert_expiry{target=\"tls\"} ",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    assert!(
+        !text.contains("probe_http_status_code{target=\"db\"}"),
+        "{text}"
+    );
+    let lines = std::fs::read_to_string(&history).unwrap();
+    assert!(
+        lines.contains(&format!("\"url\":\"tcp://{addr}\"")) && lines.contains("\"detail\":{"),
+        "{lines}"
+    );
+}
