@@ -1,5 +1,5 @@
 //! The probe type a target's URL names (`http(s)://`, `tcp://`, `tls://`, `dns://`,
-//! `grpc://`, `icmp://`), its default condition, and which placeholders make sense for it.
+//! `grpc(s)://`, `icmp://`), its default condition, and which placeholders make sense for it.
 
 use std::str::FromStr;
 
@@ -36,10 +36,12 @@ pub enum ProbeKind {
     /// `dns://server[:port]/name?type=A`: one query to that server.
     Dns(DnsQuery),
     /// `grpc://host:port[/service]`: `grpc.health.v1.Health/Check` for the service (empty:
-    /// the server as a whole).
+    /// the server as a whole); `grpcs://` over TLS (`tls: true`).
     Grpc {
         /// The service name asked about.
         service: String,
+        /// Handshake TLS after connecting.
+        tls: bool,
     },
     /// `icmp://host`: one echo request on an unprivileged ping socket.
     Icmp,
@@ -84,13 +86,16 @@ impl ProbeKind {
                 })
             }
             "dns" => parse_dns(raw, url).map(Self::Dns),
-            "grpc" => {
+            "grpc" | "grpcs" => {
                 need_port()?;
                 let service = url.path().trim_start_matches('/').to_owned();
                 if url.query().is_some() {
                     return Err(("url", format!("{raw:?}: a grpc:// URL takes no query")));
                 }
-                Ok(Self::Grpc { service })
+                Ok(Self::Grpc {
+                    service,
+                    tls: scheme == "grpcs",
+                })
             }
             "icmp" => {
                 no_path()?;
@@ -103,7 +108,7 @@ impl ProbeKind {
                 "url",
                 format!(
                     "{raw:?} must be an absolute http://, https://, tcp://, tls://, dns://, \
-                     grpc:// or icmp:// URL"
+                     grpc://, grpcs:// or icmp:// URL"
                 ),
             )),
         }
@@ -116,7 +121,8 @@ impl ProbeKind {
             Self::Tcp { tls: false } => "tcp",
             Self::Tcp { tls: true } => "tls",
             Self::Dns(_) => "dns",
-            Self::Grpc { .. } => "grpc",
+            Self::Grpc { tls: false, .. } => "grpc",
+            Self::Grpc { tls: true, .. } => "grpcs",
             Self::Icmp => "icmp",
         }
     }
@@ -151,7 +157,14 @@ impl ProbeKind {
                 "[CERTIFICATE_EXPIRATION]",
             ],
             Self::Dns(_) => &["[DNS_RCODE]", "[BODY]", "[RESPONSE_TIME]", "[IP]"],
-            Self::Grpc { .. } => &["[CONNECTED]", "[BODY]", "[RESPONSE_TIME]", "[IP]"],
+            Self::Grpc { tls: false, .. } => &["[CONNECTED]", "[BODY]", "[RESPONSE_TIME]", "[IP]"],
+            Self::Grpc { tls: true, .. } => &[
+                "[CONNECTED]",
+                "[BODY]",
+                "[RESPONSE_TIME]",
+                "[IP]",
+                "[CERTIFICATE_EXPIRATION]",
+            ],
             Self::Icmp => &["[CONNECTED]", "[RESPONSE_TIME]", "[IP]"],
         }
     }
@@ -231,7 +244,8 @@ mod tests {
         assert_eq!(
             kind("grpc://h:50051/pkg.Svc").unwrap(),
             ProbeKind::Grpc {
-                service: "pkg.Svc".into()
+                service: "pkg.Svc".into(),
+                tls: false
             }
         );
         let ProbeKind::Dns(q) = kind("dns://127.0.0.1:5353/example.com?type=mx").unwrap() else {
@@ -275,7 +289,7 @@ mod tests {
             t.iter().map(|t| t.kind.name()).collect()
         };
         let all = [
-            "tcp", "tcp", "tcp", "tls", "tls", "dns", "dns", "grpc", "icmp",
+            "tcp", "tcp", "tcp", "tls", "tls", "dns", "dns", "grpc", "grpcs", "icmp",
         ];
         match super::super::parse_targets("README.md", yaml) {
             Ok(t) => assert_eq!(kinds(t), all),
@@ -283,7 +297,7 @@ mod tests {
             Err(e) if e.target() == Some("gateway") && e.to_string().contains("ping_group") => {
                 let without = yaml.split("  - name: gateway").next().unwrap();
                 let t = super::super::parse_targets("README.md", without).unwrap();
-                assert_eq!(kinds(t), all[..8]);
+                assert_eq!(kinds(t), all[..9]);
             }
             Err(e) => panic!("{e}"),
         }

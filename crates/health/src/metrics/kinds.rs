@@ -168,7 +168,11 @@ impl KindMetrics {
     /// blackbox_exporter's phase names per type, from the record's common phases.
     fn observe_phases(&self, r: &Record) {
         let p = &r.phases;
-        let scheme = r.url.split_once("://").map_or("", |(s, _)| s);
+        let scheme = match r.url.split_once("://").map_or("", |(s, _)| s) {
+            // gRPC over TLS: the same phases.
+            "grpcs" => "grpc",
+            other => other,
+        };
         let families = [
             (
                 "dns",

@@ -4,11 +4,14 @@
 //! work alike for all of them.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use rustls::pki_types::ServerName;
 use time::OffsetDateTime;
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use crate::condition::{Observation, format_duration};
 use crate::config::{ProbeKind, Target};
@@ -122,7 +125,7 @@ async fn attempt(target: &Target) -> Attempt {
             ProbeKind::Http => http::attempt(target, &mut a).await,
             ProbeKind::Tcp { tls } => tcp::attempt(target, *tls, &mut a).await,
             ProbeKind::Dns(query) => dns::attempt(target, query, &mut a).await,
-            ProbeKind::Grpc { service } => grpc::attempt(target, service, &mut a).await,
+            ProbeKind::Grpc { service, tls } => grpc::attempt(target, service, *tls, &mut a).await,
             ProbeKind::Icmp => icmp::attempt(target, &mut a).await,
         }
     };
@@ -179,5 +182,38 @@ async fn connect(host: &str, port: u16, a: &mut Attempt) -> Result<TcpStream, St
     let stream = stream.ok_or(last_err)?;
     a.connected = true;
     let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// The TLS handshake of a `tls://` or `grpcs://` probe with the target's `tls` settings,
+/// offering `alpn`: times the `tls` phase and notes the leaf certificate's expiry (known even
+/// when verification rejects it) and the negotiated version.
+async fn handshake(
+    target: &Target,
+    host: &str,
+    stream: TcpStream,
+    alpn: Vec<Vec<u8>>,
+    a: &mut Attempt,
+) -> Result<TlsStream<TcpStream>, String> {
+    a.stage = "TLS handshake";
+    let t = Instant::now();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(bare.to_owned())
+        .map_err(|e| format!("TLS server name {bare:?}: {e}"))?;
+    let (config, seen) = target.tls.for_handshake();
+    let mut config = (*config).clone();
+    config.alpn_protocols = alpn;
+    let handshake = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await;
+    Phases::add(&mut a.phases.tls, t.elapsed().as_secs_f64());
+    a.certificate_not_after = seen.get();
+    let stream = handshake.map_err(|e| format!("TLS handshake: {e}"))?;
+    a.detail.tls_version = stream
+        .get_ref()
+        .1
+        .protocol_version()
+        .and_then(|v| v.as_str())
+        .map(|v| v.replace('v', " ").replace('_', "."));
     Ok(stream)
 }

@@ -3,10 +3,8 @@
 //! reads `[BODY]` (a banner, as SSH and SMTP servers send). The reply ends when the server
 //! closes, pauses for `REPLY_IDLE` after its first bytes, or reaches `BODY_LIMIT` bytes.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Attempt, BODY_LIMIT};
@@ -25,28 +23,8 @@ pub(super) async fn attempt(target: &Target, tls: bool, a: &mut Attempt) -> Resu
     if !tls {
         return converse(target, stream, a).await;
     }
-    a.stage = "TLS handshake";
-    let t = Instant::now();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let name = ServerName::try_from(bare.to_owned())
-        .map_err(|e| format!("TLS server name {bare:?}: {e}"))?;
-    let (config, seen) = target.tls.for_handshake();
     // Not an HTTP client here: offer no application protocol.
-    let mut config = (*config).clone();
-    config.alpn_protocols.clear();
-    let handshake = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, stream)
-        .await;
-    Phases::add(&mut a.phases.tls, t.elapsed().as_secs_f64());
-    // Known even when verification rejected the certificate (expired, unknown issuer).
-    a.certificate_not_after = seen.get();
-    let stream = handshake.map_err(|e| format!("TLS handshake: {e}"))?;
-    a.detail.tls_version = stream
-        .get_ref()
-        .1
-        .protocol_version()
-        .and_then(|v| v.as_str())
-        .map(|v| v.replace('v', " ").replace('_', "."));
+    let stream = super::handshake(target, host, stream, Vec::new(), a).await?;
     converse(target, stream, a).await
 }
 

@@ -77,3 +77,57 @@ async fn grpc_health_check_serving_not_serving_and_unknown() {
         "{text}"
     );
 }
+
+/// A gRPC health server over TLS for `localhost`, its certificate signed by a fresh CA
+/// written to `dir/ca.pem` (returned).
+async fn tls_health_server(dir: &std::path::Path) -> (u16, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tonic::transport::{Identity, ServerTlsConfig};
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let identity = Identity::from_pem(cert.pem(), key.serialize_pem());
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("ok.Svc", ServingStatus::Serving)
+        .await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tonic::transport::Server::builder()
+        .tls_config(ServerTlsConfig::new().identity(identity))
+        .unwrap()
+        .add_service(service)
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    tokio::spawn(server);
+    (port, ca_file)
+}
+
+#[tokio::test]
+async fn grpcs_verifies_the_server_and_checks_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, ca) = tls_health_server(dir.path()).await;
+    let ca = ca.display();
+    let t = targets(&format!(
+        "targets:\n  - {{name: ok, url: 'grpcs://localhost:{port}/ok.Svc', tls: {{ca-file: '{ca}'}}, conditions: ['[BODY] == SERVING', '[CERTIFICATE_EXPIRATION] > 48h']}}\n  - {{name: untrusted, url: 'grpcs://localhost:{port}/ok.Svc'}}\n"
+    ));
+    let r = probe(&t[0]).await;
+    assert!(r.success, "{r:?}");
+    assert!(r.phases.tls.is_some(), "{r:?}");
+    assert_eq!(r.detail.tls_version.as_deref(), Some("TLS 1.3"));
+    assert_eq!(r.detail.grpc_serving_status.as_deref(), Some("SERVING"));
+    let r = probe(&t[1]).await;
+    assert!(!r.success);
+    let e = r.error.as_deref().unwrap_or("");
+    assert!(
+        e.starts_with("TLS handshake: invalid peer certificate: UnknownIssuer"),
+        "{e}"
+    );
+}
