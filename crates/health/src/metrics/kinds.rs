@@ -242,3 +242,69 @@ fn clear_tls_versions(family: &Family<VersionLabel, Gauge>, target: &str) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Detail, Phases};
+
+    fn text(registry: &Registry) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text
+    }
+
+    fn record(target: &str, url: &str, detail: Detail) -> Record {
+        Record {
+            url: url.into(),
+            phases: Phases {
+                resolve: Some(0.001),
+                connect: Some(0.002),
+                processing: Some(0.003),
+                ..Phases::default()
+            },
+            detail,
+            ..Record::sample(target, time::macros::datetime!(2026-01-01 0:00 UTC), true)
+        }
+    }
+
+    #[test]
+    fn dns_and_icmp_series_under_blackbox_names_and_gone_when_not_measured() {
+        let mut registry = Registry::default();
+        let m = KindMetrics::register(&mut registry);
+        let dns = Detail {
+            ip_protocol: Some(4),
+            dns_rcode: Some("NOERROR".into()),
+            dns_rrs: Some([2, 1, 0]),
+            ..Detail::default()
+        };
+        m.observe(&record("ns", "dns://10.0.0.2/a.test?type=A", dns));
+        let icmp = Detail {
+            ip_protocol: Some(6),
+            icmp_reply_hop_limit: Some(64),
+            ..Detail::default()
+        };
+        m.observe(&record("gw", "icmp://[::1]", icmp));
+        let t = text(&registry);
+        for line in [
+            "probe_dns_answer_rrs{target=\"ns\"} 2",
+            "probe_dns_authority_rrs{target=\"ns\"} 1",
+            "probe_dns_additional_rrs{target=\"ns\"} 0",
+            "probe_dns_duration_seconds{target=\"ns\",phase=\"request\"} 0.003",
+            "probe_icmp_duration_seconds{target=\"gw\",phase=\"setup\"} 0.002",
+            "probe_icmp_duration_seconds{target=\"gw\",phase=\"rtt\"} 0.003",
+            "probe_icmp_reply_hop_limit{target=\"gw\"} 64",
+            "probe_ip_protocol{target=\"gw\"} 6",
+        ] {
+            assert!(t.contains(line), "missing {line} in\n{t}");
+        }
+        assert!(
+            !t.contains("probe_icmp_duration_seconds{target=\"ns\""),
+            "{t}"
+        );
+        // The target now measured nothing of the kind (say, its URL changed): gone.
+        m.observe(&record("ns", "http://ns/", Detail::default()));
+        let t = text(&registry);
+        assert!(!t.contains("target=\"ns\""), "{t}");
+    }
+}
