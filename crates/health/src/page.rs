@@ -97,8 +97,7 @@ fn last_result(html: &mut String, v: &TargetView, now: OffsetDateTime) {
         html,
         "<p class=\"meta\">last checked {} ago · {}{}{}</p>",
         ago(now - last.time),
-        last.status
-            .map_or_else(|| "no response".to_owned(), |s| format!("HTTP {s}")),
+        last.answer().unwrap_or_else(|| "no response".to_owned()),
         format_args!(" · {}", format_duration(secs(last.response_time_seconds))),
         if v.alert.firing() {
             " · alert firing"
@@ -183,8 +182,11 @@ fn bars(html: &mut String, v: &TargetView) {
         let mut title = format!(
             "{} · {} · {} · {word}",
             clock(r.time),
+            // The bare status code for HTTP, as before; what other types answered.
             r.status
-                .map_or_else(|| "no response".to_owned(), |s| s.to_string()),
+                .map(|s| s.to_string())
+                .or_else(|| r.answer())
+                .unwrap_or_else(|| "no response".to_owned()),
             format_duration(secs(r.response_time_seconds))
         );
         if !r.success {

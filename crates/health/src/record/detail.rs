@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Record;
+
 /// Per-type measurements of one probe (blackbox_exporter's `probe_ip_protocol`,
 /// `probe_tls_version_info`, `probe_dns_*_rrs`, `probe_grpc_*`, `probe_icmp_*`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,5 +38,55 @@ impl Detail {
     /// Nothing was measured beyond the common fields.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+}
+
+// === impl Record ===
+
+impl Record {
+    /// What the target answered, in a word for people (the status page): `HTTP 200`,
+    /// `NOERROR`, `SERVING`, `connected`; `None` when nothing came back.
+    pub fn answer(&self) -> Option<String> {
+        let d = &self.detail;
+        if let Some(s) = self.status {
+            return Some(format!("HTTP {s}"));
+        }
+        if let Some(code) = d.dns_rcode.as_ref().or(d.grpc_serving_status.as_ref()) {
+            return Some(code.clone());
+        }
+        // tcp, tls and icmp: reached, whatever the conditions said of the reply.
+        (self.error.is_none() && d.ip_protocol.is_some()).then(|| "connected".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_in_a_word_per_probe_type() {
+        let time = time::macros::datetime!(2026-01-01 0:00 UTC);
+        let http = Record::sample("a", time, true);
+        assert_eq!(http.answer().as_deref(), Some("HTTP 200"));
+        let with = |detail: Detail, error: Option<&str>| Record {
+            status: None,
+            error: error.map(str::to_owned),
+            detail,
+            ..http.clone()
+        };
+        let dns = Detail {
+            dns_rcode: Some("NXDOMAIN".into()),
+            ..Detail::default()
+        };
+        assert_eq!(with(dns, None).answer().as_deref(), Some("NXDOMAIN"));
+        let tcp = Detail {
+            ip_protocol: Some(4),
+            ..Detail::default()
+        };
+        assert_eq!(
+            with(tcp.clone(), None).answer().as_deref(),
+            Some("connected")
+        );
+        assert_eq!(with(tcp, Some("TLS handshake: x")).answer(), None);
     }
 }

@@ -235,6 +235,12 @@ async fn serve_exports_per_type_results_and_metrics() {
         !text.contains("probe_http_status_code{target=\"db\"}"),
         "{text}"
     );
+    let page = reqwest::get(&running.base).await.unwrap().text().await;
+    let page = page.unwrap();
+    assert!(
+        page.contains(" · connected · "),
+        "the page says what tcp answered:\n{page}"
+    );
     let lines = std::fs::read_to_string(&history).unwrap();
     assert!(
         lines.contains(&format!("\"url\":\"tcp://{addr}\"")) && lines.contains("\"detail\":{"),

@@ -17,7 +17,11 @@ struct Dnsmasq {
 
 impl Dnsmasq {
     fn start() -> Option<Self> {
-        let bin = test_support::tool("dnsmasq")?;
+        // Debian installs it in /usr/sbin, which a non-root PATH may lack.
+        let sbin = std::path::PathBuf::from("/usr/sbin/dnsmasq");
+        let bin = Some(sbin)
+            .filter(|p| p.is_file())
+            .or_else(|| test_support::tool("dnsmasq"))?;
         let port = test_support::free_port();
         let mut args = vec![
             "--keep-in-foreground".to_owned(),
