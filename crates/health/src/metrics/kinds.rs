@@ -3,8 +3,9 @@
 //! `probe_tls_version_info{version}`, `probe_dns_duration_seconds{phase}`,
 //! `probe_dns_{answer,authority,additional}_rrs`, `probe_grpc_duration_seconds{phase}`,
 //! `probe_grpc_status_code`, `probe_grpc_healthcheck_response{serving_status}`,
-//! `probe_icmp_duration_seconds{phase}` and `probe_icmp_reply_hop_limit`. A series that
-//! the latest probe did not measure is removed, not left at its old value.
+//! `probe_grpc_ssl`, `probe_icmp_duration_seconds{phase}`, `probe_icmp_reply_hop_limit`, and
+//! for every type `probe_dns_lookup_time_seconds` (resolving the target's host name). A
+//! series that the latest probe did not measure is removed, not left at its old value.
 
 use std::sync::atomic::AtomicU64;
 
@@ -22,7 +23,7 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 const SERVING_STATUSES: [&str; 4] = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
 
 /// Names and help of the per-target gauges, in `KindMetrics::register`'s order.
-const GAUGES: [(&str, &str); 6] = [
+const GAUGES: [(&str, &str); 7] = [
     (
         "probe_ip_protocol",
         "IP version of the address probed (4 or 6)",
@@ -43,6 +44,10 @@ const GAUGES: [(&str, &str); 6] = [
     (
         "probe_icmp_reply_hop_limit",
         "TTL or hop limit of the ICMP echo reply",
+    ),
+    (
+        "probe_grpc_ssl",
+        "Whether the gRPC probe used TLS (1) or not (0)",
     ),
 ];
 
@@ -86,6 +91,8 @@ pub(super) struct KindMetrics {
     grpc_serving: Family<ServingLabel, Gauge>,
     icmp_phase: Family<PhaseLabel, FloatGauge>,
     icmp_hop_limit: Family<TargetLabel, Gauge>,
+    grpc_ssl: Family<TargetLabel, Gauge>,
+    lookup_time: Family<TargetLabel, FloatGauge>,
 }
 
 // === impl KindMetrics ===
@@ -101,6 +108,7 @@ impl KindMetrics {
             &m.dns_rrs[2],
             &m.grpc_status,
             &m.icmp_hop_limit,
+            &m.grpc_ssl,
         ];
         for ((name, help), family) in GAUGES.into_iter().zip(gauges) {
             registry.register(name, help, family.clone());
@@ -109,6 +117,11 @@ impl KindMetrics {
         for ((name, help), family) in PHASE_GAUGES.into_iter().zip(phases) {
             registry.register(name, help, family.clone());
         }
+        registry.register(
+            "probe_dns_lookup_time_seconds",
+            "Time resolving the target's host name, in seconds (every probe type)",
+            m.lookup_time.clone(),
+        );
         registry.register(
             "probe_tls_version_info",
             "The TLS version negotiated (1 for the version in the label)",
@@ -128,6 +141,20 @@ impl KindMetrics {
             target: r.target.clone(),
         };
         let d = &r.detail;
+        match r.phases.resolve {
+            Some(s) => {
+                self.lookup_time.get_or_create(&label).set(s);
+            }
+            None => {
+                self.lookup_time.remove(&label);
+            }
+        }
+        let ssl = match scheme(r) {
+            "grpc" => Some(0),
+            "grpcs" => Some(1),
+            _ => None,
+        };
+        set_or_remove(&self.grpc_ssl, &label, ssl);
         set_or_remove(&self.ip_protocol, &label, d.ip_protocol.map(i64::from));
         set_or_remove(
             &self.icmp_hop_limit,
@@ -168,7 +195,7 @@ impl KindMetrics {
     /// blackbox_exporter's phase names per type, from the record's common phases.
     fn observe_phases(&self, r: &Record) {
         let p = &r.phases;
-        let scheme = match r.url.split_once("://").map_or("", |(s, _)| s) {
+        let scheme = match scheme(r) {
             // gRPC over TLS: the same phases.
             "grpcs" => "grpc",
             other => other,
@@ -219,6 +246,11 @@ impl KindMetrics {
             }
         }
     }
+}
+
+/// The record's URL scheme: its probe type.
+fn scheme(r: &Record) -> &str {
+    r.url.split_once("://").map_or("", |(s, _)| s)
 }
 
 fn set_or_remove(family: &Family<TargetLabel, Gauge>, label: &TargetLabel, value: Option<i64>) {
@@ -291,6 +323,7 @@ mod tests {
             "probe_dns_authority_rrs{target=\"ns\"} 1",
             "probe_dns_additional_rrs{target=\"ns\"} 0",
             "probe_dns_duration_seconds{target=\"ns\",phase=\"request\"} 0.003",
+            "probe_dns_lookup_time_seconds{target=\"ns\"} 0.001",
             "probe_icmp_duration_seconds{target=\"gw\",phase=\"setup\"} 0.002",
             "probe_icmp_duration_seconds{target=\"gw\",phase=\"rtt\"} 0.003",
             "probe_icmp_reply_hop_limit{target=\"gw\"} 64",
@@ -302,9 +335,11 @@ mod tests {
             !t.contains("probe_icmp_duration_seconds{target=\"ns\""),
             "{t}"
         );
-        // The target now measured nothing of the kind (say, its URL changed): gone.
+        // The target now measured nothing of the kind (say, its URL changed): gone, but for
+        // the name lookup every type has.
         m.observe(&record("ns", "http://ns/", Detail::default()));
         let t = text(&registry);
-        assert!(!t.contains("target=\"ns\""), "{t}");
+        let left: Vec<&str> = t.lines().filter(|l| l.contains("target=\"ns\"")).collect();
+        assert_eq!(left, ["probe_dns_lookup_time_seconds{target=\"ns\"} 0.001"]);
     }
 }

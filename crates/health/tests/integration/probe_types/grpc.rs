@@ -63,6 +63,7 @@ async fn grpc_health_check_serving_not_serving_and_unknown() {
         "probe_grpc_healthcheck_response{target=\"ok\",serving_status=\"NOT_SERVING\"} 0",
         "probe_grpc_healthcheck_response{target=\"down\",serving_status=\"NOT_SERVING\"} 1",
         "probe_grpc_status_code{target=\"ok\"} 0",
+        "probe_grpc_ssl{target=\"ok\"} 0",
         "probe_ip_protocol{target=\"ok\"} 4",
         "probe_grpc_duration_seconds{target=\"ok\",phase=\"check\"}",
     ] {
