@@ -150,6 +150,7 @@ mod tests {
                 tls: None,
             },
             certificate_not_after: None,
+            maintenance: false,
         };
         m.observe(&r, 4);
         let mut text = String::new();

@@ -95,6 +95,8 @@ pub async fn probe(target: &Target) -> Record {
                 failed,
                 phases: attempt.phases,
                 certificate_not_after: attempt.certificate_not_after,
+                // Marked by the caller, which knows the windows (see `maintenance`).
+                maintenance: false,
             };
         }
         tokio::time::sleep(backoff).await;

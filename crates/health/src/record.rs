@@ -37,6 +37,9 @@ pub struct Record {
     /// Unix time at which the server's leaf certificate expires (https only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_not_after: Option<i64>,
+    /// Taken inside a maintenance window: no alert, no SLO charge (see `maintenance`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub maintenance: bool,
 }
 
 /// Phase durations in seconds, as blackbox_exporter's `probe_http_duration_seconds{phase}`.
@@ -124,6 +127,7 @@ impl Record {
             },
             phases: Phases::default(),
             certificate_not_after: None,
+            maintenance: false,
         }
     }
 }
@@ -150,6 +154,7 @@ mod tests {
                 ..Phases::default()
             },
             certificate_not_after: None,
+            maintenance: false,
         };
         let line = serde_json::to_string(&r).unwrap();
         assert!(

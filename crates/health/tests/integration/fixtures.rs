@@ -23,5 +23,6 @@ pub(crate) fn record(target: &str, time: OffsetDateTime, success: bool) -> Recor
         },
         phases: Phases::default(),
         certificate_not_after: None,
+        maintenance: false,
     }
 }

@@ -4,10 +4,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod alertmanager;
+mod badge;
 mod browser;
 mod fixtures;
 mod history;
+mod maintenance;
 mod probe;
+mod pushed;
 mod pushgateway;
 mod run;
 mod serve;
