@@ -408,6 +408,35 @@ mod tests {
     }
 
     #[test]
+    fn the_flag_token_serves_push_targets_without_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let (own, global) = (dir.path().join("own"), dir.path().join("global"));
+        std::fs::write(&own, "own-token").unwrap();
+        std::fs::write(&global, "global-token\n").unwrap();
+        let yaml = format!(
+            "external-endpoints: [{{name: a}}, {{name: b, token-file: '{}'}}]",
+            own.display()
+        );
+        let mut targets = crate::config::parse_targets("t.yaml", &yaml).unwrap();
+        let token =
+            |t: &Target, s: &str| t.push.as_ref().unwrap().token.as_ref().unwrap().matches(s);
+        apply_token_file(&mut targets, Some(&global)).unwrap();
+        assert!(token(&targets[0], "global-token"));
+        assert!(token(&targets[1], "own-token") && !token(&targets[1], "global-token"));
+        let e = apply_token_file(&mut targets, Some(&dir.path().join("none"))).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("flags: field \"--push-token-file\": cannot read"),
+            "{e}"
+        );
+        let e = crate::config::parse_targets("t.yaml", "external-endpoints: [{name: 'a b'}]");
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "t.yaml: target \"a b\": field \"name\": must be letters, digits, '.', '_' or '-' (it is a URL path segment)"
+        );
+    }
+
+    #[test]
     fn tokens_match_only_themselves_and_never_print() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");

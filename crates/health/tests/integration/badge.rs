@@ -128,6 +128,9 @@ async fn badges_are_well_formed_svg_with_the_state_and_uptime() {
         texts,
         ["a&b <c>: uptime 7d 100.00%", "uptime 7d", "100.00%"]
     );
+    let health = get(&format!("{base}/badge/a%26b%20%3Cc%3E/health.svg")).await;
+    let (_, texts) = parse_svg(&health.3);
+    assert_eq!(texts, ["a&b <c>: up", "a&b <c>", "up"]);
 }
 
 #[tokio::test]

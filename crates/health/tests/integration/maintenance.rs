@@ -127,3 +127,48 @@ async fn a_window_around_now_suppresses_the_alert_until_it_ends() {
         serde_json::Value::Null
     );
 }
+
+/// `healthcheck run` marks its results the same way: recorded in the history, no alert.
+#[tokio::test]
+async fn a_run_inside_a_window_records_marked_results_and_sends_nothing() {
+    let server = target_server().await;
+    server.fail_with(500);
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "maintenance: {{start: '{}', until: '{}'}}\ntargets:\n  - {{name: api, url: '{}'}}\n",
+        rfc3339(OffsetDateTime::now_utc() - time::Duration::minutes(1)),
+        rfc3339(OffsetDateTime::now_utc() + time::Duration::hours(1)),
+        server.url("/status"),
+    );
+    let config = Config {
+        targets: targets(&yaml),
+        history: Some(ferrostack_health::HistoryConfig {
+            path: dir.path().join("h.jsonl"),
+            max_age: None,
+            max_bytes: None,
+        }),
+        alerts: AlertConfig {
+            webhook_url: Some(format!("{}/hook", receiver.url())),
+            thresholds: Thresholds {
+                failure: 1,
+                success: 1,
+            },
+            ..AlertConfig::default()
+        },
+        pushgateway_url: None,
+        max_concurrent_probes: 8,
+    };
+    let report = ferrostack_health::run_once(&config).await;
+    assert_eq!(
+        report.exit_code(),
+        1,
+        "the failure still counts for the exit code"
+    );
+    assert!(report.transitions.is_empty(), "{:?}", report.transitions);
+    assert!(receiver.take().is_empty());
+    let history = ferrostack_health::history::History::new(dir.path().join("h.jsonl"));
+    let records = history.read_all().unwrap();
+    assert_eq!(records.len(), 1);
+    assert!(records[0].maintenance && !records[0].success);
+}
