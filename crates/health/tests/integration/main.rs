@@ -6,6 +6,7 @@
 mod alertmanager;
 mod badge;
 mod browser;
+mod browser_maint;
 mod fixtures;
 mod history;
 mod maintenance;
