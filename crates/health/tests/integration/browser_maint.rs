@@ -8,16 +8,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::browser::chromium;
-use crate::serve::{start, target, wait_for};
-use crate::support::{target_server, targets};
+use crate::serve::{Running, start, target, wait_for};
+use crate::support::{TargetServer, target_server, targets};
 use crate::tools::artifacts_dir;
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs chromium; run by `make test-health`"]
-async fn chromium_renders_maintenance_push_targets_and_badges() {
-    if tool("chromium").is_none() {
-        return;
-    }
+/// Serve with `database` (failing, in a window until `until`) and the push target
+/// `nightly-backup`, which has pushed one success; once both show.
+async fn serving() -> (Running, TargetServer, tempfile::TempDir, OffsetDateTime) {
     let server = target_server().await;
     server.fail_with(503);
     let dir = tempfile::tempdir().unwrap();
@@ -54,6 +51,40 @@ async fn chromium_renders_maintenance_push_targets_and_badges() {
     })
     .await;
 
+    (running, server, dir, until)
+}
+
+/// Phone-width screenshots of the page and a badge, kept in target/artifacts/.
+async fn screenshots(base: &str) {
+    for (name, path, height) in [
+        ("health-maintenance-page.png", "/", 1200),
+        ("health-badge.png", "/badge/database/health.svg", 40),
+    ] {
+        let shot = artifacts_dir().join(name);
+        let _ = std::fs::remove_file(&shot);
+        let args = [
+            format!("--screenshot={}", shot.display()),
+            format!("--window-size=412,{height}"),
+            format!("{base}{path}"),
+        ];
+        tokio::task::spawn_blocking(move || {
+            chromium(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        let png = std::fs::read(&shot).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name} is a PNG");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs chromium; run by `make test-health`"]
+async fn chromium_renders_maintenance_push_targets_and_badges() {
+    if tool("chromium").is_none() {
+        return;
+    }
+    let (running, _server, _dir, until) = serving().await;
+    let base = running.base.clone();
     let url = format!("{base}/");
     let dom = tokio::task::spawn_blocking(move || {
         String::from_utf8(chromium(&["--dump-dom", &url]).stdout).unwrap()
@@ -79,23 +110,5 @@ async fn chromium_renders_maintenance_push_targets_and_badges() {
         "{dom}"
     );
 
-    for (name, path, height) in [
-        ("health-maintenance-page.png", "/", 1200),
-        ("health-badge.png", "/badge/database/health.svg", 40),
-    ] {
-        let shot = artifacts_dir().join(name);
-        let _ = std::fs::remove_file(&shot);
-        let args = [
-            format!("--screenshot={}", shot.display()),
-            format!("--window-size=412,{height}"),
-            format!("{base}{path}"),
-        ];
-        tokio::task::spawn_blocking(move || {
-            chromium(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-        .await
-        .unwrap();
-        let png = std::fs::read(&shot).unwrap();
-        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name} is a PNG");
-    }
+    screenshots(&base).await;
 }
