@@ -212,11 +212,11 @@ pub struct Pushed {
 /// Records a result for a push target.
 #[utoipa::path(post, path = "/api/push/{target}", tag = "healthcheck",
     params(("target" = String, Path, description = "push target name (external-endpoints)"),
+           ("Authorization" = String, Header, description = "`Bearer <token>`, the token of --push-token-file or the target's token-file"),
            ("success" = Option<bool>, Query, description = "Gatus' query form: the result"),
            ("error" = Option<String>, Query, description = "Gatus' query form: why it failed"),
            ("duration" = Option<String>, Query, description = "Gatus' query form: how long it took, e.g. 1.5s")),
     request_body(content = Option<Push>, content_type = "application/json"),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "recorded", body = Pushed),
         (status = 400, description = "bad body or query; the message names the field", body = runtime::error::ErrorBody),

@@ -136,6 +136,14 @@ async fn badges_are_well_formed_svg_with_the_state_and_uptime() {
 #[tokio::test]
 async fn unknown_targets_and_windows_are_404_json_errors() {
     let (running, _server, _dir) = serving().await;
+    let openapi = get(&format!("{}/openapi.json", running.base)).await.3;
+    for path in [
+        "\"/badge/{target}/health.svg\"",
+        "\"/badge/{target}/uptime/{window}\"",
+        "\"/api/push/{target}\"",
+    ] {
+        assert!(openapi.contains(path), "{path} in {openapi}");
+    }
     for (path, code) in [
         ("/badge/nope/health.svg", "unknown_target"),
         ("/badge/nope/uptime/24h.svg", "unknown_target"),
