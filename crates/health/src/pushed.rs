@@ -63,8 +63,8 @@ pub(crate) struct Inbox {
 impl Token {
     /// Reads a token file; surrounding whitespace (a Secret's trailing newline) is dropped.
     pub(crate) fn read(path: &Path) -> Result<Self, String> {
-        let text = runtime::files::read_capped_string(path, MAX_TOKEN_BYTES)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text =
+            runtime::files::read_capped_string(path, MAX_TOKEN_BYTES).map_err(|e| e.to_string())?;
         let token = text.trim();
         if token.is_empty() {
             return Err(format!("{} is empty", path.display()));
