@@ -172,3 +172,65 @@ async fn a_run_inside_a_window_records_marked_results_and_sends_nothing() {
     assert_eq!(records.len(), 1);
     assert!(records[0].maintenance && !records[0].success);
 }
+
+/// An alert firing when a window starts stays firing, silently: Alertmanager gets no refresh
+/// during the window, and the refreshes resume after it.
+#[tokio::test]
+async fn a_firing_alert_is_not_refreshed_during_a_window_and_is_after_it() {
+    let server = target_server().await;
+    server.fail_with(500);
+    let receiver = Receiver::start().await;
+    let t0 = OffsetDateTime::now_utc();
+    let (start_at, until) = (
+        t0 + time::Duration::seconds(3),
+        t0 + time::Duration::seconds(7),
+    );
+    let yaml = format!(
+        "targets:\n  - name: api\n    url: '{}'\n    interval: 1s\n    maintenance-windows: [{{start: '{}', until: '{}'}}]\n",
+        server.url("/status"),
+        rfc3339(start_at),
+        rfc3339(until),
+    );
+    let running = start(Config {
+        targets: targets(&yaml),
+        history: None,
+        alerts: AlertConfig {
+            alertmanager_url: Some(receiver.url()),
+            thresholds: Thresholds {
+                failure: 1,
+                success: 1,
+            },
+            ..AlertConfig::default()
+        },
+        pushgateway_url: None,
+        max_concurrent_probes: 8,
+    })
+    .await;
+    let sleep_until = |t: OffsetDateTime| {
+        let left = (t - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+        tokio::time::sleep(left.unsigned_abs())
+    };
+    sleep_until(start_at).await;
+    let before = receiver.take().len();
+    assert!(
+        before >= 2,
+        "fired and refreshed before the window: {before}"
+    );
+    sleep_until(start_at + time::Duration::milliseconds(1500)).await;
+    receiver.take(); // a refresh of a probe just before the window may still arrive
+    sleep_until(until - time::Duration::milliseconds(500)).await;
+    assert_eq!(receiver.take(), [], "nothing posted during the window");
+    let v = wait_for(&running.base, |v| {
+        target(v, "api")["last"]["maintenance"] == true
+    })
+    .await;
+    assert_eq!(
+        target(&v, "api")["alerting"],
+        true,
+        "still firing, silently"
+    );
+    sleep_until(until + time::Duration::seconds(2)).await;
+    let after = receiver.take();
+    assert!(!after.is_empty(), "refreshes resume after the window");
+    assert!(after.iter().all(|(path, _)| path == "/api/v2/alerts"));
+}
