@@ -268,3 +268,44 @@ async fn a_push_target_silent_past_its_heartbeat_fails_alerts_and_resolves_on_a_
         assert_eq!(target(&s, name)["state"], "unknown", "{name}");
     }
 }
+
+/// Each push starts a new heartbeat: a target pushed to more often than its heartbeat never
+/// fails.
+#[tokio::test]
+async fn pushes_within_the_heartbeat_keep_the_target_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let yaml = format!(
+        "external-endpoints: [{{name: beat, heartbeat: 2s, token-file: '{}'}}]",
+        token.display()
+    );
+    let running = start(Config {
+        targets: targets(&yaml),
+        history: None,
+        alerts: AlertConfig::default(),
+        pushgateway_url: None,
+        max_concurrent_probes: 8,
+    })
+    .await;
+    let client = reqwest::Client::new();
+    for _ in 0..10 {
+        let r = client
+            .post(format!("{}/api/push/beat?success=true", running.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let v = wait_for(&running.base, |v| {
+        target(v, "beat")["recent"].as_array().unwrap().len() >= 10
+    })
+    .await;
+    let recent = target(&v, "beat")["recent"].as_array().unwrap().clone();
+    assert!(
+        recent.iter().all(|r| r["success"] == true),
+        "a heartbeat expired between pushes: {recent:?}"
+    );
+}
