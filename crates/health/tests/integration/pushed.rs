@@ -309,3 +309,25 @@ async fn pushes_within_the_heartbeat_keep_the_target_up() {
         "a heartbeat expired between pushes: {recent:?}"
     );
 }
+
+/// `healthcheck run` has nothing to probe for push targets: it leaves them out.
+#[test]
+fn a_run_leaves_push_targets_out() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: ferrostack_health::RunArgs,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets.yaml");
+    std::fs::write(
+        &file,
+        "targets: [{name: web, url: 'http://web/'}]\nexternal-endpoints: [{name: job}]\n",
+    )
+    .unwrap();
+    let cli = Cli::parse_from(["run", "--config", file.to_str().unwrap()]);
+    let config = Config::from_run_args(&cli.run).unwrap();
+    let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["web"]);
+}
