@@ -330,7 +330,8 @@ impl Service {
     }
 }
 
-/// The role's API routes: `GET /` and `GET /api/status` (runtime adds the rest).
+/// The role's API routes: `GET /`, `GET /api/status`, `POST /api/push/{target}` and the badges
+/// (runtime adds the rest).
 pub fn app(service: Service) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(page_get))
