@@ -89,8 +89,13 @@ pub struct AlertEvent<'a> {
 // === impl AlertState ===
 
 impl AlertState {
-    /// Folds one result into the state; returns the transition it causes, if any.
+    /// Folds one result into the state; returns the transition it causes, if any. A result
+    /// taken in a maintenance window leaves the state as it was (as Gatus): an alert firing
+    /// when the window starts stays firing, silently, and resolves or refreshes afterwards.
     pub fn observe(&mut self, record: &Record, thresholds: Thresholds) -> Option<Transition> {
+        if record.maintenance {
+            return None;
+        }
         if record.success {
             self.consecutive_failures = 0;
             self.consecutive_successes = self.consecutive_successes.saturating_add(1);

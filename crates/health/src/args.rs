@@ -112,6 +112,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub server: ServerArgs,
+    /// File holding the bearer token of POST /api/push/<target> (a mounted Secret), for push
+    /// targets (external-endpoints) without their own token-file; without a token push is refused.
+    #[arg(long, env = "FERROSTACK_PUSH_TOKEN_FILE")]
+    pub push_token_file: Option<PathBuf>,
 }
 
 /// Validated serve-mode configuration.
@@ -189,6 +193,8 @@ impl Config {
             check_url("--pushgateway-url", u)?;
         }
         config.pushgateway_url = args.pushgateway_url.clone();
+        // Push targets get their results from `serve`; a run has nothing to probe for them.
+        config.targets.retain(|t| t.push.is_none());
         Ok(config)
     }
 }
@@ -198,8 +204,10 @@ impl Config {
 impl ServeConfig {
     /// Validates `healthcheck serve` flags.
     pub fn from_args(args: &ServeArgs) -> Result<Self, ServeConfigError> {
+        let mut health = Config::from_args(&args.check)?;
+        crate::pushed::apply_token_file(&mut health.targets, args.push_token_file.as_deref())?;
         Ok(Self {
-            health: Config::from_args(&args.check)?,
+            health,
             server: ServerConfig::new(&args.server, args.port)?,
         })
     }

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::alert::{AlertState, Thresholds, Transition};
 use crate::config::Target;
+use crate::maintenance::Maintenance;
 use crate::record::Record;
 
 /// Results kept per target for the bars and the sparkline.
@@ -40,6 +41,8 @@ pub struct TargetView {
     pub recent: VecDeque<Record>,
     /// Fire/resolve state.
     pub alert: AlertState,
+    /// The target's maintenance windows (for the page and the status API).
+    pub maintenance: Maintenance,
     minutes: VecDeque<Bucket>,
     hours: VecDeque<Bucket>,
 }
@@ -77,10 +80,9 @@ impl Board {
         };
         for t in targets {
             board.order.push(t.name.clone());
-            board.targets.insert(
-                t.name.clone(),
-                TargetView::new(&t.name, &t.url.to_string(), true),
-            );
+            let mut view = TargetView::new(&t.name, &t.url.to_string(), true);
+            view.maintenance = t.maintenance.clone();
+            board.targets.insert(t.name.clone(), view);
         }
         board
     }
@@ -88,7 +90,9 @@ impl Board {
     /// Forgets every result (the history was rewritten); keeps the configured targets.
     pub fn clear(&mut self) {
         for v in self.targets.values_mut() {
+            let maintenance = std::mem::take(&mut v.maintenance);
             *v = TargetView::new(&v.name, &v.url, true);
+            v.maintenance = maintenance;
         }
         self.other_results = 0;
     }
@@ -144,6 +148,7 @@ impl TargetView {
             configured,
             recent: VecDeque::with_capacity(RECENT),
             alert: AlertState::default(),
+            maintenance: Maintenance::default(),
             minutes: VecDeque::new(),
             hours: VecDeque::new(),
         }

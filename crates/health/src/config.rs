@@ -13,6 +13,10 @@ use serde::Deserialize;
 use serde_norway::Value;
 
 use crate::condition::Condition;
+use crate::maintenance::{self, Maintenance, RawWindow};
+use crate::pushed::PushSpec;
+
+mod external;
 use crate::tls::TlsClient;
 
 mod kind;
@@ -66,6 +70,10 @@ pub struct Target {
     pub follow_redirects: bool,
     /// TLS client settings for `https` URLs.
     pub tls: TlsClient,
+    /// Maintenance windows: the target's own and the file's global one.
+    pub maintenance: Maintenance,
+    /// Set for a push target (`external-endpoints`): never probed, results are pushed.
+    pub push: Option<PushSpec>,
 }
 
 /// The file's top level: `targets:` (or Gatus' `endpoints:`) and optional `defaults:`.
@@ -76,12 +84,18 @@ struct RawFile {
     #[serde(default)]
     defaults: Option<Value>,
     /// The targets, each a mapping parsed as a `RawTarget`.
-    #[serde(alias = "endpoints")]
+    #[serde(alias = "endpoints", default)]
     targets: Vec<Value>,
+    /// Push targets (Gatus' name), see `external`.
+    #[serde(default, rename = "external-endpoints")]
+    external_endpoints: Vec<Value>,
+    /// Gatus' global maintenance window, for every target.
+    #[serde(default)]
+    maintenance: Option<RawWindow>,
 }
 
 /// One target as written in YAML.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawTarget {
     /// Unique name.
@@ -109,6 +123,9 @@ struct RawTarget {
     follow_redirects: Option<bool>,
     /// TLS settings.
     tls: Option<RawTls>,
+    /// The target's own maintenance windows.
+    #[serde(default)]
+    maintenance_windows: Vec<RawWindow>,
 }
 
 /// TLS settings of a target.
@@ -125,7 +142,7 @@ struct RawTls {
 // === impl ConfigError ===
 
 impl ConfigError {
-    fn new(
+    pub(crate) fn new(
         file: &str,
         target: Option<&str>,
         field: Option<&str>,
@@ -204,19 +221,8 @@ pub fn parse_targets(file: &str, text: &str) -> Result<Vec<Target>, ConfigError>
             let field = (path != ".").then_some(path);
             ConfigError::new(file, None, field.as_deref(), e.into_inner().to_string())
         })?;
-    let defaults = match raw.defaults {
-        None | Some(Value::Null) => serde_norway::Mapping::new(),
-        Some(Value::Mapping(m)) => m,
-        Some(_) => {
-            return Err(ConfigError::new(
-                file,
-                None,
-                Some("defaults"),
-                "must be a mapping",
-            ));
-        }
-    };
-    if raw.targets.is_empty() {
+    let defaults = defaults_mapping(file, raw.defaults)?;
+    if raw.targets.is_empty() && raw.external_endpoints.is_empty() {
         return Err(ConfigError::new(file, None, Some("targets"), "no targets"));
     }
     let mut seen = HashSet::new();
@@ -237,19 +243,46 @@ pub fn parse_targets(file: &str, text: &str) -> Result<Vec<Target>, ConfigError>
                 fields.insert(k.clone(), v.clone());
             }
         }
-        let raw: RawTarget =
+        let mut raw: RawTarget =
             serde_path_to_error::deserialize(Value::Mapping(fields)).map_err(|e| {
                 let path = e.path().to_string();
                 let field = (path != ".").then_some(path);
                 err(field.as_deref(), e.into_inner().to_string())
             })?;
-        let target = validate(raw, &mut tls).map_err(|(field, msg)| err(Some(field), msg))?;
+        let windows = std::mem::take(&mut raw.maintenance_windows);
+        let mut target = validate(raw, &mut tls).map_err(|(field, msg)| err(Some(field), msg))?;
+        target.maintenance =
+            maintenance::for_target(windows).map_err(|(field, msg)| err(Some(&field), msg))?;
         if !seen.insert(target.name.clone()) {
             return Err(err(Some("name"), "duplicate target name".into()));
         }
         targets.push(target);
     }
+    targets.extend(external::parse(
+        file,
+        raw.external_endpoints,
+        &mut tls,
+        &mut seen,
+    )?);
+    maintenance::add_global(file, raw.maintenance, &mut targets)?;
     Ok(targets)
+}
+
+/// The `defaults:` mapping (empty when absent).
+fn defaults_mapping(
+    file: &str,
+    defaults: Option<Value>,
+) -> Result<serde_norway::Mapping, ConfigError> {
+    match defaults {
+        None | Some(Value::Null) => Ok(serde_norway::Mapping::new()),
+        Some(Value::Mapping(m)) => Ok(m),
+        Some(_) => Err(ConfigError::new(
+            file,
+            None,
+            Some("defaults"),
+            "must be a mapping",
+        )),
+    }
 }
 
 /// The case study's three checks, from flags: backend-api `/`, data-api `/` and
@@ -287,6 +320,7 @@ pub fn default_targets(
                 conditions: None,
                 follow_redirects: None,
                 tls: None,
+                maintenance_windows: Vec::new(),
             };
             validate(raw, &mut tls)
                 .map_err(|(_, msg)| ConfigError::new("flags", Some(name), Some(flag), msg))
@@ -371,6 +405,8 @@ fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, FieldError> {
         conditions,
         follow_redirects: raw.follow_redirects.unwrap_or(true),
         tls,
+        maintenance: Maintenance::default(),
+        push: None,
     })
 }
 

@@ -8,15 +8,18 @@ use std::time::Duration;
 
 pub mod alert;
 mod args;
+mod badge;
 pub mod board;
 pub mod condition;
 pub mod config;
 mod deliver;
 pub mod history;
+pub mod maintenance;
 pub mod metrics;
 pub mod page;
 pub mod probe;
 pub mod push;
+pub mod pushed;
 pub mod record;
 mod run;
 pub mod serve;

@@ -162,6 +162,7 @@ mod tests {
             },
             certificate_not_after: None,
             detail: crate::record::Detail::default(),
+            maintenance: false,
         };
         m.observe(&r, 4);
         let mut text = String::new();

@@ -24,7 +24,7 @@ header,main{max-width:880px;margin:0 auto;padding:12px 14px}header h1{margin:8px
 .badge{font-weight:700;font-size:.8rem;padding:2px 9px;border-radius:99px;color:#fff;background:var(--unk);white-space:nowrap}
 .badge.up{background:var(--ok)}.badge.down{background:var(--bad)}
 .url{margin:2px 0 6px;color:var(--muted);font-size:.85rem;overflow-wrap:anywhere}.reason{margin:4px 0;color:var(--bad);font-size:.9rem;overflow-wrap:anywhere}
-.meta{margin:4px 0;color:var(--muted);font-size:.85rem}
+.meta{margin:4px 0;color:var(--muted);font-size:.85rem}.maintenance{margin:4px 0;color:#1c6fb8;font-weight:600;font-size:.9rem}
 .uptime{display:flex;gap:8px;margin:8px 0;padding:0}.uptime div{flex:1;background:var(--bg);border-radius:8px;padding:4px 8px;text-align:center}
 .uptime dt{font-size:.75rem;color:var(--muted)}.uptime dd{margin:0;font-weight:700}
 .spark{display:block;width:100%;height:36px;margin:6px 0}.spark polyline{fill:none;stroke:currentColor;stroke-width:1.5;vector-effect:non-scaling-stroke}
@@ -77,6 +77,13 @@ fn target_card(html: &mut String, v: &TargetView, now: OffsetDateTime) {
          <p class=\"url\">{}</p>",
         escape(&v.url)
     );
+    if let Some(until) = v.maintenance.until(now) {
+        let _ = write!(
+            html,
+            "<p class=\"maintenance\">in maintenance until {}</p>",
+            clock(until)
+        );
+    }
     last_result(html, v, now);
     uptimes(html, v, now);
     sparkline(html, v);

@@ -44,6 +44,9 @@ pub struct Record {
     /// What a tcp, tls, dns, grpc or icmp probe measured besides the above.
     #[serde(default, skip_serializing_if = "Detail::is_empty")]
     pub detail: Detail,
+    /// Taken inside a maintenance window: no alert, no SLO charge (see `maintenance`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub maintenance: bool,
 }
 
 /// Phase durations in seconds, as blackbox_exporter's `probe_http_duration_seconds{phase}`.
@@ -132,6 +135,7 @@ impl Record {
             phases: Phases::default(),
             certificate_not_after: None,
             detail: Detail::default(),
+            maintenance: false,
         }
     }
 }
@@ -159,6 +163,7 @@ mod tests {
             },
             certificate_not_after: None,
             detail: Detail::default(),
+            maintenance: false,
         };
         let line = serde_json::to_string(&r).unwrap();
         assert!(

@@ -152,7 +152,7 @@ async fn probe_all(config: &Config) -> Vec<Record> {
     out.into_iter()
         .zip(&config.targets)
         .map(|(r, t)| {
-            r.unwrap_or_else(|| Record {
+            let mut r = r.unwrap_or_else(|| Record {
                 time: OffsetDateTime::now_utc(),
                 target: t.name.clone(),
                 url: t.url.to_string(),
@@ -166,7 +166,10 @@ async fn probe_all(config: &Config) -> Vec<Record> {
                 phases: Default::default(),
                 certificate_not_after: None,
                 detail: crate::record::Detail::default(),
-            })
+                maintenance: false,
+            });
+            t.maintenance.mark(&mut r);
+            r
         })
         .collect()
 }
@@ -269,6 +272,9 @@ async fn alert(
         .collect();
     for event in &events {
         let Some(since) = event.since else { continue };
+        if event.record.maintenance {
+            continue; // nothing is sent during a maintenance window
+        }
         let interval = intervals
             .get(event.record.target.as_str())
             .copied()

@@ -1,7 +1,9 @@
 //! `healthcheck serve`: probes every target on its interval and keeps the board, metrics and
 //! alerts current. Endpoints (the runtime adds `/healthz`, `/readyz`, `/metrics`, ...):
 //! - `GET /` — the status page (see `page`);
-//! - `GET /api/status` — the same as JSON (see `status`).
+//! - `GET /api/status` — the same as JSON (see `status`);
+//! - `POST /api/push/{target}` — a pushed result (see `pushed`);
+//! - `GET /badge/{target}/health.svg`, `GET /badge/{target}/uptime/{window}.svg` (see `badge`).
 //!
 //! One writer task owns the history: probe results are appended, then read back through a
 //! tail together with anything other processes (CronJob runs) appended, so the board shows
@@ -31,6 +33,7 @@ use crate::deliver::{Deliveries, Event};
 use crate::history::{History, Tail};
 use crate::metrics::Metrics;
 use crate::probe::probe;
+use crate::pushed::Inbox;
 use crate::record::Record;
 use crate::run::alert_ttl;
 
@@ -72,6 +75,7 @@ struct Shared {
     deliveries: Deliveries,
     history: Option<History>,
     tail: Mutex<Tail>,
+    inbox: Arc<Inbox>,
 }
 
 // === impl Service ===
@@ -83,6 +87,7 @@ impl Service {
         let notifier = Notifier::new(config.alerts.clone())?;
         let board = Board::new(&config.targets, config.alerts.thresholds);
         let history = config.history.as_ref().map(|h| History::new(&h.path));
+        let inbox = Arc::new(Inbox::new(&config.targets));
         Ok(Self {
             shared: Arc::new(Shared {
                 config,
@@ -92,6 +97,7 @@ impl Service {
                 notifier,
                 history,
                 tail: Mutex::new(Tail::default()),
+                inbox,
             }),
         })
     }
@@ -128,7 +134,11 @@ impl Service {
 
     /// Probes until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
-        let (tx, rx) = mpsc::channel::<Record>(1024);
+        // Pushed results arrive on the same channel (see `pushed`).
+        let (tx, Some(rx)) = self.shared.inbox.channel() else {
+            tracing::error!("the service is already running");
+            return;
+        };
         let slots = Arc::new(Semaphore::new(
             self.shared
                 .config
@@ -137,13 +147,22 @@ impl Service {
         ));
         let mut probes = tokio::task::JoinSet::new();
         for target in self.shared.config.targets.iter().cloned() {
+            if target.push.is_some() {
+                // Never probed; one with a heartbeat fails when silent.
+                if let Some(watch) = self.shared.inbox.watcher(&target, shutdown.clone()) {
+                    probes.spawn(watch);
+                }
+                continue;
+            }
             let (tx, shutdown, slots) = (tx.clone(), shutdown.clone(), slots.clone());
             probes.spawn(async move {
                 loop {
                     let probed = async {
                         // Never closed, so acquiring only waits for a free slot.
                         let _slot = slots.acquire().await;
-                        probe(&target).await
+                        let mut record = probe(&target).await;
+                        target.maintenance.mark(&mut record);
+                        record
                     };
                     let record = tokio::select! {
                         r = probed => r,
@@ -231,6 +250,9 @@ impl Service {
                 self.shared
                     .metrics
                     .observe(&r, view.alert.consecutive_failures);
+                if r.maintenance {
+                    continue; // nothing is sent during a maintenance window
+                }
                 let since = match (transition, view.alert.firing_since) {
                     (_, Some(since)) => since,
                     (Some(Transition::Resolved), None) => before.unwrap_or(r.time),
@@ -301,14 +323,22 @@ impl Service {
     fn history_path(&self) -> String {
         self.shared.config.history_path()
     }
+
+    /// The board, for reading.
+    pub(crate) fn board(&self) -> std::sync::RwLockReadGuard<'_, Board> {
+        read(&self.shared.board)
+    }
 }
 
-/// The role's API routes: `GET /` and `GET /api/status` (runtime adds the rest).
+/// The role's API routes: `GET /`, `GET /api/status`, `POST /api/push/{target}` and the badges
+/// (runtime adds the rest).
 pub fn app(service: Service) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(page_get))
         .routes(routes!(status_get))
-        .with_state(service)
+        .with_state(service.clone())
+        .merge(crate::pushed::routes(service.shared.inbox.clone()))
+        .merge(crate::badge::routes(service))
 }
 
 /// Runs `healthcheck serve` until the context's shutdown completes: reads the history,

@@ -39,6 +39,9 @@ pub struct TargetStatus<'a> {
     pub consecutive_failures: u32,
     /// Whether the alert is firing.
     pub alerting: bool,
+    /// End of the maintenance window the target is in now; null outside one.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub maintenance_until: Option<OffsetDateTime>,
     /// Latest result.
     pub last: Option<&'a Record>,
     /// Last results, oldest first (at most 50).
@@ -66,6 +69,7 @@ fn target_status(t: &TargetView, now: OffsetDateTime) -> TargetStatus<'_> {
             .collect(),
         consecutive_failures: t.alert.consecutive_failures,
         alerting: t.alert.firing(),
+        maintenance_until: t.maintenance.until(now),
         last: t.last(),
         recent: t.recent.iter().collect(),
     }

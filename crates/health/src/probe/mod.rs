@@ -94,6 +94,8 @@ pub async fn probe(target: &Target) -> Record {
                 phases: attempt.phases,
                 certificate_not_after: attempt.certificate_not_after,
                 detail: attempt.detail,
+                // Marked by the caller, which knows the windows (see `maintenance`).
+                maintenance: false,
             };
         }
         tokio::time::sleep(backoff).await;

@@ -13,7 +13,7 @@ use crate::serve::{Running, cron_record, start, target, wait_for};
 use crate::support::{TargetServer, target_server, targets};
 use crate::tools::artifacts_dir;
 
-fn chromium(args: &[&str]) -> std::process::Output {
+pub(crate) fn chromium(args: &[&str]) -> std::process::Output {
     let bin = tool("chromium").unwrap();
     let profile = tempfile::tempdir().unwrap();
     let output = Command::new(bin)

@@ -24,5 +24,6 @@ pub(crate) fn record(target: &str, time: OffsetDateTime, success: bool) -> Recor
         phases: Phases::default(),
         certificate_not_after: None,
         detail: ferrostack_health::record::Detail::default(),
+        maintenance: false,
     }
 }

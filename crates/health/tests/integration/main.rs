@@ -4,11 +4,15 @@
 #![allow(clippy::unwrap_used)]
 
 mod alertmanager;
+mod badge;
 mod browser;
+mod browser_maint;
 mod fixtures;
 mod history;
+mod maintenance;
 mod probe;
 mod probe_types;
+mod pushed;
 mod pushgateway;
 mod run;
 mod serve;

@@ -342,7 +342,10 @@ plugin). */}}
 {{- if not $targets -}}
 {{- fail "healthcheck has no targets: enable backendApi or dataApi, or set healthcheck.extraTargets" -}}
 {{- end -}}
-{{- toYaml (dict "defaults" .Values.healthcheck.targetDefaults "targets" $targets) -}}
+{{- $file := dict "defaults" .Values.healthcheck.targetDefaults "targets" $targets -}}
+{{- with .Values.healthcheck.maintenance }}{{ $_ := set $file "maintenance" . }}{{ end -}}
+{{- with .Values.healthcheck.externalEndpoints }}{{ $_ := set $file "external-endpoints" . }}{{ end -}}
+{{- toYaml $file -}}
 {{- end -}}
 
 {{/* Volume and mount of the targets ConfigMap. */}}
