@@ -112,6 +112,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lease: crate::leader::LeaseArgs,
 }
 
 /// Validated serve-mode configuration.
@@ -121,6 +124,8 @@ pub struct ServeConfig {
     pub health: Config,
     /// The HTTP server.
     pub server: ServerConfig,
+    /// Leader election among replicas.
+    pub election: crate::leader::ElectionConfig,
 }
 
 /// Why serve flags are invalid.
@@ -201,6 +206,7 @@ impl ServeConfig {
         Ok(Self {
             health: Config::from_args(&args.check)?,
             server: ServerConfig::new(&args.server, args.port)?,
+            election: crate::leader::ElectionConfig::from_args(&args.lease)?,
         })
     }
 }

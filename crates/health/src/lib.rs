@@ -13,6 +13,7 @@ pub mod condition;
 pub mod config;
 mod deliver;
 pub mod history;
+pub mod leader;
 pub mod metrics;
 pub mod page;
 pub mod probe;

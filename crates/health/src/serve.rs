@@ -17,8 +17,6 @@ use axum::response::{Html, IntoResponse, Response};
 use prometheus_client::registry::Registry;
 use runtime::Context;
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, mpsc};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,9 +28,10 @@ use crate::board::Board;
 use crate::deliver::{Deliveries, Event};
 use crate::history::{History, Tail};
 use crate::metrics::Metrics;
-use crate::probe::probe;
 use crate::record::Record;
 use crate::run::alert_ttl;
+
+mod terms;
 
 /// How often the writer looks for results appended by other processes.
 const SYNC_EVERY: Duration = Duration::from_secs(5);
@@ -48,6 +47,9 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error(transparent)]
     Serve(runtime::http::ServeError),
+    /// The Kubernetes API client for leader election could not be built.
+    #[error("leader election: {0}")]
+    Election(kubeapi::ClientError),
     /// The history could not be read at start.
     #[error("history {path}: {source}")]
     History {
@@ -72,6 +74,7 @@ struct Shared {
     deliveries: Deliveries,
     history: Option<History>,
     tail: Mutex<Tail>,
+    lead: crate::leader::Leadership,
 }
 
 // === impl Service ===
@@ -80,6 +83,7 @@ impl Service {
     /// Registers the probe metrics in `registry` and builds the (empty) board.
     pub fn new(config: Config, registry: &mut Registry) -> Result<Self, ServeError> {
         let metrics = Metrics::register(registry);
+        let lead = crate::leader::Leadership::register(registry);
         let notifier = Notifier::new(config.alerts.clone())?;
         let board = Board::new(&config.targets, config.alerts.thresholds);
         let history = config.history.as_ref().map(|h| History::new(&h.path));
@@ -92,6 +96,7 @@ impl Service {
                 notifier,
                 history,
                 tail: Mutex::new(Tail::default()),
+                lead,
             }),
         })
     }
@@ -124,65 +129,6 @@ impl Service {
             path: self.history_path(),
             source,
         })
-    }
-
-    /// Probes until `shutdown` is cancelled.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let (tx, rx) = mpsc::channel::<Record>(1024);
-        let slots = Arc::new(Semaphore::new(
-            self.shared
-                .config
-                .max_concurrent_probes
-                .clamp(1, Semaphore::MAX_PERMITS),
-        ));
-        let mut probes = tokio::task::JoinSet::new();
-        for target in self.shared.config.targets.iter().cloned() {
-            let (tx, shutdown, slots) = (tx.clone(), shutdown.clone(), slots.clone());
-            probes.spawn(async move {
-                loop {
-                    let probed = async {
-                        // Never closed, so acquiring only waits for a free slot.
-                        let _slot = slots.acquire().await;
-                        probe(&target).await
-                    };
-                    let record = tokio::select! {
-                        r = probed => r,
-                        () = shutdown.cancelled() => return,
-                    };
-                    if tx.send(record).await.is_err() {
-                        return;
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(target.interval) => {}
-                        () = shutdown.cancelled() => return,
-                    }
-                }
-            });
-        }
-        drop(tx);
-        self.write_loop(rx, shutdown).await;
-        probes.shutdown().await;
-    }
-
-    async fn write_loop(&self, mut rx: mpsc::Receiver<Record>, shutdown: CancellationToken) {
-        let mut sync = tokio::time::interval(SYNC_EVERY);
-        let mut retain = tokio::time::interval(RETAIN_EVERY);
-        retain.tick().await; // `load` just ran it
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                received = rx.recv() => {
-                    let Some(first) = received else { return };
-                    let mut batch = vec![first];
-                    while let Ok(more) = rx.try_recv() {
-                        batch.push(more);
-                    }
-                    self.record(batch).await;
-                }
-                _ = sync.tick() => self.record(Vec::new()).await,
-                _ = retain.tick() => self.retain().await,
-            }
-        }
     }
 
     /// Appends our results (if any) and takes in everything new in the history.
@@ -218,7 +164,10 @@ impl Service {
 
     /// New results: board, metrics, alerts.
     fn take_in(&self, records: Vec<Record>) {
+        // Only the leader alerts, and notes its fires and resolves in the Lease.
+        let leading = self.shared.lead.leading();
         let mut events = Vec::new();
+        let mut noted = Vec::new();
         {
             let mut board = write(&self.shared.board);
             for r in records {
@@ -231,6 +180,9 @@ impl Service {
                 self.shared
                     .metrics
                     .observe(&r, view.alert.consecutive_failures);
+                if leading && transition.is_some() {
+                    noted.push((r.target.clone(), view.alert.firing_since, r.time));
+                }
                 let since = match (transition, view.alert.firing_since) {
                     (_, Some(since)) => since,
                     (Some(Transition::Resolved), None) => before.unwrap_or(r.time),
@@ -239,7 +191,10 @@ impl Service {
                 events.push((r, transition, since, view.alert.consecutive_failures));
             }
         }
-        if !self.shared.notifier.enabled() {
+        for (target, firing_since, at) in noted {
+            self.shared.lead.transition(&target, firing_since, at);
+        }
+        if !leading || !self.shared.notifier.enabled() {
             return;
         }
         for (record, transition, since, consecutive_failures) in events {
@@ -328,14 +283,21 @@ pub async fn run(config: ServeConfig, ctx: Context) -> Result<(), ServeError> {
         // A child token: stopping the probes when the server ends (say, on a bind error)
         // must not cancel the shutdown token every other role in `up` shares.
         let stop_probes = ctx.shutdown().child_token();
+        let (leading, elector) =
+            crate::leader::start(&config.election, &service.shared.lead, stop_probes.clone())
+                .await
+                .map_err(ServeError::Election)?;
         let probes = tokio::spawn(
             service
-                .run(stop_probes.clone())
+                .run_elected(stop_probes.clone(), leading)
                 .instrument(tracing::Span::current()),
         );
         let served = runtime::http::serve(&config.server, &ctx, router).await;
         stop_probes.cancel();
         let _ = probes.await;
+        if let Some(elector) = elector {
+            elector.stopped().await;
+        }
         served.map_err(ServeError::Serve)
     }
     .instrument(span)
@@ -358,6 +320,10 @@ async fn page_get(State(service): State<Service>) -> Response {
 async fn status_get(State(service): State<Service>) -> Response {
     let board = read(&service.shared.board);
     let body = crate::status::status(&board, OffsetDateTime::now_utc());
+    let body = terms::WithLeader {
+        status: body,
+        leader: service.shared.lead.info(),
+    };
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
 
