@@ -103,7 +103,6 @@ failure_from!(Run:
     ::services::sample_upstream::keys::KeyError,
     runtime::http::ServeError,
     runtime::roles::RolesError,
-    health::ServeError,
     health::RunFailed,
     admission::RunError,
     ::logship::RunError,
