@@ -99,9 +99,9 @@ mod tests {
     #[tokio::test]
     async fn a_bad_kubeconfig_names_the_file() {
         let path = Path::new("/nonexistent/kubeconfig");
-        let e = client(&ApiAccess::Kubeconfig(path.to_owned()))
-            .await
-            .unwrap_err();
+        let Err(e) = client(&ApiAccess::Kubeconfig(path.to_owned())).await else {
+            panic!("a missing kubeconfig gave a client");
+        };
         assert!(
             e.to_string()
                 .starts_with("kubeconfig /nonexistent/kubeconfig: "),

@@ -156,7 +156,7 @@ mod tests {
             (&["--lease-duration", "2s"][..], "--lease-duration"),
             (&["--lease-duration", "3500ms"], "--lease-duration"),
             (&["--lease-name", "Not_A_Label"], "--lease-name"),
-            (&["--lease-namespace", "-x"], "--lease-namespace"),
+            (&["--lease-namespace=x-"], "--lease-namespace"),
             (&["--lease-identity", ""], "--lease-identity"),
         ] {
             assert_eq!(parse(args).unwrap_err().field(), Some(flag), "{args:?}");

@@ -98,3 +98,81 @@ impl Incidents {
         incidents
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::alert::Thresholds;
+    use crate::record::Record;
+
+    fn board() -> Board {
+        let targets = crate::config::parse_targets(
+            "t",
+            "targets: [{name: a, url: 'http://a/'}, {name: b, url: 'http://b/'}]",
+        )
+        .unwrap();
+        Board::new(&targets, Thresholds::default())
+    }
+
+    #[test]
+    fn the_note_wins_where_it_saw_a_later_result_than_the_board() {
+        let t0 = datetime!(2026-01-01 12:00 UTC);
+        let mut board = board();
+        // `a`: the board saw it resolve at t0+5m, after the note's firing at t0: board wins.
+        board.ingest(Record::sample("a", t0 + time::Duration::minutes(5), true));
+        let mut note = Incidents::default();
+        let firing = Incident {
+            firing_since: Some(t0),
+            at: t0,
+        };
+        note.set("a", firing);
+        // `b`: nothing on this board (its own emptyDir history): the note's firing stands.
+        note.set("b", firing);
+        // A target no longer configured is ignored.
+        note.set("gone", firing);
+        let note = Incidents::parse(&note.to_json());
+        assert_eq!(note.merge_into(&mut board), 1);
+        assert!(!board.get("a").unwrap().alert.firing());
+        assert_eq!(board.get("b").unwrap().alert.firing_since, Some(t0));
+        // The alert resolves after `success` fresh successes, with no second firing.
+        let mut transitions = Vec::new();
+        for i in 1..=2 {
+            let at = t0 + time::Duration::minutes(i);
+            transitions.push(board.ingest(Record::sample("b", at, false)));
+        }
+        for i in 3..=4 {
+            let at = t0 + time::Duration::minutes(i);
+            transitions.push(board.ingest(Record::sample("b", at, true)));
+        }
+        use crate::alert::Transition::Resolved;
+        assert_eq!(transitions, [None, None, None, Some(Resolved)]);
+    }
+
+    #[test]
+    fn an_unreadable_note_is_empty_and_the_next_note_keeps_known_resolutions() {
+        assert_eq!(Incidents::parse("{not json"), Incidents::default());
+        let t0 = datetime!(2026-01-01 12:00 UTC);
+        let mut note = Incidents::default();
+        note.set(
+            "a",
+            Incident {
+                firing_since: None,
+                at: t0,
+            },
+        );
+        let mut board = board();
+        board.ingest(Record::sample("b", t0, false));
+        board.restore_alert(
+            "b",
+            AlertState {
+                firing_since: Some(t0),
+                ..AlertState::default()
+            },
+        );
+        let next = note.updated_from(&board);
+        assert_eq!(next.get("a"), note.get("a"));
+        assert_eq!(next.get("b").and_then(|i| i.firing_since), Some(t0));
+    }
+}
