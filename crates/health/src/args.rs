@@ -114,7 +114,7 @@ pub struct ServeArgs {
     pub server: ServerArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub lease: crate::leader::LeaseArgs,
+    pub lease: Box<crate::leader::LeaseArgs>,
 }
 
 /// Validated serve-mode configuration.

@@ -162,7 +162,7 @@ impl Campaign {
                 Ok(None) => failures = 0,
                 Err(e) => {
                     // Logged on the first failure and then every 30th, not every 2 s.
-                    if failures % 30 == 0 {
+                    if failures.is_multiple_of(30) {
                         tracing::warn!(error = %e, "cannot read or take the lease; retrying");
                     }
                     failures += 1;
