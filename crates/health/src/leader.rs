@@ -80,9 +80,10 @@ impl Leadership {
         }
     }
 
-    /// Whether this replica leads (and so sends notifications).
+    /// Whether this replica leads (and so may append and notify): caught up, and, when
+    /// elected, still within the renew deadline of its last renewal by its own clock.
     pub fn leading(&self) -> bool {
-        self.leading.load(Ordering::Acquire)
+        self.leading.load(Ordering::Acquire) && lock(&self.notes).as_ref().is_none_or(|e| e.valid())
     }
 
     /// The status API's view.

@@ -11,6 +11,7 @@
 //! failover without a shared volume.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -86,7 +87,12 @@ pub enum LeaseError {
 pub struct Elector {
     leading: watch::Receiver<Option<Term>>,
     note: watch::Sender<Option<String>>,
+    valid_until: Valid,
 }
+
+/// Until when the current term holds without another renewal: the last renewal plus the
+/// renew deadline (`None`: not leading).
+type Valid = Arc<Mutex<Option<Instant>>>;
 
 impl Elector {
     /// Starts campaigning for `config`'s Lease until `shutdown`, when a leader releases it
@@ -94,7 +100,9 @@ impl Elector {
     pub fn start(client: Client, config: LeaseConfig, shutdown: CancellationToken) -> Self {
         let (leading_tx, leading) = watch::channel(None);
         let (note, note_rx) = watch::channel(None);
+        let valid_until = Valid::default();
         let campaign = Campaign {
+            valid_until: valid_until.clone(),
             api: Api::namespaced(client, &config.namespace),
             config,
             observed: None,
@@ -102,12 +110,28 @@ impl Elector {
             note: note_rx,
         };
         tokio::spawn(campaign.run(shutdown));
-        Self { leading, note }
+        Self {
+            leading,
+            note,
+            valid_until,
+        }
     }
 
     /// Leadership as it changes: `Some` while this candidate leads.
     pub fn subscribe(&self) -> watch::Receiver<Option<Term>> {
         self.leading.clone()
+    }
+
+    /// Whether this candidate leads right now by its own clock: within the renew deadline of
+    /// its last renewal. Checked before acting as leader, it closes the gap a paused process
+    /// (a stopped container, a long GC-like stall) would otherwise have after it wakes and
+    /// before the campaign notices that its term ran out.
+    pub fn valid(&self) -> bool {
+        let until = *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        until.is_some_and(|u| Instant::now() < u)
     }
 
     /// Sets the note the leader keeps in the Lease; written at once (and with every renewal).
@@ -130,6 +154,7 @@ struct Campaign {
     observed: Option<Observed>,
     leading: watch::Sender<Option<Term>>,
     note: watch::Receiver<Option<String>>,
+    valid_until: Valid,
 }
 
 impl Campaign {
@@ -142,8 +167,13 @@ impl Campaign {
             tracing::info!(lease = %self.name(), identity = %self.config.identity, transitions = term.transitions, "leading");
             // The new leader's note starts as the one it was handed, until it sets its own.
             self.note.mark_unchanged();
+            self.valid_for_now();
             self.leading.send_replace(Some(term));
             let released = self.renew(&shutdown).await;
+            *self
+                .valid_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = None;
             self.leading.send_replace(None);
             if released {
                 self.release().await;
@@ -187,7 +217,10 @@ impl Campaign {
             }
             let deadline = renewed + self.config.renew_deadline();
             match tokio::time::timeout_at(deadline, self.try_acquire_or_renew(true)).await {
-                Ok(Ok(Some(_))) => renewed = Instant::now(),
+                Ok(Ok(Some(_))) => {
+                    renewed = Instant::now();
+                    self.valid_for_now();
+                }
                 Ok(Ok(None)) => return false,
                 Ok(Err(e)) if Instant::now() < deadline => {
                     tracing::warn!(error = %e, "cannot renew the lease; retrying until the renew deadline");
@@ -332,6 +365,15 @@ impl Campaign {
             Ok(()) => tracing::info!(lease = %self.name(), "released the lease"),
             Err(e) => tracing::warn!(error = %self.err(e), "cannot release the lease; it expires"),
         }
+    }
+
+    /// A renewal (or the take-over) just succeeded.
+    fn valid_for_now(&self) {
+        let until = Instant::now() + self.config.renew_deadline();
+        *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(until);
     }
 
     fn duration_seconds(&self) -> i32 {

@@ -68,7 +68,11 @@ impl Service {
                     while let Ok(more) = rx.try_recv() {
                         batch.push(more);
                     }
-                    self.record(batch).await;
+                    // A term that ran out (the process was paused) writes nothing more; the
+                    // election then reports the loss and the probes stop.
+                    if self.shared.lead.leading() {
+                        self.record(batch).await;
+                    }
                 }
                 _ = sync.tick() => self.record(Vec::new()).await,
                 _ = retain.tick() => if probes.is_some() { self.retain().await },
