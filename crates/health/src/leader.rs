@@ -15,7 +15,8 @@ mod note;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use kubeapi::lease::{Elector, LeaseConfig, Term};
+pub use kubeapi::lease::Term;
+use kubeapi::lease::{Elector, LeaseConfig};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;

@@ -7,6 +7,7 @@ mod alertmanager;
 mod browser;
 mod fixtures;
 mod history;
+mod leader;
 mod probe;
 mod pushgateway;
 mod run;
