@@ -186,5 +186,7 @@ crds:
 # in .tools/results/cluster-logs when a test failed.
 .PHONY: test-cluster
 test-cluster: cluster-tools chart-tools crds
+	# test_healthcheck_lease.py alerts a real Alertmanager.
+	scripts/tools.sh apt prometheus-alertmanager:prometheus-alertmanager
 	cargo build -q --locked -p ferrostack
 	CI=true .tools/venv/bin/pytest -q -rs -p no:cacheprovider deploy/tests/cluster

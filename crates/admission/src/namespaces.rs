@@ -5,8 +5,6 @@
 //! laptop) `webhook serve` says so at start and holds every namespace to the policy file's
 //! level; `webhook check` reads Namespace documents in its input instead.
 
-use std::path::{Path, PathBuf};
-
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -15,72 +13,7 @@ use kube::{Api, Client};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-/// Where the API server is: in the cluster (the ServiceAccount's token), or a kubeconfig.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ApiAccess {
-    /// No API server: namespace labels are not known.
-    None,
-    /// The pod's ServiceAccount (`KUBERNETES_SERVICE_HOST` is set).
-    InCluster,
-    /// A kubeconfig file (`--kubeconfig`), its current context.
-    Kubeconfig(PathBuf),
-}
-
-impl ApiAccess {
-    /// In the cluster when the pod environment says so, else the kubeconfig given; never the
-    /// user's default kubeconfig, which on a laptop may name any cluster.
-    pub fn detect(kubeconfig: Option<&Path>) -> Self {
-        match kubeconfig {
-            Some(path) => Self::Kubeconfig(path.to_owned()),
-            None if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => Self::InCluster,
-            None => Self::None,
-        }
-    }
-}
-
-/// Why the API client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The kubeconfig is unreadable or invalid.
-    #[error("kubeconfig {path}: {source}", path = path.display())]
-    Kubeconfig {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    /// The in-cluster environment is incomplete.
-    #[error("in-cluster API access: {0}")]
-    InCluster(#[from] kube::config::InClusterError),
-    /// The client could not be built from the configuration.
-    #[error("API client: {0}")]
-    Client(#[from] kube::Error),
-}
-
-/// A client for `access`, or `None` without API access.
-pub async fn client(access: &ApiAccess) -> Result<Option<Client>, ClientError> {
-    // kube's TLS asks rustls for the process's provider, which is ambiguous with both of
-    // rustls' backends in the build: the webhook's own TLS uses aws-lc-rs, so that. An error
-    // only says one is installed already.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let config = match access {
-        ApiAccess::None => return Ok(None),
-        ApiAccess::InCluster => kube::Config::incluster()?,
-        ApiAccess::Kubeconfig(path) => {
-            let wrap = |source| ClientError::Kubeconfig {
-                path: path.clone(),
-                source,
-            };
-            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(wrap)?;
-            let options = kube::config::KubeConfigOptions::default();
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .map_err(wrap)?
-        }
-    };
-    Ok(Some(Client::try_from(config)?))
-}
+pub use kubeapi::{ApiAccess, ClientError, client};
 
 /// The labels of every Namespace, as the watch last saw them.
 #[derive(Clone)]
@@ -132,18 +65,4 @@ pub fn watch(client: Client, shutdown: CancellationToken) -> NamespaceLabels {
         }
     });
     NamespaceLabels { store }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_access_is_the_cluster_or_an_explicit_kubeconfig_never_a_default_one() {
-        let path = Path::new("/tmp/kc");
-        assert_eq!(
-            ApiAccess::detect(Some(path)),
-            ApiAccess::Kubeconfig(path.to_owned())
-        );
-    }
 }

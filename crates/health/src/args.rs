@@ -116,6 +116,9 @@ pub struct ServeArgs {
     /// targets (external-endpoints) without their own token-file; without a token push is refused.
     #[arg(long, env = "FERROSTACK_PUSH_TOKEN_FILE")]
     pub push_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lease: Box<crate::leader::LeaseArgs>,
 }
 
 /// Validated serve-mode configuration.
@@ -125,6 +128,8 @@ pub struct ServeConfig {
     pub health: Config,
     /// The HTTP server.
     pub server: ServerConfig,
+    /// Leader election among replicas.
+    pub election: crate::leader::ElectionConfig,
 }
 
 /// Why serve flags are invalid.
@@ -209,6 +214,7 @@ impl ServeConfig {
         Ok(Self {
             health,
             server: ServerConfig::new(&args.server, args.port)?,
+            election: crate::leader::ElectionConfig::from_args(&args.lease)?,
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod condition;
 pub mod config;
 mod deliver;
 pub mod history;
+pub mod leader;
 pub mod maintenance;
 pub mod metrics;
 pub mod page;

@@ -28,6 +28,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::config::{ConfigError, Target};
+use crate::leader::Leadership;
 use crate::record::{Phases, Record};
 
 /// Results waiting for the writer task, pushed and probed alike.
@@ -177,10 +178,17 @@ fn result(target: &Target, success: bool, error: Option<String>, seconds: f64) -
 }
 
 /// `POST /api/push/{target}`.
-pub(crate) fn routes(inbox: Arc<Inbox>) -> OpenApiRouter {
+pub(crate) fn routes(inbox: Arc<Inbox>, lead: Arc<Leadership>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(push_post))
-        .with_state(inbox)
+        .with_state(PushState { inbox, lead })
+}
+
+/// What the push handler needs: the writer's channel and whether this replica leads.
+#[derive(Clone)]
+struct PushState {
+    inbox: Arc<Inbox>,
+    lead: Arc<Leadership>,
 }
 
 /// A push: the result in JSON (or, with `success` in the query, in Gatus' query form).
@@ -224,10 +232,10 @@ pub struct Pushed {
         (status = 401, description = "missing or wrong bearer token", body = runtime::error::ErrorBody),
         (status = 403, description = "no token configured for this target: push disabled", body = runtime::error::ErrorBody),
         (status = 404, description = "no push target of that name", body = runtime::error::ErrorBody),
-        (status = 503, description = "results queue full", body = runtime::error::ErrorBody),
+        (status = 503, description = "results queue full, or this replica is not the leader", body = runtime::error::ErrorBody),
 ))]
 async fn push_post(
-    State(inbox): State<Arc<Inbox>>,
+    State(PushState { inbox, lead }): State<PushState>,
     UrlPath(name): UrlPath<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -243,6 +251,15 @@ async fn push_post(
         )
     })?;
     authorize(target, &headers)?;
+    // Only the leader writes the history; a follower would drop the result, so it says so
+    // and the pusher retries (the next attempt may reach the leader).
+    if lead.follower() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_leader",
+            "this replica is not the leader (healthcheck serve replicas elect one); retry",
+        ));
+    }
     let push = parse(query.as_deref(), &body)?;
     let seconds = match push.duration.as_deref() {
         None => 0.0,

@@ -19,8 +19,6 @@ use axum::response::{Html, IntoResponse, Response};
 use prometheus_client::registry::Registry;
 use runtime::Context;
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, mpsc};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -32,10 +30,11 @@ use crate::board::Board;
 use crate::deliver::{Deliveries, Event};
 use crate::history::{History, Tail};
 use crate::metrics::Metrics;
-use crate::probe::probe;
 use crate::pushed::Inbox;
 use crate::record::Record;
 use crate::run::alert_ttl;
+
+mod terms;
 
 /// How often the writer looks for results appended by other processes.
 const SYNC_EVERY: Duration = Duration::from_secs(5);
@@ -51,6 +50,9 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error(transparent)]
     Serve(runtime::http::ServeError),
+    /// The Kubernetes API client for leader election could not be built.
+    #[error("leader election: {0}")]
+    Election(kubeapi::ClientError),
     /// The history could not be read at start.
     #[error("history {path}: {source}")]
     History {
@@ -76,6 +78,7 @@ struct Shared {
     history: Option<History>,
     tail: Mutex<Tail>,
     inbox: Arc<Inbox>,
+    lead: Arc<crate::leader::Leadership>,
 }
 
 // === impl Service ===
@@ -84,6 +87,7 @@ impl Service {
     /// Registers the probe metrics in `registry` and builds the (empty) board.
     pub fn new(config: Config, registry: &mut Registry) -> Result<Self, ServeError> {
         let metrics = Metrics::register(registry);
+        let lead = Arc::new(crate::leader::Leadership::register(registry));
         let notifier = Notifier::new(config.alerts.clone())?;
         let board = Board::new(&config.targets, config.alerts.thresholds);
         let history = config.history.as_ref().map(|h| History::new(&h.path));
@@ -98,6 +102,7 @@ impl Service {
                 history,
                 tail: Mutex::new(Tail::default()),
                 inbox,
+                lead,
             }),
         })
     }
@@ -130,78 +135,6 @@ impl Service {
             path: self.history_path(),
             source,
         })
-    }
-
-    /// Probes until `shutdown` is cancelled.
-    pub async fn run(self, shutdown: CancellationToken) {
-        // Pushed results arrive on the same channel (see `pushed`).
-        let (tx, Some(rx)) = self.shared.inbox.channel() else {
-            tracing::error!("the service is already running");
-            return;
-        };
-        let slots = Arc::new(Semaphore::new(
-            self.shared
-                .config
-                .max_concurrent_probes
-                .clamp(1, Semaphore::MAX_PERMITS),
-        ));
-        let mut probes = tokio::task::JoinSet::new();
-        for target in self.shared.config.targets.iter().cloned() {
-            if target.push.is_some() {
-                // Never probed; one with a heartbeat fails when silent.
-                if let Some(watch) = self.shared.inbox.watcher(&target, shutdown.clone()) {
-                    probes.spawn(watch);
-                }
-                continue;
-            }
-            let (tx, shutdown, slots) = (tx.clone(), shutdown.clone(), slots.clone());
-            probes.spawn(async move {
-                loop {
-                    let probed = async {
-                        // Never closed, so acquiring only waits for a free slot.
-                        let _slot = slots.acquire().await;
-                        let mut record = probe(&target).await;
-                        target.maintenance.mark(&mut record);
-                        record
-                    };
-                    let record = tokio::select! {
-                        r = probed => r,
-                        () = shutdown.cancelled() => return,
-                    };
-                    if tx.send(record).await.is_err() {
-                        return;
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(target.interval) => {}
-                        () = shutdown.cancelled() => return,
-                    }
-                }
-            });
-        }
-        drop(tx);
-        self.write_loop(rx, shutdown).await;
-        probes.shutdown().await;
-    }
-
-    async fn write_loop(&self, mut rx: mpsc::Receiver<Record>, shutdown: CancellationToken) {
-        let mut sync = tokio::time::interval(SYNC_EVERY);
-        let mut retain = tokio::time::interval(RETAIN_EVERY);
-        retain.tick().await; // `load` just ran it
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                received = rx.recv() => {
-                    let Some(first) = received else { return };
-                    let mut batch = vec![first];
-                    while let Ok(more) = rx.try_recv() {
-                        batch.push(more);
-                    }
-                    self.record(batch).await;
-                }
-                _ = sync.tick() => self.record(Vec::new()).await,
-                _ = retain.tick() => self.retain().await,
-            }
-        }
     }
 
     /// Appends our results (if any) and takes in everything new in the history.
@@ -237,7 +170,10 @@ impl Service {
 
     /// New results: board, metrics, alerts.
     fn take_in(&self, records: Vec<Record>) {
+        // Only the leader alerts, and notes its fires and resolves in the Lease.
+        let leading = self.shared.lead.leading();
         let mut events = Vec::new();
+        let mut noted = Vec::new();
         {
             let mut board = write(&self.shared.board);
             for r in records {
@@ -250,6 +186,9 @@ impl Service {
                 self.shared
                     .metrics
                     .observe(&r, view.alert.consecutive_failures);
+                if leading && transition.is_some() {
+                    noted.push((r.target.clone(), view.alert.firing_since, r.time));
+                }
                 if r.maintenance {
                     continue; // nothing is sent during a maintenance window
                 }
@@ -261,7 +200,10 @@ impl Service {
                 events.push((r, transition, since, view.alert.consecutive_failures));
             }
         }
-        if !self.shared.notifier.enabled() {
+        for (target, firing_since, at) in noted {
+            self.shared.lead.transition(&target, firing_since, at);
+        }
+        if !leading || !self.shared.notifier.enabled() {
             return;
         }
         for (record, transition, since, consecutive_failures) in events {
@@ -337,7 +279,10 @@ pub fn app(service: Service) -> OpenApiRouter {
         .routes(routes!(page_get))
         .routes(routes!(status_get))
         .with_state(service.clone())
-        .merge(crate::pushed::routes(service.shared.inbox.clone()))
+        .merge(crate::pushed::routes(
+            service.shared.inbox.clone(),
+            service.shared.lead.clone(),
+        ))
         .merge(crate::badge::routes(service))
 }
 
@@ -358,14 +303,21 @@ pub async fn run(config: ServeConfig, ctx: Context) -> Result<(), ServeError> {
         // A child token: stopping the probes when the server ends (say, on a bind error)
         // must not cancel the shutdown token every other role in `up` shares.
         let stop_probes = ctx.shutdown().child_token();
+        let (leading, elector) =
+            crate::leader::start(&config.election, &service.shared.lead, stop_probes.clone())
+                .await
+                .map_err(ServeError::Election)?;
         let probes = tokio::spawn(
             service
-                .run(stop_probes.clone())
+                .run_elected(stop_probes.clone(), leading)
                 .instrument(tracing::Span::current()),
         );
         let served = runtime::http::serve(&config.server, &ctx, router).await;
         stop_probes.cancel();
         let _ = probes.await;
+        if let Some(elector) = elector {
+            elector.stopped().await;
+        }
         served.map_err(ServeError::Serve)
     }
     .instrument(span)
@@ -388,6 +340,10 @@ async fn page_get(State(service): State<Service>) -> Response {
 async fn status_get(State(service): State<Service>) -> Response {
     let board = read(&service.shared.board);
     let body = crate::status::status(&board, OffsetDateTime::now_utc());
+    let body = terms::WithLeader {
+        status: body,
+        leader: service.shared.lead.info(),
+    };
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
 

@@ -183,7 +183,8 @@ impl Wiring<'_> {
         check.check.history = Some(self.args.data_dir.join("healthcheck/history.jsonl"));
         check.check.history_max_age = Some(Duration::from_secs(7 * 24 * 3600));
         check.server = self.server()?;
-        Ok(health::ServeConfig::from_args(&check)?)
+        // One process: no replicas to elect among, even in a pod.
+        Ok(health::ServeConfig::from_args(&check)?.alone())
     }
 
     fn sample(&self) -> Result<runtime::http::ServerConfig, UpError> {

@@ -26,6 +26,7 @@ OVERRIDES = {
     "FERROSTACK_BATCH_MAX_AGE": "a pod's logs reach the archive within 30 s of being sealed",
     "FERROSTACK_MAX_PENDING_BYTES": "bounded by the pod's ephemeral-storage limit, not a laptop's disk",
     "FERROSTACK_HISTORY_MAX_AGE": "the CronJob keeps a week; the binary keeps everything unless told",
+    "FERROSTACK_LEASE_NAME": "the Lease the chart creates, named after the release",
 }
 # Everything values.yaml has, switched on: the default profile plus the opt-in roles.
 SETS = ("webhook.enabled=true",)

@@ -165,7 +165,8 @@ def test_service_accounts_exist_and_tokens_are_not_mounted(docs):
         assert sa in sas and sa != "default", (w["metadata"]["name"], sa)
         # The pods that call the API mount a token; only certgen's account mounts one for every
         # pod (its hooks), the others opt in per pod.
-        needs_api = sa in (name("webhook-certgen"), name("webhook-audit")) or (
+        needs_api = sa in (name("webhook-certgen"), name("webhook-audit"),
+                           name("healthcheck-serve")) or (
             sa == name("webhook") and any(d["kind"] == "ClusterRole" and d["metadata"]["name"].startswith(
                 name("webhook") + "-namespaces-") for d in docs))
         assert spec["automountServiceAccountToken"] is needs_api, w["metadata"]["name"]

@@ -13,7 +13,7 @@ from conftest import CHART, NAMESPACE, PROFILE_SETS, PROFILES, helm, render, ren
 # API groups served by Kubernetes itself (kubernetes-validate has their schemas).
 CORE_GROUPS = {"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io",
                "scheduling.k8s.io", "rbac.authorization.k8s.io",
-               "admissionregistration.k8s.io"}
+               "admissionregistration.k8s.io", "coordination.k8s.io"}
 # Custom resources the chart may render; everything else is a mistake.
 CUSTOM_GROUPS = {"argoproj.io", "traefik.io", "keda.sh", "cert-manager.io",
                  "monitoring.coreos.com", "gateway.networking.k8s.io"}

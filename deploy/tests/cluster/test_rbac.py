@@ -69,13 +69,17 @@ def test_certgen_hook_may_do_what_kube_webhook_certgen_calls_and_no_more(cluster
 
 # The accounts that call the API, and what each may do beyond an unbound account: the webhook
 # watches Namespaces (webhook.namespaceLabels); the audit CronJob gets and lists what the
-# policies judge (webhook.audit). Everything else calls no Kubernetes API.
+# policies judge (webhook.audit); the healthcheck's status page renews its Lease. Everything
+# else calls no Kubernetes API.
 API_CALLERS = {
     "fs-webhook": {("namespaces", verb) for verb in ("get", "list", "watch")},
     "fs-webhook-audit": {(resource, verb) for verb in ("get", "list") for resource in (
         "namespaces", "pods", "replicationcontrollers", "deployments.apps", "statefulsets.apps",
         "daemonsets.apps", "replicasets.apps", "jobs.batch", "cronjobs.batch",
         "rollouts.argoproj.io")},
+    # healthcheck serve's leader election: get and update (replace at a resourceVersion) of
+    # the one Lease the chart creates, fs-healthcheck.
+    "fs-healthcheck-serve": {("leases.coordination.k8s.io", verb) for verb in ("get", "update")},
 }
 
 
@@ -109,7 +113,9 @@ def test_workload_service_accounts_hold_nothing_beyond_their_calls(cluster, name
         baseline = rules(cluster, namespace, "unbound")
         for sa in accounts:
             name = sa["metadata"]["name"]
-            extra = granted(rules(cluster, namespace, name) - baseline)
+            # Parsed before the difference: a longer row (a Lease's resourceNames) re-aligns
+            # every column of the table.
+            extra = granted(rules(cluster, namespace, name)) - granted(baseline)
             assert extra == (API_CALLERS[name] if name in bound_to else set()), name
             assert not can_i(cluster, namespace, name, "create", "pods")
             if name not in bound_to:
@@ -118,3 +124,23 @@ def test_workload_service_accounts_hold_nothing_beyond_their_calls(cluster, name
         for d in bound:
             if d["kind"].startswith("Cluster"):
                 cluster.kubectl("delete", d["kind"], d["metadata"]["name"], check=False)
+
+
+def test_healthcheck_serve_may_renew_its_one_lease_and_nothing_else(cluster, namespace):
+    """The status page's account gets and updates the Lease the chart creates; it cannot
+    create, delete, list or watch Leases, nor touch another Lease (so a compromised replica can
+    take over nothing else that elects through a Lease)."""
+    sa = "fs-healthcheck-serve"
+    docs = [d for d in render(namespace) if d["kind"] in RBAC_KINDS | {"Lease"}
+            and d["metadata"]["name"].startswith("fs-healthcheck")]
+    assert {d["kind"] for d in docs} == {"ServiceAccount", "Role", "RoleBinding", "Lease"}
+    cluster.apply(docs)
+    lease = "leases.coordination.k8s.io"
+    for verb in ("get", "update"):
+        assert can_i(cluster, namespace, sa, verb, f"{lease}/fs-healthcheck"), verb
+    for verb, resource in [("create", lease), ("delete", f"{lease}/fs-healthcheck"),
+                           ("list", lease), ("watch", lease), ("patch", f"{lease}/fs-healthcheck"),
+                           ("get", f"{lease}/kube-scheduler"), ("update", f"{lease}/other")]:
+        assert not can_i(cluster, namespace, sa, verb, resource), (verb, resource)
+    # The CronJob's account (no token mounted either) holds nothing.
+    assert not can_i(cluster, namespace, "fs-healthcheck", "get", f"{lease}/fs-healthcheck")

@@ -69,6 +69,16 @@ impl From<admission::audit::AuditError> for Failure {
     }
 }
 
+impl From<health::ServeError> for Failure {
+    fn from(e: health::ServeError) -> Self {
+        match e {
+            // An unreadable kubeconfig or a pod without its ServiceAccount token.
+            health::ServeError::Election(_) => Self::Config(e.into()),
+            _ => Self::Run(e.into()),
+        }
+    }
+}
+
 impl From<up::UpError> for Failure {
     fn from(e: up::UpError) -> Self {
         match e {
@@ -93,7 +103,6 @@ failure_from!(Run:
     ::services::sample_upstream::keys::KeyError,
     runtime::http::ServeError,
     runtime::roles::RolesError,
-    health::ServeError,
     health::RunFailed,
     admission::RunError,
     ::logship::RunError,

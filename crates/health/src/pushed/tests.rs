@@ -83,3 +83,33 @@ fn tokens_match_only_themselves_and_never_print() {
     std::fs::write(&path, " \n").unwrap();
     assert!(Token::read(&path).unwrap_err().ends_with("is empty"));
 }
+
+#[tokio::test]
+async fn a_follower_refuses_pushes_it_could_not_record() {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken").unwrap();
+    let yaml = format!(
+        "external-endpoints: [{{name: job, token-file: '{}'}}]",
+        token.display()
+    );
+    let targets = crate::config::parse_targets("t.yaml", &yaml).unwrap();
+    let push = |lead: Arc<Leadership>| {
+        let (router, _) = routes(Arc::new(Inbox::new(&targets)), lead).split_for_parts();
+        let request = axum::http::Request::post("/api/push/job?success=true")
+            .header(header::AUTHORIZATION, "Bearer t0ken")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        async move { router.oneshot(request).await.unwrap().status() }
+    };
+    let mut registry = prometheus_client::registry::Registry::default();
+    let lead = Arc::new(Leadership::register(&mut registry));
+    // Alone (no election): it records.
+    assert_eq!(push(lead.clone()).await, StatusCode::OK);
+    // Elected and following: refused, so the pusher retries and may reach the leader.
+    lead.elected_for_test();
+    assert_eq!(push(lead.clone()).await, StatusCode::SERVICE_UNAVAILABLE);
+    lead.set_leading(true);
+    assert_eq!(push(lead).await, StatusCode::OK);
+}

@@ -9,6 +9,7 @@ mod browser;
 mod browser_maint;
 mod fixtures;
 mod history;
+mod leader;
 mod maintenance;
 mod probe;
 mod probe_types;
