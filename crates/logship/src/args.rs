@@ -30,6 +30,10 @@ pub mod defaults {
     /// `--batch-max-age` as a duration. A constant, so a text [`whole_seconds`] cannot read
     /// fails the build rather than a run.
     pub const BATCH_MAX_AGE_DURATION: Duration = whole_seconds(BATCH_MAX_AGE);
+    /// `--quiet-period`, as the flag's text.
+    pub const QUIET_PERIOD: &str = "2s";
+    /// `--quiet-period` as a duration.
+    pub const QUIET_PERIOD_DURATION: Duration = whole_seconds(QUIET_PERIOD);
     /// `--compression`.
     pub const COMPRESSION: &str = "zstd";
     /// `--key-template`.
@@ -124,6 +128,10 @@ pub struct ShipArgs {
     /// Ship a partial batch once its oldest file is this old.
     #[arg(long, env = "FERROSTACK_BATCH_MAX_AGE", default_value = defaults::BATCH_MAX_AGE, value_parser = runtime::parse_duration)]
     pub batch_max_age: Duration,
+    /// A file is read only once it has not been modified for this long, and deleted after
+    /// delivery only if still unchanged: a producer must not write to a file quiet this long.
+    #[arg(long, env = "FERROSTACK_QUIET_PERIOD", default_value = defaults::QUIET_PERIOD, value_parser = runtime::parse_duration)]
+    pub quiet_period: Duration,
     /// zstd (level 3) or gzip (level 6).
     #[arg(long, env = "FERROSTACK_COMPRESSION", default_value = defaults::COMPRESSION)]
     pub compression: String,
@@ -155,6 +163,7 @@ impl ShipArgs {
             batch_max_files: self.batch_max_files,
             batch_max_bytes: self.batch_max_bytes,
             batch_max_age: self.batch_max_age,
+            quiet_period: self.quiet_period,
             compression: self.compression.clone(),
             max_pending_bytes,
             key_template: self.key_template.clone(),

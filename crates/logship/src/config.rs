@@ -56,6 +56,8 @@ pub struct Options {
     pub batch_max_bytes: u64,
     /// `--batch-max-age`.
     pub batch_max_age: Duration,
+    /// `--quiet-period`.
+    pub quiet_period: Duration,
     /// `--compression` zstd|gzip.
     pub compression: String,
     /// `--max-pending-bytes` (0 = no bound).
@@ -102,6 +104,7 @@ impl Options {
             batch_max_files: defaults::BATCH_MAX_FILES,
             batch_max_bytes: defaults::BATCH_MAX_BYTES,
             batch_max_age: defaults::BATCH_MAX_AGE_DURATION,
+            quiet_period: defaults::QUIET_PERIOD_DURATION,
             compression: defaults::COMPRESSION.into(),
             max_pending_bytes: logfile::DEFAULT_MAX_PENDING_BYTES,
             key_template: defaults::KEY_TEMPLATE.into(),
@@ -148,6 +151,7 @@ impl Options {
                 max_bytes: self.batch_max_bytes,
                 max_age: self.batch_max_age,
             },
+            quiet_period: self.quiet_period,
             compression,
             max_pending_bytes: self.max_pending_bytes,
             key_template,
@@ -211,6 +215,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Batch bounds.
     pub limits: Limits,
+    /// A file is read only once unmodified this long (the plain-file contract).
+    pub quiet_period: Duration,
     /// Codec.
     pub compression: Compression,
     /// Pending bound (0 = none).

@@ -266,8 +266,13 @@ impl Shipper {
                 oldest = Some(oldest.map_or(c.modified, |o| o.min(c.modified)));
                 listed.insert(c.path.clone());
             }
-            // Unreadable files still wait on disk (counted above) but are not packed.
-            cands.retain(|c| self.unreadable.get(&c.path) != Some(&(c.size, c.stamp)));
+            // Unreadable files still wait on disk (counted above) but are not packed, nor are
+            // plain files still being written (see `batch::settled`).
+            let (quiet, now) = (self.config.quiet_period, SystemTime::now());
+            cands.retain(|c| {
+                self.unreadable.get(&c.path) != Some(&(c.size, c.stamp))
+                    && batch::settled(c, quiet, now)
+            });
             out.push((source, cands));
         }
         self.unreadable.retain(|path, _| listed.contains(path));

@@ -1,6 +1,6 @@
 //! Test harness for the crash tests (not part of the image): `logship-testkit ship` takes
 //! `ferrostack logship`'s flags (the same [`ShipArgs`]; `--batch-max-age` defaults to 200 ms
-//! here) and runs the shipper until SIGTERM, then prints its metrics; `logship-testkit verify
+//! here, `--quiet-period` to 100 ms) and runs the shipper until SIGTERM, then prints its metrics; `logship-testkit verify
 //! --to URL [--s3-endpoint URL]` runs verify and exits 1 on a problem. Store credentials come
 //! from the environment.
 //! `logship-testkit write DIR LINES` writes LINES numbered lines through a rotating writer on
@@ -33,6 +33,7 @@ enum Cli {
 
 #[derive(clap::Args, Debug)]
 #[command(mut_arg("batch_max_age", |a| a.default_value("200ms")))]
+#[command(mut_arg("quiet_period", |a| a.default_value("100ms")))]
 struct TestShipArgs {
     #[command(flatten)]
     ship: ShipArgs,
