@@ -79,6 +79,34 @@ pub enum LogshipCommand {
     /// List, decompress and check the archive (objects readable, line counts, sequence gaps
     /// of the test producer); exit 1 on a problem.
     Verify(VerifyArgs),
+    /// Check the state directory (journal, staging area, referenced files) and, with --to,
+    /// the store's staging objects and unfinished uploads; --repair fixes what is safe. Exit 0
+    /// clean, 1 problems found (also when all were repaired), 2 unusable. Run it while the
+    /// shipper is stopped.
+    Fsck(FsckArgs),
+}
+
+/// `logship fsck` flags.
+#[derive(Args, Debug)]
+pub struct FsckArgs {
+    /// The shipper's state directory.
+    #[arg(long, env = "FERROSTACK_STATE_DIR", default_value = defaults::STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Also check the store: file:///path, s3://bucket/prefix, gs://…, az://….
+    #[arg(long, env = "FERROSTACK_TO")]
+    pub to: Option<String>,
+    /// Endpoint of an S3-compatible server.
+    #[arg(long, env = "FERROSTACK_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 credentials file (AWS shared-credentials format, profile $AWS_PROFILE or default).
+    #[arg(long, env = "FERROSTACK_S3_CREDENTIALS_FILE")]
+    pub s3_credentials_file: Option<PathBuf>,
+    /// Fix what can be fixed without losing an unshipped byte.
+    #[arg(long, env = "FERROSTACK_REPAIR")]
+    pub repair: bool,
+    /// One JSON object per finding and a summary object, instead of text lines.
+    #[arg(long, env = "FERROSTACK_JSON")]
+    pub json: bool,
 }
 
 /// `logship verify` flags.
@@ -205,6 +233,25 @@ impl VerifyArgs {
             ..Options::new(Vec::new(), self.to.clone())
         }
         .destination()
+    }
+}
+
+// === impl FsckArgs ===
+
+impl FsckArgs {
+    /// The validated store to check, if `--to` was given.
+    pub fn destination(&self) -> Result<Option<(Url, SinkOptions)>, ConfigError> {
+        let Some(to) = &self.to else {
+            return Ok(None);
+        };
+        Options {
+            s3_endpoint: self.s3_endpoint.clone(),
+            s3_credentials_file: self.s3_credentials_file.clone(),
+            s3_credentials_profile: aws_profile(),
+            ..Options::new(Vec::new(), to.clone())
+        }
+        .destination()
+        .map(Some)
     }
 }
 

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::batch::Stamp;
 use logfile::sync_dir;
 
-const JOURNAL: &str = "journal.jsonl";
+/// The journal's file name in the state directory.
+pub(crate) const JOURNAL: &str = "journal.jsonl";
 /// Rewrite the journal once it holds this many finished batches...
 const COMPACT_AFTER: usize = 512;
 /// ...or once it is this large and at least twice its size after the last rewrite (a batch of
@@ -53,9 +54,10 @@ pub struct BatchRecord {
     pub raw_bytes: u64,
 }
 
+/// One journal line (`fsck` reads them too).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-enum Entry {
+pub(crate) enum Entry {
     Next { seq: u64 },
     Batch(BatchRecord),
     Multipart { seq: u64, upload_id: String },
@@ -317,7 +319,8 @@ impl Journal {
     }
 }
 
-fn apply(open: &mut BTreeMap<u64, OpenBatch>, next_seq: &mut u64, entry: Entry) {
+/// Replays one entry onto the open batches and the next sequence number.
+pub(crate) fn apply(open: &mut BTreeMap<u64, OpenBatch>, next_seq: &mut u64, entry: Entry) {
     match entry {
         Entry::Next { seq } => *next_seq = (*next_seq).max(seq),
         Entry::Batch(record) => {

@@ -3,21 +3,23 @@
 //! that nothing is lost or duplicated across crashes and storage outages.
 //!
 //! Public surface: [`ShipArgs`] (or [`Options`]) → [`Config`], [`run`] (with the admin server)
-//! or [`run_until`] (the shipper alone), [`verify()`].
+//! or [`run_until`] (the shipper alone), [`verify()`], [`fsck()`].
 
 pub mod args;
 pub mod batch;
 pub mod config;
 pub mod credentials;
 pub mod encoder;
+pub mod fsck;
 pub mod journal;
 pub mod metrics;
 pub mod service;
 pub mod sink;
 pub mod verify;
 
-pub use args::{LogshipArgs, LogshipCommand, ShipArgs, VerifyArgs};
+pub use args::{FsckArgs, LogshipArgs, LogshipCommand, ShipArgs, VerifyArgs};
 pub use config::{Config, ConfigError, Options};
+pub use fsck::{FsckError, fsck};
 /// The process's own log writer, which [`RunWith`] hands to the shipper to seal on shutdown.
 pub use logfile::RotatingWriter;
 pub use metrics::Metrics;

@@ -8,6 +8,7 @@ mod crash;
 mod credentials;
 mod disk;
 mod emulators;
+mod fsck;
 mod outage;
 mod shipper;
 mod sink;

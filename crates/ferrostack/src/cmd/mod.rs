@@ -86,7 +86,9 @@ failure_from!(Config:
     health::ServeConfigError,
     admission::ConfigError,
     admission::PolicyFileError,
-    ::logship::ConfigError
+    ::logship::ConfigError,
+    // fsck's "unusable" (exit 2): the state directory or the store cannot be read.
+    ::logship::FsckError
 );
 failure_from!(Run:
     ::services::ServiceError,
