@@ -412,3 +412,49 @@ fn fsck_exit_codes_and_output() {
         "{stdout}"
     );
 }
+
+/// A bad S3 upload option is exit 2 with one line naming the flag, from the flag or its
+/// FERROSTACK_* variable.
+#[test]
+fn bad_s3_upload_options_are_exit_2_naming_the_flag() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(support::BIN)
+            .args(["logship", "--source", "logs", "--to", "s3://bucket/p"])
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (args, env, needle) in [
+        (
+            &["--s3-sse", "aes"][..],
+            &[][..],
+            "--s3-sse: \"aes\": use AES256 or aws:kms",
+        ),
+        (
+            &[],
+            &[("FERROSTACK_S3_STORAGE_CLASS", "COLD")][..],
+            "--s3-storage-class: \"COLD\"",
+        ),
+        (
+            &["--s3-tags", "team"],
+            &[],
+            "--s3-tags: \"team\": expected KEY=VALUE",
+        ),
+        (
+            &["--s3-sse-kms-key-id", "k"],
+            &[],
+            "--s3-sse-kms-key-id: needs --s3-sse aws:kms",
+        ),
+    ] {
+        let (code, stderr) = run(args, env);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{needle} in {stderr}");
+    }
+}

@@ -9,7 +9,7 @@ use runtime::http::{ServerArgs, ServerConfig};
 use url::Url;
 
 use crate::config::{Config, ConfigError, Options};
-use crate::sink::SinkOptions;
+use crate::sink::{S3UploadFlags, SinkOptions};
 use crate::{RotatingWriter, RunWith};
 
 /// The defaults of the shipper's flags, written once: the clap attributes below and
@@ -144,6 +144,20 @@ pub struct ShipArgs {
     /// identity, ECS/EC2 instance credentials.
     #[arg(long, env = "FERROSTACK_S3_CREDENTIALS_FILE")]
     pub s3_credentials_file: Option<PathBuf>,
+    /// S3 server-side encryption of uploaded objects: AES256 or aws:kms.
+    #[arg(long, env = "FERROSTACK_S3_SSE")]
+    pub s3_sse: Option<String>,
+    /// The KMS key for --s3-sse aws:kms (else the bucket's default key).
+    #[arg(long, env = "FERROSTACK_S3_SSE_KMS_KEY_ID")]
+    pub s3_sse_kms_key_id: Option<String>,
+    /// S3 storage class of objects up to --multipart-threshold: STANDARD, STANDARD_IA,
+    /// ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE, ...
+    #[arg(long, env = "FERROSTACK_S3_STORAGE_CLASS")]
+    pub s3_storage_class: Option<String>,
+    /// S3 object tags KEY=VALUE (repeatable or comma-separated; at most 10) of objects up to
+    /// --multipart-threshold.
+    #[arg(long = "s3-tags", env = "FERROSTACK_S3_TAGS", value_delimiter = ',')]
+    pub s3_tags: Vec<String>,
     /// The delivery journal and staged objects.
     #[arg(long, env = "FERROSTACK_STATE_DIR", default_value = defaults::STATE_DIR)]
     pub state_dir: PathBuf,
@@ -187,6 +201,12 @@ impl ShipArgs {
             s3_endpoint: self.s3_endpoint.clone(),
             s3_credentials_file: self.s3_credentials_file.clone(),
             s3_credentials_profile: aws_profile(),
+            s3_upload: S3UploadFlags {
+                sse: self.s3_sse.clone(),
+                sse_kms_key_id: self.s3_sse_kms_key_id.clone(),
+                storage_class: self.s3_storage_class.clone(),
+                tags: self.s3_tags.clone(),
+            },
             state_dir: self.state_dir.clone(),
             batch_max_files: self.batch_max_files,
             batch_max_bytes: self.batch_max_bytes,

@@ -10,6 +10,7 @@ mod disk;
 mod emulators;
 mod fsck;
 mod outage;
+mod s3_options;
 mod shipper;
 mod sink;
 mod source;

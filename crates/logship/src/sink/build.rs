@@ -17,6 +17,9 @@ use url::Url;
 
 use super::{BuildError, SinkOptions};
 
+/// Connect timeout of every store client.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The largest object S3 copies in one UploadPartCopy (5 GiB).
 const S3_MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
 
@@ -94,7 +97,7 @@ fn retry() -> RetryConfig {
 fn client(options: &SinkOptions) -> ClientOptions {
     ClientOptions::new()
         .with_timeout(options.request_timeout)
-        .with_connect_timeout(Duration::from_secs(5))
+        .with_connect_timeout(CONNECT_TIMEOUT)
 }
 
 /// `file://`: the directory (created) is the store's root, so the prefix is empty.
@@ -120,6 +123,14 @@ fn s3(url: &Url, options: &SinkOptions) -> Result<object_store::aws::AmazonS3, B
     for (k, v) in &options.store_options {
         b = b.with_config(k.parse()?, v);
     }
+    for (k, v) in options.s3_upload.store_config() {
+        b = b.with_config(k.parse()?, v);
+    }
+    // Content-MD5 on every upload (see `options`).
+    b = b.with_http_connector(super::options::Md5Connector {
+        timeout: options.request_timeout,
+        connect_timeout: CONNECT_TIMEOUT,
+    });
     if let Some(endpoint) = &options.s3_endpoint {
         b = b
             .with_endpoint(endpoint)
@@ -154,6 +165,7 @@ mod tests {
             multipart_threshold: 32 << 20,
             part_size: 8 << 20,
             request_timeout: Duration::from_secs(1),
+            s3_upload: super::super::S3Upload::default(),
         }
     }
 

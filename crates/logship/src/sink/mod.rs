@@ -25,6 +25,7 @@
 mod build;
 mod error;
 mod multipart;
+pub mod options;
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use crate::encoder::hex;
 use error::store_err;
 
 pub use error::{BuildError, SinkError};
+pub use options::{S3Upload, S3UploadFlags};
 
 /// How an object reached the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +93,8 @@ pub struct SinkOptions {
     pub part_size: usize,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// S3 encryption, storage class and tags (empty elsewhere).
+    pub s3_upload: S3Upload,
 }
 
 /// Folder of the staging objects of multipart uploads, under the URL's prefix.
@@ -178,7 +182,11 @@ impl Sink {
                 })?;
             return match self
                 .store
-                .put_opts(&path, PutPayload::from(data), PutMode::Create.into())
+                .put_opts(
+                    &path,
+                    PutPayload::from(data),
+                    self.options.s3_upload.put_options(PutMode::Create),
+                )
                 .await
             {
                 Ok(_) => Ok(Outcome::Uploaded),
