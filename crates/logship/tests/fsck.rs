@@ -353,3 +353,70 @@ async fn orphaned_staging_objects_in_s3_are_deleted_and_wanted_ones_kept() {
         .unwrap();
     assert!(again.clean(), "{again}");
 }
+
+/// Starts a multipart upload of `bucket/key` on moto (unsigned); its id.
+fn start_upload(moto: &Moto, object: &str) -> String {
+    let resp = crate::support::http(
+        &moto.endpoint,
+        "POST",
+        &format!("/{object}?uploads"),
+        &[],
+        b"",
+    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let id = resp
+        .split("<UploadId>")
+        .nth(1)
+        .and_then(|s| s.split("</UploadId>").next());
+    id.unwrap_or_else(|| panic!("no UploadId in {resp}"))
+        .to_string()
+}
+
+/// S3 (moto): an upload no unfinished batch records is found by ListMultipartUploads and
+/// aborted by `--repair`; the journaled one and one outside the prefix are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaned_multipart_uploads_in_s3_are_aborted_and_journaled_ones_kept() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("mpu");
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let files = sources(&tmp.path().join("app"), 1, 5, 0);
+    let record = journal_batch(&state, 0, &files);
+    let journaled = start_upload(
+        &moto,
+        &format!("mpu/logs/.logship-staging/{}", record.sha256),
+    );
+    Journal::open(&state)
+        .unwrap()
+        .record_multipart(0, &journaled)
+        .unwrap();
+    let orphan = start_upload(
+        &moto,
+        "mpu/logs/2026-12-06/testhost/app/00000000000000000003.jsonl.zst",
+    );
+    let outside = start_upload(&moto, "mpu/other/x.jsonl.zst");
+    let mut opts = test_options(vec![], "s3://mpu/logs".into(), &state);
+    opts.s3_endpoint = Some(moto.endpoint.clone());
+    opts.store_options = moto_store_options();
+    let (url, sink) = opts.destination().unwrap();
+    let report = logship::fsck(&state, Some((&url, sink.clone())), true)
+        .await
+        .unwrap();
+    assert_eq!(
+        codes(&report),
+        [("store_upload_orphan", State::Repaired)],
+        "{report}"
+    );
+    assert!(report.findings[0].at.contains(&orphan), "{report}");
+    let listed = crate::support::http(&moto.endpoint, "GET", "/mpu?uploads", &[], b"");
+    assert!(!listed.contains(&orphan), "aborted: {listed}");
+    assert!(
+        listed.contains(&journaled),
+        "the journaled upload is kept: {listed}"
+    );
+    assert!(listed.contains(&outside), "outside the prefix: {listed}");
+    let again = logship::fsck(&state, Some((&url, sink)), false)
+        .await
+        .unwrap();
+    assert!(again.clean(), "{again}");
+}

@@ -1,6 +1,6 @@
 //! `logship fsck`: checks a state directory (the journal, the staging area, the local files
 //! unfinished batches reference) and, given the store, its staging objects and unfinished
-//! uploads; with `repair` it makes them consistent without losing an unshipped byte. Run it
+//! uploads (S3 multipart uploads, `file://` temporary files); with `repair` it makes them consistent without losing an unshipped byte. Run it
 //! while the shipper is stopped.
 //!
 //! Every finding is one [`Finding`]; [`Report::exit_code`] follows e2fsck's idea in the
@@ -165,6 +165,9 @@ pub enum FsckError {
     /// The store could not be set up.
     #[error("--to: {0}")]
     Sink(#[from] BuildError),
+    /// The store's uploads could not be listed or one aborted.
+    #[error("store: {0}")]
+    Uploads(#[from] crate::sink::UploadsError),
     /// The store could not be listed or repaired.
     #[error("store: {0}")]
     Store(#[from] object_store::Error),
@@ -198,6 +201,8 @@ enum Fix {
     Remove(PathBuf),
     /// Delete a store object.
     DeleteObject(object_store::path::Path),
+    /// Abort an unfinished multipart upload.
+    AbortUpload(crate::sink::Upload),
 }
 
 /// Checks `state_dir` and, if given, the store at `to` (as `--to`, `--s3-endpoint`, ...);
@@ -262,6 +267,10 @@ async fn apply(state_dir: &Path, sink: Option<&Sink>, fix: &Fix) -> Result<(), F
         Fix::Remove(path) => local::remove(path),
         Fix::DeleteObject(path) => match sink {
             Some(sink) => store::delete(sink, path).await,
+            None => Ok(()),
+        },
+        Fix::AbortUpload(upload) => match sink {
+            Some(sink) => Ok(sink.abort_upload(upload).await?),
             None => Ok(()),
         },
     }

@@ -47,12 +47,41 @@ pub(super) async fn check(
             }
         }
     }
+    uploads(sink, open, &mut problems).await?;
     if url.scheme() == "file"
         && let Ok(root) = url.to_file_path()
     {
         local_uploads(&root, &mut problems)?;
     }
     Ok(problems)
+}
+
+/// S3 multipart uploads under the prefix that no unfinished batch of the journal records (a
+/// crash between CreateMultipartUpload and its journal entry, or a lost state directory).
+async fn uploads(
+    sink: &Sink,
+    open: &BTreeMap<u64, OpenBatch>,
+    problems: &mut Vec<Problem>,
+) -> Result<(), FsckError> {
+    let Some(uploads) = sink.uploads().await? else {
+        return Ok(());
+    };
+    let known: BTreeSet<&str> = open
+        .values()
+        .filter_map(|b| b.upload_id.as_deref())
+        .collect();
+    for upload in uploads {
+        if known.contains(upload.id.as_str()) {
+            continue;
+        }
+        problems.push(Problem {
+            code: "store_upload_orphan",
+            at: format!("{} (upload {})", upload.path, upload.id),
+            message: "multipart upload no unfinished batch records; its parts are aborted (the batch's data is delivered or still in the state directory)".into(),
+            fix: Some(Fix::AbortUpload(upload)),
+        });
+    }
+    Ok(())
 }
 
 /// The `file://` store's unfinished uploads: `<key>#<digits>` files (which its listing hides).

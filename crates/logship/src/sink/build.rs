@@ -116,6 +116,12 @@ fn local(url: &Url) -> Result<Built, BuildError> {
 }
 
 fn s3(url: &Url, options: &SinkOptions) -> Result<object_store::aws::AmazonS3, BuildError> {
+    Ok(s3_builder(url, options)?.build()?)
+}
+
+/// The S3 builder of `url` with every setting of `options` (the uploads listing reads its
+/// bucket, region and endpoint).
+pub(super) fn s3_builder(url: &Url, options: &SinkOptions) -> Result<AmazonS3Builder, BuildError> {
     let mut b = AmazonS3Builder::from_env()
         .with_url(url.as_str())
         .with_retry(retry())
@@ -147,7 +153,7 @@ fn s3(url: &Url, options: &SinkOptions) -> Result<object_store::aws::AmazonS3, B
         let provider = crate::credentials::FileCredentials::new(file, profile)?;
         b = b.with_credentials(Arc::new(provider));
     }
-    Ok(b.build()?)
+    Ok(b)
 }
 
 #[cfg(test)]

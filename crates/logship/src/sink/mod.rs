@@ -26,6 +26,7 @@ mod build;
 mod error;
 mod multipart;
 pub mod options;
+mod uploads;
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -43,6 +44,7 @@ use error::store_err;
 
 pub use error::{BuildError, SinkError};
 pub use options::{S3Upload, S3UploadFlags};
+pub use uploads::{Upload, UploadsError};
 
 /// How an object reached the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +109,8 @@ pub struct Sink {
     multipart: Option<Arc<dyn MultipartStore>>,
     prefix: Path,
     options: SinkOptions,
+    /// The `--to` URL (the uploads listing builds its S3 request from it).
+    url: Url,
     /// Objects above this size cannot be published by a create-only copy.
     max_copy: u64,
 }
@@ -132,6 +136,7 @@ impl Sink {
             multipart: built.multipart,
             prefix: built.prefix,
             options,
+            url: url.clone(),
             max_copy: built.max_copy,
         })
     }
