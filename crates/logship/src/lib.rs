@@ -12,6 +12,8 @@ pub mod credentials;
 pub mod encoder;
 pub mod fsck;
 pub mod journal;
+pub mod lost;
+pub mod manifest;
 pub mod metrics;
 pub mod service;
 pub mod sink;
@@ -56,7 +58,8 @@ pub async fn run(config: Config, with: RunWith, ctx: runtime::Context) -> Result
     let span = ctx.span();
     async move {
         let mut registry = runtime::metrics::registry(&ctx);
-        let metrics = Metrics::register(&mut registry);
+        let writer = with.seal_on_shutdown.as_ref().map(|w| w.stats().clone());
+        let metrics = Metrics::register_with_writer(&mut registry, writer);
         let shipper = Shipper::new(config, metrics)?.seal_on_shutdown(with.seal_on_shutdown);
         let ship = shipper.run(ctx.shutdown().clone());
         match with.admin {

@@ -68,6 +68,8 @@ fn journal_batch(state: &Path, seq: u64, files: &[PathBuf]) -> BatchRecord {
         size: enc.size,
         sha256: enc.sha256,
         raw_bytes: enc.raw_bytes,
+        first_line: 0,
+        lines: enc.lines,
     };
     Journal::open(state)
         .unwrap()

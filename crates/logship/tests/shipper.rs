@@ -107,6 +107,8 @@ async fn killed_after_upload(
             size: enc.size,
             sha256: enc.sha256.clone(),
             raw_bytes: enc.raw_bytes,
+            first_line: 0,
+            lines: enc.lines,
         })
         .unwrap();
     drop(journal);

@@ -437,6 +437,8 @@ fn a_journal_append_that_fails_on_a_full_disk_leaves_no_partial_entry() {
         size: 5,
         sha256: "ab".into(),
         raw_bytes: 10,
+        first_line: 0,
+        lines: 0,
     };
     let mut journal = Journal::open(&state).unwrap();
     let filler = state.join("filler");

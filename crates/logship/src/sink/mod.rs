@@ -24,6 +24,7 @@
 
 mod build;
 mod error;
+mod manifests;
 mod multipart;
 pub mod options;
 mod uploads;
@@ -177,6 +178,17 @@ impl Sink {
         staged: Staged<'_>,
         progress: &mut (dyn MultipartProgress + Send),
     ) -> Result<Outcome, SinkError> {
+        self.deliver_with(staged, &[], progress).await
+    }
+
+    /// [`Sink::deliver`] with `metadata` as the object's user metadata where the store keeps
+    /// it (not `file://`), on objects up to the multipart threshold.
+    pub async fn deliver_with(
+        &self,
+        staged: Staged<'_>,
+        metadata: &[(&'static str, String)],
+        progress: &mut (dyn MultipartProgress + Send),
+    ) -> Result<Outcome, SinkError> {
         let path = self.path(staged.key);
         if staged.size <= self.options.multipart_threshold {
             let data = tokio::fs::read(staged.path)
@@ -190,7 +202,10 @@ impl Sink {
                 .put_opts(
                     &path,
                     PutPayload::from(data),
-                    self.options.s3_upload.put_options(PutMode::Create),
+                    self.with_metadata(
+                        self.options.s3_upload.put_options(PutMode::Create),
+                        metadata,
+                    ),
                 )
                 .await
             {
