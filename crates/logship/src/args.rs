@@ -121,6 +121,9 @@ pub struct VerifyArgs {
     /// S3 credentials file (AWS shared-credentials format, profile $AWS_PROFILE or default).
     #[arg(long, env = "FERROSTACK_S3_CREDENTIALS_FILE")]
     pub s3_credentials_file: Option<PathBuf>,
+    /// One JSON object per finding and a summary object, instead of text lines.
+    #[arg(long, env = "FERROSTACK_JSON")]
+    pub json: bool,
 }
 
 /// The shipper's flags (README "logship" has the guarantees and the key template).

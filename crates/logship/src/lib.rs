@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod batch;
+pub mod completeness;
 pub mod config;
 pub mod credentials;
 pub mod encoder;

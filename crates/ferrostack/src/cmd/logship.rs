@@ -1,6 +1,6 @@
 //! `ferrostack logship`: ship sealed log segments and log files to object storage (probes and
-//! `/metrics` on the admin `--port`, 8084); `ferrostack logship verify --to URL`: check the
-//! archive, exit 1 on a problem; `ferrostack logship fsck --state-dir DIR [--to URL]
+//! `/metrics` on the admin `--port`, 8084); `ferrostack logship verify --to URL [--json]`:
+//! check the archive and its manifests, exit 0 clean, 1 problems, 2 unusable; `ferrostack logship fsck --state-dir DIR [--to URL]
 //! [--repair] [--json]`: check (and repair) the state directory and the store, exit 0 clean, 1
 //! problems found, 2 unusable. The flags and their validation live in the logship crate.
 
@@ -35,7 +35,11 @@ pub(crate) async fn run(
 async fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let (url, sink) = args.destination()?;
     let report = logship::verify(&url, sink).await?;
-    println!("{report}");
+    if args.json {
+        println!("{}", report.json_lines());
+    } else {
+        println!("{report}");
+    }
     if report.ok() {
         Ok(())
     } else {

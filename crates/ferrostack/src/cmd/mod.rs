@@ -88,7 +88,9 @@ failure_from!(Config:
     admission::PolicyFileError,
     ::logship::ConfigError,
     // fsck's "unusable" (exit 2): the state directory or the store cannot be read.
-    ::logship::FsckError
+    ::logship::FsckError,
+    // verify's "unusable" (exit 2): the archive cannot be listed.
+    ::logship::VerifyError
 );
 failure_from!(Run:
     ::services::ServiceError,
@@ -98,8 +100,7 @@ failure_from!(Run:
     health::ServeError,
     health::RunFailed,
     admission::RunError,
-    ::logship::RunError,
-    ::logship::VerifyError
+    ::logship::RunError
 );
 
 pub(crate) fn fail(failure: &Failure) -> ExitCode {

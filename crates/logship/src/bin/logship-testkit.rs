@@ -126,7 +126,11 @@ async fn verify(args: VerifyArgs) -> ExitCode {
     };
     match logship::verify(&url, sink).await {
         Ok(report) => {
-            println!("{report}");
+            if args.json {
+                println!("{}", report.json_lines());
+            } else {
+                println!("{report}");
+            }
             if report.ok() {
                 ExitCode::SUCCESS
             } else {
@@ -134,8 +138,9 @@ async fn verify(args: VerifyArgs) -> ExitCode {
             }
         }
         Err(e) => {
+            // Unusable: the archive cannot be listed.
             eprintln!("{e}");
-            ExitCode::from(1)
+            ExitCode::from(2)
         }
     }
 }
