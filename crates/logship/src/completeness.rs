@@ -1,5 +1,5 @@
 //! The completeness check of `logship verify`: the manifests (`crate::manifest`) against the
-//! objects they describe and against each other. Per source (host and source name) the line
+//! objects they describe and against each other. Per source (host, source name and stream) the line
 //! ranges of all manifests, sorted, must run from line 0 without a gap or an overlap; each
 //! manifest's object must exist with the manifest's size, sha256 and line count. Every
 //! problem is one [`Finding`] with a stable code, printed the way `logship fsck` prints its
@@ -18,7 +18,7 @@ pub struct Finding {
     /// `line_count_mismatch`, `manifest_unreadable`, `object_unreadable`, `invalid_json`,
     /// `producer_missing`, `producer_duplicate`.
     pub code: &'static str,
-    /// Where: an object key or `<host>/<source>`.
+    /// Where: an object key or `<host>/<source>/<stream>`.
     pub at: String,
     /// What it means.
     pub message: String,
@@ -42,13 +42,14 @@ pub fn check(manifests: &[Manifest], objects: &BTreeMap<String, ObjectFacts>) ->
     for m in manifests {
         check_object(m, objects.get(&m.key), &mut findings);
     }
-    let mut sources: BTreeMap<(&str, &str), Vec<&Manifest>> = BTreeMap::new();
+    let mut sources: BTreeMap<(&str, &str, &str), Vec<&Manifest>> = BTreeMap::new();
     for m in manifests.iter().filter(|m| m.lines > 0) {
-        sources.entry((&m.host, &m.source)).or_default().push(m);
+        let id = (m.host.as_str(), m.source.as_str(), m.stream.as_str());
+        sources.entry(id).or_default().push(m);
     }
-    for ((host, source), mut list) in sources {
+    for ((host, source, stream), mut list) in sources {
         list.sort_by_key(|m| (m.first_line, m.end_line()));
-        check_ranges(&format!("{host}/{source}"), &list, &mut findings);
+        check_ranges(&format!("{host}/{source}/{stream}"), &list, &mut findings);
     }
     findings
 }
@@ -134,6 +135,7 @@ mod tests {
             key: key.into(),
             host: "h".into(),
             source: "api".into(),
+            stream: "s".into(),
             seq: 0,
             first_line,
             last_line: lines.checked_sub(1).map(|n| first_line + n),

@@ -16,6 +16,8 @@ use logfile::sync_dir;
 
 /// The journal's file name in the state directory.
 pub(crate) const JOURNAL: &str = "journal.jsonl";
+/// The file of the state directory's line-numbering id.
+const STREAM: &str = "stream";
 /// Rewrite the journal once it holds this many finished batches...
 const COMPACT_AFTER: usize = 512;
 /// ...or once it is this large and at least twice its size after the last rewrite (a batch of
@@ -127,6 +129,8 @@ pub struct Journal {
     open: BTreeMap<u64, OpenBatch>,
     /// The next line number per source.
     next_line: BTreeMap<String, u64>,
+    /// The line numbering's identity.
+    stream: String,
     /// Finished batches in the file (counted from the file at open, so compaction happens
     /// across restarts too).
     finished_since_compaction: usize,
@@ -149,33 +153,13 @@ impl Journal {
         };
         fs::create_dir_all(dir).map_err(io_err)?;
         let path = dir.join(JOURNAL);
-        let mut next_seq = 0;
-        let mut open: BTreeMap<u64, OpenBatch> = BTreeMap::new();
-        let mut next_line = BTreeMap::new();
-        let mut valid_len = 0u64;
-        let mut finished = 0usize;
-        if let Ok(file) = File::open(&path) {
-            let mut reader = BufReader::new(file);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                let n = reader.read_until(b'\n', &mut line).map_err(io_err)?;
-                if n == 0 || line.last() != Some(&b'\n') {
-                    break; // a torn last entry: cut below
-                }
-                valid_len += n as u64;
-                match serde_json::from_slice::<Entry>(&line) {
-                    Ok(entry) => {
-                        finished += usize::from(matches!(entry, Entry::Done { .. }));
-                        count_lines(&mut next_line, &open, &entry);
-                        apply(&mut open, &mut next_seq, entry);
-                    }
-                    // A damaged entry inside the file: skip it, keep everything after it.
-                    Err(e) => tracing::error!(error = %e, path = %path.display(),
-                        "logship journal: skipping an unreadable entry"),
-                }
-            }
-        }
+        let Replayed {
+            next_seq,
+            open,
+            next_line,
+            valid_len,
+            finished,
+        } = replay(&path).map_err(io_err)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -192,6 +176,7 @@ impl Journal {
             next_seq,
             open,
             next_line,
+            stream: stream_id(dir).map_err(io_err)?,
             finished_since_compaction: finished,
             len: valid_len,
             compacted_len: 0,
@@ -214,6 +199,14 @@ impl Journal {
     /// The sequence number the next batch gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// The identity of this state directory's line numbering (a ULID in `<state-dir>/stream`,
+    /// made when the journal is first opened): a lost state directory numbers its sources from
+    /// 0 again under a new stream, so `logship verify` checks line ranges per host, source and
+    /// stream.
+    pub fn stream(&self) -> &str {
+        &self.stream
     }
 
     /// The line number the next batch of `source` starts at.
@@ -353,6 +346,67 @@ impl Journal {
         self.len = out.len() as u64;
         self.compacted_len = self.len;
         Ok(())
+    }
+}
+
+/// The state directory's stream id (`stream`), made (tmp, fsync, rename, fsync dir) if absent.
+fn stream_id(dir: &Path) -> io::Result<String> {
+    let path = dir.join(STREAM);
+    match fs::read_to_string(&path) {
+        Ok(id) if ulid::Ulid::from_string(id.trim()).is_ok() => return Ok(id.trim().to_string()),
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "logship: unreadable stream id; a new line numbering starts")
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let id = ulid::Ulid::generate().to_string();
+    let tmp = dir.join(format!(".{STREAM}.tmp"));
+    let mut file = File::create(&tmp)?;
+    file.write_all(id.as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    sync_dir(dir)?;
+    Ok(id)
+}
+
+/// What a journal file replays to.
+#[derive(Default)]
+struct Replayed {
+    next_seq: u64,
+    open: BTreeMap<u64, OpenBatch>,
+    next_line: BTreeMap<String, u64>,
+    /// Length of the whole entries (a torn last one is cut to it).
+    valid_len: u64,
+    /// `done` entries.
+    finished: usize,
+}
+
+/// Replays the journal at `path` (missing: empty).
+fn replay(path: &Path) -> io::Result<Replayed> {
+    let mut r = Replayed::default();
+    let Ok(file) = File::open(path) else {
+        return Ok(r);
+    };
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            return Ok(r); // a torn last entry: cut by the caller
+        }
+        r.valid_len += n as u64;
+        match serde_json::from_slice::<Entry>(&line) {
+            Ok(entry) => {
+                r.finished += usize::from(matches!(entry, Entry::Done { .. }));
+                count_lines(&mut r.next_line, &r.open, &entry);
+                apply(&mut r.open, &mut r.next_seq, entry);
+            }
+            // A damaged entry inside the file: skip it, keep everything after it.
+            Err(e) => tracing::error!(error = %e, path = %path.display(),
+                "logship journal: skipping an unreadable entry"),
+        }
     }
 }
 

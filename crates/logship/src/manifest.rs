@@ -1,7 +1,7 @@
 //! Per-object manifests, so that the archive proves its own completeness: for each object,
-//! its host, source, batch sequence number, the source's line range (`first_line` ..=
-//! `last_line`; a source's lines are numbered from 0 across all its objects, restarts and
-//! journal compactions), line count, size and sha256 of the stored bytes. Written create-only,
+//! its host, source, line numbering (`stream`), batch sequence number, the source's line range
+//! (`first_line` ..= `last_line`; a source's lines are numbered from 0 across all its objects,
+//! restarts and journal compactions of one state directory, its stream), line count, size and sha256 of the stored bytes. Written create-only,
 //! like the data, as one JSON line in `<prefix>/.manifests/<key>.json` after the object is
 //! stored and before the batch is journaled delivered (a crash in between writes the same
 //! bytes again); on stores that keep user metadata (not `file://`) the same fields are the
@@ -24,6 +24,8 @@ pub struct Manifest {
     pub host: String,
     /// The source's name (`{role}` of the key).
     pub source: String,
+    /// The line numbering (`Journal::stream`): a new state directory starts a new one.
+    pub stream: String,
     /// The batch's sequence number.
     pub seq: u64,
     /// The source's line number of the object's first line.
@@ -40,12 +42,13 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// The manifest of a journaled batch shipped by `host`.
-    pub fn of(record: &BatchRecord, host: &str) -> Self {
+    /// The manifest of a journaled batch shipped by `host` in line numbering `stream`.
+    pub fn of(record: &BatchRecord, host: &str, stream: &str) -> Self {
         Self {
             key: record.key.clone(),
             host: host.to_string(),
             source: record.source.clone(),
+            stream: stream.to_string(),
             seq: record.seq,
             first_line: record.first_line,
             last_line: record.lines.checked_sub(1).map(|n| record.first_line + n),
@@ -77,6 +80,7 @@ impl Manifest {
         let mut out = vec![
             ("logship-host", self.host.clone()),
             ("logship-source", self.source.clone()),
+            ("logship-stream", self.stream.clone()),
             ("logship-seq", self.seq.to_string()),
             ("logship-first-line", self.first_line.to_string()),
             ("logship-lines", self.lines.to_string()),
@@ -106,7 +110,7 @@ mod tests {
             first_line: 100,
             lines: 3,
         };
-        let m = Manifest::of(&record, "h");
+        let m = Manifest::of(&record, "h", "s");
         assert_eq!(
             (m.first_line, m.last_line, m.end_line()),
             (100, Some(102), 103)
@@ -114,7 +118,7 @@ mod tests {
         assert_eq!(m.object_key(), ".manifests/d/h/api/7.jsonl.zst.json");
         let back: Manifest = serde_json::from_slice(&m.to_line()).unwrap();
         assert_eq!(back, m);
-        let empty = Manifest::of(&BatchRecord { lines: 0, ..record }, "h");
+        let empty = Manifest::of(&BatchRecord { lines: 0, ..record }, "h", "s");
         assert_eq!(empty.last_line, None);
         assert!(
             !empty

@@ -425,7 +425,7 @@ impl Shipper {
                 return Ok(());
             }
             let started = Instant::now();
-            let manifest = Manifest::of(&record, &self.config.host);
+            let manifest = Manifest::of(&record, &self.config.host, self.journal.stream());
             let mut progress = JournalProgress {
                 journal: &mut self.journal,
                 seq,

@@ -95,7 +95,8 @@ async fn encryption_storage_class_tags_and_content_md5_reach_s3() {
     assert_eq!(metrics.shipped_objects.get(), 3);
 
     let objects = read_back(&moto.endpoint, "locked", "logs/");
-    assert_eq!(objects.len(), 3, "{objects:?}");
+    // 3 objects and their 3 manifests, all with the options.
+    assert_eq!(objects.len(), 6, "{objects:?}");
     for o in &objects {
         assert_eq!(o["sse"], "aws:kms", "{o}");
         assert_eq!(o["kms_key"], "ferrostack-key-1", "{o}");

@@ -9,6 +9,7 @@ mod credentials;
 mod disk;
 mod emulators;
 mod fsck;
+mod manifests;
 mod outage;
 mod s3_options;
 mod shipper;

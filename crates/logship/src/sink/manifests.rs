@@ -40,10 +40,8 @@ impl Sink {
     pub async fn write_manifest(&self, manifest: &Manifest) -> Result<(), SinkError> {
         let path = self.path(&manifest.object_key());
         let line = manifest.to_line();
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
+        // The data's storage class and tags (and Content-MD5, for Object Lock buckets).
+        let opts = self.options.s3_upload.put_options(PutMode::Create);
         match self
             .store
             .put_opts(&path, PutPayload::from(line.clone()), opts)
