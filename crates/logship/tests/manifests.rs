@@ -127,6 +127,8 @@ async fn manifests_have_consecutive_ranges_and_verify_finds_gaps_overlaps_and_co
     fs::write(&body, &saved).unwrap();
 
     overlap_is_found(&archive, &list[0].1);
+    let (last_path, last) = &list[3];
+    a_wrong_line_count_is_found(&archive, last_path, last);
 
     // An object deleted: its manifest names it missing; with its manifest: a gap.
     let (third_manifest, third) = &list[2];
@@ -155,6 +157,24 @@ fn overlap_is_found(archive: &Path, original: &Manifest) {
     assert_eq!((code, first(&codes)), (Some(1), "overlap"), "{out}");
     fs::remove_file(&copy_manifest).unwrap();
     fs::remove_file(archive.join(&copy_key)).unwrap();
+}
+
+/// A manifest claiming one line more than its (intact, last) object holds: the only finding,
+/// and on its own exit 1. The archive is as before afterwards.
+fn a_wrong_line_count_is_found(archive: &Path, path: &Path, last: &Manifest) {
+    let wrong = Manifest {
+        lines: last.lines + 1,
+        last_line: last.last_line.map(|n| n + 1),
+        ..last.clone()
+    };
+    fs::write(path, wrong.to_line()).unwrap();
+    let (code, codes, out) = verify(archive);
+    assert_eq!(
+        (code, codes),
+        (Some(1), vec!["line_count_mismatch".to_string()]),
+        "{out}"
+    );
+    fs::write(path, last.to_line()).unwrap();
 }
 
 /// boto3 reads each object's user metadata.
