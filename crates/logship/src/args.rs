@@ -76,8 +76,9 @@ pub struct LogshipArgs {
 /// The subcommands of `ferrostack logship`.
 #[derive(Subcommand, Debug)]
 pub enum LogshipCommand {
-    /// List, decompress and check the archive (objects readable, line counts, sequence gaps
-    /// of the test producer); exit 1 on a problem.
+    /// List, decompress and check the archive: every object against its manifest (size,
+    /// sha256, line count), no gap or overlap in any source's line ranges, lines are JSON, the
+    /// test producer's seqs. Exit 0 clean, 1 problems found, 2 unusable.
     Verify(VerifyArgs),
     /// Check the state directory (journal, staging area, referenced files) and, with --to,
     /// the store's staging objects and unfinished uploads; --repair fixes what is safe. Exit 0
