@@ -297,3 +297,54 @@ fn lost_lines_count_the_writers_drops_and_are_zero_otherwise() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_batch_whose_files_vanished_counts_its_lines_as_lost() {
+    use logship::journal::{BatchRecord, FileRef, Journal};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("api");
+    fs::create_dir(&src).unwrap();
+    let archive = tmp.path().join("archive");
+    fs::create_dir(&archive).unwrap();
+    let to = Url::from_directory_path(&archive).unwrap().to_string();
+    let opts = test_options(
+        vec![src.display().to_string()],
+        to,
+        &tmp.path().join("state"),
+    );
+    let cfg = opts.validate().unwrap();
+    // A batch of 5 lines journaled (as before a crash), its file then removed by someone else.
+    let mut journal = Journal::open(&cfg.state_dir).unwrap();
+    let first_line = journal.next_line("api");
+    journal
+        .record_batch(BatchRecord {
+            seq: 0,
+            source: "api".into(),
+            key: "2026-12-06/testhost/api/00000000000000000000.jsonl.zst".into(),
+            files: vec![FileRef {
+                path: src.join("gone.json"),
+                size: 50,
+                stamp: None,
+            }],
+            size: 40,
+            sha256: "00".into(),
+            raw_bytes: 50,
+            first_line,
+            lines: 5,
+        })
+        .unwrap();
+    drop(journal);
+    let shipper = InProcess::start(&cfg);
+    let lost = shipper.metrics.lost.clone();
+    wait_for_async("the batch given up", Duration::from_secs(20), || {
+        lost.get("vanished") > 0
+    })
+    .await;
+    let metrics = shipper.stop().await;
+    assert_eq!(metrics.lost.get("vanished"), 5);
+    assert_eq!(
+        metrics.lost.get("pending_bound") + metrics.lost.get("write_error"),
+        0
+    );
+    assert_eq!(metrics.shipped_objects.get(), 0);
+}

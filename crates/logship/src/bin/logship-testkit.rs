@@ -180,6 +180,8 @@ fn write(dir: &std::path::Path, lines: u64) -> ExitCode {
             "bytes_total": stats.bytes.get(),
             "write_errors_total": stats.write_errors.get(),
             "dropped_lines_total": stats.dropped_lines.get(),
+            "lost_write_error": stats.dropped_write_error.get(),
+            "lost_pending_bound": stats.dropped_pending.get(),
         })
     );
     ExitCode::SUCCESS
