@@ -333,3 +333,128 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `ferrostack logship fsck ARGS` in `dir`: (exit code, stdout, stderr).
+fn fsck_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(support::BIN)
+        .args(["logship", "fsck"])
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `logship fsck` through the binary: exit 2 with one line for a state directory it cannot
+/// read, 1 with one line per finding (and after `--repair` fixed them), 0 once clean; `--json`
+/// gives one object per finding and a summary.
+#[test]
+fn fsck_exit_codes_and_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let fsck = |args: &[&str]| fsck_in(dir.path(), args);
+    let (code, _, stderr) = fsck(&["--state-dir", "missing"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("missing"), "{stderr}");
+
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(state.join("staging")).unwrap();
+    std::fs::write(
+        state.join("journal.jsonl"),
+        "{\"op\":\"next\",\"seq\":4}\n{\"op\":\"bat",
+    )
+    .unwrap();
+    std::fs::write(state.join("staging/00000000000000000002.jsonl.zst"), "old").unwrap();
+    let (code, stdout, _) = fsck(&["--state-dir", "state"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].starts_with("REPAIRABLE journal_torn_tail state/journal.jsonl:2: "),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("REPAIRABLE staging_orphan "),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with("2 problems (0 repaired, 2 repairable"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = fsck(&["--state-dir", "state", "--json"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    let objects: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objects[0]["code"], "journal_torn_tail", "{stdout}");
+    assert_eq!(objects[0]["state"], "repairable", "{stdout}");
+    assert_eq!(objects[2]["summary"]["problems"], 2, "{stdout}");
+
+    let (code, stdout, _) = fsck(&["--state-dir", "state", "--repair"]);
+    assert_eq!(code, Some(1), "problems were found and repaired: {stdout}");
+    assert!(
+        stdout.contains("2 problems (2 repaired, 0 repairable with --repair, 0 left"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = fsck(&["--state-dir", "state"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.starts_with(
+            "clean (journal, staging, files checked; 0 unfinished batches, next seq 4)"
+        ),
+        "{stdout}"
+    );
+}
+
+/// A bad S3 upload option is exit 2 with one line naming the flag, from the flag or its
+/// FERROSTACK_* variable.
+#[test]
+fn bad_s3_upload_options_are_exit_2_naming_the_flag() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(support::BIN)
+            .args(["logship", "--source", "logs", "--to", "s3://bucket/p"])
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (args, env, needle) in [
+        (
+            &["--s3-sse", "aes"][..],
+            &[][..],
+            "--s3-sse: \"aes\": use AES256 or aws:kms",
+        ),
+        (
+            &[],
+            &[("FERROSTACK_S3_STORAGE_CLASS", "COLD")][..],
+            "--s3-storage-class: \"COLD\"",
+        ),
+        (
+            &["--s3-tags", "team"],
+            &[],
+            "--s3-tags: \"team\": expected KEY=VALUE",
+        ),
+        (
+            &["--s3-sse-kms-key-id", "k"],
+            &[],
+            "--s3-sse-kms-key-id: needs --s3-sse aws:kms",
+        ),
+    ] {
+        let (code, stderr) = run(args, env);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{needle} in {stderr}");
+    }
+}

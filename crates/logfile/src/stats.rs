@@ -14,6 +14,11 @@ pub struct WriterStats {
     /// `ferrostack_logfile_dropped_lines_total`: lines not written to a file (pending bound
     /// reached, or lost with a failed disk write).
     pub dropped_lines: Counter,
+    /// Of `dropped_lines`, those dropped because the pending bound was reached (the shipper's
+    /// `ferrostack_logship_lost_lines_total{reason="pending_bound"}`).
+    pub dropped_pending: Counter,
+    /// Of `dropped_lines`, those lost with a failed disk write (`reason="write_error"`).
+    pub dropped_write_error: Counter,
     /// `ferrostack_logship_pending_full` (0/1) as seen by the writer.
     pub pending_full: Gauge,
     /// `ferrostack_logfile_segments_sealed_total`.

@@ -168,11 +168,13 @@ impl Shared {
             // A background write failed since the last call: this call reports it (and, as
             // io::Write requires of an Err, has not taken its own line).
             self.stats.dropped_lines.inc_by(count_lines(buf));
+            self.stats.dropped_write_error.inc_by(count_lines(buf));
             return Err(e);
         }
         let len = buf.len() as u64;
         if state.pending.must_check(len) && self.check_pending(&mut state) {
             self.stats.dropped_lines.inc_by(count_lines(buf));
+            self.stats.dropped_pending.inc_by(count_lines(buf));
             return Ok(buf.len());
         }
         // Age is checked by the flush thread; here only size, without a clock read.
@@ -283,6 +285,9 @@ impl Shared {
     /// did reach it. The next line starts a fresh segment.
     fn drop_buffer_and_seal(&self, state: &mut State) {
         self.stats.dropped_lines.inc_by(count_lines(&state.buf));
+        self.stats
+            .dropped_write_error
+            .inc_by(count_lines(&state.buf));
         state.buf.clear();
         state.at_line_start = true;
         if let Some(open) = state.open.take() {

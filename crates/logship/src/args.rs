@@ -9,7 +9,7 @@ use runtime::http::{ServerArgs, ServerConfig};
 use url::Url;
 
 use crate::config::{Config, ConfigError, Options};
-use crate::sink::SinkOptions;
+use crate::sink::{S3UploadFlags, SinkOptions};
 use crate::{RotatingWriter, RunWith};
 
 /// The defaults of the shipper's flags, written once: the clap attributes below and
@@ -30,6 +30,10 @@ pub mod defaults {
     /// `--batch-max-age` as a duration. A constant, so a text [`whole_seconds`] cannot read
     /// fails the build rather than a run.
     pub const BATCH_MAX_AGE_DURATION: Duration = whole_seconds(BATCH_MAX_AGE);
+    /// `--quiet-period`, as the flag's text.
+    pub const QUIET_PERIOD: &str = "2s";
+    /// `--quiet-period` as a duration.
+    pub const QUIET_PERIOD_DURATION: Duration = whole_seconds(QUIET_PERIOD);
     /// `--compression`.
     pub const COMPRESSION: &str = "zstd";
     /// `--key-template`.
@@ -72,9 +76,38 @@ pub struct LogshipArgs {
 /// The subcommands of `ferrostack logship`.
 #[derive(Subcommand, Debug)]
 pub enum LogshipCommand {
-    /// List, decompress and check the archive (objects readable, line counts, sequence gaps
-    /// of the test producer); exit 1 on a problem.
+    /// List, decompress and check the archive: every object against its manifest (size,
+    /// sha256, line count), no gap or overlap in any source's line ranges, lines are JSON, the
+    /// test producer's seqs. Exit 0 clean, 1 problems found, 2 unusable.
     Verify(VerifyArgs),
+    /// Check the state directory (journal, staging area, referenced files) and, with --to,
+    /// the store's staging objects and unfinished uploads; --repair fixes what is safe. Exit 0
+    /// clean, 1 problems found (also when all were repaired), 2 unusable. Run it while the
+    /// shipper is stopped.
+    Fsck(FsckArgs),
+}
+
+/// `logship fsck` flags.
+#[derive(Args, Debug)]
+pub struct FsckArgs {
+    /// The shipper's state directory.
+    #[arg(long, env = "FERROSTACK_STATE_DIR", default_value = defaults::STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Also check the store: file:///path, s3://bucket/prefix, gs://…, az://….
+    #[arg(long, env = "FERROSTACK_TO")]
+    pub to: Option<String>,
+    /// Endpoint of an S3-compatible server.
+    #[arg(long, env = "FERROSTACK_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 credentials file (AWS shared-credentials format, profile $AWS_PROFILE or default).
+    #[arg(long, env = "FERROSTACK_S3_CREDENTIALS_FILE")]
+    pub s3_credentials_file: Option<PathBuf>,
+    /// Fix what can be fixed without losing an unshipped byte.
+    #[arg(long, env = "FERROSTACK_REPAIR")]
+    pub repair: bool,
+    /// One JSON object per finding and a summary object, instead of text lines.
+    #[arg(long, env = "FERROSTACK_JSON")]
+    pub json: bool,
 }
 
 /// `logship verify` flags.
@@ -89,6 +122,9 @@ pub struct VerifyArgs {
     /// S3 credentials file (AWS shared-credentials format, profile $AWS_PROFILE or default).
     #[arg(long, env = "FERROSTACK_S3_CREDENTIALS_FILE")]
     pub s3_credentials_file: Option<PathBuf>,
+    /// One JSON object per finding and a summary object, instead of text lines.
+    #[arg(long, env = "FERROSTACK_JSON")]
+    pub json: bool,
 }
 
 /// The shipper's flags (README "logship" has the guarantees and the key template).
@@ -112,6 +148,20 @@ pub struct ShipArgs {
     /// identity, ECS/EC2 instance credentials.
     #[arg(long, env = "FERROSTACK_S3_CREDENTIALS_FILE")]
     pub s3_credentials_file: Option<PathBuf>,
+    /// S3 server-side encryption of uploaded objects: AES256 or aws:kms.
+    #[arg(long, env = "FERROSTACK_S3_SSE")]
+    pub s3_sse: Option<String>,
+    /// The KMS key for --s3-sse aws:kms (else the bucket's default key).
+    #[arg(long, env = "FERROSTACK_S3_SSE_KMS_KEY_ID")]
+    pub s3_sse_kms_key_id: Option<String>,
+    /// S3 storage class of objects up to --multipart-threshold: STANDARD, STANDARD_IA,
+    /// ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE, ...
+    #[arg(long, env = "FERROSTACK_S3_STORAGE_CLASS")]
+    pub s3_storage_class: Option<String>,
+    /// S3 object tags KEY=VALUE (repeatable or comma-separated; at most 10) of objects up to
+    /// --multipart-threshold.
+    #[arg(long = "s3-tags", env = "FERROSTACK_S3_TAGS", value_delimiter = ',')]
+    pub s3_tags: Vec<String>,
     /// The delivery journal and staged objects.
     #[arg(long, env = "FERROSTACK_STATE_DIR", default_value = defaults::STATE_DIR)]
     pub state_dir: PathBuf,
@@ -124,6 +174,10 @@ pub struct ShipArgs {
     /// Ship a partial batch once its oldest file is this old.
     #[arg(long, env = "FERROSTACK_BATCH_MAX_AGE", default_value = defaults::BATCH_MAX_AGE, value_parser = runtime::parse_duration)]
     pub batch_max_age: Duration,
+    /// A file is read only once it has not been modified for this long, and deleted after
+    /// delivery only if still unchanged: a producer must not write to a file quiet this long.
+    #[arg(long, env = "FERROSTACK_QUIET_PERIOD", default_value = defaults::QUIET_PERIOD, value_parser = runtime::parse_duration)]
+    pub quiet_period: Duration,
     /// zstd (level 3) or gzip (level 6).
     #[arg(long, env = "FERROSTACK_COMPRESSION", default_value = defaults::COMPRESSION)]
     pub compression: String,
@@ -151,10 +205,17 @@ impl ShipArgs {
             s3_endpoint: self.s3_endpoint.clone(),
             s3_credentials_file: self.s3_credentials_file.clone(),
             s3_credentials_profile: aws_profile(),
+            s3_upload: S3UploadFlags {
+                sse: self.s3_sse.clone(),
+                sse_kms_key_id: self.s3_sse_kms_key_id.clone(),
+                storage_class: self.s3_storage_class.clone(),
+                tags: self.s3_tags.clone(),
+            },
             state_dir: self.state_dir.clone(),
             batch_max_files: self.batch_max_files,
             batch_max_bytes: self.batch_max_bytes,
             batch_max_age: self.batch_max_age,
+            quiet_period: self.quiet_period,
             compression: self.compression.clone(),
             max_pending_bytes,
             key_template: self.key_template.clone(),
@@ -196,6 +257,25 @@ impl VerifyArgs {
             ..Options::new(Vec::new(), self.to.clone())
         }
         .destination()
+    }
+}
+
+// === impl FsckArgs ===
+
+impl FsckArgs {
+    /// The validated store to check, if `--to` was given.
+    pub fn destination(&self) -> Result<Option<(Url, SinkOptions)>, ConfigError> {
+        let Some(to) = &self.to else {
+            return Ok(None);
+        };
+        Options {
+            s3_endpoint: self.s3_endpoint.clone(),
+            s3_credentials_file: self.s3_credentials_file.clone(),
+            s3_credentials_profile: aws_profile(),
+            ..Options::new(Vec::new(), to.clone())
+        }
+        .destination()
+        .map(Some)
     }
 }
 

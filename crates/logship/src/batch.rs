@@ -195,6 +195,39 @@ pub fn dir_identity(source: &Source) -> Result<Option<(u64, u64)>, ScanError> {
     }
 }
 
+/// Whether a listed file may be read now. The plain-file contract: a file is read only once it
+/// has not been modified for `quiet` (the producer is done with it; a producer must not write
+/// to a file quiet that long), and deleted after delivery only if still unchanged since it was
+/// read. Files our own writers name `<time>-<ULID>.jsonl` (sealed segments) or
+/// `<time>-<ULID>.json` (the services' temp+rename files) are whole when they appear under
+/// that name, so they are ready at once.
+pub fn settled(c: &Candidate, quiet: Duration, now: SystemTime) -> bool {
+    let whole = c
+        .path
+        .file_name()
+        .is_some_and(|n| whole_by_contract(n.to_str().unwrap_or_default()));
+    whole || now.duration_since(c.modified).unwrap_or_default() >= quiet
+}
+
+/// True for `<time>-<ULID>.jsonl` and `<time>-<ULID>.json`, with the time the ULID's own.
+fn whole_by_contract(name: &str) -> bool {
+    let Some(stem) = name
+        .strip_suffix(".jsonl")
+        .or_else(|| name.strip_suffix(".json"))
+    else {
+        return false;
+    };
+    let Some(id) = stem
+        .rsplit_once('-')
+        .and_then(|(_, id)| ulid::Ulid::from_string(id).ok())
+    else {
+        return false;
+    };
+    logfile::segment::sealed_name(id)
+        .strip_suffix(".jsonl")
+        .is_some_and(|sealed| sealed == stem)
+}
+
 /// Takes the next batch from the front of `candidates` if it is ready.
 pub fn pack(
     candidates: &[Candidate],
@@ -260,6 +293,23 @@ mod tests {
         let c = vec![cand("huge", 500, 0, now), cand("b", 1, 0, now)];
         assert_eq!(pack(&c, LIMITS, now, false).map(<[_]>::len), Some(1));
         assert!(pack(&[], LIMITS, now, true).is_none());
+    }
+
+    #[test]
+    fn only_our_writers_names_skip_the_quiet_period() {
+        let now = SystemTime::now();
+        let quiet = Duration::from_secs(2);
+        let id = ulid::Ulid::generate();
+        let sealed = logfile::segment::sealed_name(id);
+        let service = sealed.replace(".jsonl", ".json");
+        for name in [sealed.as_str(), service.as_str()] {
+            assert!(settled(&cand(name, 1, 0, now), quiet, now), "{name}");
+        }
+        let forged = format!("20000101T000000.000Z-{id}.jsonl");
+        for name in ["app.log", "x.jsonl", forged.as_str()] {
+            assert!(!settled(&cand(name, 1, 1, now), quiet, now), "{name}");
+            assert!(settled(&cand(name, 1, 2, now), quiet, now), "{name}");
+        }
     }
 
     #[test]

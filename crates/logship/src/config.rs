@@ -13,7 +13,7 @@ use url::Url;
 use crate::args::defaults;
 use crate::batch::{Limits, Source};
 use crate::encoder::Compression;
-use crate::sink::SinkOptions;
+use crate::sink::{S3Upload, S3UploadFlags, SinkOptions};
 
 /// A configuration error, naming the flag.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,8 @@ pub struct Options {
     pub s3_credentials_file: Option<PathBuf>,
     /// The profile read from that file (`AWS_PROFILE`, default `default`).
     pub s3_credentials_profile: String,
+    /// `--s3-sse`, `--s3-sse-kms-key-id`, `--s3-storage-class`, `--s3-tags`.
+    pub s3_upload: S3UploadFlags,
     /// object_store config keys and values (tests pass credentials this way).
     pub store_options: Vec<(String, String)>,
     /// `--state-dir`: journal and staged objects.
@@ -56,6 +58,8 @@ pub struct Options {
     pub batch_max_bytes: u64,
     /// `--batch-max-age`.
     pub batch_max_age: Duration,
+    /// `--quiet-period`.
+    pub quiet_period: Duration,
     /// `--compression` zstd|gzip.
     pub compression: String,
     /// `--max-pending-bytes` (0 = no bound).
@@ -97,11 +101,13 @@ impl Options {
             s3_endpoint: None,
             s3_credentials_file: None,
             s3_credentials_profile: defaults::S3_PROFILE.into(),
+            s3_upload: S3UploadFlags::default(),
             store_options: Vec::new(),
             state_dir: PathBuf::from(defaults::STATE_DIR),
             batch_max_files: defaults::BATCH_MAX_FILES,
             batch_max_bytes: defaults::BATCH_MAX_BYTES,
             batch_max_age: defaults::BATCH_MAX_AGE_DURATION,
+            quiet_period: defaults::QUIET_PERIOD_DURATION,
             compression: defaults::COMPRESSION.into(),
             max_pending_bytes: logfile::DEFAULT_MAX_PENDING_BYTES,
             key_template: defaults::KEY_TEMPLATE.into(),
@@ -148,6 +154,7 @@ impl Options {
                 max_bytes: self.batch_max_bytes,
                 max_age: self.batch_max_age,
             },
+            quiet_period: self.quiet_period,
             compression,
             max_pending_bytes: self.max_pending_bytes,
             key_template,
@@ -186,6 +193,7 @@ impl Options {
             }
             None => None,
         };
+        let s3_upload = self.s3_upload(&to)?;
         Ok((
             to,
             SinkOptions {
@@ -195,8 +203,25 @@ impl Options {
                 multipart_threshold: self.multipart_threshold,
                 part_size: self.part_size as usize,
                 request_timeout: self.request_timeout,
+                s3_upload,
             },
         ))
+    }
+}
+
+impl Options {
+    /// The S3 upload options, validated; only for `s3://`.
+    fn s3_upload(&self, to: &Url) -> Result<S3Upload, ConfigError> {
+        let flags = &self.s3_upload;
+        if !flags.is_empty() && !matches!(to.scheme(), "s3" | "s3a") {
+            return Err(err(
+                "s3-sse",
+                "--s3-sse, --s3-sse-kms-key-id, --s3-storage-class and --s3-tags are only for s3:// destinations",
+            ));
+        }
+        flags
+            .validate()
+            .map_err(|(flag, message)| err(flag, message))
     }
 }
 
@@ -211,6 +236,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Batch bounds.
     pub limits: Limits,
+    /// A file is read only once unmodified this long (the plain-file contract).
+    pub quiet_period: Duration,
     /// Codec.
     pub compression: Compression,
     /// Pending bound (0 = none).
@@ -507,6 +534,38 @@ mod tests {
                 },
             ),
         ]
+    }
+
+    #[test]
+    fn s3_upload_options_are_validated_naming_the_flag() {
+        let ok = Options::new(vec!["/var/log/app".into()], "file:///tmp/archive");
+        let sse = S3UploadFlags {
+            sse: Some("AES256".into()),
+            ..S3UploadFlags::default()
+        };
+        let on_file = Options {
+            s3_upload: sse.clone(),
+            ..ok.clone()
+        };
+        assert_eq!(on_file.validate().unwrap_err().flag, "s3-sse");
+        let on_s3 = Options {
+            to: "s3://bucket/logs".into(),
+            s3_upload: sse,
+            ..ok.clone()
+        };
+        assert_eq!(
+            on_s3.validate().unwrap().sink.s3_upload.sse.as_deref(),
+            Some("AES256")
+        );
+        let bad_class = Options {
+            to: "s3://bucket/logs".into(),
+            s3_upload: S3UploadFlags {
+                storage_class: Some("COLD".into()),
+                ..S3UploadFlags::default()
+            },
+            ..ok
+        };
+        assert_eq!(bad_class.validate().unwrap_err().flag, "s3-storage-class");
     }
 
     #[test]

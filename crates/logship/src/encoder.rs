@@ -48,6 +48,9 @@ pub struct Encoded {
     pub sha256: String,
     /// Uncompressed bytes.
     pub raw_bytes: u64,
+    /// Lines in the object: newline-terminated records (a file's missing last newline is
+    /// added, so its last line counts).
+    pub lines: u64,
 }
 
 /// A file to encode: its path and, if known, the file (device, inode) it must still be.
@@ -170,6 +173,7 @@ fn encode_into(
         size: written,
         sha256: hex(&hasher.finalize()),
         raw_bytes: copied.raw,
+        lines: copied.lines,
     })
 }
 
@@ -178,6 +182,7 @@ struct Copied {
     files: Vec<FileRef>,
     unreadable: Vec<(PathBuf, String)>,
     raw: u64,
+    lines: u64,
 }
 
 /// Opens a source file without following a symlink and without blocking on a FIFO, and checks
@@ -223,12 +228,14 @@ fn copy_files(files: &[Input], out: &mut impl Write) -> Result<Copied, CopyError
             };
             out.write_all(&buf[..n])?;
             size += n as u64;
+            copied.lines += count_newlines(&buf[..n]);
             last = buf[n - 1];
         }
         copied.raw += size;
         if last != b'\n' {
             out.write_all(b"\n")?;
             copied.raw += 1;
+            copied.lines += 1;
         }
         copied.files.push(FileRef {
             path: input.path.clone(),
@@ -237,6 +244,11 @@ fn copy_files(files: &[Input], out: &mut impl Write) -> Result<Copied, CopyError
         });
     }
     Ok(copied)
+}
+
+/// Newlines in `bytes` (the line count of the manifests; `verify` counts the same way).
+pub fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 /// A streaming decompressor for an object, by its key's extension (`.zst`, `.gz`, else as
@@ -321,6 +333,7 @@ mod tests {
             let enc = encode(&inputs(&[&a, &gone, &b]), &out, c).unwrap();
             assert_eq!(enc.files.len(), 2);
             assert_eq!(enc.raw_bytes, 24);
+            assert_eq!(enc.lines, 3, "the added last newline counts");
             let data = fs::read(&out).unwrap();
             assert_eq!(enc.size, data.len() as u64);
             assert_eq!(enc.sha256, sha256_file(&out).unwrap());

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::batch::Stamp;
 use logfile::sync_dir;
 
-const JOURNAL: &str = "journal.jsonl";
+/// The journal's file name in the state directory.
+pub(crate) const JOURNAL: &str = "journal.jsonl";
+/// The file of the state directory's line-numbering id.
+const STREAM: &str = "stream";
 /// Rewrite the journal once it holds this many finished batches...
 const COMPACT_AFTER: usize = 512;
 /// ...or once it is this large and at least twice its size after the last rewrite (a batch of
@@ -51,17 +54,41 @@ pub struct BatchRecord {
     pub sha256: String,
     /// Uncompressed bytes.
     pub raw_bytes: u64,
+    /// The source's line number of the object's first line: a source's lines are numbered
+    /// from 0 across all its batches, restarts and compactions (the manifests' range).
+    #[serde(default)]
+    pub first_line: u64,
+    /// Lines in the object (newline-terminated records).
+    #[serde(default)]
+    pub lines: u64,
 }
 
+/// One journal line (`fsck` reads them too).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-enum Entry {
-    Next { seq: u64 },
+pub(crate) enum Entry {
+    Next {
+        seq: u64,
+        /// The next line number per source (kept through compaction).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        lines: BTreeMap<String, u64>,
+    },
     Batch(BatchRecord),
-    Multipart { seq: u64, upload_id: String },
-    Part { seq: u64, idx: usize, etag: String },
-    Delivered { seq: u64 },
-    Done { seq: u64 },
+    Multipart {
+        seq: u64,
+        upload_id: String,
+    },
+    Part {
+        seq: u64,
+        idx: usize,
+        etag: String,
+    },
+    Delivered {
+        seq: u64,
+    },
+    Done {
+        seq: u64,
+    },
 }
 
 /// A batch not yet finished (delivered and its files deleted).
@@ -100,6 +127,10 @@ pub struct Journal {
     file: File,
     next_seq: u64,
     open: BTreeMap<u64, OpenBatch>,
+    /// The next line number per source.
+    next_line: BTreeMap<String, u64>,
+    /// The line numbering's identity.
+    stream: String,
     /// Finished batches in the file (counted from the file at open, so compaction happens
     /// across restarts too).
     finished_since_compaction: usize,
@@ -122,31 +153,13 @@ impl Journal {
         };
         fs::create_dir_all(dir).map_err(io_err)?;
         let path = dir.join(JOURNAL);
-        let mut next_seq = 0;
-        let mut open: BTreeMap<u64, OpenBatch> = BTreeMap::new();
-        let mut valid_len = 0u64;
-        let mut finished = 0usize;
-        if let Ok(file) = File::open(&path) {
-            let mut reader = BufReader::new(file);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                let n = reader.read_until(b'\n', &mut line).map_err(io_err)?;
-                if n == 0 || line.last() != Some(&b'\n') {
-                    break; // a torn last entry: cut below
-                }
-                valid_len += n as u64;
-                match serde_json::from_slice::<Entry>(&line) {
-                    Ok(entry) => {
-                        finished += usize::from(matches!(entry, Entry::Done { .. }));
-                        apply(&mut open, &mut next_seq, entry);
-                    }
-                    // A damaged entry inside the file: skip it, keep everything after it.
-                    Err(e) => tracing::error!(error = %e, path = %path.display(),
-                        "logship journal: skipping an unreadable entry"),
-                }
-            }
-        }
+        let Replayed {
+            next_seq,
+            open,
+            next_line,
+            valid_len,
+            finished,
+        } = replay(&path).map_err(io_err)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -162,6 +175,8 @@ impl Journal {
             file,
             next_seq,
             open,
+            next_line,
+            stream: stream_id(dir).map_err(io_err)?,
             finished_since_compaction: finished,
             len: valid_len,
             compacted_len: 0,
@@ -184,6 +199,19 @@ impl Journal {
     /// The sequence number the next batch gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// The identity of this state directory's line numbering (a ULID in `<state-dir>/stream`,
+    /// made when the journal is first opened): a lost state directory numbers its sources from
+    /// 0 again under a new stream, so `logship verify` checks line ranges per host, source and
+    /// stream.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The line number the next batch of `source` starts at.
+    pub fn next_line(&self, source: &str) -> u64 {
+        self.next_line.get(source).copied().unwrap_or(0)
     }
 
     /// Batches not finished yet, by sequence number.
@@ -259,6 +287,7 @@ impl Journal {
             return Err(io_err(e));
         }
         self.len += line.len() as u64;
+        count_lines(&mut self.next_line, &self.open, &entry);
         apply(&mut self.open, &mut self.next_seq, entry);
         Ok(())
     }
@@ -277,7 +306,10 @@ impl Journal {
             out.push(b'\n');
             Ok(())
         };
-        push(&Entry::Next { seq: self.next_seq })?;
+        push(&Entry::Next {
+            seq: self.next_seq,
+            lines: self.next_line.clone(),
+        })?;
         for batch in self.open.values() {
             push(&Entry::Batch(batch.record.clone()))?;
             let seq = batch.record.seq;
@@ -317,9 +349,101 @@ impl Journal {
     }
 }
 
-fn apply(open: &mut BTreeMap<u64, OpenBatch>, next_seq: &mut u64, entry: Entry) {
+/// The state directory's stream id (`stream`), made (tmp, fsync, rename, fsync dir) if absent.
+fn stream_id(dir: &Path) -> io::Result<String> {
+    let path = dir.join(STREAM);
+    match fs::read_to_string(&path) {
+        Ok(id) if ulid::Ulid::from_string(id.trim()).is_ok() => return Ok(id.trim().to_string()),
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "logship: unreadable stream id; a new line numbering starts")
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let id = ulid::Ulid::generate().to_string();
+    let tmp = dir.join(format!(".{STREAM}.tmp"));
+    let mut file = File::create(&tmp)?;
+    file.write_all(id.as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    sync_dir(dir)?;
+    Ok(id)
+}
+
+/// What a journal file replays to.
+#[derive(Default)]
+struct Replayed {
+    next_seq: u64,
+    open: BTreeMap<u64, OpenBatch>,
+    next_line: BTreeMap<String, u64>,
+    /// Length of the whole entries (a torn last one is cut to it).
+    valid_len: u64,
+    /// `done` entries.
+    finished: usize,
+}
+
+/// Replays the journal at `path` (missing: empty).
+fn replay(path: &Path) -> io::Result<Replayed> {
+    let mut r = Replayed::default();
+    let Ok(file) = File::open(path) else {
+        return Ok(r);
+    };
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            return Ok(r); // a torn last entry: cut by the caller
+        }
+        r.valid_len += n as u64;
+        match serde_json::from_slice::<Entry>(&line) {
+            Ok(entry) => {
+                r.finished += usize::from(matches!(entry, Entry::Done { .. }));
+                count_lines(&mut r.next_line, &r.open, &entry);
+                apply(&mut r.open, &mut r.next_seq, entry);
+            }
+            // A damaged entry inside the file: skip it, keep everything after it.
+            Err(e) => tracing::error!(error = %e, path = %path.display(),
+                "logship journal: skipping an unreadable entry"),
+        }
+    }
+}
+
+/// Advances the per-source line counters past `entry` (before [`apply`] sees it). A batch
+/// journaled again with fewer lines (a file changed before upload and was left out; it ships
+/// later) moves its source's counter back when it is the source's latest batch, so the next
+/// batch continues without a gap.
+fn count_lines(
+    next_line: &mut BTreeMap<String, u64>,
+    open: &BTreeMap<u64, OpenBatch>,
+    entry: &Entry,
+) {
     match entry {
-        Entry::Next { seq } => *next_seq = (*next_seq).max(seq),
+        Entry::Next { lines, .. } => {
+            for (source, n) in lines {
+                let at = next_line.entry(source.clone()).or_default();
+                *at = (*at).max(*n);
+            }
+        }
+        Entry::Batch(r) => {
+            let end = r.first_line + r.lines;
+            let at = next_line.entry(r.source.clone()).or_default();
+            let latest = open.get(&r.seq).is_some_and(|old| {
+                old.record.source == r.source
+                    && old.record.first_line == r.first_line
+                    && old.record.first_line + old.record.lines == *at
+            });
+            *at = if latest { end } else { (*at).max(end) };
+        }
+        _ => {}
+    }
+}
+
+/// Replays one entry onto the open batches and the next sequence number.
+pub(crate) fn apply(open: &mut BTreeMap<u64, OpenBatch>, next_seq: &mut u64, entry: Entry) {
+    match entry {
+        Entry::Next { seq, .. } => *next_seq = (*next_seq).max(seq),
         Entry::Batch(record) => {
             *next_seq = (*next_seq).max(record.seq + 1);
             open.insert(
@@ -374,6 +498,8 @@ mod tests {
             size: 5,
             sha256: "ab".into(),
             raw_bytes: 10,
+            first_line: 0,
+            lines: 0,
         }
     }
 
@@ -397,6 +523,40 @@ mod tests {
         assert_eq!(open[0].parts, vec!["e0".to_string()]);
         assert!(j.holds(Path::new("/logs/1.json")));
         assert!(!j.holds(Path::new("/logs/0.json")));
+    }
+
+    #[test]
+    fn line_counters_survive_restarts_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        for seq in 0..3 {
+            let first_line = j.next_line("api");
+            let r = BatchRecord {
+                first_line,
+                lines: 5,
+                ..record(seq)
+            };
+            j.record_batch(r).unwrap();
+            j.record_delivered(seq).unwrap();
+            j.record_done(seq).unwrap();
+        }
+        assert_eq!((j.next_line("api"), j.next_line("other")), (15, 0));
+        j.compact().unwrap();
+        drop(j);
+        let text = fs::read_to_string(dir.path().join(JOURNAL)).unwrap();
+        assert!(!text.contains(r#""op":"batch""#), "compacted: {text}");
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.next_line("api"), 15);
+        // Journaled again with fewer lines (a file left out): the counter moves back.
+        for lines in [4, 2] {
+            let r = BatchRecord {
+                first_line: 15,
+                lines,
+                ..record(3)
+            };
+            j.record_batch(r).unwrap();
+        }
+        assert_eq!(j.next_line("api"), 17);
     }
 
     /// A journal holding batch 0, then `raw` appended as a crash or a bad disk would leave it.

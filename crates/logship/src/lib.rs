@@ -3,21 +3,26 @@
 //! that nothing is lost or duplicated across crashes and storage outages.
 //!
 //! Public surface: [`ShipArgs`] (or [`Options`]) → [`Config`], [`run`] (with the admin server)
-//! or [`run_until`] (the shipper alone), [`verify()`].
+//! or [`run_until`] (the shipper alone), [`verify()`], [`fsck()`].
 
 pub mod args;
 pub mod batch;
+pub mod completeness;
 pub mod config;
 pub mod credentials;
 pub mod encoder;
+pub mod fsck;
 pub mod journal;
+pub mod lost;
+pub mod manifest;
 pub mod metrics;
 pub mod service;
 pub mod sink;
 pub mod verify;
 
-pub use args::{LogshipArgs, LogshipCommand, ShipArgs, VerifyArgs};
+pub use args::{FsckArgs, LogshipArgs, LogshipCommand, ShipArgs, VerifyArgs};
 pub use config::{Config, ConfigError, Options};
+pub use fsck::{FsckError, fsck};
 /// The process's own log writer, which [`RunWith`] hands to the shipper to seal on shutdown.
 pub use logfile::RotatingWriter;
 pub use metrics::Metrics;
@@ -54,7 +59,8 @@ pub async fn run(config: Config, with: RunWith, ctx: runtime::Context) -> Result
     let span = ctx.span();
     async move {
         let mut registry = runtime::metrics::registry(&ctx);
-        let metrics = Metrics::register(&mut registry);
+        let writer = with.seal_on_shutdown.as_ref().map(|w| w.stats().clone());
+        let metrics = Metrics::register_with_writer(&mut registry, writer);
         let shipper = Shipper::new(config, metrics)?.seal_on_shutdown(with.seal_on_shutdown);
         let ship = shipper.run(ctx.shutdown().clone());
         match with.admin {

@@ -10,6 +10,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::lost::LostLines;
+use logfile::WriterStats;
+
 /// Label set of `ferrostack_logship_upload_errors_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
@@ -59,6 +62,8 @@ pub struct Metrics {
     pub source_errors: Family<SourceErrorLabels, Counter>,
     /// Shipped files kept because they changed after they were read (shipped again later).
     pub changed_files: Family<SourceLabels, Counter>,
+    /// `ferrostack_logship_lost_lines_total{reason}` (see `crate::lost`).
+    pub lost: LostLines,
 }
 
 impl Default for Metrics {
@@ -75,6 +80,7 @@ impl Default for Metrics {
             pending_full: Gauge::default(),
             source_errors: Family::default(),
             changed_files: Family::default(),
+            lost: LostLines::default(),
         }
     }
 }
@@ -82,6 +88,25 @@ impl Default for Metrics {
 impl Metrics {
     /// New metrics registered into `registry`.
     pub fn register(registry: &mut Registry) -> Self {
+        Self::register_with_writer(registry, None)
+    }
+
+    /// New metrics registered into `registry`; the lost-lines counter includes the lines the
+    /// process's own log writer (`writer`) dropped.
+    pub fn register_with_writer(registry: &mut Registry, writer: Option<WriterStats>) -> Self {
+        let lost = LostLines {
+            writer,
+            ..LostLines::default()
+        };
+        registry.register_collector(Box::new(lost.clone()));
+        Self {
+            lost,
+            ..Self::register_counters(registry)
+        }
+    }
+
+    /// The metrics besides the lost-lines collector, registered.
+    fn register_counters(registry: &mut Registry) -> Self {
         let m = Self::default();
         let r = registry;
         r.register(
@@ -159,6 +184,11 @@ impl Metrics {
                 source: source.to_string(),
             })
             .inc();
+    }
+
+    /// Counts the lines of a batch whose files vanished before upload (`reason="vanished"`).
+    pub fn lost_vanished(&self, lines: u64) {
+        self.lost.vanished.inc_by(lines);
     }
 
     /// Counts an upload error.

@@ -18,6 +18,7 @@ use crate::batch::{self, Candidate, Source, Stamp};
 use crate::config::{Config, KeyVars};
 use crate::encoder::{self, EncodeError, Encoded, Input};
 use crate::journal::{BatchRecord, FileRef, Journal, JournalError};
+use crate::manifest::Manifest;
 use crate::metrics::Metrics;
 use crate::sink::{BuildError, MultipartProgress, Outcome, Sink, SinkError, Staged};
 use logfile::{RotatingWriter, sync_dir};
@@ -266,8 +267,13 @@ impl Shipper {
                 oldest = Some(oldest.map_or(c.modified, |o| o.min(c.modified)));
                 listed.insert(c.path.clone());
             }
-            // Unreadable files still wait on disk (counted above) but are not packed.
-            cands.retain(|c| self.unreadable.get(&c.path) != Some(&(c.size, c.stamp)));
+            // Unreadable files still wait on disk (counted above) but are not packed, nor are
+            // plain files still being written (see `batch::settled`).
+            let (quiet, now) = (self.config.quiet_period, SystemTime::now());
+            cands.retain(|c| {
+                self.unreadable.get(&c.path) != Some(&(c.size, c.stamp))
+                    && batch::settled(c, quiet, now)
+            });
             out.push((source, cands));
         }
         self.unreadable.retain(|path, _| listed.contains(path));
@@ -399,6 +405,8 @@ impl Shipper {
             size: encoded.size,
             sha256: encoded.sha256,
             raw_bytes: encoded.raw_bytes,
+            first_line: self.journal.next_line(&source.name),
+            lines: encoded.lines,
         })?;
         Ok(())
     }
@@ -412,17 +420,19 @@ impl Shipper {
         if !batch.delivered {
             let record = self.ensure_staged(&batch.record, &staged).await?;
             if record.files.is_empty() {
+                self.metrics.lost_vanished(record.lines);
                 self.journal.record_done(seq)?;
                 return Ok(());
             }
             let started = Instant::now();
+            let manifest = Manifest::of(&record, &self.config.host, self.journal.stream());
             let mut progress = JournalProgress {
                 journal: &mut self.journal,
                 seq,
             };
             let result = self
                 .sink
-                .deliver(
+                .deliver_with(
                     Staged {
                         key: &record.key,
                         path: &staged,
@@ -431,6 +441,7 @@ impl Shipper {
                         upload_id: batch.upload_id.as_deref(),
                         parts: &batch.parts,
                     },
+                    &manifest.metadata(),
                     &mut progress,
                 )
                 .await;
@@ -445,14 +456,7 @@ impl Shipper {
                     return Err(e.into());
                 }
             };
-            self.journal.record_delivered(seq)?;
-            self.metrics
-                .upload_duration
-                .observe(started.elapsed().as_secs_f64());
-            self.metrics.shipped_objects.inc();
-            self.metrics.shipped_bytes.inc_by(record.size);
-            tracing::info!(key = %record.key, files = record.files.len(), bytes = record.size,
-                existing = outcome == Outcome::AlreadyThere, "logship: object delivered");
+            self.delivered(&record, &manifest, started, outcome).await?;
         }
         self.delete_files(&batch.record)?;
         encoder::remove_staged(&staged).map_err(io_err("remove", &staged))?;
@@ -461,6 +465,45 @@ impl Shipper {
             .shipped_files
             .inc_by(batch.record.files.len() as u64);
         Ok(())
+    }
+
+    /// After the object is stored: its manifest, the journal's `delivered` entry, metrics.
+    async fn delivered(
+        &mut self,
+        record: &BatchRecord,
+        manifest: &Manifest,
+        started: Instant,
+        outcome: Outcome,
+    ) -> Result<(), Error> {
+        self.write_manifest(manifest).await?;
+        self.journal.record_delivered(record.seq)?;
+        self.metrics
+            .upload_duration
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.shipped_objects.inc();
+        self.metrics.shipped_bytes.inc_by(record.size);
+        tracing::info!(key = %record.key, files = record.files.len(), bytes = record.size,
+            existing = outcome == Outcome::AlreadyThere, "logship: object delivered");
+        Ok(())
+    }
+
+    /// Writes the manifest of a stored object (retried with the upload on an error). A
+    /// different manifest already under its key is left as it is and the batch counts as
+    /// delivered (its data is stored): `logship verify` reports the mismatch.
+    async fn write_manifest(&self, manifest: &Manifest) -> Result<(), Error> {
+        match self.sink.write_manifest(manifest).await {
+            Ok(()) => Ok(()),
+            Err(SinkError::Conflict { key, .. }) => {
+                self.metrics.upload_error("manifest_conflict");
+                tracing::error!(manifest = %key,
+                    "logship: a different manifest already exists for this object; left as it is");
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.upload_error(e.kind());
+                Err(e.into())
+            }
+        }
     }
 
     /// Deletes a delivered batch's files, each only if it is the very file that was read and
@@ -570,6 +613,7 @@ impl Shipper {
             size: encoded.size,
             sha256: encoded.sha256,
             raw_bytes: encoded.raw_bytes,
+            lines: encoded.lines,
             ..record.clone()
         };
         self.journal.record_batch(updated.clone())?;

@@ -6,6 +6,12 @@
 //! stream and a line longer than [`MAX_LINE_BYTES`] makes its object unreadable, so memory
 //! stays bounded whatever an object expands to (a zstd bomb). Staging objects of multipart
 //! uploads (`.logship-staging/`) are not part of the archive and are skipped.
+//!
+//! The manifests (`.manifests/`, `crate::manifest`) are read too and checked by
+//! [`crate::completeness`]: no gap or overlap in any source's line ranges, each object with
+//! its manifest's size, sha256 and line count. Objects without a manifest (archives of older
+//! versions, or an object whose manifest the shipper has not written yet) are counted, not a
+//! problem.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,10 +19,13 @@ use std::io::{BufRead, BufReader, Read};
 
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
+use object_store::path::Path as ObjectPath;
 use serde::Deserialize;
 use url::Url;
 
-use crate::encoder::decoder;
+use crate::completeness::{self, Finding, ObjectFacts};
+use crate::encoder::{decoder, hex};
+use crate::manifest::Manifest;
 
 /// The longest line verify reads; a longer one makes its object unreadable.
 pub const MAX_LINE_BYTES: u64 = 8 * 1024 * 1024;
@@ -52,17 +61,84 @@ pub struct Report {
     pub unreadable: Vec<(String, String)>,
     /// Per test producer.
     pub producers: BTreeMap<String, ProducerReport>,
+    /// Manifests read.
+    pub manifests: u64,
+    /// Objects no manifest describes.
+    pub unmanifested: u64,
+    /// What the manifests check found (`crate::completeness`).
+    pub findings: Vec<Finding>,
 }
 
 impl Report {
     /// True if the archive has no problem.
     pub fn ok(&self) -> bool {
         self.unreadable.is_empty()
+            && self.findings.is_empty()
             && self.invalid_lines == 0
             && self
                 .producers
                 .values()
                 .all(|p| p.missing == 0 && p.duplicates == 0)
+    }
+}
+
+impl Report {
+    /// Every problem as a finding: the completeness findings, then unreadable objects
+    /// (`object_unreadable`), lines that are not JSON (`invalid_json`) and the test producers'
+    /// missing and repeated seqs (`producer_missing`, `producer_duplicate`).
+    pub fn all_findings(&self) -> Vec<Finding> {
+        let mut out = self.findings.clone();
+        for (key, why) in &self.unreadable {
+            out.push(finding("object_unreadable", key, why.clone()));
+        }
+        if self.invalid_lines > 0 {
+            let why = format!("{} lines are not JSON", self.invalid_lines);
+            out.push(finding("invalid_json", "archive", why));
+        }
+        for (id, p) in &self.producers {
+            if p.missing > 0 {
+                let why = format!(
+                    "{} seqs missing, the first {:?}",
+                    p.missing, p.first_missing
+                );
+                out.push(finding("producer_missing", id, why));
+            }
+            if p.duplicates > 0 {
+                let why = format!("{} seqs seen twice", p.duplicates);
+                out.push(finding("producer_duplicate", id, why));
+            }
+        }
+        out
+    }
+
+    /// One JSON object per finding, then a summary object: `{"summary": {...}}` (as
+    /// `logship fsck --json`).
+    pub fn json_lines(&self) -> String {
+        let mut out = String::new();
+        let findings = self.all_findings();
+        for f in &findings {
+            out.push_str(&serde_json::to_string(f).unwrap_or_default());
+            out.push('\n');
+        }
+        let summary = serde_json::json!({"summary": {
+            "problems": findings.len(),
+            "objects": self.objects,
+            "bytes": self.bytes,
+            "lines": self.lines,
+            "manifests": self.manifests,
+            "objects_without_manifest": self.unmanifested,
+            "ok": self.ok(),
+        }});
+        out.push_str(&summary.to_string());
+        out
+    }
+}
+
+fn finding(code: &'static str, at: &str, message: String) -> Finding {
+    Finding {
+        code,
+        at: at.to_string(),
+        message,
     }
 }
 
@@ -77,6 +153,16 @@ impl fmt::Display for Report {
             self.invalid_lines,
             self.unreadable.len()
         )?;
+        writeln!(
+            f,
+            "manifests={} objects_without_manifest={} completeness_problems={}",
+            self.manifests,
+            self.unmanifested,
+            self.findings.len()
+        )?;
+        for x in &self.findings {
+            writeln!(f, "{} {}: {}", x.code, x.at, x.message)?;
+        }
         for (key, why) in &self.unreadable {
             writeln!(f, "unreadable {key}: {why}")?;
         }
@@ -118,55 +204,123 @@ struct Fields {
 /// Checks the archive at `url`.
 pub async fn verify(url: &Url, options: SinkOptions) -> Result<Report, VerifyError> {
     let sink = Sink::new(url, options)?;
-    let store = sink.store().clone();
-    let prefix = sink.prefix().clone();
-    let prefix = (!prefix.as_ref().is_empty()).then_some(prefix);
-    let keys = list_keys(&sink, prefix.as_ref()).await?;
+    let listing = list_keys(&sink).await?;
     let mut report = Report::default();
     let mut seqs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for (key, location, size) in keys {
+    let mut facts = BTreeMap::new();
+    for (key, location, size) in listing.data {
         report.objects += 1;
         report.bytes += size;
-        let data = match store.get(&location).await {
-            Ok(r) => r.bytes().await,
-            Err(e) => Err(e),
-        };
-        let data = match data {
-            Ok(b) => b,
-            Err(e) => {
-                report.unreadable.push((key, e.to_string()));
-                continue;
-            }
-        };
-        // Decompression is CPU work: off the async threads.
-        let k = key.clone();
-        let scanned = tokio::task::spawn_blocking(move || scan_object(&k, &data[..])).await;
-        let object = match scanned {
-            Ok(object) => object,
-            Err(e) => ObjectScan {
-                error: Some(e.to_string()),
-                ..ObjectScan::default()
-            },
-        };
+        let object = read_object(&sink, &key, &location).await;
         report.lines += object.lines;
         report.invalid_lines += object.invalid;
         for (producer, seq) in object.seqs {
             seqs.entry(producer).or_default().push(seq);
         }
+        let lines = object.error.is_none().then_some(object.newlines);
         if let Some(why) = object.error {
             report.unreadable.push((key, why));
         }
+        let sha256 = object.sha256;
+        let facts_of = ObjectFacts {
+            size,
+            sha256,
+            lines,
+        };
+        facts.insert(relative(&sink, &location), facts_of);
     }
     for (producer, list) in seqs {
         report.producers.insert(producer, summarize(list));
     }
+    let manifests = read_manifests(&sink, &listing.manifests, &mut report).await;
+    let described: std::collections::BTreeSet<&str> =
+        manifests.iter().map(|m| m.key.as_str()).collect();
+    report.unmanifested = facts
+        .keys()
+        .filter(|k| !described.contains(k.as_str()))
+        .count() as u64;
+    report
+        .findings
+        .extend(completeness::check(&manifests, &facts));
     Ok(report)
+}
+
+/// Downloads and scans one object (decompression is CPU work: off the async threads).
+async fn read_object(sink: &Sink, key: &str, location: &ObjectPath) -> ObjectScan {
+    let data = match sink.store().get(location).await {
+        Ok(r) => r.bytes().await,
+        Err(e) => Err(e),
+    };
+    let data = match data {
+        Ok(b) => b,
+        Err(e) => {
+            return ObjectScan {
+                error: Some(e.to_string()),
+                ..ObjectScan::default()
+            };
+        }
+    };
+    let k = key.to_string();
+    let scanned = tokio::task::spawn_blocking(move || {
+        let mut object = scan_object(&k, &data[..]);
+        object.sha256 = Some(hex(&<sha2::Sha256 as sha2::Digest>::digest(&data[..])));
+        object
+    })
+    .await;
+    scanned.unwrap_or_else(|e| ObjectScan {
+        error: Some(e.to_string()),
+        ..ObjectScan::default()
+    })
+}
+
+/// Reads the manifest objects; an unreadable one is a `manifest_unreadable` finding.
+async fn read_manifests(sink: &Sink, paths: &[ObjectPath], report: &mut Report) -> Vec<Manifest> {
+    let mut out = Vec::new();
+    for path in paths {
+        let data = match sink.store().get(path).await {
+            Ok(r) => r.bytes().await,
+            Err(e) => Err(e),
+        };
+        let parsed = data.map_err(|e| e.to_string()).and_then(|data| {
+            data.split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice::<Manifest>(l).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        match parsed {
+            Ok(list) => {
+                report.manifests += 1;
+                out.extend(list);
+            }
+            Err(why) => report.findings.push(Finding {
+                code: "manifest_unreadable",
+                at: path.to_string(),
+                message: why,
+            }),
+        }
+    }
+    out
+}
+
+/// A location's key relative to the URL's prefix (as manifests name objects).
+fn relative(sink: &Sink, location: &ObjectPath) -> String {
+    match location.prefix_match(sink.prefix()) {
+        Some(parts) => parts
+            .map(|p| p.as_ref().to_string())
+            .collect::<Vec<_>>()
+            .join("/"),
+        None => location.to_string(),
+    }
 }
 
 /// What one object held.
 #[derive(Default)]
 struct ObjectScan {
     lines: u64,
+    /// Newline-terminated lines, empty ones too (the manifests' count).
+    newlines: u64,
+    /// sha256 of the stored bytes.
+    sha256: Option<String>,
     invalid: u64,
     seqs: Vec<(String, u64)>,
     /// Why the object could not be read to its end.
@@ -199,6 +353,7 @@ fn scan_object(key: &str, data: &[u8]) -> ObjectScan {
         }
         if line.last() == Some(&b'\n') {
             line.pop();
+            object.newlines += 1;
         } else if line.len() as u64 > MAX_LINE_BYTES {
             object.error = Some(format!(
                 "line {} is longer than {MAX_LINE_BYTES} bytes; not read further",
@@ -228,24 +383,34 @@ fn probe_line(line: &[u8], object: &mut ObjectScan) {
     }
 }
 
-/// The archive's keys, sorted, without the local store's temporary files (`#`) and staging
-/// objects, with their location and size.
-async fn list_keys(
-    sink: &Sink,
-    prefix: Option<&object_store::path::Path>,
-) -> Result<Vec<(String, object_store::path::Path, u64)>, VerifyError> {
-    let mut listing = sink.store().list(prefix);
-    let mut keys = Vec::new();
+/// The archive's data objects (sorted, with location and size) and manifest objects.
+#[derive(Default)]
+struct Listing {
+    data: Vec<(String, ObjectPath, u64)>,
+    manifests: Vec<ObjectPath>,
+}
+
+/// Lists the archive, without the local store's temporary files (`#`) and staging objects.
+async fn list_keys(sink: &Sink) -> Result<Listing, VerifyError> {
+    let prefix = (!sink.prefix().as_ref().is_empty()).then(|| sink.prefix().clone());
+    let mut listing = sink.store().list(prefix.as_ref());
+    let mut out = Listing::default();
     while let Some(meta) = listing.next().await {
         let meta = meta?;
         let key = meta.location.to_string();
         // `#` marks the local store's temporary files; staging objects are not the archive.
-        if !key.contains('#') && !sink.is_staging(&meta.location) {
-            keys.push((key, meta.location, meta.size));
+        if key.contains('#') || sink.is_staging(&meta.location) {
+            continue;
+        }
+        if sink.is_manifest(&meta.location) {
+            out.manifests.push(meta.location);
+        } else {
+            out.data.push((key, meta.location, meta.size));
         }
     }
-    keys.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(keys)
+    out.data.sort_by(|a, b| a.0.cmp(&b.0));
+    out.manifests.sort();
+    Ok(out)
 }
 
 /// The sequence check of one producer's seqs.

@@ -89,6 +89,7 @@ async fn s3_credentials_come_from_the_file_and_a_rotated_file_is_used_without_re
             multipart_threshold: 32 << 20,
             part_size: 8 << 20,
             request_timeout: Duration::from_secs(30),
+            s3_upload: logship::sink::S3Upload::default(),
         },
     )
     .unwrap();

@@ -96,6 +96,13 @@ fn a_failed_background_write_is_returned_by_the_next_call_and_never_counted_as_w
         lines,
         "every line is in a file or counted as dropped"
     );
+    // ferrostack_logship_lost_lines_total{reason} sees them as write errors, none as the bound.
+    assert_eq!(
+        report["lost_write_error"].as_u64(),
+        Some(dropped),
+        "{report}"
+    );
+    assert_eq!(report["lost_pending_bound"].as_u64(), Some(0), "{report}");
     for e in errors {
         let seq = e["seq"].as_u64().unwrap();
         assert!(

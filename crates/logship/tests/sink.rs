@@ -64,6 +64,7 @@ fn options(endpoint: Option<String>) -> SinkOptions {
         multipart_threshold: 5 * MIB,
         part_size: 5 * MIB as usize,
         request_timeout: std::time::Duration::from_secs(30),
+        s3_upload: logship::sink::S3Upload::default(),
     }
 }
 

@@ -7,12 +7,11 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use logship::metrics::{SourceErrorLabels, SourceLabels};
 use logship::{Config, Metrics};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -138,6 +137,59 @@ async fn a_source_replaced_by_a_symlink_is_refused_and_files_outside_it_survive_
     );
 }
 
+/// Appends `{"producer":"app","seq":N}` to `file` the way a plain producer does (open with
+/// O_APPEND, write, close).
+fn append_line(file: &Path, seq: u64) {
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .unwrap();
+    f.write_all(format!("{{\"producer\":\"app\",\"seq\":{seq}}}\n").as_bytes())
+        .unwrap();
+}
+
+/// Waits (up to 10 s) until someone reads `name` in the directory `inotify` watches.
+fn read_soon(inotify: &Inotify, name: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        match inotify.read_events() {
+            Ok(events)
+                if events
+                    .iter()
+                    .any(|e| e.name.as_deref() == Some(name.as_ref())) =>
+            {
+                return true;
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EAGAIN) => std::thread::sleep(Duration::from_micros(200)),
+            Err(e) => panic!("inotify: {e}"),
+        }
+    }
+    false
+}
+
+/// Appends one line to `file` each time someone reads it, up to `times` times (fewer if it is
+/// not read again within 10 s), numbering from `seq`; returns the next seq.
+fn append_on_each_read(file: &Path, mut seq: u64, times: usize) -> u64 {
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+    inotify
+        .add_watch(file.parent().unwrap(), AddWatchFlags::IN_ACCESS)
+        .unwrap();
+    let name = file.file_name().unwrap().to_str().unwrap();
+    for _ in 0..times {
+        if !read_soon(&inotify, name) {
+            break;
+        }
+        append_line(file, seq);
+        seq += 1;
+    }
+    seq
+}
+
+/// The plain-file contract (`--quiet-period`): a file written to at least every quiet period
+/// is not read; once quiet it is read, and an append that lands after that read (a producer
+/// breaking the contract) keeps the file, which is shipped again: nothing is deleted unread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_appended_after_it_was_read_is_never_deleted_unread() {
     let tmp = tempfile::tempdir().unwrap();
@@ -150,8 +202,9 @@ async fn a_file_appended_after_it_was_read_is_never_deleted_unread() {
             .to_string(),
         &tmp.path().join("state"),
     );
-    // A batch is ready at once: the file is shipped again and again while it grows.
+    // A batch is ready as soon as its one file is quiet.
     opts.batch_max_files = 1;
+    opts.quiet_period = Duration::from_secs(1);
     let cfg = opts.validate().unwrap();
     let metrics = Metrics::default();
     let token = CancellationToken::new();
@@ -160,27 +213,23 @@ async fn a_file_appended_after_it_was_read_is_never_deleted_unread() {
         metrics.clone(),
         token.clone(),
     ));
-    // A producer breaking the naming contract: appends to a named file (open, append, close).
-    let stop = Arc::new(AtomicBool::new(false));
-    let (s, file) = (stop.clone(), src.join("app.log"));
-    let producer = std::thread::spawn(move || {
-        let mut seq = 0u64;
-        while !s.load(Ordering::SeqCst) {
-            let mut f = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&file)
-                .unwrap();
-            f.write_all(format!("{{\"producer\":\"app\",\"seq\":{seq}}}\n").as_bytes())
-                .unwrap();
-            seq += 1;
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        seq
-    });
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::SeqCst);
-    let written = producer.join().unwrap();
+    // Within the contract: a line every millisecond for 2 s; the file is never quiet.
+    let file = src.join("app.log");
+    let mut seq = 0u64;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        append_line(&file, seq);
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        metrics.shipped_objects.get(),
+        0,
+        "a file written to within the quiet period is not read"
+    );
+    // Breaking it: each time the shipper reads the (now quiet) file, append at once.
+    let late = tokio::task::spawn_blocking(move || append_on_each_read(&file, seq, 3));
+    let written = late.await.unwrap();
     wait_for_async("the file shipped whole", Duration::from_secs(30), || {
         count_files(&src) == 0
     })
@@ -198,7 +247,10 @@ async fn a_file_appended_after_it_was_read_is_never_deleted_unread() {
             source: "app".into(),
         })
         .get();
-    assert!(changed > 0, "a changed file is counted ({report})");
+    assert!(
+        changed > 0,
+        "an append after the read is seen and counted ({report})"
+    );
 }
 
 /// Runs `logship-testkit ship` without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH (so a mode 000
@@ -385,6 +437,8 @@ fn a_journal_append_that_fails_on_a_full_disk_leaves_no_partial_entry() {
         size: 5,
         sha256: "ab".into(),
         raw_bytes: 10,
+        first_line: 0,
+        lines: 0,
     };
     let mut journal = Journal::open(&state).unwrap();
     let filler = state.join("filler");

@@ -123,6 +123,7 @@ pub(crate) fn test_options(sources: Vec<String>, to: String, state: &Path) -> Op
     let mut o = Options::new(sources, to);
     o.state_dir = state.to_path_buf();
     o.batch_max_age = Duration::from_millis(200);
+    o.quiet_period = Duration::from_millis(100);
     o.scan_interval = Duration::from_millis(50);
     o.retry_initial = Duration::from_millis(50);
     o.retry_max = Duration::from_millis(500);

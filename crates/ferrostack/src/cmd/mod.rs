@@ -96,7 +96,11 @@ failure_from!(Config:
     health::ServeConfigError,
     admission::ConfigError,
     admission::PolicyFileError,
-    ::logship::ConfigError
+    ::logship::ConfigError,
+    // fsck's "unusable" (exit 2): the state directory or the store cannot be read.
+    ::logship::FsckError,
+    // verify's "unusable" (exit 2): the archive cannot be listed.
+    ::logship::VerifyError
 );
 failure_from!(Run:
     ::services::ServiceError,
@@ -105,8 +109,7 @@ failure_from!(Run:
     runtime::roles::RolesError,
     health::RunFailed,
     admission::RunError,
-    ::logship::RunError,
-    ::logship::VerifyError
+    ::logship::RunError
 );
 
 pub(crate) fn fail(failure: &Failure) -> ExitCode {

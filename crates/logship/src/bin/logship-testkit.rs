@@ -1,6 +1,6 @@
 //! Test harness for the crash tests (not part of the image): `logship-testkit ship` takes
 //! `ferrostack logship`'s flags (the same [`ShipArgs`]; `--batch-max-age` defaults to 200 ms
-//! here) and runs the shipper until SIGTERM, then prints its metrics; `logship-testkit verify
+//! here, `--quiet-period` to 100 ms) and runs the shipper until SIGTERM, then prints its metrics; `logship-testkit verify
 //! --to URL [--s3-endpoint URL]` runs verify and exits 1 on a problem. Store credentials come
 //! from the environment.
 //! `logship-testkit write DIR LINES` writes LINES numbered lines through a rotating writer on
@@ -33,6 +33,7 @@ enum Cli {
 
 #[derive(clap::Args, Debug)]
 #[command(mut_arg("batch_max_age", |a| a.default_value("200ms")))]
+#[command(mut_arg("quiet_period", |a| a.default_value("100ms")))]
 struct TestShipArgs {
     #[command(flatten)]
     ship: ShipArgs,
@@ -125,7 +126,11 @@ async fn verify(args: VerifyArgs) -> ExitCode {
     };
     match logship::verify(&url, sink).await {
         Ok(report) => {
-            println!("{report}");
+            if args.json {
+                println!("{}", report.json_lines());
+            } else {
+                println!("{report}");
+            }
             if report.ok() {
                 ExitCode::SUCCESS
             } else {
@@ -133,8 +138,9 @@ async fn verify(args: VerifyArgs) -> ExitCode {
             }
         }
         Err(e) => {
+            // Unusable: the archive cannot be listed.
             eprintln!("{e}");
-            ExitCode::from(1)
+            ExitCode::from(2)
         }
     }
 }
@@ -174,6 +180,8 @@ fn write(dir: &std::path::Path, lines: u64) -> ExitCode {
             "bytes_total": stats.bytes.get(),
             "write_errors_total": stats.write_errors.get(),
             "dropped_lines_total": stats.dropped_lines.get(),
+            "lost_write_error": stats.dropped_write_error.get(),
+            "lost_pending_bound": stats.dropped_pending.get(),
         })
     );
     ExitCode::SUCCESS

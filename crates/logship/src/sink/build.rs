@@ -17,6 +17,9 @@ use url::Url;
 
 use super::{BuildError, SinkOptions};
 
+/// Connect timeout of every store client.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The largest object S3 copies in one UploadPartCopy (5 GiB).
 const S3_MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
 
@@ -94,7 +97,7 @@ fn retry() -> RetryConfig {
 fn client(options: &SinkOptions) -> ClientOptions {
     ClientOptions::new()
         .with_timeout(options.request_timeout)
-        .with_connect_timeout(Duration::from_secs(5))
+        .with_connect_timeout(CONNECT_TIMEOUT)
 }
 
 /// `file://`: the directory (created) is the store's root, so the prefix is empty.
@@ -113,6 +116,12 @@ fn local(url: &Url) -> Result<Built, BuildError> {
 }
 
 fn s3(url: &Url, options: &SinkOptions) -> Result<object_store::aws::AmazonS3, BuildError> {
+    Ok(s3_builder(url, options)?.build()?)
+}
+
+/// The S3 builder of `url` with every setting of `options` (the uploads listing reads its
+/// bucket, region and endpoint).
+pub(super) fn s3_builder(url: &Url, options: &SinkOptions) -> Result<AmazonS3Builder, BuildError> {
     let mut b = AmazonS3Builder::from_env()
         .with_url(url.as_str())
         .with_retry(retry())
@@ -120,6 +129,14 @@ fn s3(url: &Url, options: &SinkOptions) -> Result<object_store::aws::AmazonS3, B
     for (k, v) in &options.store_options {
         b = b.with_config(k.parse()?, v);
     }
+    for (k, v) in options.s3_upload.store_config() {
+        b = b.with_config(k.parse()?, v);
+    }
+    // Content-MD5 on every upload (see `options`).
+    b = b.with_http_connector(super::options::Md5Connector {
+        timeout: options.request_timeout,
+        connect_timeout: CONNECT_TIMEOUT,
+    });
     if let Some(endpoint) = &options.s3_endpoint {
         b = b
             .with_endpoint(endpoint)
@@ -136,7 +153,7 @@ fn s3(url: &Url, options: &SinkOptions) -> Result<object_store::aws::AmazonS3, B
         let provider = crate::credentials::FileCredentials::new(file, profile)?;
         b = b.with_credentials(Arc::new(provider));
     }
-    Ok(b.build()?)
+    Ok(b)
 }
 
 #[cfg(test)]
@@ -154,6 +171,7 @@ mod tests {
             multipart_threshold: 32 << 20,
             part_size: 8 << 20,
             request_timeout: Duration::from_secs(1),
+            s3_upload: super::super::S3Upload::default(),
         }
     }
 

@@ -24,7 +24,10 @@
 
 mod build;
 mod error;
+mod manifests;
 mod multipart;
+pub mod options;
+mod uploads;
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -41,6 +44,8 @@ use crate::encoder::hex;
 use error::store_err;
 
 pub use error::{BuildError, SinkError};
+pub use options::{S3Upload, S3UploadFlags};
+pub use uploads::{Upload, UploadsError};
 
 /// How an object reached the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +96,8 @@ pub struct SinkOptions {
     pub part_size: usize,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// S3 encryption, storage class and tags (empty elsewhere).
+    pub s3_upload: S3Upload,
 }
 
 /// Folder of the staging objects of multipart uploads, under the URL's prefix.
@@ -103,6 +110,8 @@ pub struct Sink {
     multipart: Option<Arc<dyn MultipartStore>>,
     prefix: Path,
     options: SinkOptions,
+    /// The `--to` URL (the uploads listing builds its S3 request from it).
+    url: Url,
     /// Objects above this size cannot be published by a create-only copy.
     max_copy: u64,
 }
@@ -128,6 +137,7 @@ impl Sink {
             multipart: built.multipart,
             prefix: built.prefix,
             options,
+            url: url.clone(),
             max_copy: built.max_copy,
         })
     }
@@ -168,6 +178,17 @@ impl Sink {
         staged: Staged<'_>,
         progress: &mut (dyn MultipartProgress + Send),
     ) -> Result<Outcome, SinkError> {
+        self.deliver_with(staged, &[], progress).await
+    }
+
+    /// [`Sink::deliver`] with `metadata` as the object's user metadata where the store keeps
+    /// it (not `file://`), on objects up to the multipart threshold.
+    pub async fn deliver_with(
+        &self,
+        staged: Staged<'_>,
+        metadata: &[(&'static str, String)],
+        progress: &mut (dyn MultipartProgress + Send),
+    ) -> Result<Outcome, SinkError> {
         let path = self.path(staged.key);
         if staged.size <= self.options.multipart_threshold {
             let data = tokio::fs::read(staged.path)
@@ -178,7 +199,14 @@ impl Sink {
                 })?;
             return match self
                 .store
-                .put_opts(&path, PutPayload::from(data), PutMode::Create.into())
+                .put_opts(
+                    &path,
+                    PutPayload::from(data),
+                    self.with_metadata(
+                        self.options.s3_upload.put_options(PutMode::Create),
+                        metadata,
+                    ),
+                )
                 .await
             {
                 Ok(_) => Ok(Outcome::Uploaded),

@@ -8,6 +8,7 @@ fn memory(prefix: &str) -> Sink {
         multipart_threshold: 1024,
         part_size: 4,
         request_timeout: Duration::from_secs(5),
+        s3_upload: super::S3Upload::default(),
     };
     Sink::new(
         &Url::parse(&format!("memory:///{prefix}")).unwrap(),

@@ -41,6 +41,7 @@ fn sink() -> Sink {
         multipart_threshold: 4,
         part_size: 4,
         request_timeout: Duration::from_secs(5),
+        s3_upload: crate::sink::S3Upload::default(),
     };
     Sink::new(&Url::parse("memory:///p").unwrap(), options).unwrap()
 }
