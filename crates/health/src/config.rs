@@ -61,6 +61,8 @@ pub struct Target {
     pub follow_redirects: bool,
     /// TLS client settings for `https` URLs.
     pub tls: TlsClient,
+    /// Service level objective (`slo: 99.9%`): the error budget on the page and in the API.
+    pub slo: Option<crate::slo::Slo>,
 }
 
 /// The file's top level: `targets:` (or Gatus' `endpoints:`) and optional `defaults:`.
@@ -104,6 +106,8 @@ struct RawTarget {
     follow_redirects: Option<bool>,
     /// TLS settings.
     tls: Option<RawTls>,
+    /// Service level objective, e.g. `99.9%`.
+    slo: Option<Value>,
 }
 
 /// TLS settings of a target.
@@ -282,6 +286,7 @@ pub fn default_targets(
                 conditions: None,
                 follow_redirects: None,
                 tls: None,
+                slo: None,
             };
             validate(raw, &mut tls)
                 .map_err(|(_, msg)| ConfigError::new("flags", Some(name), Some(flag), msg))
@@ -347,6 +352,12 @@ fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, FieldError> {
     let tls = tls
         .get(raw.tls.unwrap_or_default())
         .map_err(|e| ("tls.ca-file", e))?;
+    let slo = raw
+        .slo
+        .as_ref()
+        .map(crate::slo::Slo::parse)
+        .transpose()
+        .map_err(|e| ("slo", e))?;
     Ok(Target {
         name: raw.name,
         url,
@@ -360,6 +371,7 @@ fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, FieldError> {
         conditions,
         follow_redirects: raw.follow_redirects.unwrap_or(true),
         tls,
+        slo,
     })
 }
 

@@ -14,12 +14,15 @@ pub mod config;
 mod deliver;
 pub mod history;
 pub mod metrics;
+pub mod outcome;
 pub mod page;
 pub mod probe;
 pub mod push;
 pub mod record;
+pub mod rollup;
 mod run;
 pub mod serve;
+pub mod slo;
 pub mod status;
 pub mod tls;
 
