@@ -114,9 +114,16 @@ impl Rollups {
     /// Folds only the results newer than the newest folded one of their target: for a
     /// history another process rewrote, where the tail position no longer says what was read.
     pub fn fold_new(&mut self, records: &[Record]) {
+        // The marks as they were before this read: results of this read that are older than
+        // ones before them in the file (a CronJob's, appended late) are new all the same.
+        let marks: BTreeMap<String, i128> = self
+            .series
+            .iter()
+            .map(|(name, s)| (name.clone(), s.last_folded))
+            .collect();
         for r in records {
-            if let Some(s) = self.series.get_mut(&r.target)
-                && r.time.unix_timestamp_nanos() > s.last_folded
+            if let (Some(s), Some(mark)) = (self.series.get_mut(&r.target), marks.get(&r.target))
+                && r.time.unix_timestamp_nanos() > *mark
             {
                 s.fold(r);
             }

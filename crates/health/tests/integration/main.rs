@@ -9,6 +9,7 @@ mod fixtures;
 mod history;
 mod probe;
 mod pushgateway;
+mod rollup;
 mod run;
 mod serve;
 mod support;
