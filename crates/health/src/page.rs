@@ -28,7 +28,7 @@ header,main{max-width:880px;margin:0 auto;padding:12px 14px}header h1{margin:8px
 .badge.up{background:var(--ok)}.badge.down{background:var(--bad)}.badge.degraded{background:var(--deg)}
 .url{margin:2px 0 6px;color:var(--muted);font-size:.85rem;overflow-wrap:anywhere}.reason{margin:4px 0;color:var(--bad);font-size:.9rem;overflow-wrap:anywhere}
 .meta{margin:4px 0;color:var(--muted);font-size:.85rem}
-.uptime{display:flex;gap:8px;margin:8px 0;padding:0}.uptime div{flex:1;background:var(--bg);border-radius:8px;padding:4px 8px;text-align:center}
+.uptime{display:flex;flex-wrap:wrap;gap:8px;margin:8px 0;padding:0}.uptime div{flex:1 0 28%;background:var(--bg);border-radius:8px;padding:4px 8px;text-align:center}
 .uptime dt{font-size:.75rem;color:var(--muted)}.uptime dd{margin:0;font-weight:700}
 .spark{display:block;width:100%;height:36px;margin:6px 0}.spark polyline{fill:none;stroke:currentColor;stroke-width:1.5;vector-effect:non-scaling-stroke}
 .sparkline{color:var(--muted);font-size:.75rem;margin:0}
