@@ -72,13 +72,9 @@ struct EveryState {
     _dir: tempfile::TempDir,
 }
 
-async fn serve_every_state() -> EveryState {
-    let s = target_server().await;
-    s.set_delay(Duration::from_secs(120));
-    let failing = target_server().await;
-    failing.fail_with(503);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("history.jsonl");
+/// The CronJob's results: 30 of `nightly-cron` over the last half hour (4 failed), and one
+/// success of `download-external-logs` five minutes ago.
+fn cron_history(path: &std::path::Path) {
     let mut records = Vec::new();
     for i in 0..30u64 {
         records.push(cron_record(
@@ -93,7 +89,17 @@ async fn serve_every_state() -> EveryState {
         true,
         Duration::from_secs(300),
     ));
-    History::new(&path).append(&records).unwrap();
+    History::new(path).append(&records).unwrap();
+}
+
+async fn serve_every_state() -> EveryState {
+    let s = target_server().await;
+    s.set_delay(Duration::from_secs(120));
+    let failing = target_server().await;
+    failing.fail_with(503);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    cron_history(&path);
     let yaml = format!(
         "targets:\n  - {{name: backend-api, url: '{}', interval: 1s}}\n  - {{name: data-api, url: '{}', interval: 1s, conditions: ['[STATUS] == 200', '[RESPONSE_TIME] < 2s']}}\n  - {{name: download-external-logs, url: '{}', interval: 1s}}\n  - {{name: slow-starting, url: '{}', timeout: 60s}}\n  - {{name: nightly-cron, url: '{}', interval: 1h, timeout: 60s, slo: 99.9%}}\n  - {{name: flaky-retry, url: '{}', interval: 1s, retries: 1, retry-backoff: 10ms}}\n",
         s.url("/ok"),
