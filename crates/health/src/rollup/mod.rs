@@ -147,6 +147,30 @@ impl Rollups {
         }
     }
 
+    /// Adds an hour of results counted elsewhere (`at` is any time in the hour): how the
+    /// benchmark's generator builds a year of rollups without a year of probes.
+    pub fn fold_hour(&mut self, target: &str, at: OffsetDateTime, counts: Counts, sketch: &Sketch) {
+        let Some(s) = self.series.get_mut(target) else {
+            return;
+        };
+        let t = at.unix_timestamp();
+        let (hour, day) = (t.div_euclid(3600), t.div_euclid(86_400));
+        if let Some(h) = slot(&mut s.hours, hour, HOURS_KEPT, |h| h.hour, Hour::new) {
+            h.counts.merge(&counts);
+            h.sketch.merge(sketch);
+        }
+        let newest = s.days.back().map(|d| d.day);
+        if let Some(d) = slot(&mut s.days, day, DAYS_KEPT, |d| d.day, Day::new) {
+            d.counts.merge(&counts);
+            d.sketch.open().merge(sketch);
+        }
+        if newest.is_some_and(|n| n < day) {
+            s.pack_closed_days();
+        }
+        s.freshness.succeeded |= counts.count > counts.failures;
+        s.last_folded = s.last_folded.max(at.unix_timestamp_nanos());
+    }
+
     /// The target counts as new again (say, a maintenance window ended).
     pub fn mark_fresh(&mut self, target: &str) {
         if let Some(s) = self.series.get_mut(target) {
@@ -183,34 +207,14 @@ impl Series {
         let t = record.time.unix_timestamp();
         let latency = record.response_time_seconds;
         let (hour, day) = (t.div_euclid(3600), t.div_euclid(86_400));
-        if let Some(h) = slot(
-            &mut self.hours,
-            hour,
-            HOURS_KEPT,
-            |h| h.hour,
-            |hour| Hour {
-                hour,
-                counts: Counts::default(),
-                sketch: Sketch::default(),
-            },
-        ) {
+        if let Some(h) = slot(&mut self.hours, hour, HOURS_KEPT, |h| h.hour, Hour::new) {
             add(&mut h.counts, outcome, latency);
             if outcome != Outcome::Down {
                 h.sketch.add(latency);
             }
         }
         let newest = self.days.back().map(|d| d.day);
-        if let Some(d) = slot(
-            &mut self.days,
-            day,
-            DAYS_KEPT,
-            |d| d.day,
-            |day| Day {
-                day,
-                counts: Counts::default(),
-                sketch: DaySketch::default(),
-            },
-        ) {
+        if let Some(d) = slot(&mut self.days, day, DAYS_KEPT, |d| d.day, Day::new) {
             add(&mut d.counts, outcome, latency);
             if outcome != Outcome::Down {
                 d.sketch.open().add(latency);
@@ -322,6 +326,39 @@ fn slot<T>(
     let dropped = list.iter().take_while(|x| key(x) <= at - keep).count();
     list.drain(..dropped);
     list.get_mut(i - dropped)
+}
+
+// === impl Counts ===
+
+impl Counts {
+    fn merge(&mut self, other: &Counts) {
+        self.count = self.count.saturating_add(other.count);
+        self.failures = self.failures.saturating_add(other.failures);
+        self.degraded = self.degraded.saturating_add(other.degraded);
+        self.latency_sum += other.latency_sum;
+    }
+}
+
+// === impl Hour, Day ===
+
+impl Hour {
+    fn new(hour: i64) -> Self {
+        Self {
+            hour,
+            counts: Counts::default(),
+            sketch: Sketch::default(),
+        }
+    }
+}
+
+impl Day {
+    fn new(day: i64) -> Self {
+        Self {
+            day,
+            counts: Counts::default(),
+            sketch: DaySketch::default(),
+        }
+    }
 }
 
 // === impl DaySketch ===
