@@ -58,4 +58,24 @@ mod tests {
         }
         assert!(p("100%").unwrap_err().contains("below 100%"));
     }
+
+    #[test]
+    fn a_bad_slo_in_the_file_names_file_target_and_field() {
+        let e = crate::config::parse_targets(
+            "targets.yaml",
+            "defaults: {slo: 100%}\ntargets: [{name: api, url: 'http://a/'}]",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "targets.yaml: target \"api\": field \"slo\": 100 must be above 0% and below 100% (100% leaves no error budget)"
+        );
+        let ok = crate::config::parse_targets(
+            "t",
+            "defaults: {slo: 99%}\ntargets: [{name: a, url: 'http://a/', slo: 99.95%}, {name: b, url: 'http://b/'}]",
+        )
+        .unwrap();
+        assert_eq!(ok[0].slo.map(Slo::percent), Some(99.95));
+        assert_eq!(ok[1].slo.map(Slo::percent), Some(99.0));
+    }
 }
