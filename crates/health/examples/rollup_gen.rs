@@ -20,8 +20,22 @@ const PER_HOUR: u32 = 60;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, targets, history] = args.as_slice()
+        && flag == "--load"
+    {
+        // Loads the rollups and prints the resident size: what they take in serve.
+        let targets = ferrostack_health::load_targets(&PathBuf::from(targets))?;
+        let mut rollups = Rollups::new(&targets);
+        Store::beside(&PathBuf::from(history)).load(&mut rollups)?;
+        let status = std::fs::read_to_string("/proc/self/status")?;
+        let rss = status.lines().filter(|l| l.starts_with("Vm"));
+        println!("{}", rss.collect::<Vec<_>>().join("; "));
+        return Ok(());
+    }
     let [targets, history, days] = args.as_slice() else {
-        return Err("usage: rollup_gen TARGETS.yaml HISTORY DAYS".into());
+        return Err(
+            "usage: rollup_gen TARGETS.yaml HISTORY DAYS | --load TARGETS.yaml HISTORY".into(),
+        );
     };
     let targets = ferrostack_health::load_targets(&PathBuf::from(targets))?;
     let days: i64 = days.parse()?;

@@ -26,10 +26,15 @@ pub mod window;
 use sketch::{Dense, Packed, Sketch};
 pub use window::{Budget, Span, WINDOWS, WindowStats};
 
-/// Hourly rollups kept: the `24h` window and the day before it.
-pub const HOURS_KEPT: i64 = 48;
-/// Daily rollups kept: the `365d` window and one more day.
+/// Hourly rollups kept: the `24h` window and two more.
+pub const HOURS_KEPT: i64 = 26;
+/// Daily counts kept: the `365d` window and one more day.
 pub const DAYS_KEPT: i64 = 366;
+/// Days whose latency sketch is kept by day (the `7d` and `30d` windows and slack); older
+/// days' sketches are merged into their week (days since the epoch / 7), so the `90d` and
+/// `365d` percentiles cover those days and the whole weeks inside the window. Counts stay
+/// per day for all [`DAYS_KEPT`].
+pub const SKETCH_DAYS: i64 = 35;
 
 /// Counts of one hour or day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -48,14 +53,14 @@ pub struct Counts {
 struct Hour {
     hour: i64,
     counts: Counts,
-    sketch: Sketch,
+    sketch: Slot,
 }
 
-/// A day's sketch stays open while results arrive and is packed once a later day starts;
-/// while `open` is set it is the sketch.
+/// A sketch that stays open while its period gets results and is packed once a later one
+/// starts; while `open` is set it is the sketch.
 #[derive(Debug, Clone, Default)]
-struct DaySketch {
-    open: Option<Sketch>,
+struct Slot {
+    open: Option<Box<Sketch>>,
     packed: Packed,
 }
 
@@ -63,7 +68,6 @@ struct DaySketch {
 struct Day {
     day: i64,
     counts: Counts,
-    sketch: DaySketch,
 }
 
 /// One target's rollups.
@@ -77,6 +81,10 @@ pub struct Series {
     slo: Option<Slo>,
     hours: VecDeque<Hour>,
     days: VecDeque<Day>,
+    /// Latency sketches of the last [`SKETCH_DAYS`] days, by day.
+    day_sketches: VecDeque<(i64, Slot)>,
+    /// Latency sketches of older days, by week.
+    weeks: VecDeque<(i64, Slot)>,
 }
 
 /// Every configured target's rollups.
@@ -154,19 +162,7 @@ impl Rollups {
             return;
         };
         let t = at.unix_timestamp();
-        let (hour, day) = (t.div_euclid(3600), t.div_euclid(86_400));
-        if let Some(h) = slot(&mut s.hours, hour, HOURS_KEPT, |h| h.hour, Hour::new) {
-            h.counts.merge(&counts);
-            h.sketch.merge(sketch);
-        }
-        let newest = s.days.back().map(|d| d.day);
-        if let Some(d) = slot(&mut s.days, day, DAYS_KEPT, |d| d.day, Day::new) {
-            d.counts.merge(&counts);
-            d.sketch.open().merge(sketch);
-        }
-        if newest.is_some_and(|n| n < day) {
-            s.pack_closed_days();
-        }
+        s.add(t, |c| c.merge(&counts), |k| k.merge(sketch));
         s.freshness.succeeded |= counts.count > counts.failures;
         s.last_folded = s.last_folded.max(at.unix_timestamp_nanos());
     }
@@ -204,33 +200,95 @@ impl Rollups {
 impl Series {
     fn fold(&mut self, record: &Record) {
         let outcome = self.freshness.classify(record);
-        let t = record.time.unix_timestamp();
         let latency = record.response_time_seconds;
-        let (hour, day) = (t.div_euclid(3600), t.div_euclid(86_400));
-        if let Some(h) = slot(&mut self.hours, hour, HOURS_KEPT, |h| h.hour, Hour::new) {
-            add(&mut h.counts, outcome, latency);
-            if outcome != Outcome::Down {
-                h.sketch.add(latency);
-            }
-        }
-        let newest = self.days.back().map(|d| d.day);
-        if let Some(d) = slot(&mut self.days, day, DAYS_KEPT, |d| d.day, Day::new) {
-            add(&mut d.counts, outcome, latency);
-            if outcome != Outcome::Down {
-                d.sketch.open().add(latency);
-            }
-        }
-        if newest.is_some_and(|n| n < day) {
-            self.pack_closed_days();
-        }
+        let answered = outcome != Outcome::Down;
+        self.add(
+            record.time.unix_timestamp(),
+            |c| add(c, outcome, latency),
+            |k| {
+                if answered {
+                    k.add(latency);
+                }
+            },
+        );
         self.last_folded = self.last_folded.max(record.time.unix_timestamp_nanos());
     }
 
-    fn pack_closed_days(&mut self) {
-        let newest = self.days.back().map_or(i64::MIN, |d| d.day);
-        for d in self.days.iter_mut().filter(|d| d.day < newest) {
-            d.sketch.pack();
+    /// Adds to the hour and day of unix time `t`: `counts` to their counts, `sketch` to the
+    /// latency sketches (the hour's, and the day's or, for an old day, its week's).
+    fn add(&mut self, t: i64, counts: impl Fn(&mut Counts), sketch: impl Fn(&mut Sketch)) {
+        let (hour, day) = (t.div_euclid(3600), t.div_euclid(86_400));
+        let newest_hour = self.hours.back().map(|h| h.hour);
+        if let Some(h) = slot(&mut self.hours, hour, HOURS_KEPT, |h| h.hour, Hour::new) {
+            counts(&mut h.counts);
+            sketch(h.sketch.open());
         }
+        if newest_hour.is_some_and(|n| n < hour) {
+            let newest = self.hours.back().map_or(i64::MIN, |h| h.hour);
+            self.hours
+                .iter_mut()
+                .filter(|h| h.hour < newest)
+                .for_each(|h| h.sketch.pack());
+        }
+        let newest_day = self.days.back().map(|d| d.day);
+        let Some(d) = slot(&mut self.days, day, DAYS_KEPT, |d| d.day, Day::new) else {
+            return;
+        };
+        counts(&mut d.counts);
+        let newest = self.days.back().map_or(day, |d| d.day);
+        if day > newest - SKETCH_DAYS {
+            if let Some((_, k)) = slot(&mut self.day_sketches, day, NO_LIMIT, |d| d.0, with_slot) {
+                sketch(k.open());
+            }
+        } else if let Some((_, k)) = slot(
+            &mut self.weeks,
+            day.div_euclid(7),
+            NO_LIMIT,
+            |w| w.0,
+            with_slot,
+        ) {
+            sketch(k.open());
+            k.pack();
+        }
+        if newest_day.is_some_and(|n| n < day) {
+            self.age_sketches();
+        }
+    }
+
+    /// Moves day sketches older than [`SKETCH_DAYS`] into their weeks, drops weeks older
+    /// than [`DAYS_KEPT`], packs every sketch but the newest day's.
+    fn age_sketches(&mut self) {
+        let newest = self.days.back().map_or(i64::MIN, |d| d.day);
+        while let Some((day, _)) = self.day_sketches.front()
+            && *day <= newest - SKETCH_DAYS
+        {
+            let Some((day, mut old)) = self.day_sketches.pop_front() else {
+                break;
+            };
+            let merged = old.open().clone();
+            if let Some((_, w)) = slot(
+                &mut self.weeks,
+                day.div_euclid(7),
+                NO_LIMIT,
+                |w| w.0,
+                with_slot,
+            ) {
+                w.open().merge(&merged);
+                w.pack();
+            }
+        }
+        let oldest_week = (newest - DAYS_KEPT).div_euclid(7);
+        while self.weeks.front().is_some_and(|w| w.0 < oldest_week) {
+            self.weeks.pop_front();
+        }
+        self.day_sketches
+            .iter_mut()
+            .filter(|(d, _)| *d < newest)
+            .for_each(|(_, k)| k.pack());
+    }
+
+    fn pack_closed_days(&mut self) {
+        self.age_sketches();
     }
 
     /// The target's SLO, if it has one.
@@ -244,6 +302,8 @@ impl Series {
         let (hour, today) = (t.div_euclid(3600), t.div_euclid(86_400));
         let mut out = Vec::with_capacity(WINDOWS.len());
         let mut days = self.days.iter().rev().peekable();
+        let mut sketches = self.day_sketches.iter().rev().peekable();
+        let mut weeks = self.weeks.iter().rev().peekable();
         let (mut acc, mut dense, mut sum) = (WindowStats::default(), Dense::default(), 0.0);
         for (name, span) in WINDOWS {
             match span {
@@ -255,21 +315,26 @@ impl Series {
                         .filter(|h| h.hour > hour - n && h.hour <= hour)
                     {
                         count(&mut w, &h.counts, &mut s);
-                        d.add(&h.sketch);
+                        h.sketch.add_to(&mut d);
                     }
                     out.push((name, finish(w, &d, s, self.slo)));
                 }
                 // Windows nest, so one pass from today backwards serves them all.
                 Span::Days(n) => {
+                    let inside = |d: i64| d > today - n && d <= today;
                     while let Some(d) = days.next_if(|d| d.day > today - n) {
-                        if d.day > today {
-                            continue;
+                        if d.day <= today {
+                            count(&mut acc, &d.counts, &mut sum);
                         }
-                        count(&mut acc, &d.counts, &mut sum);
-                        match &d.sketch.open {
-                            Some(s) => dense.add(s),
-                            None => dense.add_packed(&d.sketch.packed),
+                    }
+                    while let Some((d, k)) = sketches.next_if(|(d, _)| *d > today - n) {
+                        if inside(*d) {
+                            k.add_to(&mut dense);
                         }
+                    }
+                    // Whole weeks only: a week's days are all inside once its first is.
+                    while let Some((_, k)) = weeks.next_if(|(w, _)| w * 7 > today - n) {
+                        k.add_to(&mut dense);
                     }
                     out.push((name, finish(acc.clone(), &dense, sum, self.slo)));
                 }
@@ -277,6 +342,13 @@ impl Series {
         }
         out
     }
+}
+
+/// No limit on how many periods `slot` keeps (the caller ages them).
+const NO_LIMIT: i64 = 1 << 40;
+
+fn with_slot(at: i64) -> (i64, Slot) {
+    (at, Slot::default())
 }
 
 fn count(w: &mut WindowStats, c: &Counts, latency_sum: &mut f64) {
@@ -346,7 +418,7 @@ impl Hour {
         Self {
             hour,
             counts: Counts::default(),
-            sketch: Sketch::default(),
+            sketch: Slot::default(),
         }
     }
 }
@@ -356,24 +428,41 @@ impl Day {
         Self {
             day,
             counts: Counts::default(),
-            sketch: DaySketch::default(),
         }
     }
 }
 
-// === impl DaySketch ===
+// === impl Slot ===
 
-impl DaySketch {
-    /// The open sketch (a late result reopens a packed day).
+impl Slot {
+    /// The open sketch (a result for a packed period reopens it).
     fn open(&mut self) -> &mut Sketch {
         let packed = &self.packed;
-        self.open.get_or_insert_with(|| packed.unpack())
+        self.open.get_or_insert_with(|| Box::new(packed.unpack()))
     }
 
     fn pack(&mut self) {
         if let Some(s) = self.open.take() {
             self.packed = s.pack();
         }
+    }
+
+    fn add_to(&self, dense: &mut Dense) {
+        match &self.open {
+            Some(s) => dense.add(s),
+            None => dense.add_packed(&self.packed),
+        }
+    }
+
+    /// The packed form, without packing self.
+    fn packed(&self) -> Packed {
+        self.open
+            .as_ref()
+            .map_or_else(|| self.packed.clone(), |s| s.pack())
+    }
+
+    fn from_packed(packed: Packed) -> Self {
+        Self { open: None, packed }
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::sketch::Packed;
-use super::{Counts, Day, DaySketch, Hour, Rollups, Series};
+use super::{Counts, Day, Hour, Rollups, Series, Slot};
 use crate::history::Position;
 use crate::outcome::Freshness;
 
@@ -37,7 +37,9 @@ struct DiskSeries {
     freshness: Freshness,
     last_folded: i128,
     hours: Vec<(i64, Counts, Packed)>,
-    days: Vec<(i64, Counts, Packed)>,
+    days: Vec<(i64, Counts)>,
+    day_sketches: Vec<(i64, Packed)>,
+    weeks: Vec<(i64, Packed)>,
 }
 
 // === impl Store ===
@@ -153,6 +155,9 @@ fn read_frame<T: for<'de> Deserialize<'de>>(
 
 impl Series {
     fn to_disk(&self, name: &str) -> DiskSeries {
+        let packed = |l: &std::collections::VecDeque<(i64, Slot)>| {
+            l.iter().map(|(at, k)| (*at, k.packed())).collect()
+        };
         DiskSeries {
             name: name.to_owned(),
             freshness: self.freshness,
@@ -160,20 +165,11 @@ impl Series {
             hours: self
                 .hours
                 .iter()
-                .map(|h| (h.hour, h.counts, h.sketch.pack()))
+                .map(|h| (h.hour, h.counts, h.sketch.packed()))
                 .collect(),
-            days: self
-                .days
-                .iter()
-                .map(|d| {
-                    let packed = d.sketch.open.as_ref().map(|s| s.pack());
-                    (
-                        d.day,
-                        d.counts,
-                        packed.unwrap_or_else(|| d.sketch.packed.clone()),
-                    )
-                })
-                .collect(),
+            days: self.days.iter().map(|d| (d.day, d.counts)).collect(),
+            day_sketches: packed(&self.day_sketches),
+            weeks: packed(&self.weeks),
         }
     }
 
@@ -186,17 +182,20 @@ impl Series {
             .map(|(hour, counts, p)| Hour {
                 hour,
                 counts,
-                sketch: p.unpack(),
+                sketch: Slot::from_packed(p),
             })
             .collect();
         self.days = disk
             .days
             .into_iter()
-            .map(|(day, counts, packed)| Day {
-                day,
-                counts,
-                sketch: DaySketch { open: None, packed },
-            })
+            .map(|(day, counts)| Day { day, counts })
             .collect();
+        let slots = |l: Vec<(i64, Packed)>| {
+            l.into_iter()
+                .map(|(at, p)| (at, Slot::from_packed(p)))
+                .collect()
+        };
+        self.day_sketches = slots(disk.day_sketches);
+        self.weeks = slots(disk.weeks);
     }
 }

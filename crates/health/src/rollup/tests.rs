@@ -75,8 +75,18 @@ fn windows_count_their_days_and_spend_the_budget() {
     let s = r.get("a").unwrap();
     assert_eq!(s.days.len(), DAYS_KEPT as usize);
     assert_eq!(s.hours.len(), HOURS_KEPT as usize);
-    // Closed days are packed; only today is open.
-    assert_eq!(s.days.iter().filter(|d| d.sketch.open.is_some()).count(), 1);
+    // Sketches: the last 35 days by day (only today's open), older ones by week.
+    assert_eq!(s.day_sketches.len(), SKETCH_DAYS as usize);
+    assert_eq!(
+        s.day_sketches
+            .iter()
+            .filter(|(_, k)| k.open.is_some())
+            .count(),
+        1
+    );
+    // The other 331 of the 366 days: 48 or 49 weeks, partial ones at both ends.
+    assert!((48..=49).contains(&s.weeks.len()), "{}", s.weeks.len());
+    assert!(s.weeks.iter().all(|(_, k)| k.open.is_none()));
 }
 
 #[test]
