@@ -38,7 +38,7 @@ pub(crate) fn routes(service: Service) -> OpenApiRouter {
 #[utoipa::path(get, path = "/badge/{target}/health.svg", tag = "healthcheck",
     params(("target" = String, Path, description = "target name")),
     responses(
-        (status = 200, description = "badge: up, down, maintenance or no data", content_type = "image/svg+xml"),
+        (status = 200, description = "badge: up, degraded, down, maintenance or no data", content_type = "image/svg+xml"),
         (status = 404, description = "no such target", body = runtime::error::ErrorBody),
 ))]
 async fn health_badge(
@@ -53,6 +53,7 @@ async fn health_badge(
     } else {
         match view.state() {
             TargetState::Up => ("up", GREEN),
+            TargetState::Degraded => ("degraded", YELLOW),
             TargetState::Down => ("down", RED),
             TargetState::Unknown => ("no data", GREY),
         }
@@ -68,7 +69,7 @@ async fn health_badge(
 /// The target's uptime over a window as a badge.
 #[utoipa::path(get, path = "/badge/{target}/uptime/{window}", tag = "healthcheck",
     params(("target" = String, Path, description = "target name"),
-           ("window" = String, Path, description = "an uptime window and `.svg`, e.g. `24h.svg` (1h, 24h, 7d)")),
+           ("window" = String, Path, description = "an uptime window and `.svg`, e.g. `24h.svg` (1h, 24h, 7d, 30d, 90d, 365d)")),
     responses(
         (status = 200, description = "badge: the share of successful results, or no data", content_type = "image/svg+xml"),
         (status = 404, description = "no such target or window", body = runtime::error::ErrorBody),
@@ -79,25 +80,47 @@ async fn uptime_badge(
 ) -> Result<Response, ApiError> {
     let board = service.board();
     let view = find(board.get(&target), &target)?;
-    let (name, seconds) = window
+    let name = window
         .strip_suffix(".svg")
-        .and_then(|w| WINDOWS.iter().find(|(name, _)| *name == w))
+        .and_then(|w| windows().find(|name| *name == w))
         .ok_or_else(|| {
-            let known: Vec<String> = WINDOWS.iter().map(|(n, _)| format!("{n}.svg")).collect();
+            let known: Vec<String> = windows().map(|n| format!("{n}.svg")).collect();
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_window",
                 format!("no uptime window {window:?}; one of {}", known.join(", ")),
             )
         })?;
-    let uptime = view.uptime(*seconds, OffsetDateTime::now_utc());
+    let now = OffsetDateTime::now_utc();
+    // The board's short windows (1h) from its buckets; the rest, as on the page, from the
+    // rollups, which count degraded results as answered.
+    let short = WINDOWS
+        .iter()
+        .find(|(n, _)| *n == name && !is_rollup_window(n))
+        .map(|(_, seconds)| view.uptime(*seconds, now));
+    let target = view.name.clone();
+    drop(board); // one lock at a time
+    let uptime = short.unwrap_or_else(|| service.window_uptime(&target, name, now));
     let (value, colour) = match uptime {
         None => ("no data".to_owned(), GREY),
         Some(u) => (format!("{:.2}%", u * 100.0), uptime_colour(u)),
     };
     let label = format!("uptime {name}");
-    let title = format!("{}: {label} {value}", view.name);
+    let title = format!("{target}: {label} {value}");
     Ok(svg(&label, &value, colour, &title))
+}
+
+/// Every uptime window a badge is drawn for: the board's short ones, then the rollups'.
+fn windows() -> impl Iterator<Item = &'static str> {
+    WINDOWS
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| !is_rollup_window(n))
+        .chain(crate::rollup::WINDOWS.iter().map(|(n, _)| *n))
+}
+
+fn is_rollup_window(name: &str) -> bool {
+    crate::rollup::WINDOWS.iter().any(|(n, _)| *n == name)
 }
 
 fn find<'a>(view: Option<&'a TargetView>, name: &str) -> Result<&'a TargetView, ApiError> {

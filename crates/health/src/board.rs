@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::alert::{AlertState, Thresholds, Transition};
 use crate::config::Target;
 use crate::maintenance::Maintenance;
+use crate::outcome::{Freshness, Outcome};
 use crate::record::Record;
 
 /// Results kept per target for the bars and the sparkline.
@@ -43,6 +44,10 @@ pub struct TargetView {
     pub alert: AlertState,
     /// The target's maintenance windows (for the page and the status API).
     pub maintenance: Maintenance,
+    /// Whether the target has succeeded since it was added or marked fresh.
+    pub freshness: Freshness,
+    /// How each of `recent` counts (same order).
+    pub outcomes: VecDeque<Outcome>,
     minutes: VecDeque<Bucket>,
     hours: VecDeque<Bucket>,
 }
@@ -55,6 +60,8 @@ pub enum State {
     Up,
     /// The latest result failed.
     Down,
+    /// The latest result passed only after a retry, or the target has not succeeded yet.
+    Degraded,
     /// No result yet.
     Unknown,
 }
@@ -87,12 +94,15 @@ impl Board {
         board
     }
 
-    /// Forgets every result (the history was rewritten); keeps the configured targets.
+    /// Forgets every result (the history was rewritten); keeps the configured targets and
+    /// whether each has succeeded.
     pub fn clear(&mut self) {
         for v in self.targets.values_mut() {
             let maintenance = std::mem::take(&mut v.maintenance);
+            let freshness = v.freshness;
             *v = TargetView::new(&v.name, &v.url, true);
             v.maintenance = maintenance;
+            v.freshness = freshness;
         }
         self.other_results = 0;
     }
@@ -105,6 +115,21 @@ impl Board {
             return None;
         };
         view.add(record, self.thresholds)
+    }
+
+    /// Sets whether a target has succeeded (from the rollups, which outlive the history).
+    pub fn set_freshness(&mut self, name: &str, freshness: Freshness) {
+        if let Some(v) = self.targets.get_mut(name) {
+            v.freshness = freshness;
+        }
+    }
+
+    /// The target counts as new again: its results are `degraded` (and never page) until
+    /// it next succeeds. The hook for the end of a maintenance window.
+    pub fn mark_fresh(&mut self, name: &str) {
+        if let Some(v) = self.targets.get_mut(name) {
+            v.freshness.mark_fresh();
+        }
     }
 
     /// Results seen for targets not in the config since the board was built or cleared.
@@ -149,6 +174,8 @@ impl TargetView {
             recent: VecDeque::with_capacity(RECENT),
             alert: AlertState::default(),
             maintenance: Maintenance::default(),
+            freshness: Freshness::default(),
+            outcomes: VecDeque::with_capacity(RECENT),
             minutes: VecDeque::new(),
             hours: VecDeque::new(),
         }
@@ -158,11 +185,21 @@ impl TargetView {
         let t = record.time.unix_timestamp();
         add_to(&mut self.minutes, t.div_euclid(60), MINUTES, record.success);
         add_to(&mut self.hours, t.div_euclid(3600), HOURS, record.success);
-        let transition = self.alert.observe(&record, thresholds);
+        let outcome = self.freshness.classify(&record);
+        let transition = if outcome == Outcome::Degraded {
+            // It answered, so the failure run ends; it is no clean pass, so it resolves nothing.
+            self.alert.consecutive_failures = 0;
+            self.alert.consecutive_successes = 0;
+            None
+        } else {
+            self.alert.observe(&record, thresholds)
+        };
         if self.recent.len() == RECENT {
             self.recent.pop_front();
+            self.outcomes.pop_front();
         }
         self.recent.push_back(record);
+        self.outcomes.push_back(outcome);
         transition
     }
 
@@ -171,12 +208,13 @@ impl TargetView {
         self.recent.back()
     }
 
-    /// Up, down or unknown, from the latest result.
+    /// Up, degraded, down or unknown, from the latest result.
     pub fn state(&self) -> State {
-        match self.last() {
+        match self.outcomes.back() {
             None => State::Unknown,
-            Some(r) if r.success => State::Up,
-            Some(_) => State::Down,
+            Some(Outcome::Up) => State::Up,
+            Some(Outcome::Degraded) => State::Degraded,
+            Some(Outcome::Down) => State::Down,
         }
     }
 
@@ -319,6 +357,11 @@ mod tests {
             success: 1,
         });
         let t = datetime!(2026-01-01 12:00 UTC);
+        // Before its first success a target's failures are degraded and never fire.
+        assert_eq!(board.ingest(rec("a", t, false)), None);
+        assert_eq!(board.ingest(rec("a", t, false)), None);
+        assert_eq!(board.get("a").unwrap().state(), State::Degraded);
+        assert_eq!(board.ingest(rec("a", t, true)), None);
         assert_eq!(board.ingest(rec("a", t, false)), None);
         assert_eq!(board.ingest(rec("a", t, false)), Some(Transition::Fired));
         assert_eq!(board.ingest(rec("a", t, true)), Some(Transition::Resolved));

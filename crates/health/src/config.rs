@@ -74,6 +74,8 @@ pub struct Target {
     pub maintenance: Maintenance,
     /// Set for a push target (`external-endpoints`): never probed, results are pushed.
     pub push: Option<PushSpec>,
+    /// Service level objective (`slo: 99.9%`): the error budget on the page and in the API.
+    pub slo: Option<crate::slo::Slo>,
 }
 
 /// The file's top level: `targets:` (or Gatus' `endpoints:`) and optional `defaults:`.
@@ -126,6 +128,8 @@ struct RawTarget {
     /// The target's own maintenance windows.
     #[serde(default)]
     maintenance_windows: Vec<RawWindow>,
+    /// Service level objective, e.g. `99.9%`.
+    slo: Option<Value>,
 }
 
 /// TLS settings of a target.
@@ -321,6 +325,7 @@ pub fn default_targets(
                 follow_redirects: None,
                 tls: None,
                 maintenance_windows: Vec::new(),
+                slo: None,
             };
             validate(raw, &mut tls)
                 .map_err(|(_, msg)| ConfigError::new("flags", Some(name), Some(flag), msg))
@@ -391,6 +396,12 @@ fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, FieldError> {
     let tls = tls
         .get(raw.tls.unwrap_or_default())
         .map_err(|e| ("tls.ca-file", e))?;
+    let slo = raw
+        .slo
+        .as_ref()
+        .map(crate::slo::Slo::parse)
+        .transpose()
+        .map_err(|e| ("slo", e))?;
     Ok(Target {
         name: raw.name,
         url,
@@ -407,6 +418,7 @@ fn validate(raw: RawTarget, tls: &mut TlsCache) -> Result<Target, FieldError> {
         tls,
         maintenance: Maintenance::default(),
         push: None,
+        slo,
     })
 }
 

@@ -39,6 +39,18 @@ pub struct Tail {
     offset: u64,
 }
 
+/// Where a `Tail` stands: the file's identity and the offset read up to (the folded-up-to
+/// mark saved with the rollups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    /// Device of the file.
+    pub dev: u64,
+    /// Inode of the file (a rewrite makes a new one).
+    pub ino: u64,
+    /// Bytes read.
+    pub offset: u64,
+}
+
 /// New records from a `Tail`; `reset` means the file was replaced and these are all of it.
 #[derive(Debug, Default)]
 pub struct TailRead {
@@ -48,6 +60,8 @@ pub struct TailRead {
     pub records: Vec<Record>,
     /// Lines that did not parse as a record (skipped).
     pub skipped: usize,
+    /// The file offset just past each record (same order as `records`).
+    pub ends: Vec<u64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -255,6 +269,15 @@ impl History {
 // === impl Tail ===
 
 impl Tail {
+    /// Where this tail stands (None before its first read of an existing file).
+    pub fn position(&self) -> Option<Position> {
+        self.inode.map(|(dev, ino)| Position {
+            dev,
+            ino,
+            offset: self.offset,
+        })
+    }
+
     /// Reads the complete lines appended since the last call.
     pub fn read(&mut self, history: &History) -> io::Result<TailRead> {
         let mut out = TailRead::default();
@@ -283,7 +306,10 @@ impl Tail {
             }
             self.offset += line.len() as u64;
             match serde_json::from_slice(&line) {
-                Ok(r) => out.records.push(r),
+                Ok(r) => {
+                    out.records.push(r);
+                    out.ends.push(self.offset);
+                }
                 Err(_) if line.trim_ascii().is_empty() => {}
                 Err(_) => out.skipped += 1,
             }

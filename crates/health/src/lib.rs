@@ -17,13 +17,16 @@ pub mod history;
 pub mod leader;
 pub mod maintenance;
 pub mod metrics;
+pub mod outcome;
 pub mod page;
 pub mod probe;
 pub mod push;
 pub mod pushed;
 pub mod record;
+pub mod rollup;
 mod run;
 pub mod serve;
+pub mod slo;
 pub mod status;
 pub mod tls;
 

@@ -1,6 +1,7 @@
 //! The status page, `GET /`: server-rendered HTML with inline CSS and SVG, no scripts and no
-//! external assets, readable on a phone. Per target: state, uptime over 1 h / 24 h / 7 d, a
-//! response-time sparkline and the last 50 results as coloured bars whose tooltip gives the
+//! external assets, readable on a phone. Per target: state (up, degraded, down), uptime over
+//! 1 h, 24 h, 7 d, 30 d, 90 d and 365 d, a table of latency percentiles and error budget per
+//! window (see `rollup`), a response-time sparkline and the last 50 results as coloured bars whose tooltip gives the
 //! time, status and failure reason; recent failures are also listed in a `<details>` for
 //! touch screens. Reloads itself every 30 s.
 
@@ -11,31 +12,34 @@ use time::macros::format_description;
 
 use crate::board::{Board, RECENT, State, TargetView, WINDOWS};
 use crate::condition::format_duration;
+use crate::outcome::Outcome;
 use crate::record::Record;
+use crate::rollup::{Rollups, WindowStats};
 
 const STYLE: &str = r#"
-:root{color-scheme:light dark;--bg:#f6f7f9;--card:#fff;--fg:#1b1f24;--muted:#5b6570;--ok:#1f9d55;--bad:#d64545;--unk:#8a94a0;--line:#e2e6ea}
+:root{color-scheme:light dark;--bg:#f6f7f9;--card:#fff;--fg:#1b1f24;--muted:#5b6570;--ok:#1f9d55;--bad:#d64545;--unk:#8a94a0;--deg:#c98a00;--line:#e2e6ea}
 @media (prefers-color-scheme:dark){:root{--bg:#111418;--card:#1a1f25;--fg:#e8ecf0;--muted:#9aa5b1;--line:#2a3038}}
 *{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--bg);color:var(--fg)}
 header,main{max-width:880px;margin:0 auto;padding:12px 14px}header h1{margin:8px 0 2px;font-size:1.4rem}
 .summary{margin:0;color:var(--muted)}.target{background:var(--card);border:1px solid var(--line);border-left:6px solid var(--unk);border-radius:10px;padding:12px 14px;margin:0 0 12px}
-.target.up{border-left-color:var(--ok)}.target.down{border-left-color:var(--bad)}
+.target.up{border-left-color:var(--ok)}.target.down{border-left-color:var(--bad)}.target.degraded{border-left-color:var(--deg)}
 .head{display:flex;align-items:center;justify-content:space-between;gap:8px}.head h2{margin:0;font-size:1.1rem;overflow-wrap:anywhere}
 .badge{font-weight:700;font-size:.8rem;padding:2px 9px;border-radius:99px;color:#fff;background:var(--unk);white-space:nowrap}
-.badge.up{background:var(--ok)}.badge.down{background:var(--bad)}
+.badge.up{background:var(--ok)}.badge.down{background:var(--bad)}.badge.degraded{background:var(--deg)}
 .url{margin:2px 0 6px;color:var(--muted);font-size:.85rem;overflow-wrap:anywhere}.reason{margin:4px 0;color:var(--bad);font-size:.9rem;overflow-wrap:anywhere}
 .meta{margin:4px 0;color:var(--muted);font-size:.85rem}.maintenance{margin:4px 0;color:#1c6fb8;font-weight:600;font-size:.9rem}
-.uptime{display:flex;gap:8px;margin:8px 0;padding:0}.uptime div{flex:1;background:var(--bg);border-radius:8px;padding:4px 8px;text-align:center}
+.uptime{display:flex;flex-wrap:wrap;gap:8px;margin:8px 0;padding:0}.uptime div{flex:1 0 28%;background:var(--bg);border-radius:8px;padding:4px 8px;text-align:center}
 .uptime dt{font-size:.75rem;color:var(--muted)}.uptime dd{margin:0;font-weight:700}
 .spark{display:block;width:100%;height:36px;margin:6px 0}.spark polyline{fill:none;stroke:currentColor;stroke-width:1.5;vector-effect:non-scaling-stroke}
 .sparkline{color:var(--muted);font-size:.75rem;margin:0}
 .bars{display:flex;gap:2px;height:28px;margin:6px 0}.bar{flex:1;min-width:2px;border-radius:2px;background:var(--unk)}
-.bar.ok{background:var(--ok)}.bar.bad{background:var(--bad)}.bar.empty{background:var(--line)}
+.bar.ok{background:var(--ok)}.bar.deg{background:var(--deg)}.bar.bad{background:var(--bad)}.bar.empty{background:var(--line)}
+.windows{width:100%;border-collapse:collapse;font-size:.8rem;margin:6px 0;font-variant-numeric:tabular-nums}.windows th,.windows td{padding:2px 4px;text-align:right;border-bottom:1px solid var(--line)}.windows th:first-child,.windows td:first-child{text-align:left}.windows thead th{color:var(--muted);font-weight:600}.spent{color:var(--bad)}
 details{font-size:.85rem;margin-top:4px}details li{overflow-wrap:anywhere}footer{color:var(--muted);font-size:.8rem;text-align:center;padding:8px}
 "#;
 
-/// Renders the page for the board's current state.
-pub fn render(board: &Board, now: OffsetDateTime) -> String {
+/// Renders the page for the board's and the rollups' current state.
+pub fn render(board: &Board, rollups: &Rollups, now: OffsetDateTime) -> String {
     let views: Vec<&TargetView> = board.targets().collect();
     let count = |s: State| views.iter().filter(|v| v.state() == s).count();
     let mut html = String::with_capacity(4096 + views.len() * 6144);
@@ -48,25 +52,34 @@ pub fn render(board: &Board, now: OffsetDateTime) -> String {
     let _ = write!(
         html,
         "</style></head><body><header><h1>ferrostack health</h1><p class=\"summary\" id=\"summary\">\
-         {} targets · {} up · {} down · {} unknown · updated {}</p></header><main>",
+         {} targets · {} up · {} degraded · {} down · {} unknown · updated {}</p></header><main>",
         views.len(),
         count(State::Up),
+        count(State::Degraded),
         count(State::Down),
         count(State::Unknown),
         clock(now)
     );
     for v in &views {
-        target_card(&mut html, v, now);
+        let windows = rollups
+            .get(&v.name)
+            .map(|s| (s.windows(now), s.slo()))
+            .unwrap_or_default();
+        target_card(&mut html, v, &windows, now);
     }
     html.push_str("</main><footer>ferrostack healthcheck · <a href=\"api/status\">JSON</a> · <a href=\"metrics\">metrics</a></footer></body></html>");
     html
 }
 
-fn target_card(html: &mut String, v: &TargetView, now: OffsetDateTime) {
+/// A target's rollup windows and SLO.
+type Windows = (Vec<(&'static str, WindowStats)>, Option<crate::slo::Slo>);
+
+fn target_card(html: &mut String, v: &TargetView, windows: &Windows, now: OffsetDateTime) {
     let state = v.state();
     let (class, label) = match state {
         State::Up => ("up", "UP"),
         State::Down => ("down", "DOWN"),
+        State::Degraded => ("degraded", "DEGRADED"),
         State::Unknown => ("unknown", "NO DATA"),
     };
     let name = escape(&v.name);
@@ -85,7 +98,8 @@ fn target_card(html: &mut String, v: &TargetView, now: OffsetDateTime) {
         );
     }
     last_result(html, v, now);
-    uptimes(html, v, now);
+    uptimes(html, v, &windows.0, now);
+    window_table(html, windows);
     sparkline(html, v);
     bars(html, v);
     recent_failures(html, v);
@@ -114,15 +128,71 @@ fn last_result(html: &mut String, v: &TargetView, now: OffsetDateTime) {
     );
 }
 
-fn uptimes(html: &mut String, v: &TargetView, now: OffsetDateTime) {
+/// Uptime over the board's 1 h window, then over every rollup window.
+fn uptimes(
+    html: &mut String,
+    v: &TargetView,
+    windows: &[(&'static str, WindowStats)],
+    now: OffsetDateTime,
+) {
     html.push_str("<dl class=\"uptime\">");
-    for (window, seconds) in WINDOWS {
-        let value = v
-            .uptime(seconds, now)
-            .map_or_else(|| "–".to_owned(), |u| format!("{:.2}%", u * 100.0));
+    let short = WINDOWS
+        .iter()
+        .filter(|(n, _)| !crate::rollup::WINDOWS.iter().any(|(r, _)| r == n))
+        .map(|(n, secs)| (*n, v.uptime(*secs, now)));
+    let long = windows.iter().map(|(n, w)| (*n, w.uptime));
+    for (window, uptime) in short.chain(long) {
+        let value = percent(uptime);
         let _ = write!(html, "<div><dt>uptime {window}</dt><dd>{value}</dd></div>");
     }
     html.push_str("</dl>");
+}
+
+/// Per rollup window: degraded results, latency percentiles, error budget left.
+fn window_table(html: &mut String, (windows, slo): &Windows) {
+    if windows.iter().all(|(_, w)| w.count == 0) {
+        return;
+    }
+    let slo_head = slo.map_or_else(String::new, |s| {
+        format!("<th>budget left ({}%)</th>", s.percent())
+    });
+    let _ = write!(
+        html,
+        "<table class=\"windows\"><thead><tr><th>window</th><th>degraded</th><th>p50</th>\
+         <th>p95</th><th>p99</th>{slo_head}</tr></thead><tbody>"
+    );
+    for (name, w) in windows {
+        let lat = |f: fn(&crate::rollup::sketch::Percentiles) -> f64| {
+            w.latency
+                .as_ref()
+                .map_or_else(|| "–".to_owned(), |p| format_duration(secs(f(p))))
+        };
+        let _ = write!(
+            html,
+            "<tr data-window=\"{name}\"><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            w.degraded,
+            lat(|p| p.p50),
+            lat(|p| p.p95),
+            lat(|p| p.p99)
+        );
+        if slo.is_some() {
+            let (class, text) = w.budget.map_or(("", "–".to_owned()), |b| {
+                let class = if b.remaining < 0.0 {
+                    " class=\"spent\""
+                } else {
+                    ""
+                };
+                (class, format!("{:.1}%", b.remaining * 100.0))
+            });
+            let _ = write!(html, "<td{class}>{text}</td>");
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</tbody></table>");
+}
+
+fn percent(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |u| format!("{:.2}%", u * 100.0))
 }
 
 /// The last failures, newest first, as a list: bar tooltips need a pointer, phones have none.
@@ -180,11 +250,12 @@ fn bars(html: &mut String, v: &TargetView) {
     for _ in v.recent.len()..RECENT {
         html.push_str("<span class=\"bar empty\"></span>");
     }
-    for r in &v.recent {
-        let (class, word) = if r.success {
-            ("ok", "ok")
-        } else {
-            ("bad", "failed")
+    for (r, outcome) in v.recent.iter().zip(&v.outcomes) {
+        let (class, word) = match outcome {
+            Outcome::Up => ("ok", "ok"),
+            Outcome::Degraded if r.success => ("deg", "degraded (passed after a retry)"),
+            Outcome::Degraded => ("deg", "degraded (not yet up since added)"),
+            Outcome::Down => ("bad", "failed"),
         };
         let mut title = format!(
             "{} · {} · {} · {word}",
@@ -267,11 +338,14 @@ mod tests {
         )
         .unwrap();
         let mut board = Board::new(&targets, Thresholds::default());
+        let mut rollups = Rollups::new(&targets);
         for i in 0..5 {
-            board.ingest(rec("api", i, true));
-            board.ingest(rec("<b>x</b>", i, i != 4));
+            for r in [rec("api", i, true), rec("<b>x</b>", i, i != 4)] {
+                rollups.fold(&r);
+                board.ingest(r);
+            }
         }
-        let html = render(&board, datetime!(2026-01-01 12:01 UTC));
+        let html = render(&board, &rollups, datetime!(2026-01-01 12:01 UTC));
         assert!(
             html.contains("data-target=\"api\" data-state=\"up\""),
             "{html}"
@@ -279,7 +353,7 @@ mod tests {
         assert!(html.contains("data-target=\"&lt;b&gt;x&lt;/b&gt;\" data-state=\"down\""));
         assert!(html.contains("data-target=\"new\" data-state=\"unknown\""));
         assert!(!html.contains("<b>x</b>"), "names are escaped");
-        assert!(html.contains("3 targets · 1 up · 1 down · 1 unknown"));
+        assert!(html.contains("3 targets · 1 up · 0 degraded · 1 down · 1 unknown"));
         assert_eq!(html.matches("class=\"bar ok\"").count(), 9);
         assert_eq!(html.matches("class=\"bar bad\"").count(), 1);
         assert_eq!(html.matches("class=\"bar empty\"").count(), 45 + 45 + 50);
@@ -289,6 +363,11 @@ mod tests {
         assert!(html.contains("<p class=\"reason\">[STATUS] (500) == 200</p>"));
         assert!(html.contains("<dt>uptime 1h</dt><dd>100.00%</dd>"));
         assert!(html.contains("<dt>uptime 24h</dt><dd>80.00%</dd>"));
+        assert!(html.contains("<dt>uptime 365d</dt><dd>80.00%</dd>"));
+        assert!(
+            html.contains("<tr data-window=\"7d\"><td>7d</td><td>0</td><td>29ms</td>"),
+            "{html}"
+        );
         assert!(html.contains("<polyline points=\"0.0,"));
         // Nothing is fetched: no scripts, images, stylesheets, fonts or imports; the only
         // links are relative ones to the JSON and the metrics.

@@ -32,6 +32,8 @@ use crate::history::{History, Tail};
 use crate::metrics::Metrics;
 use crate::pushed::Inbox;
 use crate::record::Record;
+use crate::rollup::Rollups;
+use crate::rollup::store::Store;
 use crate::run::alert_ttl;
 
 mod terms;
@@ -40,6 +42,9 @@ mod terms;
 const SYNC_EVERY: Duration = Duration::from_secs(5);
 /// How often retention runs.
 const RETAIN_EVERY: Duration = Duration::from_secs(600);
+/// How often the rollups are saved (also before retention and at shutdown). Exactness does
+/// not depend on it: a restart folds the history from the position saved with them.
+const SAVE_EVERY: Duration = Duration::from_secs(300);
 
 /// Why serve could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +62,14 @@ pub enum ServeError {
     #[error("history {path}: {source}")]
     History {
         /// The history file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The rollups beside the history could not be read or saved at start.
+    #[error("rollups {path}: {source}")]
+    Rollups {
+        /// The rollups file.
         path: String,
         /// Why.
         source: std::io::Error,
@@ -79,6 +92,8 @@ struct Shared {
     tail: Mutex<Tail>,
     inbox: Arc<Inbox>,
     lead: Arc<crate::leader::Leadership>,
+    rollups: RwLock<Rollups>,
+    store: Option<Store>,
 }
 
 // === impl Service ===
@@ -92,6 +107,8 @@ impl Service {
         let board = Board::new(&config.targets, config.alerts.thresholds);
         let history = config.history.as_ref().map(|h| History::new(&h.path));
         let inbox = Arc::new(Inbox::new(&config.targets));
+        let rollups = RwLock::new(Rollups::new(&config.targets));
+        let store = config.history.as_ref().map(|h| Store::beside(&h.path));
         Ok(Self {
             shared: Arc::new(Shared {
                 config,
@@ -103,38 +120,131 @@ impl Service {
                 tail: Mutex::new(Tail::default()),
                 inbox,
                 lead,
+                rollups,
+                store,
             }),
         })
     }
 
-    /// Reads the history into the board (alert states replayed, nothing sent). Call before
-    /// reporting ready.
+    /// Reads the rollups and the history into the board (alert states replayed, nothing
+    /// sent), folds the results the rollups miss, saves them, then applies retention. Call
+    /// before reporting ready.
     pub async fn load(&self) -> Result<(), ServeError> {
         let Some(history) = self.shared.history.clone() else {
             return Ok(());
         };
         let this = self.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let (age, bytes) = this
-                .shared
-                .config
-                .history
-                .as_ref()
-                .map_or((None, None), |h| (h.max_age, h.max_bytes));
-            history.retain(OffsetDateTime::now_utc(), age, bytes)?;
-            let read = lock(&this.shared.tail).read(&history)?;
-            let mut board = write(&this.shared.board);
-            for r in read.records {
-                board.ingest(r);
-            }
-            Ok::<_, std::io::Error>(())
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        read.map_err(|source| ServeError::History {
+        tokio::task::spawn_blocking(move || this.load_blocking(&history))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ServeError::History {
+                    path: self.history_path(),
+                    source: std::io::Error::other(e),
+                })
+            })
+    }
+
+    fn load_blocking(&self, history: &History) -> Result<(), ServeError> {
+        let history_error = |source| ServeError::History {
             path: self.history_path(),
             source,
+        };
+        let saved = self.load_rollups()?;
+        let read = lock(&self.shared.tail)
+            .read(history)
+            .map_err(history_error)?;
+        let position = lock(&self.shared.tail).position();
+        let mut rollups = write(&self.shared.rollups);
+        rollups.fold_read(&read, saved, position);
+        let mut board = write(&self.shared.board);
+        for r in read.records {
+            board.ingest(r);
+        }
+        for t in &self.shared.config.targets {
+            if let Some(s) = rollups.get(&t.name) {
+                board.set_freshness(&t.name, s.freshness);
+            }
+        }
+        drop(board);
+        self.save_rollups_locked(&rollups, position)
+            .map_err(|source| self.rollups_error(source))?;
+        drop(rollups);
+        // Retention only after the rollups hold every result it may drop.
+        let (age, bytes) = self
+            .shared
+            .config
+            .history
+            .as_ref()
+            .map_or((None, None), |h| (h.max_age, h.max_bytes));
+        let retained = history
+            .retain(OffsetDateTime::now_utc(), age, bytes)
+            .map_err(history_error)?;
+        if retained.dropped > 0 {
+            let read = lock(&self.shared.tail)
+                .read(history)
+                .map_err(history_error)?;
+            self.rebuild(read.records);
+        }
+        Ok(())
+    }
+
+    /// Reads the rollups file into the (empty) rollups; returns the position saved with it.
+    fn load_rollups(&self) -> Result<Option<crate::history::Position>, ServeError> {
+        let Some(store) = &self.shared.store else {
+            return Ok(None);
+        };
+        store
+            .load(&mut write(&self.shared.rollups))
+            .map_err(|source| self.rollups_error(source))
+    }
+
+    fn save_rollups_locked(
+        &self,
+        rollups: &Rollups,
+        position: Option<crate::history::Position>,
+    ) -> std::io::Result<()> {
+        match &self.shared.store {
+            Some(store) => store.save(rollups, position),
+            None => Ok(()),
+        }
+    }
+
+    /// Saves the rollups with the tail's position (both current: the write loop, which alone
+    /// reads the tail and folds, calls this between batches).
+    async fn save_rollups(&self) {
+        let this = self.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            let position = lock(&this.shared.tail).position();
+            let mut rollups = write(&this.shared.rollups);
+            rollups.pack_closed_days();
+            this.save_rollups_locked(&rollups, position)
         })
+        .await;
+        if let Ok(Err(e)) = saved {
+            let path = self.rollups_path();
+            tracing::error!(error = %e, rollups = %path, "cannot save the rollups");
+        }
+    }
+
+    fn rollups_error(&self, source: std::io::Error) -> ServeError {
+        ServeError::Rollups {
+            path: self.rollups_path(),
+            source,
+        }
+    }
+
+    fn rollups_path(&self) -> String {
+        self.shared
+            .store
+            .as_ref()
+            .map_or_else(String::new, |s| s.path().display().to_string())
+    }
+
+    /// The target counts as new again (its results are degraded until it next succeeds): the
+    /// hook for the end of a maintenance window.
+    pub fn mark_fresh(&self, target: &str) {
+        write(&self.shared.board).mark_fresh(target);
+        write(&self.shared.rollups).mark_fresh(target);
     }
 
     /// Appends our results (if any) and takes in everything new in the history.
@@ -175,6 +285,11 @@ impl Service {
         let mut events = Vec::new();
         let mut noted = Vec::new();
         {
+            let mut rollups = write(&self.shared.rollups);
+            for r in &records {
+                rollups.fold(r);
+            }
+            drop(rollups);
             let mut board = write(&self.shared.board);
             for r in records {
                 // A resolution clears `firing_since`; it still names the alert that fired.
@@ -229,6 +344,7 @@ impl Service {
 
     /// The history was rewritten: rebuild the board from it, keeping the live alert states.
     fn rebuild(&self, records: Vec<Record>) {
+        write(&self.shared.rollups).fold_new(&records);
         let mut board = write(&self.shared.board);
         let alerts = board.alert_states();
         board.clear();
@@ -264,6 +380,22 @@ impl Service {
 
     fn history_path(&self) -> String {
         self.shared.config.history_path()
+    }
+
+    /// A target's uptime over one of the rollups' windows (`rollup::WINDOWS`).
+    pub(crate) fn window_uptime(
+        &self,
+        target: &str,
+        window: &str,
+        now: OffsetDateTime,
+    ) -> Option<f64> {
+        let rollups = read(&self.shared.rollups);
+        let series = rollups.get(target)?;
+        series
+            .windows(now)
+            .into_iter()
+            .find(|(n, _)| *n == window)
+            .and_then(|(_, stats)| stats.uptime)
     }
 
     /// The board, for reading.
@@ -329,7 +461,12 @@ pub async fn run(config: ServeConfig, ctx: Context) -> Result<(), ServeError> {
     (status = 200, description = "status page: every target's state, uptime, response times, last results", content_type = "text/html"),
 ))]
 async fn page_get(State(service): State<Service>) -> Response {
-    let html = crate::page::render(&read(&service.shared.board), OffsetDateTime::now_utc());
+    let rollups = read(&service.shared.rollups);
+    let html = crate::page::render(
+        &read(&service.shared.board),
+        &rollups,
+        OffsetDateTime::now_utc(),
+    );
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
@@ -338,8 +475,8 @@ async fn page_get(State(service): State<Service>) -> Response {
     (status = 200, description = "status of every target", content_type = "application/json"),
 ))]
 async fn status_get(State(service): State<Service>) -> Response {
-    let board = read(&service.shared.board);
-    let body = crate::status::status(&board, OffsetDateTime::now_utc());
+    let (board, rollups) = (read(&service.shared.board), read(&service.shared.rollups));
+    let body = crate::status::status(&board, &rollups, OffsetDateTime::now_utc());
     let body = terms::WithLeader {
         status: body,
         leader: service.shared.lead.info(),
@@ -352,10 +489,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn read(l: &RwLock<Board>) -> std::sync::RwLockReadGuard<'_, Board> {
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn write(l: &RwLock<Board>) -> std::sync::RwLockWriteGuard<'_, Board> {
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -1,13 +1,16 @@
-//! `GET /api/status`: every target's state, uptime over 1 h / 24 h / 7 d, alert state,
-//! latest result and the last 50 results, as JSON.
+//! `GET /api/status`: every target's state, uptime over 1 h and the rollup windows (24 h,
+//! 7 d, 30 d, 90 d, 365 d) with latency percentiles and the error budget left against its
+//! SLO, alert state, latest result and the last 50 results, as JSON.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
 use crate::board::{Board, State, TargetView, WINDOWS};
+use crate::outcome::Outcome;
 use crate::record::Record;
+use crate::rollup::{self, Rollups, WindowStats};
 
 /// The whole status document.
 #[derive(Debug, Serialize)]
@@ -28,13 +31,19 @@ pub struct TargetStatus<'a> {
     pub name: &'a str,
     /// URL probed.
     pub url: &'a str,
-    /// `up`, `down` or `unknown`.
+    /// `up`, `degraded`, `down` or `unknown`.
     pub state: State,
     /// Probed by this process: always true, as only configured targets are listed (kept so
     /// that readers of the field go on working).
     pub configured: bool,
-    /// Share of successes per window (`1h`, `24h`, `7d`); null without results.
+    /// Share of results that did not fail per window (`1h`, `24h`, `7d`, `30d`, `90d`,
+    /// `365d`); null without results.
     pub uptime: BTreeMap<&'static str, Option<f64>>,
+    /// Per rollup window, in order: counts, uptime, latency percentiles, error budget.
+    pub windows: Windows,
+    /// The target's SLO in percent (`slo:` in the targets file); absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<f64>,
     /// Failures in a row.
     pub consecutive_failures: u32,
     /// Whether the alert is firing.
@@ -46,31 +55,61 @@ pub struct TargetStatus<'a> {
     pub last: Option<&'a Record>,
     /// Last results, oldest first (at most 50).
     pub recent: Vec<&'a Record>,
+    /// How each of `recent` counts: `up`, `degraded` or `down`.
+    pub recent_outcomes: Vec<Outcome>,
 }
 
-/// Builds the status document from the board.
-pub fn status(board: &Board, now: OffsetDateTime) -> Status<'_> {
+/// Window stats in `rollup::WINDOWS` order, serialised as a JSON object.
+#[derive(Debug, Default)]
+pub struct Windows(pub Vec<(&'static str, WindowStats)>);
+
+impl Serialize for Windows {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// Builds the status document from the board and the rollups.
+pub fn status<'a>(board: &'a Board, rollups: &Rollups, now: OffsetDateTime) -> Status<'a> {
     Status {
         generated_at: now,
-        targets: board.targets().map(|t| target_status(t, now)).collect(),
+        targets: board
+            .targets()
+            .map(|t| target_status(t, rollups, now))
+            .collect(),
         other_results: board.other_results(),
     }
 }
 
-fn target_status(t: &TargetView, now: OffsetDateTime) -> TargetStatus<'_> {
+fn target_status<'a>(
+    t: &'a TargetView,
+    rollups: &Rollups,
+    now: OffsetDateTime,
+) -> TargetStatus<'a> {
+    let series = rollups.get(&t.name);
+    let windows = Windows(series.map(|s| s.windows(now)).unwrap_or_default());
+    // The board's short windows the rollups do not cover (1 h), then the rollups'.
+    let mut uptime: BTreeMap<&'static str, Option<f64>> = WINDOWS
+        .iter()
+        .filter(|(name, _)| !rollup::WINDOWS.iter().any(|(r, _)| r == name))
+        .map(|(name, secs)| (*name, t.uptime(*secs, now)))
+        .collect();
+    uptime.extend(windows.0.iter().map(|(name, w)| (*name, w.uptime)));
     TargetStatus {
         name: &t.name,
         url: &t.url,
         state: t.state(),
         configured: t.configured,
-        uptime: WINDOWS
-            .iter()
-            .map(|(name, secs)| (*name, t.uptime(*secs, now)))
-            .collect(),
+        uptime,
+        windows,
+        slo: series
+            .and_then(rollup::Series::slo)
+            .map(crate::slo::Slo::percent),
         consecutive_failures: t.alert.consecutive_failures,
         alerting: t.alert.firing(),
         maintenance_until: t.maintenance.until(now),
         last: t.last(),
         recent: t.recent.iter().collect(),
+        recent_outcomes: t.outcomes.iter().copied().collect(),
     }
 }

@@ -70,6 +70,9 @@ impl Incidents {
                 ..AlertState::default()
             };
             board.restore_alert(name, state);
+            // Noted only on a fire or resolve, so the target paged: it is not new, and its
+            // failures are outages, not the degraded results of a target never yet up.
+            board.set_freshness(name, crate::outcome::Freshness { succeeded: true });
             merged += 1;
         }
         merged

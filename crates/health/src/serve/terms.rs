@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{RETAIN_EVERY, SYNC_EVERY, Service, write};
+use super::{RETAIN_EVERY, SAVE_EVERY, SYNC_EVERY, Service, write};
 use crate::leader::LeaderInfo;
 use crate::probe::probe;
 use crate::record::Record;
@@ -54,6 +54,8 @@ impl Service {
         let mut sync = tokio::time::interval(SYNC_EVERY);
         let mut retain = tokio::time::interval(RETAIN_EVERY);
         retain.tick().await; // `load` just ran it
+        let mut save = tokio::time::interval(SAVE_EVERY);
+        save.tick().await; // and saved the rollups
         let mut watching = true;
         let term = leading.borrow_and_update().clone();
         self.lead_or_follow(term, &mut probes, &tx, &mut rx, &shutdown)
@@ -79,8 +81,18 @@ impl Service {
                     }
                 }
                 _ = sync.tick() => self.record(Vec::new()).await,
-                _ = retain.tick() => if probes.is_some() { self.retain().await },
+                // Only the leader keeps the files: followers fold in memory what they read.
+                _ = retain.tick(), if probes.is_some() => {
+                    // Fold everything appended so far: a rewrite loses the tail's position.
+                    self.record(Vec::new()).await;
+                    self.save_rollups().await;
+                    self.retain().await;
+                }
+                _ = save.tick(), if probes.is_some() => self.save_rollups().await,
             }
+        }
+        if probes.is_some() {
+            self.save_rollups().await;
         }
         if let Some(p) = probes.take() {
             self.step_down(p, &mut rx).await;

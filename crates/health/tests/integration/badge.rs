@@ -59,14 +59,16 @@ async fn get(url: &str) -> (u16, String, String, String) {
     (r.status().as_u16(), ct, cc, r.text().await.unwrap())
 }
 
-/// Serve with `ok` (three failures from a CronJob, then serve's one success: 25 %) and
+/// Serve with `ok` (a success and three failures from a CronJob, then serve's one success:
+/// 40 %) and
 /// `a&b <c>` (one success), both probed once (interval 1h), once both are up.
 async fn serving() -> (Running, TargetServer, tempfile::TempDir) {
     let s = target_server().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("h.jsonl");
-    let cron: Vec<_> = (1..=3)
-        .map(|i| cron_record("ok", false, Duration::from_secs(60 * i)))
+    // Up once first: failures of a target never yet up are degraded, not downtime.
+    let cron: Vec<_> = std::iter::once(cron_record("ok", true, Duration::from_secs(240)))
+        .chain((1..=3).map(|i| cron_record("ok", false, Duration::from_secs(60 * i))))
         .collect();
     History::new(&path).append(&cron).unwrap();
     let yaml = format!(
@@ -114,10 +116,10 @@ async fn badges_are_well_formed_svg_with_the_state_and_uptime() {
     let (status, _, _, svg) = get(&format!("{base}/badge/ok/uptime/24h.svg")).await;
     assert_eq!(status, 200);
     let (_, texts) = parse_svg(&svg);
-    assert_eq!(texts, ["ok: uptime 24h 25.00%", "uptime 24h", "25.00%"]);
+    assert_eq!(texts, ["ok: uptime 24h 40.00%", "uptime 24h", "40.00%"]);
     assert!(svg.contains("fill=\"#e05d44\""), "red below 95 %: {svg}");
     let (_, texts) = parse_svg(&get(&format!("{base}/badge/ok/uptime/1h.svg")).await.3);
-    assert_eq!(texts[2], "25.00%");
+    assert_eq!(texts[2], "40.00%");
 
     // The name is escaped (and percent-decoded from the path).
     let (status, _, _, svg) = get(&format!("{base}/badge/a%26b%20%3Cc%3E/uptime/7d.svg")).await;

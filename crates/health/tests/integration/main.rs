@@ -15,6 +15,7 @@ mod probe;
 mod probe_types;
 mod pushed;
 mod pushgateway;
+mod rollup;
 mod run;
 mod serve;
 mod support;

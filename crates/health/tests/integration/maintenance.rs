@@ -1,6 +1,6 @@
 //! Maintenance windows in serve mode: a failing target inside a window sends no alert and
-//! shows the window on `/api/status` and the page; once the window ends it alerts like any
-//! other, counted from the window's end.
+//! shows the window on `/api/status` and the page; once the window ends it is degraded (no
+//! page) until its next success, and then alerts like any other.
 
 use std::time::Duration;
 
@@ -27,11 +27,10 @@ fn messages(receiver: &Receiver, seen: &mut Vec<(String, String, String)>) {
     }
 }
 
-/// Serve with targets `plain` and `maint` failing every second, `maint` in a window from a
-/// minute ago until `until`; alerts after two failures go to `receiver`.
+/// Serve with targets `plain` and `maint` failing every second once `plain` was up, `maint` in
+/// a window from a minute ago until `until`; alerts after two failures go to `receiver`.
 async fn serving(receiver: &Receiver, until: OffsetDateTime) -> (Running, TargetServer) {
     let server = target_server().await;
-    server.fail_with(500);
     let yaml = format!(
         "targets:\n  - {{name: plain, url: '{url}', interval: 1s}}\n  - name: maint\n    url: '{url}'\n    interval: 1s\n    maintenance-windows: [{{start: '{}', until: '{}'}}]\n",
         rfc3339(OffsetDateTime::now_utc() - time::Duration::minutes(1)),
@@ -53,6 +52,9 @@ async fn serving(receiver: &Receiver, until: OffsetDateTime) -> (Running, Target
         max_concurrent_probes: 8,
     })
     .await;
+    // Up once: failures of a target never yet up are degraded, and would never page.
+    wait_for(&running.base, |v| target(v, "plain")["state"] == "up").await;
+    server.fail_with(500);
     (running, server)
 }
 
@@ -71,7 +73,7 @@ fn page_line(until: OffsetDateTime) -> String {
 async fn a_window_around_now_suppresses_the_alert_until_it_ends() {
     let receiver = Receiver::start().await;
     let until = OffsetDateTime::now_utc() + time::Duration::seconds(4);
-    let (running, _server) = serving(&receiver, until).await;
+    let (running, server) = serving(&receiver, until).await;
     // Inside the window: several failures, marked, no alert; the other target fires.
     let v = wait_for(&running.base, |v| {
         target(v, "maint")["recent"].as_array().unwrap().len() >= 3
@@ -79,7 +81,7 @@ async fn a_window_around_now_suppresses_the_alert_until_it_ends() {
     })
     .await;
     let maint = target(&v, "maint");
-    assert_eq!(maint["state"], "down");
+    assert_eq!(maint["state"], "degraded", "charged to no budget");
     assert_eq!(maint["alerting"], false);
     assert_eq!(
         maint["consecutive_failures"], 0,
@@ -96,8 +98,20 @@ async fn a_window_around_now_suppresses_the_alert_until_it_ends() {
     let html = html.text().await.unwrap();
     assert_eq!(html.matches(&page_line(until)).count(), 1, "{html}");
 
-    // After the window: two failures fire the alert, at or after its end.
+    // After the window: degraded, no page, until it is up again; then two failures fire.
     let mut seen = Vec::new();
+    let degraded = wait_for(&running.base, |v| {
+        let m = target(v, "maint");
+        m["maintenance_until"].is_null() && m["last"]["maintenance"] != true
+    })
+    .await;
+    assert_eq!(target(&degraded, "maint")["state"], "degraded");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    messages(&receiver, &mut seen);
+    assert!(!seen.iter().any(|(t, _, _)| t == "maint"), "{seen:?}");
+    server.fail_with(200);
+    wait_for(&running.base, |v| target(v, "maint")["state"] == "up").await;
+    server.fail_with(500);
     test_support::poll_async(
         "maint to fire after its window",
         Duration::from_secs(20),
@@ -178,12 +192,11 @@ async fn a_run_inside_a_window_records_marked_results_and_sends_nothing() {
 #[tokio::test]
 async fn a_firing_alert_is_not_refreshed_during_a_window_and_is_after_it() {
     let server = target_server().await;
-    server.fail_with(500);
     let receiver = Receiver::start().await;
     let t0 = OffsetDateTime::now_utc();
     let (start_at, until) = (
-        t0 + time::Duration::seconds(3),
-        t0 + time::Duration::seconds(7),
+        t0 + time::Duration::seconds(5),
+        t0 + time::Duration::seconds(9),
     );
     let yaml = format!(
         "targets:\n  - name: api\n    url: '{}'\n    interval: 1s\n    maintenance-windows: [{{start: '{}', until: '{}'}}]\n",
@@ -206,6 +219,9 @@ async fn a_firing_alert_is_not_refreshed_during_a_window_and_is_after_it() {
         max_concurrent_probes: 8,
     })
     .await;
+    // Up once, then failing: it fires and is refreshed before the window.
+    wait_for(&running.base, |v| target(v, "api")["state"] == "up").await;
+    server.fail_with(500);
     let sleep_until = |t: OffsetDateTime| {
         let left = (t - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
         tokio::time::sleep(left.unsigned_abs())

@@ -86,6 +86,10 @@ async fn pushing(receiver: &Receiver) -> Pushing {
 async fn pushes_are_recorded_in_json_and_query_form_and_refused_with_reasons() {
     let receiver = Receiver::start().await;
     let p = pushing(&receiver).await;
+    // Up once: a failure of a target never yet up is degraded, not down.
+    let (status, _) = p.post("/api/push/job?success=true", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for(&p.running.base, |v| target(v, "job")["state"] == "up").await;
     let (status, v) = p
         .post(
             "/api/push/job",
@@ -119,7 +123,7 @@ async fn pushes_are_recorded_in_json_and_query_form_and_refused_with_reasons() {
         .filter(|r| r.target == "job")
         .map(|r| r.success)
         .collect();
-    assert_eq!(job, [false, true]);
+    assert_eq!(job, [true, false, true]);
 }
 
 /// `(path, token, body, status, code, message prefix)` of each refusal.
@@ -253,6 +257,11 @@ async fn a_push_target_silent_past_its_heartbeat_fails_alerts_and_resolves_on_a_
         )
         .await
     };
+    // Up once (a target never yet up is degraded and never pages), then silent.
+    let (status, _) = p
+        .post("/api/push/silent", Some(TOKEN), r#"{"success":true}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let fired = wait_for_message("firing").await;
     assert_eq!(fired["reason"], "no push within heartbeat 1s");
     assert_eq!(fired["consecutive_failures"], 2);

@@ -199,7 +199,9 @@ async fn serve_shows_its_targets_with_the_cronjob_results_from_the_shared_histor
     assert_eq!(v["other_results"], OTHERS, "the others are only counted");
     assert_eq!(target(v, "ok")["state"], "up");
     assert_eq!(target(v, "ok")["uptime"]["1h"], 1.0);
-    assert_eq!(target(v, "failing")["state"], "down");
+    // It has never succeeded since it was added: degraded, not down (and it never pages).
+    assert_eq!(target(v, "failing")["state"], "degraded");
+    assert_eq!(target(v, "failing")["alerting"], false);
     assert_eq!(
         target(v, "failing")["last"]["failed"][0],
         "[STATUS] (500) == 200"
@@ -239,7 +241,7 @@ async fn a_cronjob_run_appending_while_serve_runs_shows_up_on_the_page() {
         !html.contains("cron-only"),
         "history-only targets are not on the page"
     );
-    for (name, state) in [("ok", "up"), ("failing", "down"), ("shared", "down")] {
+    for (name, state) in [("ok", "up"), ("failing", "degraded"), ("shared", "down")] {
         assert!(
             html.contains(&format!("data-target=\"{name}\" data-state=\"{state}\"")),
             "{name} {state}"
@@ -281,7 +283,6 @@ async fn serve_metrics_carry_blackbox_names_for_probed_targets_only() {
 #[tokio::test]
 async fn serve_without_history_keeps_results_in_memory_and_alerts() {
     let s = target_server().await;
-    s.fail_with(503);
     let receiver = Receiver::start().await;
     let running = start(Config {
         targets: targets(&format!(
@@ -301,6 +302,9 @@ async fn serve_without_history_keeps_results_in_memory_and_alerts() {
         max_concurrent_probes: 256,
     })
     .await;
+    // Up first: before its first success a target's failures are degraded and never page.
+    wait_for(&running.base, |v| target(v, "api")["state"] == "up").await;
+    s.fail_with(503);
     let v = wait_for(&running.base, |v| target(v, "api")["alerting"] == true).await;
     assert!(target(&v, "api")["consecutive_failures"].as_u64().unwrap() >= 2);
     s.fail_with(200);

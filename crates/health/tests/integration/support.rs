@@ -38,6 +38,8 @@ pub(crate) struct Knobs {
     /// TLS handshakes completed, and how many of them resumed an earlier session.
     pub(crate) handshakes: AtomicU64,
     pub(crate) resumed: AtomicU64,
+    /// Requests seen on `/flaky`, which fails every odd one (a probe passes on its retry).
+    pub(crate) flaky: AtomicU64,
 }
 
 /// A running target server.
@@ -101,6 +103,16 @@ fn app(knobs: Arc<Knobs>) -> Router {
                 tokio::time::sleep(Duration::from_millis(k.delay_ms.load(Ordering::SeqCst))).await;
                 k.slow_in_flight.fetch_sub(1, Ordering::SeqCst);
                 "slow done"
+            }),
+        )
+        .route(
+            "/flaky",
+            get(|State(k): State<Arc<Knobs>>| async move {
+                if k.flaky.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                }
             }),
         )
         .route("/redirect", get(|| async { Redirect::temporary("/ok") }))

@@ -1,0 +1,164 @@
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use super::*;
+
+fn targets(yaml: &str) -> Vec<Target> {
+    crate::config::parse_targets("t", yaml).unwrap()
+}
+
+fn rec(time: OffsetDateTime, success: bool, latency: f64) -> Record {
+    Record {
+        response_time_seconds: latency,
+        ..Record::sample("a", time, success)
+    }
+}
+
+fn window<'a>(w: &'a [(&'static str, WindowStats)], name: &str) -> &'a WindowStats {
+    &w.iter().find(|(n, _)| *n == name).unwrap().1
+}
+
+/// A year of one result an hour: a failure every 100th, a retried pass every 50th; every
+/// window counts exactly its days, and the budget follows from the counts.
+#[test]
+fn windows_count_their_days_and_spend_the_budget() {
+    let mut r = Rollups::new(&targets(
+        "targets: [{name: a, url: 'http://a/', slo: 99.5%}]",
+    ));
+    let now = datetime!(2026-12-31 12:30 UTC);
+    let start = now - Duration::days(400);
+    let mut t = start;
+    let mut i = 0u64;
+    while t <= now {
+        let mut x = rec(t, i % 100 != 1, 0.010 + (i % 10) as f64 * 0.001);
+        if i % 50 == 7 {
+            x.attempts = 2;
+        }
+        r.fold(&x);
+        t += Duration::hours(1);
+        i += 1;
+    }
+    let w = r.get("a").unwrap().windows(now);
+    let names: Vec<&str> = w.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["24h", "7d", "30d", "90d", "365d"]);
+    // 24 h: the current hour and the 23 before it.
+    assert_eq!(window(&w, "24h").count, 24);
+    // Days: today (13 results, 00:00..12:00 at :30 past each start hour) and whole days.
+    for (name, days) in [("7d", 6), ("30d", 29), ("90d", 89), ("365d", 364)] {
+        let s = window(&w, name);
+        assert_eq!(s.count, 24 * days + 13, "{name}");
+        let failures = s.failures as f64;
+        assert!(
+            (failures - s.count as f64 / 100.0).abs() <= 1.0,
+            "{name}: {s:?}"
+        );
+        assert!(
+            (s.degraded as f64 - s.count as f64 / 50.0).abs() <= 1.0,
+            "{name}: {s:?}"
+        );
+        assert_eq!(
+            s.uptime,
+            Some((s.count - s.failures) as f64 / s.count as f64)
+        );
+        let b = s.budget.unwrap();
+        assert!((b.allowed_failures - 0.005 * s.count as f64).abs() < 1e-9);
+        assert!((b.remaining - (1.0 - failures / b.allowed_failures)).abs() < 1e-12);
+        let p = s.latency.unwrap();
+        // Latencies 10..19 ms evenly: the median is 14 or 15 ms.
+        assert!(
+            p.p50 >= 0.014 * 0.98 && p.p50 <= 0.015 * 1.02,
+            "{name}: {p:?}"
+        );
+        assert!((p.p99 - 0.019).abs() <= 0.019 * 0.021, "{name}: {p:?}");
+    }
+    // Only 366 days and 48 hours are kept however long it runs.
+    let s = r.get("a").unwrap();
+    assert_eq!(s.days.len(), DAYS_KEPT as usize);
+    assert_eq!(s.hours.len(), HOURS_KEPT as usize);
+    // Sketches: the last 35 days by day (only today's open), older ones by week.
+    assert_eq!(s.day_sketches.len(), SKETCH_DAYS as usize);
+    assert_eq!(
+        s.day_sketches
+            .iter()
+            .filter(|(_, k)| k.open.is_some())
+            .count(),
+        1
+    );
+    // The other 331 of the 366 days: 48 or 49 weeks, partial ones at both ends.
+    assert!((48..=49).contains(&s.weeks.len()), "{}", s.weeks.len());
+    assert!(s.weeks.iter().all(|(_, k)| k.open.is_none()));
+}
+
+#[test]
+fn degraded_results_count_apart_and_spend_no_budget() {
+    let mut r = Rollups::new(&targets("targets: [{name: a, url: 'http://a/', slo: 99%}]"));
+    let t = datetime!(2026-06-01 10:00 UTC);
+    // Two failures before the first success: degraded, not failures.
+    r.fold(&rec(t, false, 0.5));
+    r.fold(&rec(t, false, 0.5));
+    r.fold(&rec(t, true, 0.010));
+    r.fold(&rec(t, false, 0.0));
+    let w = r.get("a").unwrap().windows(t);
+    let d = window(&w, "7d");
+    assert_eq!((d.count, d.failures, d.degraded), (4, 1, 2));
+    assert_eq!(d.uptime, Some(0.75));
+    // Failed results add no latency; degraded ones do.
+    assert!((d.latency_mean.unwrap() - (0.5 + 0.5 + 0.010) / 3.0).abs() < 1e-12);
+    r.mark_fresh("a");
+    r.fold(&rec(t, false, 0.0));
+    let w = r.get("a").unwrap().windows(t);
+    assert_eq!(window(&w, "24h").degraded, 3);
+    // No SLO: no budget.
+    let mut plain = Rollups::new(&targets("targets: [{name: a, url: 'http://a/'}]"));
+    plain.fold(&rec(t, true, 0.1));
+    assert_eq!(
+        window(&plain.get("a").unwrap().windows(t), "30d").budget,
+        None
+    );
+}
+
+#[test]
+fn late_results_land_in_their_period_and_very_old_ones_are_dropped() {
+    let mut r = Rollups::new(&targets("targets: [{name: a, url: 'http://a/'}]"));
+    let now = datetime!(2026-06-10 10:00 UTC);
+    r.fold(&rec(now, true, 0.1));
+    r.fold(&rec(now - Duration::days(3), true, 0.1));
+    r.fold(&rec(now - Duration::days(3), false, 0.1));
+    r.fold(&rec(now - Duration::days(400), true, 0.1));
+    let w = r.get("a").unwrap().windows(now);
+    assert_eq!(window(&w, "7d").count, 3);
+    assert_eq!(window(&w, "365d").count, 3);
+    assert_eq!(window(&w, "24h").count, 1);
+    // Results of targets not configured are not kept.
+    r.fold(&Record::sample("other", now, true));
+    assert!(r.get("other").is_none());
+}
+
+#[test]
+fn saved_rollups_load_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::Store::beside(&dir.path().join("history.jsonl"));
+    let ts =
+        targets("targets: [{name: a, url: 'http://a/', slo: 99.9%}, {name: b, url: 'http://b/'}]");
+    let mut r = Rollups::new(&ts);
+    let now = datetime!(2026-06-10 10:00 UTC);
+    for d in 0..40 {
+        r.fold(&rec(now - Duration::days(d), d % 7 != 0, 0.02));
+    }
+    let pos = Position {
+        dev: 1,
+        ino: 2,
+        offset: 3,
+    };
+    store.save(&r, Some(pos)).unwrap();
+    let mut back = Rollups::new(&ts);
+    assert_eq!(store.load(&mut back).unwrap(), Some(pos));
+    let (a, b) = (r.get("a").unwrap(), back.get("a").unwrap());
+    assert_eq!(a.windows(now), b.windows(now));
+    assert_eq!((a.freshness, a.last_folded), (b.freshness, b.last_folded));
+    // A damaged file is an error, never silently empty rollups.
+    std::fs::write(store.path(), b"ferrostack-rollups 1\n\xff\xff\xff\x7f").unwrap();
+    assert!(store.load(&mut Rollups::new(&ts)).is_err());
+    std::fs::write(store.path(), b"something else").unwrap();
+    assert!(store.load(&mut Rollups::new(&ts)).is_err());
+}
