@@ -86,8 +86,11 @@ pub(crate) fn seal_file(dir: &Path, open: OpenSegment) -> io::Result<()> {
         fs::remove_file(&open.path)?;
         return sync_dir(dir);
     }
+    failpoint!("logfile::segment_fsync");
     open.file.sync_all()?;
+    failpoint!("logfile::segment_rename");
     fs::rename(&open.path, dir.join(sealed_name(open.id)))?;
+    failpoint!("logfile::dir_fsync");
     sync_dir(dir)
 }
 

@@ -261,6 +261,7 @@ impl Shared {
             state.buf.clear();
             return Ok(());
         };
+        failpoint!("logfile::segment_write");
         let result = open.file.write_all(&state.buf);
         let n = state.buf.len() as u64;
         match result {

@@ -5,12 +5,22 @@
 //! Public surface: [`ShipArgs`] (or [`Options`]) → [`Config`], [`run`] (with the admin server)
 //! or [`run_until`] (the shipper alone), [`verify()`].
 
+/// A named failpoint (tikv/fail-rs) with the `failpoints` feature (the fault suite kills the
+/// process there); nothing at all without it.
+macro_rules! failpoint {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!($name);
+    };
+}
+
 pub mod args;
 pub mod batch;
 pub mod config;
 pub mod credentials;
 pub mod encoder;
 pub mod journal;
+pub mod listing;
 pub mod metrics;
 pub mod service;
 pub mod sink;

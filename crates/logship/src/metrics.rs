@@ -59,6 +59,9 @@ pub struct Metrics {
     pub source_errors: Family<SourceErrorLabels, Counter>,
     /// Shipped files kept because they changed after they were read (shipped again later).
     pub changed_files: Family<SourceLabels, Counter>,
+    /// Files the last listing keeps in memory to pack (at most `--batch-max-files` a source,
+    /// however large the backlog).
+    pub listed_files: Gauge,
 }
 
 impl Default for Metrics {
@@ -75,6 +78,7 @@ impl Default for Metrics {
             pending_full: Gauge::default(),
             source_errors: Family::default(),
             changed_files: Family::default(),
+            listed_files: Gauge::default(),
         }
     }
 }
@@ -139,7 +143,16 @@ impl Metrics {
             "Shipped files kept because they changed after they were read",
             m.changed_files.clone(),
         );
+        m.register_listing(r);
         m
+    }
+
+    fn register_listing(&self, r: &mut Registry) {
+        r.register(
+            "ferrostack_logship_listed_files",
+            "Files the last listing keeps in memory to pack (at most --batch-max-files a source)",
+            self.listed_files.clone(),
+        );
     }
 
     /// Counts a source problem.

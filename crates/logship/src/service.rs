@@ -18,6 +18,7 @@ use crate::batch::{self, Candidate, Source, Stamp};
 use crate::config::{Config, KeyVars};
 use crate::encoder::{self, EncodeError, Encoded, Input};
 use crate::journal::{BatchRecord, FileRef, Journal, JournalError};
+use crate::listing;
 use crate::metrics::Metrics;
 use crate::sink::{BuildError, MultipartProgress, Outcome, Sink, SinkError, Staged};
 use logfile::{RotatingWriter, sync_dir};
@@ -245,43 +246,63 @@ impl Shipper {
         None
     }
 
-    /// Lists the sources (without files held by open batches) and updates pending metrics.
+    /// Lists the sources (without files held by open batches) and updates pending metrics;
+    /// each source's listing keeps one batch's worth of candidates ([`listing`]).
     fn scan(&mut self) -> Vec<(Source, Vec<Candidate>)> {
         let mut out = Vec::new();
         let (mut files, mut bytes) = (0i64, 0i64);
         let mut oldest: Option<SystemTime> = None;
-        let mut held = std::collections::HashSet::new();
+        let mut filter = ScanFilter {
+            held: HashSet::new(),
+            unreadable: &self.unreadable,
+            still_unreadable: HashSet::new(),
+        };
         for b in self.journal.open_batches() {
             files += b.record.files.len() as i64;
             bytes += b.record.raw_bytes as i64;
-            held.extend(b.record.files.iter().map(|f| f.path.clone()));
+            filter
+                .held
+                .extend(b.record.files.iter().map(|f| f.path.clone()));
         }
-        let mut listed = HashSet::new();
-        for source in self.config.sources.clone() {
-            let mut cands = self.list_source(&source);
-            cands.retain(|c| !held.contains(&c.path));
-            for c in &cands {
-                files += 1;
-                bytes += c.size as i64;
-                oldest = Some(oldest.map_or(c.modified, |o| o.min(c.modified)));
-                listed.insert(c.path.clone());
-            }
-            // Unreadable files still wait on disk (counted above) but are not packed.
-            cands.retain(|c| self.unreadable.get(&c.path) != Some(&(c.size, c.stamp)));
-            out.push((source, cands));
+        let mut listings = Vec::new();
+        for source in &self.config.sources {
+            listings.push(listing::list(
+                source,
+                self.config.limits.max_files,
+                &mut filter,
+            ));
         }
-        self.unreadable.retain(|path, _| listed.contains(path));
+        let still = filter.still_unreadable;
+        let mut listed = 0i64;
+        for (source, result) in self.config.sources.clone().into_iter().zip(listings) {
+            let l = self.listed(&source, result);
+            files += l.files as i64;
+            bytes += l.bytes as i64;
+            oldest = match (oldest, l.oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            listed += l.window.len() as i64;
+            out.push((source, l.window));
+        }
+        // Unreadable files that are gone or changed are forgotten (retried when changed).
+        self.unreadable.retain(|path, _| still.contains(path));
+        self.metrics.listed_files.set(listed);
         self.set_pending(files, bytes, oldest);
         out
     }
 
-    /// Lists one source; an error is counted and logged (again only when it changes) and the
-    /// source is skipped this time: one bad source must not stall the others.
-    fn list_source(&mut self, source: &Source) -> Vec<Candidate> {
-        match batch::scan(source) {
-            Ok(cands) => {
+    /// One source's listing; an error is counted and logged (again only when it changes) and
+    /// the source is skipped this time: one bad source must not stall the others.
+    fn listed(
+        &mut self,
+        source: &Source,
+        result: Result<listing::Listing, batch::ScanError>,
+    ) -> listing::Listing {
+        match result {
+            Ok(l) => {
                 self.scan_errors.remove(&source.name);
-                cands
+                l
             }
             Err(e) => {
                 self.metrics.source_error(&source.name, e.kind());
@@ -291,7 +312,7 @@ impl Shipper {
                         error = %why, "logship: cannot list source; it is skipped");
                     self.scan_errors.insert(source.name.clone(), why);
                 }
-                Vec::new()
+                listing::Listing::default()
             }
         }
     }
@@ -379,6 +400,7 @@ impl Shipper {
         }
         let seq = self.journal.next_seq();
         let staged = staged_path(&self.staging, seq, &self.config);
+        failpoint!("logship::staging");
         if let Err(e) = fs::rename(&tmp, &staged) {
             let _ = encoder::remove_staged(&tmp);
             return Err(io_err("rename", &staged)(e));
@@ -415,6 +437,7 @@ impl Shipper {
                 self.journal.record_done(seq)?;
                 return Ok(());
             }
+            failpoint!("logship::upload");
             let started = Instant::now();
             let mut progress = JournalProgress {
                 journal: &mut self.journal,
@@ -455,6 +478,7 @@ impl Shipper {
                 existing = outcome == Outcome::AlreadyThere, "logship: object delivered");
         }
         self.delete_files(&batch.record)?;
+        failpoint!("logship::deleted");
         encoder::remove_staged(&staged).map_err(io_err("remove", &staged))?;
         self.journal.record_done(seq)?;
         self.metrics
@@ -493,6 +517,7 @@ impl Shipper {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_err("check", &f.path)(e)),
             }
+            failpoint!("logship::delete");
             match fs::remove_file(&f.path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -610,6 +635,28 @@ impl Shipper {
         fs::rename(staged, &target).map_err(io_err("rename", staged))?;
         self.journal.record_done(old)?;
         Ok(())
+    }
+}
+
+/// Files the listing leaves out: those held by open batches (not counted) and unreadable ones
+/// unchanged since they failed (counted, not packed; noted so they stay remembered).
+struct ScanFilter<'a> {
+    held: HashSet<PathBuf>,
+    unreadable: &'a HashMap<PathBuf, (u64, Stamp)>,
+    still_unreadable: HashSet<PathBuf>,
+}
+
+impl listing::Filter for ScanFilter<'_> {
+    fn held(&self, path: &Path) -> bool {
+        self.held.contains(path)
+    }
+
+    fn skipped(&mut self, c: &Candidate) -> bool {
+        let skip = self.unreadable.get(&c.path) == Some(&(c.size, c.stamp));
+        if skip {
+            self.still_unreadable.insert(c.path.clone());
+        }
+        skip
     }
 }
 

@@ -8,6 +8,8 @@ mod crash;
 mod credentials;
 mod disk;
 mod emulators;
+#[cfg(feature = "failpoints")]
+mod faults;
 mod outage;
 mod shipper;
 mod sink;
