@@ -10,6 +10,8 @@ mod disk;
 mod emulators;
 #[cfg(feature = "failpoints")]
 mod faults;
+#[cfg(feature = "failpoints")]
+mod full_disk;
 mod outage;
 mod shipper;
 mod sink;
