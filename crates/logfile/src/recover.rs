@@ -27,6 +27,7 @@ pub(crate) fn recover_open_segments(dir: &Path) -> io::Result<()> {
             // the first line of another segment.
             file.write_all(b"\n")?;
         }
+        let written = file.metadata()?.len();
         let open = OpenSegment {
             file,
             id,

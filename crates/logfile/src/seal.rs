@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ulid::Ulid;
 
@@ -30,6 +30,8 @@ pub(crate) struct OpenSegment {
 #[derive(Debug)]
 pub(crate) enum SealJob {
     Seal(OpenSegment),
+    /// A segment whose seal failed (already reported): sealed again on the timer, quietly.
+    Retry(OpenSegment),
     /// Replies once every earlier job is done (their errors are in [`Deferred`]).
     Barrier(mpsc::SyncSender<()>),
 }
@@ -48,23 +50,62 @@ pub(crate) fn spawn_sealer(
     Ok(sealer)
 }
 
-/// The sealer thread's loop. A failure is kept for the next caller; the segment keeps its
-/// `.open-` name and is sealed by the next writer on the directory.
+/// How often a segment whose seal failed (a failing disk) is tried again.
+const RESEAL_EVERY: Duration = Duration::from_secs(1);
+
+/// The sealer thread's loop. A failure is kept for the next caller and the segment is sealed
+/// again every [`RESEAL_EVERY`] until it works (the disk healed); should the process end
+/// first, it keeps its `.open-` name and the next writer on the directory seals it.
 fn seal_jobs(dir: &Path, stats: &WriterStats, deferred: &Deferred, jobs: &mpsc::Receiver<SealJob>) {
-    for job in jobs {
+    let mut unsealed: Vec<OpenSegment> = Vec::new();
+    let mut next_try = Instant::now() + RESEAL_EVERY;
+    loop {
+        let job = if unsealed.is_empty() {
+            jobs.recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        } else {
+            jobs.recv_timeout(next_try.saturating_duration_since(Instant::now()))
+        };
         match job {
-            SealJob::Seal(open) => match seal_file(dir, open) {
-                Ok(()) => {
-                    stats.sealed.inc();
-                }
-                Err(e) => {
-                    report_failure(stats, dir, "seal", &e);
-                    deferred.set("seal", &e);
-                }
-            },
-            SealJob::Barrier(done) => {
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(SealJob::Seal(open)) => seal_or_keep(dir, stats, deferred, open, &mut unsealed),
+            Ok(SealJob::Retry(open)) => unsealed.push(open),
+            Ok(SealJob::Barrier(done)) => {
                 let _ = done.send(());
             }
+        }
+        // Segments that failed are tried again on a timer, also while new seals keep coming.
+        if !unsealed.is_empty() && Instant::now() >= next_try {
+            // Failing again is not reported again: the first failure was.
+            for open in std::mem::take(&mut unsealed) {
+                if try_seal(dir, &open).is_ok() {
+                    stats.sealed.inc();
+                } else {
+                    unsealed.push(open);
+                }
+            }
+            next_try = Instant::now() + RESEAL_EVERY;
+        }
+    }
+}
+
+/// Seals `open`, or reports the failure and keeps the segment in `unsealed`.
+fn seal_or_keep(
+    dir: &Path,
+    stats: &WriterStats,
+    deferred: &Deferred,
+    open: OpenSegment,
+    unsealed: &mut Vec<OpenSegment>,
+) {
+    match try_seal(dir, &open) {
+        Ok(()) => {
+            stats.sealed.inc();
+        }
+        Err(e) => {
+            report_failure(stats, dir, "seal", &e);
+            deferred.set("seal", &e);
+            unsealed.push(open);
         }
     }
 }
@@ -82,14 +123,32 @@ pub(crate) fn report_failure(stats: &WriterStats, dir: &Path, op: &str, error: &
 /// fsync the segment, rename it to its sealed name, fsync the directory; an empty segment is
 /// removed instead.
 pub(crate) fn seal_file(dir: &Path, open: OpenSegment) -> io::Result<()> {
+    try_seal(dir, &open)
+}
+
+/// [`seal_file`] that leaves the segment to the caller (to try again). A tail beyond the
+/// bytes written successfully (a failed write(2) may land part of its buffer) is cut first.
+pub(crate) fn try_seal(dir: &Path, open: &OpenSegment) -> io::Result<()> {
+    if open.file.metadata()?.len() > open.on_disk {
+        open.file.set_len(open.on_disk)?;
+    }
     if open.written == 0 {
-        fs::remove_file(&open.path)?;
+        match fs::remove_file(&open.path) {
+            // Removed by an earlier try whose directory fsync failed.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
+        }
         return sync_dir(dir);
     }
     failpoint!("logfile::segment_fsync");
     open.file.sync_all()?;
     failpoint!("logfile::segment_rename");
-    fs::rename(&open.path, dir.join(sealed_name(open.id)))?;
+    let sealed = dir.join(sealed_name(open.id));
+    match fs::rename(&open.path, &sealed) {
+        // Renamed by an earlier try whose directory fsync failed.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && sealed.exists() => {}
+        other => other?,
+    }
     failpoint!("logfile::dir_fsync");
     sync_dir(dir)
 }

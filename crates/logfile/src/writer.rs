@@ -13,7 +13,7 @@ use crate::config::WriterConfig;
 use crate::deferred::Deferred;
 use crate::pending::Pending;
 use crate::recover::recover_open_segments;
-use crate::seal::{OpenSegment, SealJob, report_failure, seal_file, spawn_sealer};
+use crate::seal::{OpenSegment, SealJob, report_failure, seal_file, spawn_sealer, try_seal};
 use crate::segment::open_name;
 use crate::stats::WriterStats;
 
@@ -286,12 +286,12 @@ impl Shared {
         self.stats.dropped_lines.inc_by(count_lines(&state.buf));
         state.buf.clear();
         state.at_line_start = true;
-        if let Some(open) = state.open.take() {
-            let cut = open.file.set_len(open.on_disk);
-            let sealed = cut.and_then(|()| seal_file(&self.config.dir, open));
-            if let Err(e) = sealed {
-                self.report("seal", &e);
-            }
+        if let Some(open) = state.open.take()
+            && let Err(e) = try_seal(&self.config.dir, &open)
+        {
+            // try_seal cut the failed write off first; the sealer tries again on its timer.
+            self.report("seal", &e);
+            let _ = state.sealer.send(SealJob::Retry(open));
         }
     }
 

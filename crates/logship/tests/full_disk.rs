@@ -88,6 +88,20 @@ fn a_full_state_disk_stops_shipping_loudly_and_it_resumes_by_itself_once_space_i
     assert!(report.contains(&expected), "{expected:?} in:\n{report}");
 }
 
+/// Ships `src` to a fresh `file://` archive until it is empty; returns `verify`'s report.
+fn ship_all(src: &Path) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let to = url::Url::from_directory_path(tmp.path().join("archive"))
+        .unwrap()
+        .to_string();
+    let ship = spawn_ship(src, &tmp.path().join("state"), &to, &tmp.path().join("log"));
+    wait_for("the shipper to drain", Duration::from_secs(60), || {
+        count_files(src) == 0
+    });
+    terminate(ship);
+    verify(&to)
+}
+
 #[test]
 fn a_full_log_disk_refuses_lines_truthfully_and_the_writer_resumes_by_itself() {
     let Some(disk) = LoopFs::mount(16) else {
@@ -115,22 +129,7 @@ fn a_full_log_disk_refuses_lines_truthfully_and_the_writer_resumes_by_itself() {
     assert!(!errors.is_empty(), "the full disk was reported: {report}");
     let first = errors[0]["error"].as_str().unwrap();
     assert!(first.contains("No space left on device"), "{first}");
-
-    let tmp = tempfile::tempdir().unwrap();
-    let to = url::Url::from_directory_path(tmp.path().join("archive"))
-        .unwrap()
-        .to_string();
-    let ship = spawn_ship(
-        &src,
-        &tmp.path().join("state"),
-        &to,
-        &tmp.path().join("log"),
-    );
-    wait_for("the shipper to drain", Duration::from_secs(60), || {
-        count_files(&src) == 0
-    });
-    terminate(ship);
-    let archive = verify(&to);
+    let archive = ship_all(&src);
     let line = archive
         .lines()
         .find(|l| l.starts_with("producer full:"))

@@ -7,6 +7,8 @@
 mod crash;
 mod credentials;
 mod disk;
+#[cfg(feature = "failpoints")]
+mod disk_faults;
 mod emulators;
 #[cfg(feature = "failpoints")]
 mod faults;

@@ -6,12 +6,14 @@
 //! - [`tool`]: an external tool (moto_server, chromium, ...), skipped locally when missing and
 //!   a failure under `CI=true`.
 //! - [`upstream::Upstream`]: a scripted upstream HTTP server that records Authorization.
+//! - [`faultfs::FaultMount`]: a directory whose disk fails on command (EIO/ENOSPC via FUSE, root).
 //! - [`loopfs::LoopFs`]: a real small ext4 filesystem on a loop device (root), for ENOSPC.
 //! - [`http1::get_status`]: a blocking HTTP/1.1 GET on std only, for readiness polls.
 
 // A fixture that cannot do its job fails the test that called it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod faultfs;
 pub mod http1;
 pub mod loopfs;
 mod ports;

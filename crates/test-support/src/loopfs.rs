@@ -98,7 +98,7 @@ fn unavailable() -> Option<String> {
     None
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // The effective uid from /proc (no libc call: the workspace forbids unsafe code).
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
         s.lines()

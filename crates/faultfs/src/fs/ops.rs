@@ -95,6 +95,25 @@ impl Filesystem for FaultFs {
         done(reply, self.rename_inner(parent, name, newparent, newname));
     }
 
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        // object_store's create-only put on a local store is a link(2).
+        let linked = self.rel(ino).and_then(|from| {
+            let to = self.child(newparent, newname)?;
+            self.fault("create", &to)?;
+            fs::hard_link(self.backing.join(&from), self.backing.join(&to))
+                .map_err(|e| errno(&e))?;
+            self.stat(&to)
+        });
+        entry(reply, linked);
+    }
+
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.open_inner(ino, flags) {
             Ok(fh) => reply.opened(fh, FopenFlags::empty()),
