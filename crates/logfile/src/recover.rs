@@ -35,6 +35,7 @@ pub(crate) fn recover_open_segments(dir: &Path) -> io::Result<()> {
             opened: Instant::now(),
             written,
             on_disk: written,
+            lines: 0,
         };
         seal_file(dir, open)?;
     }

@@ -24,6 +24,8 @@ pub(crate) struct OpenSegment {
     pub(crate) written: u64,
     /// Bytes that reached the file: the length it is cut back to after a failed write.
     pub(crate) on_disk: u64,
+    /// Lines in those bytes: what is counted as dropped if a failed fsync lost them.
+    pub(crate) lines: u64,
 }
 
 /// Work for the sealer thread.
@@ -81,12 +83,42 @@ fn seal_jobs(dir: &Path, stats: &WriterStats, deferred: &Deferred, jobs: &mpsc::
             for open in std::mem::take(&mut unsealed) {
                 if try_seal(dir, &open).is_ok() {
                     stats.sealed.inc();
+                    count_lost(&open, stats);
                 } else {
                     unsealed.push(open);
                 }
             }
             next_try = Instant::now() + RESEAL_EVERY;
         }
+    }
+}
+
+/// Lines of `open` that are not in its file after a failed fsync (the kernel may drop the
+/// pages of a failed writeback: the bytes write(2) accepted are then gone), counted as dropped.
+fn count_lost(open: &OpenSegment, stats: &WriterStats) {
+    let Ok(len) = open.file.metadata().map(|m| m.len()) else {
+        return;
+    };
+    if len >= open.on_disk {
+        return;
+    }
+    let kept = fs::read(dir_entry(open)).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+    let lost = open.lines.saturating_sub(kept as u64);
+    stats.dropped_lines.inc_by(lost);
+    eprintln!(
+        "{}",
+        serde_json::json!({"level": "ERROR", "message": "log file lines lost by a failed fsync",
+            "segment": open.path, "lines": lost})
+    );
+}
+
+/// Where the segment is now: its sealed name once renamed.
+fn dir_entry(open: &OpenSegment) -> PathBuf {
+    let sealed = open.path.with_file_name(sealed_name(open.id));
+    if sealed.exists() {
+        sealed
+    } else {
+        open.path.clone()
     }
 }
 
@@ -132,7 +164,7 @@ pub(crate) fn try_seal(dir: &Path, open: &OpenSegment) -> io::Result<()> {
     if open.file.metadata()?.len() > open.on_disk {
         open.file.set_len(open.on_disk)?;
     }
-    if open.written == 0 {
+    if open.on_disk == 0 {
         match fs::remove_file(&open.path) {
             // Removed by an earlier try whose directory fsync failed.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

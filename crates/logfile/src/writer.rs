@@ -250,6 +250,7 @@ impl Shared {
             opened: Instant::now(),
             written: 0,
             on_disk: 0,
+            lines: 0,
         })
     }
 
@@ -267,6 +268,7 @@ impl Shared {
         match result {
             Ok(()) => {
                 open.on_disk += n;
+                open.lines += count_lines(&state.buf);
                 state.buf.clear();
                 self.stats.bytes.inc_by(n);
                 Ok(())
