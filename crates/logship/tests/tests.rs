@@ -4,6 +4,7 @@
 // Test helpers outside #[test] functions unwrap too: a failed fixture is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backlog;
 mod crash;
 mod credentials;
 mod disk;
