@@ -18,18 +18,30 @@ use crate::support::{Producer, count_files, wait_for, writer_config};
 
 const TESTKIT: &str = env!("CARGO_BIN_EXE_logship-testkit");
 
-fn spawn_ship(src: &Path, state: &Path, to: &str, log: &Path) -> Child {
-    Command::new(TESTKIT)
-        .arg("ship")
-        .arg("--source")
-        .arg(src)
-        .args(["--to", to, "--state-dir"])
-        .arg(state)
-        .args(["--batch-max-files", "3"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+/// The shipper process; killed if the test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_ship(src: &Path, state: &Path, to: &str, log: &Path) -> Running {
+    Running(
+        Command::new(TESTKIT)
+            .arg("ship")
+            .arg("--source")
+            .arg(src)
+            .args(["--to", to, "--state-dir"])
+            .arg(state)
+            .args(["--batch-max-files", "3"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn verify(to: &str) -> String {
@@ -97,7 +109,7 @@ fn shipper_under(rules: &str) {
     let mut ship = spawn_ship(&src, &state, &to, &log);
     wait_reported(&fm, &log);
     assert!(
-        ship.try_wait().unwrap().is_none(),
+        ship.0.try_wait().unwrap().is_none(),
         "the shipper keeps running"
     );
     let left = count_files(&src);
@@ -105,9 +117,9 @@ fn shipper_under(rules: &str) {
     fm.heal();
     wait_drained(&src, &state, &log);
     let _ = Command::new("kill")
-        .args(["-TERM", &ship.id().to_string()])
+        .args(["-TERM", &ship.0.id().to_string()])
         .status();
-    assert!(ship.wait().unwrap().success());
+    assert!(ship.0.wait().unwrap().success());
     let report = verify(&to);
     let expected = format!(
         "producer eio: lines={written} max_seq={} missing=0 duplicates=0",
@@ -208,9 +220,9 @@ fn writer_fault(rules: &str) {
         count_files(&src) == 0
     });
     let _ = Command::new("kill")
-        .args(["-TERM", &ship.id().to_string()])
+        .args(["-TERM", &ship.0.id().to_string()])
         .status();
-    assert!(ship.wait().unwrap().success());
+    assert!(ship.0.wait().unwrap().success());
     let archive = verify(&to);
     let line = archive
         .lines()

@@ -16,26 +16,38 @@ use crate::support::{Producer, count_files, wait_for, writer_config};
 
 const TESTKIT: &str = env!("CARGO_BIN_EXE_logship-testkit");
 
-fn spawn_ship(src: &Path, state: &Path, to: &str, log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(TESTKIT)
-        .arg("ship")
-        .arg("--source")
-        .arg(src)
-        .args(["--to", to, "--state-dir"])
-        .arg(state)
-        .args(["--batch-max-files", "3"])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+/// The shipper process; killed if the test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
-fn terminate(mut child: Child) {
+fn spawn_ship(src: &Path, state: &Path, to: &str, log: &Path) -> Running {
+    let log = std::fs::File::create(log).unwrap();
+    Running(
+        Command::new(TESTKIT)
+            .arg("ship")
+            .arg("--source")
+            .arg(src)
+            .args(["--to", to, "--state-dir"])
+            .arg(state)
+            .args(["--batch-max-files", "3"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn terminate(mut ship: Running) {
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &ship.0.id().to_string()])
         .status();
-    assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
+    assert!(ship.0.wait().unwrap().success(), "clean exit on SIGTERM");
 }
 
 fn verify(to: &str) -> String {
