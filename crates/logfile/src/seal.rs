@@ -189,3 +189,35 @@ pub(crate) fn try_seal(dir: &Path, open: &OpenSegment) -> io::Result<()> {
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_a_failed_fsync_lost_are_counted_as_dropped_once_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Ulid::generate();
+        let path = dir.path().join(crate::segment::open_name(id));
+        // Five lines were written (on_disk, lines); after the failed writeback two survive.
+        fs::write(&path, "{\"a\":1}\n{\"a\":2}\n").unwrap();
+        let open = OpenSegment {
+            file: File::options().append(true).open(&path).unwrap(),
+            id,
+            path,
+            opened: Instant::now(),
+            written: 40,
+            on_disk: 40,
+            lines: 5,
+        };
+        try_seal(dir.path(), &open).unwrap();
+        let stats = WriterStats::default();
+        count_lost(&open, &stats);
+        assert_eq!(stats.dropped_lines.get(), 3);
+        let sealed = dir.path().join(sealed_name(id));
+        assert_eq!(
+            fs::read_to_string(sealed).unwrap(),
+            "{\"a\":1}\n{\"a\":2}\n"
+        );
+    }
+}
