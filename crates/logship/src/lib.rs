@@ -16,6 +16,7 @@ macro_rules! failpoint {
 
 pub mod args;
 pub mod batch;
+pub mod census;
 pub mod config;
 pub mod credentials;
 pub mod encoder;

@@ -1,14 +1,19 @@
-//! A source listed in bounded memory: every finished file is counted (pending files, bytes and
-//! the oldest one, which drive the metrics and the pending bound), but only the `window` files
-//! with the smallest names are kept, sorted, for packing. The window is one batch
-//! (`--batch-max-files`), so the next batch is the same as from a full sorted listing, while a
-//! backlog of 100,000 files costs a batch's worth of memory instead of one entry per file.
+//! A source listed in bounded memory and in time independent of its backlog: the names of its
+//! finished files are read (readdir only, no `stat` per file: sealed segments and service files
+//! are named in time order), every one is counted, and only the `window` smallest names are kept
+//! and then `lstat`ed for packing. The window is one batch (`--batch-max-files`), so the next
+//! batch is the same as from a full sorted listing, while a backlog of 100,000 files costs a
+//! batch's worth of memory and 100,000 directory entries instead of 100,000 `stat` calls. Bytes
+//! and age of the whole backlog come from [`crate::census`], off the shipping path.
 
 use std::collections::BinaryHeap;
-use std::path::Path;
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::batch::{self, Candidate, ScanError, Source};
+use crate::batch::{self, Candidate, ScanError, Source, Stamp};
 
 /// What one listing of a source found.
 #[derive(Debug, Default)]
@@ -17,9 +22,9 @@ pub struct Listing {
     pub window: Vec<Candidate>,
     /// Finished files listed (held ones excepted), packable or not.
     pub files: u64,
-    /// Their bytes.
+    /// Bytes of the window and of the skipped files (a lower bound of the source's bytes).
     pub bytes: u64,
-    /// The oldest modification time among them.
+    /// The oldest modification time among the window and the skipped files.
     pub oldest: Option<SystemTime>,
 }
 
@@ -27,29 +32,10 @@ pub struct Listing {
 pub trait Filter {
     /// Already packed into an unfinished batch: neither counted nor packed.
     fn held(&self, path: &Path) -> bool;
+    /// May be skipped: `lstat`ed while listing and handed to [`Filter::skipped`].
+    fn suspect(&self, path: &Path) -> bool;
     /// Waits on disk (counted) but is not packed now (a file that could not be read).
     fn skipped(&mut self, candidate: &Candidate) -> bool;
-}
-
-/// Orders candidates by path for the heap (the largest path is dropped first).
-#[derive(Debug)]
-struct ByPath(Candidate);
-
-impl PartialEq for ByPath {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.path == other.0.path
-    }
-}
-impl Eq for ByPath {}
-impl PartialOrd for ByPath {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for ByPath {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.path.cmp(&other.0.path)
-    }
 }
 
 /// Lists `source`, keeping at most `window` (≥ 1) packable candidates.
@@ -60,29 +46,121 @@ pub fn list(
 ) -> Result<Listing, ScanError> {
     let window = window.max(1);
     let mut listing = Listing::default();
-    // A max-heap on the path: its top is the file to drop when a smaller name arrives.
-    let mut heap: BinaryHeap<ByPath> = BinaryHeap::with_capacity(window.min(4096) + 1);
-    batch::visit(source, |c| {
-        if filter.held(&c.path) {
-            return;
+    // A max-heap on the name: its top is the name to drop when a smaller one arrives.
+    let mut heap: BinaryHeap<OsString> = BinaryHeap::with_capacity(window.min(4096) + 1);
+    visit_names(source, |name| {
+        let path = source.dir.join(&name);
+        if filter.held(&path) {
+            return Ok(());
         }
         listing.files += 1;
-        listing.bytes += c.size;
-        listing.oldest = Some(listing.oldest.map_or(c.modified, |o| o.min(c.modified)));
-        if filter.skipped(&c) {
-            return;
+        if filter.suspect(&path) {
+            match candidate(path)? {
+                Some(c) if filter.skipped(&c) => {
+                    listing.add(&c);
+                    return Ok(());
+                }
+                Some(_) => {}
+                None => {
+                    listing.files -= 1;
+                    return Ok(());
+                }
+            }
         }
         if heap.len() < window {
-            heap.push(ByPath(c));
-        } else if heap.peek().is_some_and(|top| c.path < top.0.path) {
+            heap.push(name);
+        } else if heap.peek().is_some_and(|top| name < *top) {
             heap.pop();
-            heap.push(ByPath(c));
+            heap.push(name);
         }
+        Ok(())
     })?;
-    let mut window: Vec<Candidate> = heap.into_iter().map(|b| b.0).collect();
-    window.sort_by(|a, b| a.path.cmp(&b.path));
-    listing.window = window;
+    let mut names = heap.into_vec();
+    names.sort();
+    for name in names {
+        let list_err = |e| list_error(source, e);
+        match candidate(source.dir.join(name)).map_err(list_err)? {
+            // Gone since it was listed (shipped by an earlier run's cleanup, or removed).
+            None => listing.files -= 1,
+            Some(c) => {
+                listing.add(&c);
+                listing.window.push(c);
+            }
+        }
+    }
     Ok(listing)
+}
+
+impl Listing {
+    fn add(&mut self, c: &Candidate) {
+        self.bytes += c.size;
+        self.oldest = Some(self.oldest.map_or(c.modified, |o| o.min(c.modified)));
+    }
+}
+
+/// `lstat`s `path`: `None` if it is gone or not a regular file.
+fn candidate(path: PathBuf) -> io::Result<Option<Candidate>> {
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !meta.file_type().is_file() {
+        return Ok(None);
+    }
+    Ok(Some(Candidate {
+        size: meta.len(),
+        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        stamp: Stamp::of(&meta),
+        path,
+    }))
+}
+
+fn list_error(source: &Source, e: io::Error) -> ScanError {
+    ScanError::List {
+        name: source.name.clone(),
+        dir: source.dir.clone(),
+        source: e,
+    }
+}
+
+/// Hands the name of each finished regular file of `source` to `found` in directory order,
+/// from the directory entries alone (the entry's type, no `stat` where the file system reports
+/// it); the same checks on the source directory as [`batch::visit`].
+fn visit_names(
+    source: &Source,
+    mut found: impl FnMut(OsString) -> io::Result<()>,
+) -> Result<(), ScanError> {
+    let list_err = |e| list_error(source, e);
+    let Some(before) = batch::dir_identity(source)? else {
+        return Ok(());
+    };
+    let entries = match fs::read_dir(&source.dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(list_err(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(list_err)?;
+        let name = entry.file_name();
+        if !logfile::segment::is_finished(&name) {
+            continue;
+        }
+        // A symlink's entry type is not a regular file: it is never followed.
+        match entry.file_type() {
+            Ok(t) if t.is_file() => found(name).map_err(list_err)?,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(list_err(e)),
+        }
+    }
+    if batch::dir_identity(source)? != Some(before) {
+        return Err(ScanError::Replaced {
+            name: source.name.clone(),
+            dir: source.dir.clone(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -101,6 +179,9 @@ mod tests {
     impl Filter for Sets {
         fn held(&self, path: &Path) -> bool {
             self.held.contains(path)
+        }
+        fn suspect(&self, path: &Path) -> bool {
+            self.skipped.contains(path)
         }
         fn skipped(&mut self, c: &Candidate) -> bool {
             self.skipped.contains(&c.path)
@@ -133,7 +214,11 @@ mod tests {
             ["001.json", "003.json", "004.json", "005.json", "006.json"]
         );
         assert_eq!(listing.files, 49, "held files are not counted");
-        assert_eq!(listing.bytes, (2..=50).sum::<u64>());
+        assert_eq!(
+            listing.bytes,
+            3 + (2 + 4 + 5 + 6 + 7),
+            "bytes of the skipped file and the window; the rest is the census's job"
+        );
         assert_eq!(
             listing.window[0], full[1],
             "the same candidates as a full listing"

@@ -15,6 +15,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{self, Candidate, Source, Stamp};
+use crate::census::{self, Census};
 use crate::config::{Config, KeyVars};
 use crate::encoder::{self, EncodeError, Encoded, Input};
 use crate::journal::{BatchRecord, FileRef, Journal, JournalError};
@@ -81,6 +82,10 @@ pub struct Shipper {
     scan_errors: HashMap<String, String>,
     /// The process's own log writer, sealed when shutdown starts.
     seal_on_shutdown: Option<RotatingWriter>,
+    /// The pending totals, counted off the shipping path.
+    census: Census,
+    /// Batches packed before the first count finished (`None` once it is logged).
+    packed_before_count: Option<u64>,
 }
 
 // === impl Shipper ===
@@ -114,6 +119,8 @@ impl Shipper {
             unreadable: HashMap::new(),
             scan_errors: HashMap::new(),
             seal_on_shutdown: None,
+            census: Census::default(),
+            packed_before_count: Some(0),
         })
     }
 
@@ -240,6 +247,9 @@ impl Shipper {
             let (source, files) = &candidates[idx];
             if let Some(batch) = batch::pack(files, self.config.limits, now, flush) {
                 self.next_source = idx + 1;
+                if let Some(n) = &mut self.packed_before_count {
+                    *n += 1;
+                }
                 return Some((source.clone(), batch.to_vec()));
             }
         }
@@ -247,7 +257,9 @@ impl Shipper {
     }
 
     /// Lists the sources (without files held by open batches) and updates pending metrics;
-    /// each source's listing keeps one batch's worth of candidates ([`listing`]).
+    /// each source's listing keeps one batch's worth of candidates ([`listing`]). Pending files
+    /// are exact; pending bytes and age come from the last [`census`] (until the first count
+    /// ends, the bytes and age of the next batches and of the open ones only).
     fn scan(&mut self) -> Vec<(Source, Vec<Candidate>)> {
         let mut out = Vec::new();
         let (mut files, mut bytes) = (0i64, 0i64);
@@ -288,8 +300,22 @@ impl Shipper {
         // Unreadable files that are gone or changed are forgotten (retried when changed).
         self.unreadable.retain(|path, _| still.contains(path));
         self.metrics.listed_files.set(listed);
-        self.set_pending(files, bytes, oldest);
+        let totals = self.census.refresh(&self.config.sources);
+        if let Some(t) = totals {
+            self.log_first_count(t);
+            bytes = bytes.max(t.bytes as i64);
+            oldest = oldest.into_iter().chain(t.oldest).min();
+        }
+        self.set_pending(files, bytes, oldest, totals.is_some());
         out
+    }
+
+    /// Logs the first count once, with how many batches were packed before it was known.
+    fn log_first_count(&mut self, t: census::Totals) {
+        if let Some(packed) = self.packed_before_count.take() {
+            tracing::info!(files = t.files, bytes = t.bytes, took = ?t.took,
+                packed_before = packed, "logship: pending files counted");
+        }
     }
 
     /// One source's listing; an error is counted and logged (again only when it changes) and
@@ -317,8 +343,9 @@ impl Shipper {
         }
     }
 
-    /// Updates the pending metrics and the pending bound.
-    fn set_pending(&mut self, files: i64, bytes: i64, oldest: Option<SystemTime>) {
+    /// Updates the pending metrics and the pending bound; until the bytes are `counted`, a
+    /// lower bound of them can only reach the bound, not clear it.
+    fn set_pending(&mut self, files: i64, bytes: i64, oldest: Option<SystemTime>, counted: bool) {
         self.metrics.pending_files.set(files);
         self.metrics.pending_bytes.set(bytes);
         let age = oldest
@@ -327,7 +354,7 @@ impl Shipper {
         self.metrics.oldest_pending_age.set(age.as_secs_f64());
         let bound = self.config.max_pending_bytes;
         let full = bound > 0 && bytes as u64 >= bound;
-        if full != self.pending_full {
+        if full != self.pending_full && (counted || full) {
             self.pending_full = full;
             self.metrics.pending_full.set(i64::from(full));
             if full {
@@ -649,6 +676,10 @@ struct ScanFilter<'a> {
 impl listing::Filter for ScanFilter<'_> {
     fn held(&self, path: &Path) -> bool {
         self.held.contains(path)
+    }
+
+    fn suspect(&self, path: &Path) -> bool {
+        self.unreadable.contains_key(path)
     }
 
     fn skipped(&mut self, c: &Candidate) -> bool {
