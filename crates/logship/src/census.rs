@@ -4,7 +4,8 @@
 //! them: a 100,000-file backlog takes about a second to count, its first batch does not.
 //! The first count starts with the first listing; later ones start once the last one is older
 //! than four times its duration (at most a fifth of a core however large the backlog), and a
-//! count that took under [`QUICK`] is waited for, so small sources are counted on every scan.
+//! count that took under [`QUICK`] is waited for, so small sources are counted at nearly every
+//! scan and the result is current.
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -81,4 +82,44 @@ pub fn count(sources: &[Source]) -> Totals {
     }
     totals.took = start.elapsed();
     totals
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    #[test]
+    fn the_first_count_is_not_waited_for_and_counts_every_finished_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..30 {
+            fs::write(dir.path().join(format!("{i:03}.json")), "x".repeat(i + 1)).unwrap();
+        }
+        fs::write(dir.path().join(".open.json"), "not finished").unwrap();
+        let sources = [Source {
+            name: "s".into(),
+            dir: dir.path().to_path_buf(),
+        }];
+        let mut census = Census::default();
+        assert_eq!(census.refresh(&sources), None, "the first count runs aside");
+        let mut totals = None;
+        for _ in 0..1000 {
+            totals = census.refresh(&sources);
+            if totals.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let totals = totals.expect("the count finished");
+        assert_eq!(totals.files, 30);
+        assert_eq!(totals.bytes, (1..=30).sum::<u64>());
+        assert!(totals.oldest.is_some());
+        fs::write(dir.path().join("100.json"), "y").unwrap();
+        if totals.took < QUICK {
+            // Once due, a quick count is waited for: the new file is in the very next result.
+            std::thread::sleep(totals.took * 4 + Duration::from_millis(1));
+            assert_eq!(census.refresh(&sources).unwrap().files, 31);
+        }
+    }
 }
