@@ -11,7 +11,7 @@ export CARGO_TERM_COLOR := never
 # build of the dependencies, the #[ignore]d tests that need those tools included), then the chart,
 # platform and cluster suites. scripts/suites.sh runs each on after a failure and ends with one
 # line per suite (passed, failed, skipped, every skip's reason) and a total; exit 1 if any failed.
-SUITES := tools\& cluster-tools\& lint wait rust-test test-chart test-platform test-cluster
+SUITES := tools\& cluster-tools\& lint wait rust-test test-logship-faults test-chart test-platform test-cluster
 test:
 	scripts/suites.sh $(SUITES)
 
@@ -156,6 +156,13 @@ test-logship: logship-tools
 bench-logship:
 	scripts/tools.sh apt zstd:zstd time:/usr/bin/time
 	bench/logship/run.sh
+
+# The fault suite (README "Disk faults"): kill -9 at every durability boundary (failpoints build),
+# EIO at each through faultfs (FUSE), ENOSPC on a small ext4 loop filesystem. Root only; one
+# SKIP line elsewhere, a failure under CI=true.
+.PHONY: test-logship-faults
+test-logship-faults:
+	scripts/logship-faults.sh
 
 # --- control plane built from Go modules (README: "A real control plane on this machine") ---
 .PHONY: cluster-tools cluster-up cluster-down

@@ -2,7 +2,10 @@
 # logship benchmark (see README in this directory): writer vs a plain buffered write of the same
 # 200-byte JSON lines, shipper vs the `zstd -3` CLI (one thread) on the same 1 GiB of sealed
 # segments, and peak RSS of the shipper while it ships that 1 GiB. Writes results.md here.
-# MIB=… changes the data size. Data lives in a temp dir that is deleted afterwards.
+# MIB=… changes the data size. Then the restart with a backlog: BACKLOG_FILES (100,000) files
+# of BACKLOG_KIB (105 KiB, 10 GiB in all) pending when the shipper starts, against a start with
+# one such file, side by side: time to the first stored object and peak RSS while draining.
+# BACKLOG_FILES=0 skips it. Data lives in a temp dir that is deleted afterwards.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here="$root/bench/logship"
@@ -45,6 +48,32 @@ ship_rate=$(echo "$ship" | sed -n 's/.*= \([0-9.]*\) MiB\/s.*/\1/p')
 writer_ratio=$(echo "$writer" | sed -n 's/.*ratio \([0-9.]*\).*/\1/p')
 ship_ratio=$(echo "$ship_rate $zstd_rate" | awk '{printf "%.2f", $1/$2}')
 rss_mb=$(echo "$rss_kb" | awk '{printf "%.1f", $1/1024}')
+rm -rf "$tmp/src" "$tmp/state" "$tmp/archive"
+
+# One shipper start on a source of $1 files of $backlog_kib KiB: "first-object-seconds peak-rss-MB listed".
+backlog_files=${BACKLOG_FILES:-100000}
+backlog_kib=${BACKLOG_KIB:-105}
+start_with() {
+  local n=$1 d="$tmp/backlog-$1"
+  "$bin" backlog "$d/src" "$n" "$backlog_kib"
+  /usr/bin/time -v "$bin" ship "$d/src" "$d/state" "$d/archive" > "$d/ship.out" 2> "$d/time.txt"
+  echo "start with $n pending: $(cat "$d/ship.out")" >&2
+  local first rss listed
+  first=$(sed -n 's/.*first object after \([0-9.]*\)s.*/\1/p' "$d/ship.out")
+  listed=$(sed -n 's/.*at most \([0-9]*\) files listed.*/\1/p' "$d/ship.out")
+  rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$d/time.txt")
+  rm -rf "$d"
+  echo "$first $rss $listed"
+}
+backlog_rows=""
+if [ "$backlog_files" -gt 0 ]; then
+  echo "== restart: 1 file pending, then $backlog_files files of $backlog_kib KiB"
+  read -r first0 rss0 listed0 <<< "$(start_with 1)"
+  read -r first1 rss1 listed1 <<< "$(start_with "$backlog_files")"
+  gib=$(echo "$backlog_files $backlog_kib" | awk '{printf "%.1f", $1*$2/1048576}')
+  backlog_rows="| restart with $backlog_files files ($gib GiB) pending vs with 1 file, same run: time to the first stored object | backlog ${first1} s, 1 file ${first0} s | ≤ 1 s | $(echo "$first1" | awk '{print ($1<=1)?"yes":"no"}') |
+| peak RSS while draining that backlog vs the 1-file start (most files a listing kept in memory) | backlog $rss1 MB ($listed1 files), 1 file $rss0 MB ($listed0 files) | ≤ 64 MB | $(echo "$rss1" | awk '{print ($1<=64)?"yes":"no"}') |"
+fi
 
 cat > "$here/results.md" <<MD
 # logship benchmark results
@@ -58,6 +87,7 @@ Release build, page cache warm (the data was just written), archive on the same 
 | writer vs plain 64 KiB BufWriter, 200-byte JSON lines, $writer_mib MiB, best of 2 rounds, $( [ -d /dev/shm ] && echo tmpfs || echo disk) | $writer | writer ≥ 70 % of plain | $(echo "$writer_ratio" | awk '{print ($1>=0.7)?"yes":"no"}') ($writer_ratio) |
 | shipper (zstd level 3, journal + fsyncs, file:// store) vs \`zstd -3 -T1\` CLI on the same $mib MiB | shipper $ship_rate MiB/s, zstd CLI $zstd_rate MiB/s | shipper ≥ 70 % of zstd | $(echo "$ship_ratio" | awk '{print ($1>=0.7)?"yes":"no"}') ($ship_ratio) |
 | peak RSS of the shipper process while shipping $mib MiB | $rss_mb MB (CPU $cpu) | ≤ 64 MB | $(echo "$rss_mb" | awk '{print ($1<=64)?"yes":"no"}') |
+$backlog_rows
 
 Shipper output: \`$ship\`
 MD

@@ -20,6 +20,15 @@
 //! `ferrostack_logfile_pending_full` and says so on stderr; it resumes once the shipper has
 //! drained the directory below the bound. It never deletes a segment.
 
+/// A named failpoint (tikv/fail-rs) with the `failpoints` feature (the fault suite kills the
+/// process there); nothing at all without it.
+macro_rules! failpoint {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!($name);
+    };
+}
+
 mod config;
 mod deferred;
 mod pending;

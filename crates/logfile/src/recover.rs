@@ -27,6 +27,7 @@ pub(crate) fn recover_open_segments(dir: &Path) -> io::Result<()> {
             // the first line of another segment.
             file.write_all(b"\n")?;
         }
+        let written = file.metadata()?.len();
         let open = OpenSegment {
             file,
             id,
@@ -34,6 +35,7 @@ pub(crate) fn recover_open_segments(dir: &Path) -> io::Result<()> {
             opened: Instant::now(),
             written,
             on_disk: written,
+            lines: 0,
         };
         seal_file(dir, open)?;
     }

@@ -13,7 +13,7 @@ use crate::config::WriterConfig;
 use crate::deferred::Deferred;
 use crate::pending::Pending;
 use crate::recover::recover_open_segments;
-use crate::seal::{OpenSegment, SealJob, report_failure, seal_file, spawn_sealer};
+use crate::seal::{OpenSegment, SealJob, report_failure, seal_file, spawn_sealer, try_seal};
 use crate::segment::open_name;
 use crate::stats::WriterStats;
 
@@ -252,6 +252,7 @@ impl Shared {
             opened: Instant::now(),
             written: 0,
             on_disk: 0,
+            lines: 0,
         })
     }
 
@@ -263,11 +264,14 @@ impl Shared {
             state.buf.clear();
             return Ok(());
         };
+        failpoint!("logfile::segment_write");
         let result = open.file.write_all(&state.buf);
         let n = state.buf.len() as u64;
         match result {
             Ok(()) => {
                 open.on_disk += n;
+                // memchr's SIMD count: this runs on every flush of the writing path.
+                open.lines += memchr::memchr_iter(b'\n', &state.buf).count() as u64;
                 state.buf.clear();
                 self.stats.bytes.inc_by(n);
                 Ok(())
@@ -290,12 +294,12 @@ impl Shared {
             .inc_by(count_lines(&state.buf));
         state.buf.clear();
         state.at_line_start = true;
-        if let Some(open) = state.open.take() {
-            let cut = open.file.set_len(open.on_disk);
-            let sealed = cut.and_then(|()| seal_file(&self.config.dir, open));
-            if let Err(e) = sealed {
-                self.report("seal", &e);
-            }
+        if let Some(open) = state.open.take()
+            && let Err(e) = try_seal(&self.config.dir, &open)
+        {
+            // try_seal cut the failed write off first; the sealer tries again on its timer.
+            self.report("seal", &e);
+            let _ = state.sealer.send(SealJob::Retry(open));
         }
     }
 

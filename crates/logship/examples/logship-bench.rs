@@ -3,7 +3,10 @@
 //! bytes through a plain 64 KiB BufWriter (the limit); prints both rates.
 //! `gen DIR MIB`: writes MIB of such lines as sealed 64 MiB segments (input for the shipper).
 //! `ship SRC STATE ARCHIVE_DIR`: ships SRC to file://ARCHIVE_DIR until SRC is empty; prints
-//! the rate over the uncompressed bytes.
+//! the rate over the uncompressed bytes, when the first object was stored and the most files
+//! a listing kept in memory.
+//! `backlog DIR FILES KIB`: FILES finished files of KIB each of such lines (the restart
+//! backlog).
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -100,6 +103,25 @@ fn gen_segments(dir: &Path, mib: u64) -> std::io::Result<()> {
     w.seal()
 }
 
+fn gen_backlog(dir: &Path, files: u64, kib: u64) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut buf = Vec::with_capacity(LINE);
+    let mut i = 0u64;
+    for f in 0..files {
+        let mut out = BufWriter::with_capacity(
+            1 << 16,
+            std::fs::File::create(dir.join(format!("{f:09}.jsonl")))?,
+        );
+        for _ in 0..kib * 1024 / LINE as u64 {
+            line(i, &mut buf);
+            out.write_all(&buf)?;
+            i += 1;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
 async fn ship(src: &Path, state: &Path, archive: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let bytes: u64 = std::fs::read_dir(src)?
         .filter_map(Result::ok)
@@ -117,19 +139,25 @@ async fn ship(src: &Path, state: &Path, archive: &Path) -> Result<(), Box<dyn st
     let token = CancellationToken::new();
     let start = Instant::now();
     let run = tokio::spawn(logship::run_until(config, metrics.clone(), token.clone()));
+    let (mut first, mut listed) = (None, 0);
     while metrics.shipped_files.get() == 0 || metrics.pending_files.get() > 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        listed = listed.max(metrics.listed_files.get());
+        if first.is_none() && metrics.shipped_objects.get() > 0 {
+            first = Some(start.elapsed());
+        }
     }
     token.cancel();
     run.await??;
     let took = start.elapsed();
     println!(
-        "ship: {bytes} bytes in {:.2}s = {:.1} MiB/s, {} objects, {} stored bytes (ratio {:.2})",
+        "ship: {bytes} bytes in {:.2}s = {:.1} MiB/s, {} objects, {} stored bytes (ratio {:.2}), first object after {:.3}s, at most {listed} files listed in memory",
         took.as_secs_f64(),
         rate(bytes, took),
         metrics.shipped_objects.get(),
         metrics.shipped_bytes.get(),
-        bytes as f64 / metrics.shipped_bytes.get().max(1) as f64
+        bytes as f64 / metrics.shipped_bytes.get().max(1) as f64,
+        first.unwrap_or(took).as_secs_f64()
     );
     Ok(())
 }
@@ -140,6 +168,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match arg(0) {
         "writer" => writer(Path::new(arg(1)), arg(2).parse()?)?,
         "gen" => gen_segments(Path::new(arg(1)), arg(2).parse()?)?,
+        "backlog" => gen_backlog(Path::new(arg(1)), arg(2).parse()?, arg(3).parse()?)?,
         "ship" => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -153,7 +182,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => {
             return Err(
-                "usage: logship-bench writer DIR MIB | gen DIR MIB | ship SRC STATE ARCHIVE".into(),
+                "usage: logship-bench writer DIR MIB | gen DIR MIB | backlog DIR FILES KIB | ship SRC STATE ARCHIVE".into(),
             );
         }
     }

@@ -126,20 +126,28 @@ pub struct Limits {
 /// checked to be a real directory, the same one, before and after the listing, and entries are
 /// lstat'ed, so a symbolic link (the source itself or an entry) is never followed.
 pub fn scan(source: &Source) -> Result<Vec<Candidate>, ScanError> {
+    let mut out = Vec::new();
+    visit(source, |c| out.push(c))?;
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Hands each finished regular file of `source` to `found`, in directory order, holding none
+/// of them (a backlog of any size is listed in constant memory); the same checks as [`scan`].
+pub fn visit(source: &Source, mut found: impl FnMut(Candidate)) -> Result<(), ScanError> {
     let list_err = |e: io::Error| ScanError::List {
         name: source.name.clone(),
         dir: source.dir.clone(),
         source: e,
     };
     let Some(before) = dir_identity(source)? else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let entries = match fs::read_dir(&source.dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(list_err(e)),
     };
-    let mut out = Vec::new();
     for entry in entries {
         let entry = entry.map_err(list_err)?;
         let name = entry.file_name();
@@ -155,7 +163,7 @@ pub fn scan(source: &Source) -> Result<Vec<Candidate>, ScanError> {
         if !meta.file_type().is_file() {
             continue;
         }
-        out.push(Candidate {
+        found(Candidate {
             path: entry.path(),
             size: meta.len(),
             modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
@@ -168,8 +176,7 @@ pub fn scan(source: &Source) -> Result<Vec<Candidate>, ScanError> {
             dir: source.dir.clone(),
         });
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    Ok(())
 }
 
 /// (device, inode) of the source directory itself, without following a symlink; `None` if

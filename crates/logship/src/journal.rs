@@ -255,6 +255,8 @@ impl Journal {
 
     /// Records that the object is confirmed in the store.
     pub fn record_delivered(&mut self, seq: u64) -> Result<(), JournalError> {
+        // The object is in the store, the journal does not know it yet.
+        failpoint!("logship::uploaded");
         self.append(Entry::Delivered { seq })
     }
 
@@ -276,10 +278,11 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let written = self
-            .file
-            .write_all(&line)
-            .and_then(|()| self.file.sync_data());
+        failpoint!("logship::journal_append");
+        let written = self.file.write_all(&line).and_then(|()| {
+            failpoint!("logship::journal_fsync");
+            self.file.sync_data()
+        });
         if let Err(e) = written {
             // Cut a partial entry off (a full disk), or the next entry would be appended to
             // it and both lost at replay.

@@ -5,14 +5,25 @@
 //! Public surface: [`ShipArgs`] (or [`Options`]) → [`Config`], [`run`] (with the admin server)
 //! or [`run_until`] (the shipper alone), [`verify()`], [`fsck()`].
 
+/// A named failpoint (tikv/fail-rs) with the `failpoints` feature (the fault suite kills the
+/// process there); nothing at all without it.
+macro_rules! failpoint {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!($name);
+    };
+}
+
 pub mod args;
 pub mod batch;
+pub mod census;
 pub mod completeness;
 pub mod config;
 pub mod credentials;
 pub mod encoder;
 pub mod fsck;
 pub mod journal;
+pub mod listing;
 pub mod lost;
 pub mod manifest;
 pub mod metrics;

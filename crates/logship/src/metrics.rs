@@ -64,6 +64,9 @@ pub struct Metrics {
     pub changed_files: Family<SourceLabels, Counter>,
     /// `ferrostack_logship_lost_lines_total{reason}` (see `crate::lost`).
     pub lost: LostLines,
+    /// Files the last listing keeps in memory to pack (at most `--batch-max-files` a source,
+    /// however large the backlog).
+    pub listed_files: Gauge,
 }
 
 impl Default for Metrics {
@@ -81,6 +84,7 @@ impl Default for Metrics {
             source_errors: Family::default(),
             changed_files: Family::default(),
             lost: LostLines::default(),
+            listed_files: Gauge::default(),
         }
     }
 }
@@ -164,7 +168,16 @@ impl Metrics {
             "Shipped files kept because they changed after they were read",
             m.changed_files.clone(),
         );
+        m.register_listing(r);
         m
+    }
+
+    fn register_listing(&self, r: &mut Registry) {
+        r.register(
+            "ferrostack_logship_listed_files",
+            "Files the last listing keeps in memory to pack (at most --batch-max-files a source)",
+            self.listed_files.clone(),
+        );
     }
 
     /// Counts a source problem.

@@ -15,9 +15,11 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{self, Candidate, Source, Stamp};
+use crate::census::{self, Census};
 use crate::config::{Config, KeyVars};
 use crate::encoder::{self, EncodeError, Encoded, Input};
 use crate::journal::{BatchRecord, FileRef, Journal, JournalError};
+use crate::listing;
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
 use crate::sink::{BuildError, MultipartProgress, Outcome, Sink, SinkError, Staged};
@@ -81,6 +83,10 @@ pub struct Shipper {
     scan_errors: HashMap<String, String>,
     /// The process's own log writer, sealed when shutdown starts.
     seal_on_shutdown: Option<RotatingWriter>,
+    /// The pending totals, counted off the shipping path.
+    census: Census,
+    /// Batches packed before the first count finished (`None` once it is logged).
+    packed_before_count: Option<u64>,
 }
 
 // === impl Shipper ===
@@ -114,6 +120,8 @@ impl Shipper {
             unreadable: HashMap::new(),
             scan_errors: HashMap::new(),
             seal_on_shutdown: None,
+            census: Census::default(),
+            packed_before_count: Some(0),
         })
     }
 
@@ -240,54 +248,92 @@ impl Shipper {
             let (source, files) = &candidates[idx];
             if let Some(batch) = batch::pack(files, self.config.limits, now, flush) {
                 self.next_source = idx + 1;
+                if let Some(n) = &mut self.packed_before_count {
+                    *n += 1;
+                }
                 return Some((source.clone(), batch.to_vec()));
             }
         }
         None
     }
 
-    /// Lists the sources (without files held by open batches) and updates pending metrics.
+    /// Lists the sources (without files held by open batches) and updates pending metrics;
+    /// each source's listing keeps one batch's worth of candidates ([`listing`]). Pending files
+    /// are exact; pending bytes and age come from the last [`census`] (until the first count
+    /// ends, the bytes and age of the next batches and of the open ones only).
     fn scan(&mut self) -> Vec<(Source, Vec<Candidate>)> {
         let mut out = Vec::new();
         let (mut files, mut bytes) = (0i64, 0i64);
         let mut oldest: Option<SystemTime> = None;
-        let mut held = std::collections::HashSet::new();
+        let mut filter = ScanFilter {
+            held: HashSet::new(),
+            unreadable: &self.unreadable,
+            still_unreadable: HashSet::new(),
+        };
         for b in self.journal.open_batches() {
             files += b.record.files.len() as i64;
             bytes += b.record.raw_bytes as i64;
-            held.extend(b.record.files.iter().map(|f| f.path.clone()));
+            filter
+                .held
+                .extend(b.record.files.iter().map(|f| f.path.clone()));
         }
-        let mut listed = HashSet::new();
-        for source in self.config.sources.clone() {
-            let mut cands = self.list_source(&source);
-            cands.retain(|c| !held.contains(&c.path));
-            for c in &cands {
-                files += 1;
-                bytes += c.size as i64;
-                oldest = Some(oldest.map_or(c.modified, |o| o.min(c.modified)));
-                listed.insert(c.path.clone());
-            }
-            // Unreadable files still wait on disk (counted above) but are not packed, nor are
-            // plain files still being written (see `batch::settled`).
+        let mut listings = Vec::new();
+        for source in &self.config.sources {
+            listings.push(listing::list(
+                source,
+                self.config.limits.max_files,
+                &mut filter,
+            ));
+        }
+        let still = filter.still_unreadable;
+        let mut listed = 0i64;
+        for (source, result) in self.config.sources.clone().into_iter().zip(listings) {
+            let l = self.listed(&source, result);
+            files += l.files as i64;
+            bytes += l.bytes as i64;
+            oldest = match (oldest, l.oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            listed += l.window.len() as i64;
+            // Plain files still being written wait (counted above; see `batch::settled`).
             let (quiet, now) = (self.config.quiet_period, SystemTime::now());
-            cands.retain(|c| {
-                self.unreadable.get(&c.path) != Some(&(c.size, c.stamp))
-                    && batch::settled(c, quiet, now)
-            });
-            out.push((source, cands));
+            let mut window = l.window;
+            window.retain(|c| batch::settled(c, quiet, now));
+            out.push((source, window));
         }
-        self.unreadable.retain(|path, _| listed.contains(path));
-        self.set_pending(files, bytes, oldest);
+        // Unreadable files that are gone or changed are forgotten (retried when changed).
+        self.unreadable.retain(|path, _| still.contains(path));
+        self.metrics.listed_files.set(listed);
+        let totals = self.census.refresh(&self.config.sources);
+        if let Some(t) = totals {
+            self.log_first_count(t);
+            bytes = bytes.max(t.bytes as i64);
+            oldest = oldest.into_iter().chain(t.oldest).min();
+        }
+        self.set_pending(files, bytes, oldest, totals.is_some());
         out
     }
 
-    /// Lists one source; an error is counted and logged (again only when it changes) and the
-    /// source is skipped this time: one bad source must not stall the others.
-    fn list_source(&mut self, source: &Source) -> Vec<Candidate> {
-        match batch::scan(source) {
-            Ok(cands) => {
+    /// Logs the first count once, with how many batches were packed before it was known.
+    fn log_first_count(&mut self, t: census::Totals) {
+        if let Some(packed) = self.packed_before_count.take() {
+            tracing::info!(files = t.files, bytes = t.bytes, took = ?t.took,
+                packed_before = packed, "logship: pending files counted");
+        }
+    }
+
+    /// One source's listing; an error is counted and logged (again only when it changes) and
+    /// the source is skipped this time: one bad source must not stall the others.
+    fn listed(
+        &mut self,
+        source: &Source,
+        result: Result<listing::Listing, batch::ScanError>,
+    ) -> listing::Listing {
+        match result {
+            Ok(l) => {
                 self.scan_errors.remove(&source.name);
-                cands
+                l
             }
             Err(e) => {
                 self.metrics.source_error(&source.name, e.kind());
@@ -297,13 +343,14 @@ impl Shipper {
                         error = %why, "logship: cannot list source; it is skipped");
                     self.scan_errors.insert(source.name.clone(), why);
                 }
-                Vec::new()
+                listing::Listing::default()
             }
         }
     }
 
-    /// Updates the pending metrics and the pending bound.
-    fn set_pending(&mut self, files: i64, bytes: i64, oldest: Option<SystemTime>) {
+    /// Updates the pending metrics and the pending bound; until the bytes are `counted`, a
+    /// lower bound of them can only reach the bound, not clear it.
+    fn set_pending(&mut self, files: i64, bytes: i64, oldest: Option<SystemTime>, counted: bool) {
         self.metrics.pending_files.set(files);
         self.metrics.pending_bytes.set(bytes);
         let age = oldest
@@ -312,7 +359,7 @@ impl Shipper {
         self.metrics.oldest_pending_age.set(age.as_secs_f64());
         let bound = self.config.max_pending_bytes;
         let full = bound > 0 && bytes as u64 >= bound;
-        if full != self.pending_full {
+        if full != self.pending_full && (counted || full) {
             self.pending_full = full;
             self.metrics.pending_full.set(i64::from(full));
             if full {
@@ -385,6 +432,7 @@ impl Shipper {
         }
         let seq = self.journal.next_seq();
         let staged = staged_path(&self.staging, seq, &self.config);
+        failpoint!("logship::staging");
         if let Err(e) = fs::rename(&tmp, &staged) {
             let _ = encoder::remove_staged(&tmp);
             return Err(io_err("rename", &staged)(e));
@@ -424,6 +472,7 @@ impl Shipper {
                 self.journal.record_done(seq)?;
                 return Ok(());
             }
+            failpoint!("logship::upload");
             let started = Instant::now();
             let manifest = Manifest::of(&record, &self.config.host, self.journal.stream());
             let mut progress = JournalProgress {
@@ -459,6 +508,7 @@ impl Shipper {
             self.delivered(&record, &manifest, started, outcome).await?;
         }
         self.delete_files(&batch.record)?;
+        failpoint!("logship::deleted");
         encoder::remove_staged(&staged).map_err(io_err("remove", &staged))?;
         self.journal.record_done(seq)?;
         self.metrics
@@ -536,6 +586,7 @@ impl Shipper {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_err("check", &f.path)(e)),
             }
+            failpoint!("logship::delete");
             match fs::remove_file(&f.path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -654,6 +705,32 @@ impl Shipper {
         fs::rename(staged, &target).map_err(io_err("rename", staged))?;
         self.journal.record_done(old)?;
         Ok(())
+    }
+}
+
+/// Files the listing leaves out: those held by open batches (not counted) and unreadable ones
+/// unchanged since they failed (counted, not packed; noted so they stay remembered).
+struct ScanFilter<'a> {
+    held: HashSet<PathBuf>,
+    unreadable: &'a HashMap<PathBuf, (u64, Stamp)>,
+    still_unreadable: HashSet<PathBuf>,
+}
+
+impl listing::Filter for ScanFilter<'_> {
+    fn held(&self, path: &Path) -> bool {
+        self.held.contains(path)
+    }
+
+    fn suspect(&self, path: &Path) -> bool {
+        self.unreadable.contains_key(path)
+    }
+
+    fn skipped(&mut self, c: &Candidate) -> bool {
+        let skip = self.unreadable.get(&c.path) == Some(&(c.size, c.stamp));
+        if skip {
+            self.still_unreadable.insert(c.path.clone());
+        }
+        skip
     }
 }
 

@@ -4,11 +4,18 @@
 // Test helpers outside #[test] functions unwrap too: a failed fixture is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backlog;
 mod crash;
 mod credentials;
 mod disk;
+#[cfg(feature = "failpoints")]
+mod disk_faults;
 mod emulators;
+#[cfg(feature = "failpoints")]
+mod faults;
 mod fsck;
+#[cfg(feature = "failpoints")]
+mod full_disk;
 mod manifests;
 mod outage;
 mod s3_options;

@@ -23,6 +23,17 @@ pub fn tool_any(names: &[&str]) -> Option<PathBuf> {
     found
 }
 
+/// Something a test needs other than a tool (root, a device) is missing: the skip line
+/// locally, a failure under `CI=true`.
+pub fn unavailable(what: &str) {
+    missing(what, ci());
+}
+
+/// [`find`] without a skip line: for probing several prerequisites.
+pub(crate) fn find_quiet(name: &str) -> Option<PathBuf> {
+    find(name)
+}
+
 /// Fails under CI, else prints the skip line.
 fn missing(name: &str, ci: bool) {
     let test = std::thread::current()

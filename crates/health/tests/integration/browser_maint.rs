@@ -12,7 +12,7 @@ use crate::serve::{Running, start, target, wait_for};
 use crate::support::{TargetServer, target_server, targets};
 use crate::tools::artifacts_dir;
 
-/// Serve with `database` (failing, in a window until `until`) and the push target
+/// Serve with `database` (failing in a window until `until`: degraded) and the push target
 /// `nightly-backup`, which has pushed one success; once both show.
 async fn serving() -> (Running, TargetServer, tempfile::TempDir, OffsetDateTime) {
     let server = target_server().await;
@@ -47,7 +47,7 @@ async fn serving() -> (Running, TargetServer, tempfile::TempDir, OffsetDateTime)
         .unwrap();
     assert_eq!(pushed.status(), 200);
     wait_for(&base, |v| {
-        target(v, "nightly-backup")["state"] == "up" && target(v, "database")["state"] == "down"
+        target(v, "nightly-backup")["state"] == "up" && target(v, "database")["state"] == "degraded"
     })
     .await;
 

@@ -6,6 +6,9 @@
 //! `logship-testkit write DIR LINES` writes LINES numbered lines through a rotating writer on
 //! DIR, one per background flush, and prints one JSON object with each call's outcome and the
 //! writer's counters (the disk-failure test runs it under a file-size rlimit).
+//! Built with the `failpoints` feature, `LOGSHIP_KILL_AT=NAME@N` SIGKILLs the process at the Nth
+//! pass through the failpoint NAME (the fault suite's kill -9 at a durability boundary), and
+//! `FAILPOINTS` takes fail-rs's other actions.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +31,12 @@ enum Cli {
         dir: PathBuf,
         /// How many lines.
         lines: u64,
+        /// Seal segments at this size (the fault suite's many seals).
+        #[arg(long)]
+        max_bytes: Option<u64>,
+        /// The `producer` id in each line.
+        #[arg(long, default_value = "rlimit")]
+        producer: String,
     },
 }
 
@@ -40,6 +49,8 @@ struct TestShipArgs {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "failpoints")]
+    let _failpoints = kill_at::arm();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -51,8 +62,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Cli::Write { dir, lines } = &cli {
-        return write(dir, *lines);
+    if let Cli::Write {
+        dir,
+        lines,
+        max_bytes,
+        producer,
+    } = &cli
+    {
+        return write(dir, *lines, *max_bytes, producer);
     }
     let Ok(rt) = tokio::runtime::Runtime::new() else {
         return ExitCode::from(1);
@@ -145,11 +162,13 @@ async fn verify(args: VerifyArgs) -> ExitCode {
     }
 }
 
-fn write(dir: &std::path::Path, lines: u64) -> ExitCode {
+fn write(dir: &std::path::Path, lines: u64, max_bytes: Option<u64>, producer: &str) -> ExitCode {
     use std::io::Write;
+    let defaults = logfile::WriterConfig::new(dir);
     let config = logfile::WriterConfig {
         flush_interval: Duration::from_millis(5),
-        ..logfile::WriterConfig::new(dir)
+        max_bytes: max_bytes.unwrap_or(defaults.max_bytes),
+        ..defaults
     };
     let writer = match logfile::RotatingWriter::open(config) {
         Ok(w) => w,
@@ -161,7 +180,7 @@ fn write(dir: &std::path::Path, lines: u64) -> ExitCode {
     let mut errors = Vec::new();
     for seq in 0..lines {
         let line = format!(
-            "{{\"producer\":\"rlimit\",\"seq\":{seq},\"pad\":\"{}\"}}\n",
+            "{{\"producer\":\"{producer}\",\"seq\":{seq},\"pad\":\"{}\"}}\n",
             "x".repeat(60)
         );
         if let Err(e) = (&writer).write_all(line.as_bytes()) {
@@ -185,4 +204,37 @@ fn write(dir: &std::path::Path, lines: u64) -> ExitCode {
         })
     );
     ExitCode::SUCCESS
+}
+
+#[cfg(feature = "failpoints")]
+mod kill_at {
+    //! `LOGSHIP_KILL_AT=NAME@N`: SIGKILL at the Nth pass through failpoint NAME.
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Reads `FAILPOINTS` and `LOGSHIP_KILL_AT`; the scenario must live as long as `main`.
+    pub(crate) fn arm() -> fail::FailScenario<'static> {
+        let scenario = fail::FailScenario::setup();
+        let Ok(spec) = std::env::var("LOGSHIP_KILL_AT") else {
+            return scenario;
+        };
+        let (name, nth) = spec.split_once('@').unwrap_or((spec.as_str(), "1"));
+        let Ok(nth) = nth.parse::<u64>() else {
+            eprintln!("LOGSHIP_KILL_AT={spec}: N must be a number");
+            std::process::exit(2);
+        };
+        let hits = AtomicU64::new(0);
+        let armed = fail::cfg_callback(name, move || {
+            if hits.fetch_add(1, Ordering::SeqCst) + 1 == nth {
+                // The way kill -9 ends a process: no unwinding, no destructors, no flush.
+                eprintln!("logship-testkit: SIGKILL at failpoint hit {nth}");
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            }
+        });
+        if let Err(e) = armed {
+            eprintln!("LOGSHIP_KILL_AT={spec}: {e}");
+            std::process::exit(2);
+        }
+        scenario
+    }
 }
