@@ -70,7 +70,7 @@ pub(crate) fn killed_shipper(failpoint: &str, nth: u32) -> Killed {
 
 /// Runs `logship-testkit ship` on a scenario (batches of 3 files), killed at `kill_at` or else
 /// stopped with SIGTERM once the source and staging are empty.
-fn run_ship(k: &Killed, kill_at: Option<&str>) -> ExitStatus {
+pub(crate) fn run_ship(k: &Killed, kill_at: Option<&str>) -> ExitStatus {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -111,7 +111,7 @@ fn run_ship(k: &Killed, kill_at: Option<&str>) -> ExitStatus {
 }
 
 /// `logship-testkit verify`: its report, asserting exit 0 (no problem in the archive).
-fn verify(to: &str) -> String {
+pub(crate) fn verify(to: &str) -> String {
     let out = Command::new(TESTKIT)
         .args(["verify", "--to", to])
         .output()

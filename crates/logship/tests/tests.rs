@@ -15,6 +15,8 @@ mod emulators;
 mod faults;
 mod fsck;
 #[cfg(feature = "failpoints")]
+mod fsck_faults;
+#[cfg(feature = "failpoints")]
 mod full_disk;
 mod manifests;
 mod outage;
