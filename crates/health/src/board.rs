@@ -124,14 +124,6 @@ impl Board {
         }
     }
 
-    /// The target counts as new again: its results are `degraded` (and never page) until
-    /// it next succeeds. The hook for the end of a maintenance window.
-    pub fn mark_fresh(&mut self, name: &str) {
-        if let Some(v) = self.targets.get_mut(name) {
-            v.freshness.mark_fresh();
-        }
-    }
-
     /// Results seen for targets not in the config since the board was built or cleared.
     pub fn other_results(&self) -> u64 {
         self.other_results

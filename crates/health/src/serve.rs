@@ -240,13 +240,6 @@ impl Service {
             .map_or_else(String::new, |s| s.path().display().to_string())
     }
 
-    /// The target counts as new again (its results are degraded until it next succeeds): the
-    /// hook for the end of a maintenance window.
-    pub fn mark_fresh(&self, target: &str) {
-        write(&self.shared.board).mark_fresh(target);
-        write(&self.shared.rollups).mark_fresh(target);
-    }
-
     /// Appends our results (if any) and takes in everything new in the history.
     async fn record(&self, batch: Vec<Record>) {
         let Some(history) = self.shared.history.clone() else {

@@ -98,7 +98,16 @@ async fn a_window_around_now_suppresses_the_alert_until_it_ends() {
     let html = html.text().await.unwrap();
     assert_eq!(html.matches(&page_line(until)).count(), 1, "{html}");
 
-    // After the window: degraded, no page, until it is up again; then two failures fire.
+    after_the_window(&running, &server, &receiver, until).await;
+}
+
+/// After the window: degraded, no page, until it is up again; then two failures fire.
+async fn after_the_window(
+    running: &Running,
+    server: &TargetServer,
+    receiver: &Receiver,
+    until: OffsetDateTime,
+) {
     let mut seen = Vec::new();
     let degraded = wait_for(&running.base, |v| {
         let m = target(v, "maint");
@@ -107,7 +116,7 @@ async fn a_window_around_now_suppresses_the_alert_until_it_ends() {
     .await;
     assert_eq!(target(&degraded, "maint")["state"], "degraded");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    messages(&receiver, &mut seen);
+    messages(receiver, &mut seen);
     assert!(!seen.iter().any(|(t, _, _)| t == "maint"), "{seen:?}");
     server.fail_with(200);
     wait_for(&running.base, |v| target(v, "maint")["state"] == "up").await;
@@ -117,7 +126,7 @@ async fn a_window_around_now_suppresses_the_alert_until_it_ends() {
         Duration::from_secs(20),
         Duration::from_millis(100),
         || {
-            messages(&receiver, &mut seen);
+            messages(receiver, &mut seen);
             let fired = seen.iter().any(|(t, _, _)| t == "maint");
             async move { fired.then_some(()) }
         },
