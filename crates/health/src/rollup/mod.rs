@@ -19,6 +19,7 @@ use crate::outcome::{Freshness, Outcome};
 use crate::record::Record;
 use crate::slo::Slo;
 
+pub mod cache;
 pub mod sketch;
 pub mod store;
 pub mod window;
@@ -85,6 +86,8 @@ pub struct Series {
     day_sketches: VecDeque<(i64, Slot)>,
     /// Latency sketches of older days, by week.
     weeks: VecDeque<(i64, Slot)>,
+    /// The window stats last computed, until the rollups change or the hour turns over.
+    cache: cache::WindowCache,
 }
 
 /// Every configured target's rollups.
@@ -217,6 +220,7 @@ impl Series {
     /// Adds to the hour and day of unix time `t`: `counts` to their counts, `sketch` to the
     /// latency sketches (the hour's, and the day's or, for an old day, its week's).
     fn add(&mut self, t: i64, counts: impl Fn(&mut Counts), sketch: impl Fn(&mut Sketch)) {
+        self.cache.invalidate();
         let (hour, day) = (t.div_euclid(3600), t.div_euclid(86_400));
         let newest_hour = self.hours.back().map(|h| h.hour);
         if let Some(h) = slot(&mut self.hours, hour, HOURS_KEPT, |h| h.hour, Hour::new) {
@@ -258,6 +262,7 @@ impl Series {
     /// Moves day sketches older than [`SKETCH_DAYS`] into their weeks, drops weeks older
     /// than [`DAYS_KEPT`], packs every sketch but the newest day's.
     fn age_sketches(&mut self) {
+        self.cache.invalidate();
         let newest = self.days.back().map_or(i64::MIN, |d| d.day);
         while let Some((day, _)) = self.day_sketches.front()
             && *day <= newest - SKETCH_DAYS
@@ -296,8 +301,16 @@ impl Series {
         self.slo
     }
 
-    /// Every window's stats at `now`, in `WINDOWS` order.
+    /// Every window's stats at `now`, in `WINDOWS` order: computed once per hour, and again
+    /// after the rollups change.
     pub fn windows(&self, now: OffsetDateTime) -> Vec<(&'static str, WindowStats)> {
+        let t = now.unix_timestamp();
+        let key = (t.div_euclid(3600), t.div_euclid(86_400));
+        self.cache.get_or_compute(key, || self.compute_windows(now))
+    }
+
+    /// Every window's stats at `now`, walked from the rollups.
+    fn compute_windows(&self, now: OffsetDateTime) -> Vec<(&'static str, WindowStats)> {
         let t = now.unix_timestamp();
         let (hour, today) = (t.div_euclid(3600), t.div_euclid(86_400));
         let mut out = Vec::with_capacity(WINDOWS.len());

@@ -174,6 +174,7 @@ impl Series {
     }
 
     fn restore(&mut self, disk: DiskSeries) {
+        self.cache.invalidate();
         self.freshness = disk.freshness;
         self.last_folded = disk.last_folded;
         self.hours = disk

@@ -162,3 +162,31 @@ fn saved_rollups_load_back_the_same() {
     std::fs::write(store.path(), b"something else").unwrap();
     assert!(store.load(&mut Rollups::new(&ts)).is_err());
 }
+
+/// The cached window stats follow every fold within the hour, a day's sketch aging, and the
+/// turn of the hour and the day without any result.
+#[test]
+fn cached_windows_follow_folds_and_the_clock() {
+    let mut r = Rollups::new(&targets("targets: [{name: a, url: 'http://a/'}]"));
+    let t = datetime!(2026-06-01 23:10 UTC);
+    r.fold(&rec(t, true, 0.010));
+    let first = r.get("a").unwrap().windows(t);
+    assert_eq!(window(&first, "24h").count, 1);
+    assert!(r.get("a").unwrap().cache.is_filled());
+    // A result in the same hour: the cached stats are dropped, the new ones count it.
+    r.fold(&rec(t + Duration::minutes(1), false, 0.0));
+    assert!(!r.get("a").unwrap().cache.is_filled());
+    let w = r.get("a").unwrap().windows(t + Duration::minutes(2));
+    assert_eq!((window(&w, "24h").count, window(&w, "7d").failures), (2, 1));
+    // Packing closed days changes no stats, but drops the cache all the same.
+    r.pack_closed_days();
+    assert!(!r.get("a").unwrap().cache.is_filled());
+    assert_eq!(r.get("a").unwrap().windows(t + Duration::minutes(2)), w);
+    // The next day, with no result: today's windows start, the 24 h one still holds both.
+    let next = datetime!(2026-06-02 00:05 UTC);
+    let w = r.get("a").unwrap().windows(next);
+    assert_eq!((window(&w, "24h").count, window(&w, "7d").count), (2, 2));
+    // A day later the 24 h window is empty; recomputed for the new hour, not served stale.
+    let w = r.get("a").unwrap().windows(next + Duration::days(1));
+    assert_eq!((window(&w, "24h").count, window(&w, "7d").count), (0, 2));
+}
