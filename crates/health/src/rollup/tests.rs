@@ -190,3 +190,35 @@ fn cached_windows_follow_folds_and_the_clock() {
     let w = r.get("a").unwrap().windows(next + Duration::days(1));
     assert_eq!((window(&w, "24h").count, window(&w, "7d").count), (0, 2));
 }
+
+/// Loaded rollups take the next day and hour in the room they have: a full year of days does
+/// not double its allocation when a day is added and the oldest dropped.
+#[test]
+fn a_new_day_after_a_load_reuses_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::Store::beside(&dir.path().join("history.jsonl"));
+    let ts = targets("targets: [{name: a, url: 'http://a/'}]");
+    let mut r = Rollups::new(&ts);
+    let now = datetime!(2026-06-10 10:00 UTC);
+    for h in 0..(DAYS_KEPT * 24) {
+        r.fold(&rec(now - Duration::hours(h), true, 0.02));
+    }
+    store.save(&r, None).unwrap();
+    let mut back = Rollups::new(&ts);
+    store.load(&mut back).unwrap();
+    let room = |r: &Rollups| {
+        let s = r.get("a").unwrap();
+        (
+            s.days.capacity(),
+            s.hours.capacity(),
+            s.day_sketches.capacity(),
+        )
+    };
+    let before = room(&back);
+    assert_eq!(back.get("a").unwrap().days.len(), DAYS_KEPT as usize);
+    for h in 1..=48 {
+        back.fold(&rec(now + Duration::hours(h), true, 0.02));
+    }
+    assert_eq!(back.get("a").unwrap().days.len(), DAYS_KEPT as usize);
+    assert_eq!(room(&back), before);
+}
