@@ -65,10 +65,15 @@ struct Slot {
     packed: Packed,
 }
 
+/// One day's counts, flattened beside an `i32` day so that it takes 24 bytes, not 32: a
+/// year of them is the largest part of every target's rollups in memory.
 #[derive(Debug, Clone)]
 struct Day {
-    day: i64,
-    counts: Counts,
+    /// Days since the epoch (any `OffsetDateTime` is within ±3.7 million).
+    day: i32,
+    /// count, failures, degraded.
+    counts: [u32; 3],
+    latency_sum: f64,
 }
 
 /// One target's rollups.
@@ -234,12 +239,14 @@ impl Series {
                 .filter(|h| h.hour < newest)
                 .for_each(|h| h.sketch.pack());
         }
-        let newest_day = self.days.back().map(|d| d.day);
-        let Some(d) = slot(&mut self.days, day, DAYS_KEPT, |d| d.day, Day::new) else {
+        let newest_day = self.days.back().map(Day::at);
+        let Some(d) = slot(&mut self.days, day, DAYS_KEPT, Day::at, Day::new) else {
             return;
         };
-        counts(&mut d.counts);
-        let newest = self.days.back().map_or(day, |d| d.day);
+        let mut c = d.counts();
+        counts(&mut c);
+        *d = Day::with(day, c);
+        let newest = self.days.back().map_or(day, Day::at);
         if day > newest - SKETCH_DAYS {
             if let Some((_, k)) = slot(&mut self.day_sketches, day, NO_LIMIT, |d| d.0, with_slot) {
                 sketch(k.open());
@@ -263,7 +270,7 @@ impl Series {
     /// than [`DAYS_KEPT`], packs every sketch but the newest day's.
     fn age_sketches(&mut self) {
         self.cache.invalidate();
-        let newest = self.days.back().map_or(i64::MIN, |d| d.day);
+        let newest = self.days.back().map_or(i64::MIN, Day::at);
         while let Some((day, _)) = self.day_sketches.front()
             && *day <= newest - SKETCH_DAYS
         {
@@ -335,9 +342,9 @@ impl Series {
                 // Windows nest, so one pass from today backwards serves them all.
                 Span::Days(n) => {
                     let inside = |d: i64| d > today - n && d <= today;
-                    while let Some(d) = days.next_if(|d| d.day > today - n) {
-                        if d.day <= today {
-                            count(&mut acc, &d.counts, &mut sum);
+                    while let Some(d) = days.next_if(|d| d.at() > today - n) {
+                        if d.at() <= today {
+                            count(&mut acc, &d.counts(), &mut sum);
                         }
                     }
                     while let Some((d, k)) = sketches.next_if(|(d, _)| *d > today - n) {
@@ -440,9 +447,29 @@ impl Hour {
 
 impl Day {
     fn new(day: i64) -> Self {
+        Self::with(day, Counts::default())
+    }
+
+    fn with(day: i64, c: Counts) -> Self {
         Self {
-            day,
-            counts: Counts::default(),
+            // Out of range only for a damaged file's day: clamped, it ages out like any.
+            day: i32::try_from(day).unwrap_or(if day < 0 { i32::MIN } else { i32::MAX }),
+            counts: [c.count, c.failures, c.degraded],
+            latency_sum: c.latency_sum,
+        }
+    }
+
+    fn at(&self) -> i64 {
+        i64::from(self.day)
+    }
+
+    fn counts(&self) -> Counts {
+        let [count, failures, degraded] = self.counts;
+        Counts {
+            count,
+            failures,
+            degraded,
+            latency_sum: self.latency_sum,
         }
     }
 }

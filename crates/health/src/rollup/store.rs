@@ -172,7 +172,7 @@ impl Series {
                 .iter()
                 .map(|h| (h.hour, h.counts, h.sketch.packed()))
                 .collect(),
-            days: self.days.iter().map(|d| (d.day, d.counts)).collect(),
+            days: self.days.iter().map(|d| (d.at(), d.counts())).collect(),
             day_sketches: packed(&self.day_sketches),
             weeks: packed(&self.weeks),
         }
@@ -195,7 +195,7 @@ impl Series {
         self.days.extend(
             disk.days
                 .into_iter()
-                .map(|(day, counts)| Day { day, counts }),
+                .map(|(day, counts)| Day::with(day, counts)),
         );
         let slots = |l: Vec<(i64, Packed)>, room: i64| {
             let mut out = with_room(room);
