@@ -152,6 +152,8 @@ fn saved_rollups_load_back_the_same() {
     };
     store.save(&r, Some(pos)).unwrap();
     let mut back = Rollups::new(&ts);
+    // Stats asked for before the load are not served after it.
+    assert_eq!(window(&back.get("a").unwrap().windows(now), "30d").count, 0);
     assert_eq!(store.load(&mut back).unwrap(), Some(pos));
     let (a, b) = (r.get("a").unwrap(), back.get("a").unwrap());
     assert_eq!(a.windows(now), b.windows(now));
