@@ -19,7 +19,7 @@ pub struct Status<'a> {
     #[serde(with = "time::serde::rfc3339")]
     pub generated_at: OffsetDateTime,
     /// Configured targets in config order.
-    pub targets: Vec<TargetStatus<'a>>,
+    pub targets: Targets<'a>,
     /// Results in the history of targets not in this config (counted, not shown).
     pub other_results: u64,
 }
@@ -69,14 +69,45 @@ impl Serialize for Windows {
     }
 }
 
+/// Every configured target's status, built one target at a time as it is serialised: for
+/// 1,000 targets the whole list would be a megabyte per request beside the JSON itself.
+pub struct Targets<'a> {
+    board: &'a Board,
+    rollups: &'a Rollups,
+    now: OffsetDateTime,
+}
+
+impl Serialize for Targets<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.board
+                .targets()
+                .map(|t| target_status(t, self.rollups, self.now)),
+        )
+    }
+}
+
+impl std::fmt::Debug for Targets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.board
+                    .targets()
+                    .map(|t| target_status(t, self.rollups, self.now)),
+            )
+            .finish()
+    }
+}
+
 /// Builds the status document from the board and the rollups.
-pub fn status<'a>(board: &'a Board, rollups: &Rollups, now: OffsetDateTime) -> Status<'a> {
+pub fn status<'a>(board: &'a Board, rollups: &'a Rollups, now: OffsetDateTime) -> Status<'a> {
     Status {
         generated_at: now,
-        targets: board
-            .targets()
-            .map(|t| target_status(t, rollups, now))
-            .collect(),
+        targets: Targets {
+            board,
+            rollups,
+            now,
+        },
         other_results: board.other_results(),
     }
 }

@@ -19,6 +19,7 @@ use crate::outcome::{Freshness, Outcome};
 use crate::record::Record;
 use crate::slo::Slo;
 
+pub mod cache;
 pub mod sketch;
 pub mod store;
 pub mod window;
@@ -64,10 +65,15 @@ struct Slot {
     packed: Packed,
 }
 
+/// One day's counts, flattened beside an `i32` day so that it takes 24 bytes, not 32: a
+/// year of them is the largest part of every target's rollups in memory.
 #[derive(Debug, Clone)]
 struct Day {
-    day: i64,
-    counts: Counts,
+    /// Days since the epoch (any `OffsetDateTime` is within ±3.7 million).
+    day: i32,
+    /// count, failures, degraded.
+    counts: [u32; 3],
+    latency_sum: f64,
 }
 
 /// One target's rollups.
@@ -85,6 +91,8 @@ pub struct Series {
     day_sketches: VecDeque<(i64, Slot)>,
     /// Latency sketches of older days, by week.
     weeks: VecDeque<(i64, Slot)>,
+    /// The window stats last computed, until the rollups change or the hour turns over.
+    cache: cache::WindowCache,
 }
 
 /// Every configured target's rollups.
@@ -217,6 +225,7 @@ impl Series {
     /// Adds to the hour and day of unix time `t`: `counts` to their counts, `sketch` to the
     /// latency sketches (the hour's, and the day's or, for an old day, its week's).
     fn add(&mut self, t: i64, counts: impl Fn(&mut Counts), sketch: impl Fn(&mut Sketch)) {
+        self.cache.invalidate();
         let (hour, day) = (t.div_euclid(3600), t.div_euclid(86_400));
         let newest_hour = self.hours.back().map(|h| h.hour);
         if let Some(h) = slot(&mut self.hours, hour, HOURS_KEPT, |h| h.hour, Hour::new) {
@@ -230,12 +239,14 @@ impl Series {
                 .filter(|h| h.hour < newest)
                 .for_each(|h| h.sketch.pack());
         }
-        let newest_day = self.days.back().map(|d| d.day);
-        let Some(d) = slot(&mut self.days, day, DAYS_KEPT, |d| d.day, Day::new) else {
+        let newest_day = self.days.back().map(Day::at);
+        let Some(d) = slot(&mut self.days, day, DAYS_KEPT, Day::at, Day::new) else {
             return;
         };
-        counts(&mut d.counts);
-        let newest = self.days.back().map_or(day, |d| d.day);
+        let mut c = d.counts();
+        counts(&mut c);
+        *d = Day::with(day, c);
+        let newest = self.days.back().map_or(day, Day::at);
         if day > newest - SKETCH_DAYS {
             if let Some((_, k)) = slot(&mut self.day_sketches, day, NO_LIMIT, |d| d.0, with_slot) {
                 sketch(k.open());
@@ -258,7 +269,8 @@ impl Series {
     /// Moves day sketches older than [`SKETCH_DAYS`] into their weeks, drops weeks older
     /// than [`DAYS_KEPT`], packs every sketch but the newest day's.
     fn age_sketches(&mut self) {
-        let newest = self.days.back().map_or(i64::MIN, |d| d.day);
+        self.cache.invalidate();
+        let newest = self.days.back().map_or(i64::MIN, Day::at);
         while let Some((day, _)) = self.day_sketches.front()
             && *day <= newest - SKETCH_DAYS
         {
@@ -296,8 +308,16 @@ impl Series {
         self.slo
     }
 
-    /// Every window's stats at `now`, in `WINDOWS` order.
+    /// Every window's stats at `now`, in `WINDOWS` order: computed once per hour, and again
+    /// after the rollups change.
     pub fn windows(&self, now: OffsetDateTime) -> Vec<(&'static str, WindowStats)> {
+        let t = now.unix_timestamp();
+        let key = (t.div_euclid(3600), t.div_euclid(86_400));
+        self.cache.get_or_compute(key, || self.compute_windows(now))
+    }
+
+    /// Every window's stats at `now`, walked from the rollups.
+    fn compute_windows(&self, now: OffsetDateTime) -> Vec<(&'static str, WindowStats)> {
         let t = now.unix_timestamp();
         let (hour, today) = (t.div_euclid(3600), t.div_euclid(86_400));
         let mut out = Vec::with_capacity(WINDOWS.len());
@@ -322,9 +342,9 @@ impl Series {
                 // Windows nest, so one pass from today backwards serves them all.
                 Span::Days(n) => {
                     let inside = |d: i64| d > today - n && d <= today;
-                    while let Some(d) = days.next_if(|d| d.day > today - n) {
-                        if d.day <= today {
-                            count(&mut acc, &d.counts, &mut sum);
+                    while let Some(d) = days.next_if(|d| d.at() > today - n) {
+                        if d.at() <= today {
+                            count(&mut acc, &d.counts(), &mut sum);
                         }
                     }
                     while let Some((d, k)) = sketches.next_if(|(d, _)| *d > today - n) {
@@ -391,13 +411,15 @@ fn slot<T>(
     if newest != i64::MIN && at <= newest - keep {
         return None;
     }
+    // Drop what falls out before inserting: a full list then reuses its room for the new
+    // period instead of doubling its allocation (1,000 targets × a year of days).
+    let dropped = list.iter().take_while(|x| key(x) <= at - keep).count();
+    list.drain(..dropped);
     let i = list.partition_point(|x| key(x) < at);
     if list.get(i).is_none_or(|x| key(x) != at) {
         list.insert(i, new(at));
     }
-    let dropped = list.iter().take_while(|x| key(x) <= at - keep).count();
-    list.drain(..dropped);
-    list.get_mut(i - dropped)
+    list.get_mut(i)
 }
 
 // === impl Counts ===
@@ -425,9 +447,29 @@ impl Hour {
 
 impl Day {
     fn new(day: i64) -> Self {
+        Self::with(day, Counts::default())
+    }
+
+    fn with(day: i64, c: Counts) -> Self {
         Self {
-            day,
-            counts: Counts::default(),
+            // Out of range only for a damaged file's day: clamped, it ages out like any.
+            day: i32::try_from(day).unwrap_or(if day < 0 { i32::MIN } else { i32::MAX }),
+            counts: [c.count, c.failures, c.degraded],
+            latency_sum: c.latency_sum,
+        }
+    }
+
+    fn at(&self) -> i64 {
+        i64::from(self.day)
+    }
+
+    fn counts(&self) -> Counts {
+        let [count, failures, degraded] = self.counts;
+        Counts {
+            count,
+            failures,
+            degraded,
+            latency_sum: self.latency_sum,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! whole to a temporary file beside it, fsynced and renamed, so a crash leaves the old or the
 //! new file, never a mix; the position inside it says which results the rollups hold.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::sketch::Packed;
-use super::{Counts, Day, Hour, Rollups, Series, Slot};
+use super::{Counts, DAYS_KEPT, Day, HOURS_KEPT, Hour, Rollups, SKETCH_DAYS, Series, Slot};
 use crate::history::Position;
 use crate::outcome::Freshness;
 
@@ -117,6 +118,10 @@ impl Store {
     }
 }
 
+fn with_room<T>(n: i64) -> VecDeque<T> {
+    VecDeque::with_capacity(usize::try_from(n).unwrap_or(0))
+}
+
 fn invalid(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
@@ -167,35 +172,37 @@ impl Series {
                 .iter()
                 .map(|h| (h.hour, h.counts, h.sketch.packed()))
                 .collect(),
-            days: self.days.iter().map(|d| (d.day, d.counts)).collect(),
+            days: self.days.iter().map(|d| (d.at(), d.counts())).collect(),
             day_sketches: packed(&self.day_sketches),
             weeks: packed(&self.weeks),
         }
     }
 
     fn restore(&mut self, disk: DiskSeries) {
+        self.cache.invalidate();
         self.freshness = disk.freshness;
         self.last_folded = disk.last_folded;
-        self.hours = disk
-            .hours
-            .into_iter()
-            .map(|(hour, counts, p)| Hour {
+        // Room for one period more than kept, so that the next hour or day, added before the
+        // oldest is dropped, does not double the allocation.
+        self.hours = with_room(HOURS_KEPT + 1);
+        self.hours
+            .extend(disk.hours.into_iter().map(|(hour, counts, p)| Hour {
                 hour,
                 counts,
                 sketch: Slot::from_packed(p),
-            })
-            .collect();
-        self.days = disk
-            .days
-            .into_iter()
-            .map(|(day, counts)| Day { day, counts })
-            .collect();
-        let slots = |l: Vec<(i64, Packed)>| {
-            l.into_iter()
-                .map(|(at, p)| (at, Slot::from_packed(p)))
-                .collect()
+            }));
+        self.days = with_room(DAYS_KEPT);
+        self.days.extend(
+            disk.days
+                .into_iter()
+                .map(|(day, counts)| Day::with(day, counts)),
+        );
+        let slots = |l: Vec<(i64, Packed)>, room: i64| {
+            let mut out = with_room(room);
+            out.extend(l.into_iter().map(|(at, p)| (at, Slot::from_packed(p))));
+            out
         };
-        self.day_sketches = slots(disk.day_sketches);
-        self.weeks = slots(disk.weeks);
+        self.day_sketches = slots(disk.day_sketches, SKETCH_DAYS + 1);
+        self.weeks = slots(disk.weeks, DAYS_KEPT / 7 + 3);
     }
 }

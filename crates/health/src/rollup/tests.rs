@@ -152,6 +152,8 @@ fn saved_rollups_load_back_the_same() {
     };
     store.save(&r, Some(pos)).unwrap();
     let mut back = Rollups::new(&ts);
+    // Stats asked for before the load are not served after it.
+    assert_eq!(window(&back.get("a").unwrap().windows(now), "30d").count, 0);
     assert_eq!(store.load(&mut back).unwrap(), Some(pos));
     let (a, b) = (r.get("a").unwrap(), back.get("a").unwrap());
     assert_eq!(a.windows(now), b.windows(now));
@@ -161,4 +163,80 @@ fn saved_rollups_load_back_the_same() {
     assert!(store.load(&mut Rollups::new(&ts)).is_err());
     std::fs::write(store.path(), b"something else").unwrap();
     assert!(store.load(&mut Rollups::new(&ts)).is_err());
+}
+
+/// The cached window stats follow every fold within the hour, a day's sketch aging, and the
+/// turn of the hour and the day without any result.
+#[test]
+fn cached_windows_follow_folds_and_the_clock() {
+    let mut r = Rollups::new(&targets("targets: [{name: a, url: 'http://a/'}]"));
+    let t = datetime!(2026-06-01 23:10 UTC);
+    r.fold(&rec(t, true, 0.010));
+    let first = r.get("a").unwrap().windows(t);
+    assert_eq!(window(&first, "24h").count, 1);
+    assert!(r.get("a").unwrap().cache.is_filled());
+    // A result in the same hour: the cached stats are dropped, the new ones count it.
+    r.fold(&rec(t + Duration::minutes(1), false, 0.0));
+    assert!(!r.get("a").unwrap().cache.is_filled());
+    let w = r.get("a").unwrap().windows(t + Duration::minutes(2));
+    assert_eq!((window(&w, "24h").count, window(&w, "7d").failures), (2, 1));
+    // Packing closed days changes no stats, but drops the cache all the same.
+    r.pack_closed_days();
+    assert!(!r.get("a").unwrap().cache.is_filled());
+    assert_eq!(r.get("a").unwrap().windows(t + Duration::minutes(2)), w);
+    // The next day, with no result: today's windows start, the 24 h one still holds both.
+    let next = datetime!(2026-06-02 00:05 UTC);
+    let w = r.get("a").unwrap().windows(next);
+    assert_eq!((window(&w, "24h").count, window(&w, "7d").count), (2, 2));
+    // A day later the 24 h window is empty; recomputed for the new hour, not served stale.
+    let w = r.get("a").unwrap().windows(next + Duration::days(1));
+    assert_eq!((window(&w, "24h").count, window(&w, "7d").count), (0, 2));
+}
+
+/// Loaded rollups take the next day and hour in the room they have: a full year of days does
+/// not double its allocation when a day is added and the oldest dropped.
+#[test]
+fn a_new_day_after_a_load_reuses_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::Store::beside(&dir.path().join("history.jsonl"));
+    let ts = targets("targets: [{name: a, url: 'http://a/'}]");
+    let mut r = Rollups::new(&ts);
+    let now = datetime!(2026-06-10 10:00 UTC);
+    for h in 0..(DAYS_KEPT * 24) {
+        r.fold(&rec(now - Duration::hours(h), true, 0.02));
+    }
+    store.save(&r, None).unwrap();
+    let mut back = Rollups::new(&ts);
+    store.load(&mut back).unwrap();
+    let room = |r: &Rollups| {
+        let s = r.get("a").unwrap();
+        (
+            s.days.capacity(),
+            s.hours.capacity(),
+            s.day_sketches.capacity(),
+        )
+    };
+    let before = room(&back);
+    assert_eq!(back.get("a").unwrap().days.len(), DAYS_KEPT as usize);
+    for h in 1..=48 {
+        back.fold(&rec(now + Duration::hours(h), true, 0.02));
+    }
+    assert_eq!(back.get("a").unwrap().days.len(), DAYS_KEPT as usize);
+    assert_eq!(room(&back), before);
+}
+
+/// A day of counts takes 24 bytes (a year for 1,000 targets: 8.8 MB, not 11.7), and keeps
+/// its counts and day exactly.
+#[test]
+fn a_day_is_24_bytes_and_exact() {
+    assert_eq!(std::mem::size_of::<Day>(), 24);
+    let c = Counts {
+        count: u32::MAX,
+        failures: 7,
+        degraded: 3,
+        latency_sum: 0.1 + 0.2,
+    };
+    let d = Day::with(20_610, c);
+    assert_eq!((d.at(), d.counts()), (20_610, c));
+    assert_eq!(Day::with(i64::MIN, c).at(), i64::from(i32::MIN));
 }
