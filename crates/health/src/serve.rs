@@ -16,6 +16,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
+use bytes::Bytes;
 use prometheus_client::registry::Registry;
 use runtime::Context;
 use time::OffsetDateTime;
@@ -36,6 +37,7 @@ use crate::rollup::Rollups;
 use crate::rollup::store::Store;
 use crate::run::alert_ttl;
 
+mod snapshot;
 mod terms;
 
 /// How often the writer looks for results appended by other processes.
@@ -94,6 +96,7 @@ struct Shared {
     lead: Arc<crate::leader::Leadership>,
     rollups: RwLock<Rollups>,
     store: Option<Store>,
+    snapshot: snapshot::Snapshot,
 }
 
 // === impl Service ===
@@ -122,6 +125,7 @@ impl Service {
                 lead,
                 rollups,
                 store,
+                snapshot: snapshot::Snapshot::default(),
             }),
         })
     }
@@ -273,6 +277,7 @@ impl Service {
 
     /// New results: board, metrics, alerts.
     fn take_in(&self, records: Vec<Record>) {
+        self.shared.snapshot.changed_by(&records);
         // Only the leader alerts, and notes its fires and resolves in the Lease.
         let leading = self.shared.lead.leading();
         let mut events = Vec::new();
@@ -337,6 +342,7 @@ impl Service {
 
     /// The history was rewritten: rebuild the board from it, keeping the live alert states.
     fn rebuild(&self, records: Vec<Record>) {
+        self.shared.snapshot.changed();
         write(&self.shared.rollups).fold_new(&records);
         let mut board = write(&self.shared.board);
         let alerts = board.alert_states();
@@ -468,13 +474,29 @@ async fn page_get(State(service): State<Service>) -> Response {
     (status = 200, description = "status of every target", content_type = "application/json"),
 ))]
 async fn status_get(State(service): State<Service>) -> Response {
-    let (board, rollups) = (read(&service.shared.board), read(&service.shared.rollups));
-    let body = crate::status::status(&board, &rollups, OffsetDateTime::now_utc());
-    let body = terms::WithLeader {
-        status: body,
-        leader: service.shared.lead.info(),
+    let (now, lead) = (OffsetDateTime::now_utc(), &service.shared.lead);
+    let build = || {
+        let (board, rollups) = (read(&service.shared.board), read(&service.shared.rollups));
+        let body = terms::WithLeader {
+            status: crate::status::status(&board, &rollups, now),
+            leader: lead.info(),
+        };
+        // Serialising plain data into memory cannot fail; an empty body would show it.
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
     };
-    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+    let body = service
+        .shared
+        .snapshot
+        .body(now, lead.leading(), build)
+        .await;
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "application/json"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Poisoning only follows a panic elsewhere; the data is still usable.
