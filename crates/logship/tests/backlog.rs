@@ -2,8 +2,9 @@
 //! listing keeps at most one batch of them (`ferrostack_logship_listed_files` ≤
 //! `--batch-max-files`) while all of them are counted as pending, the first object is stored
 //! while almost all of the backlog still waits, and the backlog drains exactly once. The first
-//! batch is packed from the names alone, before the backlog's bytes are counted (the count runs
-//! beside the shipping and is logged with the batches packed before it).
+//! batch is packed from the names alone; the backlog's bytes are counted beside the shipping
+//! (never waited for the first time: `census`' unit test) and logged once, with the batches
+//! packed before the count was known.
 
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ fn write_backlog(dir: &std::path::Path, n: u64) {
 }
 
 #[test]
-fn the_first_batch_is_packed_before_the_backlog_is_counted() {
+fn the_backlog_is_counted_beside_the_shipping_and_logged_once() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     write_backlog(&src, 2_000);
@@ -64,14 +65,9 @@ fn the_first_batch_is_packed_before_the_backlog_is_counted() {
         .find(|l| l.contains("pending files counted"))
         .unwrap();
     assert!(line.contains("files=2000"), "every file counted: {line}");
-    let packed: u64 = line
-        .split("packed_before=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(packed >= 1, "a batch was packed before the count: {line}");
+    // How many batches were packed before it is a race the count may win on a warm cache (2,000
+    // files in ~3 ms); that the first count is never waited for is the census' unit test.
+    assert!(line.contains("packed_before="), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
