@@ -135,6 +135,29 @@ pub fn scan(source: &Source) -> Result<Vec<Candidate>, ScanError> {
 /// Hands each finished regular file of `source` to `found`, in directory order, holding none
 /// of them (a backlog of any size is listed in constant memory); the same checks as [`scan`].
 pub fn visit(source: &Source, mut found: impl FnMut(Candidate)) -> Result<(), ScanError> {
+    walk(source, |entry| {
+        // DirEntry::metadata is lstat: a symlink entry is not a regular file and is skipped.
+        let meta = entry.metadata()?;
+        if meta.file_type().is_file() {
+            found(Candidate {
+                path: entry.path(),
+                size: meta.len(),
+                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                stamp: Stamp::of(&meta),
+            });
+        }
+        Ok(())
+    })
+}
+
+/// The one directory walk of a source: hands `found` each entry with a finished file's name,
+/// in directory order. The directory must be a real directory (never a symlink), the same one
+/// before and after the walk; a missing one is empty, and an entry that vanished meanwhile
+/// (`found` returning `NotFound`) is skipped.
+pub fn walk(
+    source: &Source,
+    mut found: impl FnMut(&fs::DirEntry) -> io::Result<()>,
+) -> Result<(), ScanError> {
     let list_err = |e: io::Error| ScanError::List {
         name: source.name.clone(),
         dir: source.dir.clone(),
@@ -150,25 +173,14 @@ pub fn visit(source: &Source, mut found: impl FnMut(Candidate)) -> Result<(), Sc
     };
     for entry in entries {
         let entry = entry.map_err(list_err)?;
-        let name = entry.file_name();
-        if !logfile::segment::is_finished(&name) {
+        if !logfile::segment::is_finished(&entry.file_name()) {
             continue;
         }
-        // DirEntry::metadata is lstat: a symlink entry is not a regular file and is skipped.
-        let meta = match entry.metadata() {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+        match found(&entry) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(list_err(e)),
-        };
-        if !meta.file_type().is_file() {
-            continue;
         }
-        found(Candidate {
-            path: entry.path(),
-            size: meta.len(),
-            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            stamp: Stamp::of(&meta),
-        });
     }
     if dir_identity(source)? != Some(before) {
         return Err(ScanError::Replaced {

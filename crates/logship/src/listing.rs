@@ -126,41 +126,18 @@ fn list_error(source: &Source, e: io::Error) -> ScanError {
 
 /// Hands the name of each finished regular file of `source` to `found` in directory order,
 /// from the directory entries alone (the entry's type, no `stat` where the file system reports
-/// it); the same checks on the source directory as [`batch::visit`].
+/// it); [`batch::walk`] checks the source directory.
 fn visit_names(
     source: &Source,
     mut found: impl FnMut(OsString) -> io::Result<()>,
 ) -> Result<(), ScanError> {
-    let list_err = |e| list_error(source, e);
-    let Some(before) = batch::dir_identity(source)? else {
-        return Ok(());
-    };
-    let entries = match fs::read_dir(&source.dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(list_err(e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(list_err)?;
-        let name = entry.file_name();
-        if !logfile::segment::is_finished(&name) {
-            continue;
-        }
+    batch::walk(source, |entry| {
         // A symlink's entry type is not a regular file: it is never followed.
-        match entry.file_type() {
-            Ok(t) if t.is_file() => found(name).map_err(list_err)?,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(list_err(e)),
+        if entry.file_type()?.is_file() {
+            found(entry.file_name())?;
         }
-    }
-    if batch::dir_identity(source)? != Some(before) {
-        return Err(ScanError::Replaced {
-            name: source.name.clone(),
-            dir: source.dir.clone(),
-        });
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[cfg(test)]
