@@ -163,11 +163,13 @@ impl TargetView {
             name: name.to_owned(),
             url: url.to_owned(),
             configured,
-            recent: VecDeque::with_capacity(RECENT),
+            // Grown as results come rather than reserved: a result is hundreds of bytes, and
+            // 1,000 targets with room for RECENT each held 17 MiB before their first probe.
+            recent: VecDeque::new(),
             alert: AlertState::default(),
             maintenance: Maintenance::default(),
             freshness: Freshness::default(),
-            outcomes: VecDeque::with_capacity(RECENT),
+            outcomes: VecDeque::new(),
             minutes: VecDeque::new(),
             hours: VecDeque::new(),
         }

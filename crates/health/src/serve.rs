@@ -475,14 +475,20 @@ async fn page_get(State(service): State<Service>) -> Response {
 ))]
 async fn status_get(State(service): State<Service>) -> Response {
     let (now, lead) = (OffsetDateTime::now_utc(), &service.shared.lead);
-    let build = || {
+    let build = |hint: usize| {
         let (board, rollups) = (read(&service.shared.board), read(&service.shared.rollups));
         let body = terms::WithLeader {
             status: crate::status::status(&board, &rollups, now),
             leader: lead.info(),
         };
+        // Room for the last body and a little growth: doubling a 2 MB buffer would hold up
+        // to twice that while copying.
+        let mut buf = Vec::with_capacity(hint + hint / 16);
         // Serialising plain data into memory cannot fail; an empty body would show it.
-        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+        match serde_json::to_writer(&mut buf, &body) {
+            Ok(()) => Bytes::from(buf),
+            Err(_) => Bytes::new(),
+        }
     };
     let body = service
         .shared

@@ -65,15 +65,17 @@ struct Slot {
     packed: Packed,
 }
 
-/// One day's counts, flattened beside an `i32` day so that it takes 24 bytes, not 32: a
-/// year of them is the largest part of every target's rollups in memory.
+/// One day's counts, flattened beside an `i32` day and an `f32` latency sum so that it takes
+/// 20 bytes, not 32: a year of them is the largest part of every target's rollups in memory.
 #[derive(Debug, Clone)]
 struct Day {
     /// Days since the epoch (any `OffsetDateTime` is within ±3.7 million).
     day: i32,
     /// count, failures, degraded.
     counts: [u32; 3],
-    latency_sum: f64,
+    /// Only for the mean latency: each add rounds it to 24 bits, which after a day of results
+    /// a second is still within 0.5 % (the sketch's percentiles are within 2 %).
+    latency_sum: f32,
 }
 
 /// One target's rollups.
@@ -455,7 +457,8 @@ impl Day {
             // Out of range only for a damaged file's day: clamped, it ages out like any.
             day: i32::try_from(day).unwrap_or(if day < 0 { i32::MIN } else { i32::MAX }),
             counts: [c.count, c.failures, c.degraded],
-            latency_sum: c.latency_sum,
+            #[expect(clippy::cast_possible_truncation, reason = "see the field")]
+            latency_sum: c.latency_sum as f32,
         }
     }
 
@@ -469,7 +472,7 @@ impl Day {
             count,
             failures,
             degraded,
-            latency_sum: self.latency_sum,
+            latency_sum: f64::from(self.latency_sum),
         }
     }
 }

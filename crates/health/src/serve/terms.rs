@@ -168,7 +168,10 @@ impl Service {
                     let probed = async {
                         // Never closed, so acquiring only waits for a free slot.
                         let _slot = slots.acquire().await;
-                        let mut record = probe(&target).await;
+                        // Boxed once it has a slot: a probe's future (resolver, TLS, HTTP,
+                        // gRPC) is ~8 KiB, and inline it would size every target's task while
+                        // it sleeps or waits; so only the probes in flight hold one.
+                        let mut record = Box::pin(probe(&target)).await;
                         target.maintenance.mark(&mut record);
                         record
                     };
