@@ -6,7 +6,9 @@
 # side, ROUNDS times: the rollups file's size; the time from exec to the first 200 on /readyz;
 # /api/status latency under load (wrk, CONNS connections for DURATION, p50/p99); peak RSS
 # (VmHWM) after the load. Targets point at one local data-api with a 1 h interval, so each is
-# probed once at start, as serve does. Medians over the rounds.
+# probed once at start, as serve does. A third side, `full`, adds to the year a history of the
+# last 50 results of every target (what the board keeps per target after 50 intervals, and
+# `/api/status` returns), written just before each round. Medians over the rounds.
 # Usage: bench/health/rollups.sh [N] [DAYS] [ROUNDS]    (builds the release binaries first)
 set -euo pipefail
 n=${1:-1000} days=${2:-365} rounds=${3:-3}
@@ -30,7 +32,7 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$api/readyz" >/dev/null && br
 { echo "targets:"
   for i in $(seq "$n"); do echo "  - {name: t$i, url: 'http://127.0.0.1:$api/', interval: 1h, slo: 99.9%}"; done
 } > "$work/targets.yaml"
-mkdir -p "$work/year" "$work/empty"
+mkdir -p "$work/year" "$work/empty" "$work/full"
 gen_start=$(date +%s%N)
 "$gen" "$work/targets.yaml" "$work/year/history.jsonl" "$days"
 gen_ms=$(( ($(date +%s%N) - gen_start) / 1000000 ))
@@ -62,9 +64,22 @@ run() { # label: prints "label rollups_bytes start_ms p50_ms p99_ms rps peak_rss
 ms() { # wrk's "1.23ms" / "456.00us" / "1.02s" in ms
   awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.2f", v/1000; else if (v ~ /ms$/) printf "%.2f", v+0; else printf "%.2f", v*1000 }'
 }
+recent() { # N URL: the last 50 results (a minute apart, ending now) of targets t1..tN
+  python3 - "$@" <<'PY'
+import datetime, json, sys
+n, url = int(sys.argv[1]), sys.argv[2]
+now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+for k in range(50, 0, -1):
+    t = (now - datetime.timedelta(minutes=k)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for i in range(1, n + 1):
+        print(json.dumps({"time": t, "target": f"t{i}", "url": url, "success": True,
+                          "status": 200, "response_time_seconds": 0.012,
+                          "duration_seconds": 0.013, "attempts": 1}))
+PY
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "# $n targets x $days days of rollups vs an empty history, $rounds rounds, wrk -c$conns -d$duration, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
+echo "# $n targets x $days days of rollups vs an empty history and vs the year with 50 recent results a target, $rounds rounds, wrk -c$conns -d$duration, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
 echo "# generator: ${gen_ms} ms, $(stat -c %s "$work/year/history.jsonl.rollups") bytes"
 : > "$work/results"
 for r in $(seq "$rounds"); do
@@ -74,9 +89,12 @@ for r in $(seq "$rounds"); do
   rm -f "$work/empty/"*
   run year | tee -a "$work/results"
   run empty | tee -a "$work/results"
+  cp "$work/year.rollups" "$work/full/history.jsonl.rollups"
+  recent "$n" "http://127.0.0.1:$api/" > "$work/full/history.jsonl"
+  run full | tee -a "$work/results"
 done
 echo "label rollups_bytes start_ms status_p50_ms status_p99_ms status_rps peak_rss_kb (medians)"
-for label in year empty; do
+for label in year empty full; do
   row=$label
   for col in 2 3 4 5 6 7; do row="$row $(awk -v l=$label -v c=$col '$1==l {print $c}' "$work/results" | median)"; done
   echo "$row"
