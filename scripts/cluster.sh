@@ -3,7 +3,8 @@
 # (deploy/cluster/go.mod, deploy/cluster/kwok/go.mod; versions in deploy/versions.yaml).
 #
 #   scripts/cluster.sh build      build etcd, kube-apiserver, kube-controller-manager,
-#                                 kube-scheduler, kubectl, kwok and helm 3 into .tools/k8s/bin
+#                                 kube-scheduler, kubectl, kwok, helm 3, blackbox_exporter and
+#                                 grpc-health-probe into .tools/k8s/bin
 #   scripts/cluster.sh up DIR     start them on loopback (free ports), all state under DIR,
 #                                 three KWOK nodes, a default StorageClass
 #                                 with six PersistentVolumes, a test Deployment; prints the kubeconfig
@@ -29,6 +30,8 @@ kube-scheduler          deploy/cluster       k8s.io/kubernetes/cmd/kube-schedule
 kwok                    deploy/cluster/kwok  sigs.k8s.io/kwok/cmd/kwok
 kubectl                 deploy/cluster       k8s.io/kubernetes/cmd/kubectl
 helm                    deploy/cluster/helm  helm.sh/helm/v3/cmd/helm
+blackbox_exporter       deploy/cluster/blackbox github.com/prometheus/blackbox_exporter
+grpc-health-probe       deploy/cluster/grpc-health-probe github.com/grpc-ecosystem/grpc-health-probe
 "
 # KWOK's default stages (as kwokctl configures them), copied from its module at build time
 KWOK_STAGES="kustomize/stage/node/fast/node-initialize.yaml
@@ -55,6 +58,10 @@ check_pins() {
   [[ -z "$bad" ]] || die "go.mod: staging replacements not at $staging: $bad"
   [[ $(cd kwok && go list -m -f '{{.Version}}' sigs.k8s.io/kwok) == "$kwok" ]] || die "kwok/go.mod: kwok is not $kwok"
   [[ $(cd helm && go list -m -f '{{.Version}}' helm.sh/helm/v3) == "$(pin helm_cli)" ]] || die "helm/go.mod: helm is not $(pin helm_cli)"
+  [[ $(cd blackbox && go list -m -f '{{.Version}}' github.com/prometheus/blackbox_exporter) == "$(pin blackbox_exporter)" ]] \
+    || die "blackbox/go.mod: blackbox_exporter is not $(pin blackbox_exporter)"
+  [[ $(cd grpc-health-probe && go list -m -f '{{.Version}}' github.com/grpc-ecosystem/grpc-health-probe) == "$(pin grpc_health_probe)" ]] \
+    || die "grpc-health-probe/go.mod: grpc-health-probe is not $(pin grpc_health_probe)"
   cd "$ROOT"
 }
 

@@ -23,7 +23,7 @@ CHART = ROOT / "deploy" / "helm" / "ferrostack"
 K8S_BIN = ROOT / ".tools" / "k8s" / "bin"
 LOGS_OUT = ROOT / ".tools" / "results" / "cluster-logs"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "helm",
-              "kubectl")
+              "kubectl", "blackbox_exporter", "grpc-health-probe")
 sys.path.insert(0, str(Path(__file__).parent))
 
 

@@ -33,6 +33,10 @@ CARRIERS = {
     "kubernetes": {"deploy/cluster/go.mod": lambda t: _go_require(t, "k8s.io/kubernetes")},
     "etcd": {"deploy/cluster/go.mod": lambda t: _go_require(t, "go.etcd.io/etcd/server/v3")},
     "kwok": {"deploy/cluster/kwok/go.mod": lambda t: _go_require(t, "sigs.k8s.io/kwok")},
+    "blackbox_exporter": {"deploy/cluster/blackbox/go.mod":
+                          lambda t: _go_require(t, "github.com/prometheus/blackbox_exporter")},
+    "grpc_health_probe": {"deploy/cluster/grpc-health-probe/go.mod":
+                          lambda t: _go_require(t, "github.com/grpc-ecosystem/grpc-health-probe")},
     "rust": {
         "Cargo.toml": lambda t: re.search(r'^rust-version = "([^"]+)"', t, re.M).group(1),
         "deploy/Dockerfile": lambda t: _arg(t, "RUST_VERSION"),

@@ -200,29 +200,28 @@ impl KindMetrics {
             "grpcs" => "grpc",
             other => other,
         };
-        let families = [
+        let families: [(&str, _, &[(&str, Option<f64>)]); 3] = [
             (
                 "dns",
                 &self.dns_phase,
-                [
+                &[
                     ("resolve", p.resolve),
                     ("connect", p.connect),
                     ("request", p.processing),
                 ],
             ),
+            // blackbox_exporter's gRPC client connects on its first call, so its `check`
+            // covers connect, TLS and the call; it has no `connect` phase (its binary's
+            // output: deploy/tests/cluster/test_upstream_probes.py).
             (
                 "grpc",
                 &self.grpc_phase,
-                [
-                    ("resolve", p.resolve),
-                    ("connect", p.connect),
-                    ("check", p.processing),
-                ],
+                &[("resolve", p.resolve), ("check", grpc_check(p))],
             ),
             (
                 "icmp",
                 &self.icmp_phase,
-                [
+                &[
                     ("resolve", p.resolve),
                     ("setup", p.connect),
                     ("rtt", p.processing),
@@ -230,7 +229,7 @@ impl KindMetrics {
             ),
         ];
         for (kind, family, phases) in families {
-            for (phase, seconds) in phases {
+            for &(phase, seconds) in phases {
                 let key = PhaseLabel {
                     target: r.target.clone(),
                     phase,
@@ -262,6 +261,12 @@ fn set_or_remove(family: &Family<TargetLabel, Gauge>, label: &TargetLabel, value
             family.remove(label);
         }
     }
+}
+
+/// A gRPC probe's `check` phase: connect, TLS and the call, those measured.
+fn grpc_check(p: &crate::record::Phases) -> Option<f64> {
+    p.processing
+        .map(|call| call + p.connect.unwrap_or(0.0) + p.tls.unwrap_or(0.0))
 }
 
 /// Removes a target's `probe_tls_version_info` series, whatever their version.

@@ -73,6 +73,8 @@ async fn grpc_health_check_serving_not_serving_and_unknown() {
         !text.contains("probe_http_status_code{target=\"ok\"}"),
         "{text}"
     );
+    // blackbox_exporter's gRPC prober has no `connect` phase: its `check` covers it.
+    assert!(!text.contains("phase=\"connect\""), "{text}");
     assert!(
         !text.contains("probe_http_duration_seconds{target=\"ok\""),
         "{text}"
