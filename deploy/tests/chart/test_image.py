@@ -164,9 +164,11 @@ def test_build_context_loads_the_workspace(tmp_path):
     (deploy/, .github/, target/, docs) is sent."""
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     files = context_files(lines)
-    assert {"Cargo.toml", "Cargo.lock", "crates/ferrostack/Cargo.toml"} <= set(files)
+    # .cargo/config.toml sets jemalloc's build-time configuration; cargo-chef carries it into the
+    # recipe, so the dependencies the image cooks are built with it too.
+    assert {"Cargo.toml", "Cargo.lock", "crates/ferrostack/Cargo.toml", ".cargo/config.toml"} <= set(files)
     assert not [f for f in files if f.split("/")[0] not in {"Cargo.toml", "Cargo.lock", "clippy.toml",
-                                                            "crates", "bench"}], "context kept small"
+                                                            ".cargo", "crates", "bench"}], "context kept small"
     out = load_workspace(files, tmp_path / "ctx")
     assert out.returncode == 0, out.stderr
     members = {m.split("#")[-1] for m in json.loads(out.stdout)["workspace_members"]}
