@@ -2,8 +2,6 @@
 //! 7 d, 30 d, 90 d, 365 d) with latency percentiles and the error budget left against its
 //! SLO, alert state, latest result and the last 50 results, as JSON.
 
-use std::collections::BTreeMap;
-
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
@@ -36,9 +34,9 @@ pub struct TargetStatus<'a> {
     /// Probed by this process: always true, as only configured targets are listed (kept so
     /// that readers of the field go on working).
     pub configured: bool,
-    /// Share of results that did not fail per window (`1h`, `24h`, `7d`, `30d`, `90d`,
-    /// `365d`); null without results.
-    pub uptime: BTreeMap<&'static str, Option<f64>>,
+    /// Share of results that did not fail per window, shortest first (`1h`, `24h`, `7d`,
+    /// `30d`, `90d`, `365d`); null without results.
+    pub uptime: Uptime,
     /// Per rollup window, in order: counts, uptime, latency percentiles, error budget.
     pub windows: Windows,
     /// The target's SLO in percent (`slo:` in the targets file); absent without one.
@@ -64,6 +62,17 @@ pub struct TargetStatus<'a> {
 pub struct Windows(pub Vec<(&'static str, WindowStats)>);
 
 impl Serialize for Windows {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// Uptime per window, serialised as a JSON object in window order (a sorted map would put
+/// `365d` before `7d`).
+#[derive(Debug, Default)]
+pub struct Uptime(pub Vec<(&'static str, Option<f64>)>);
+
+impl Serialize for Uptime {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
@@ -120,7 +129,7 @@ fn target_status<'a>(
     let series = rollups.get(&t.name);
     let windows = Windows(series.map(|s| s.windows(now)).unwrap_or_default());
     // The board's short windows the rollups do not cover (1 h), then the rollups'.
-    let mut uptime: BTreeMap<&'static str, Option<f64>> = WINDOWS
+    let mut uptime: Vec<(&'static str, Option<f64>)> = WINDOWS
         .iter()
         .filter(|(name, _)| !rollup::WINDOWS.iter().any(|(r, _)| r == name))
         .map(|(name, secs)| (*name, t.uptime(*secs, now)))
@@ -131,7 +140,7 @@ fn target_status<'a>(
         url: &t.url,
         state: t.state(),
         configured: t.configured,
-        uptime,
+        uptime: Uptime(uptime),
         windows,
         slo: series
             .and_then(rollup::Series::slo)

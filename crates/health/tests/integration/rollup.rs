@@ -244,6 +244,12 @@ async fn a_year_of_history_answers_every_window_with_its_budget() {
     assert_eq!(api["slo"], 99.0);
     let names: Vec<&String> = api["windows"].as_object().unwrap().keys().collect();
     assert_eq!(names, ["24h", "7d", "30d", "90d", "365d"]);
+    let names: Vec<&String> = api["uptime"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        ["1h", "24h", "7d", "30d", "90d", "365d"],
+        "shortest first"
+    );
     for name in ["24h", "7d", "30d", "90d", "365d"] {
         check_window(api, name, expected(&records, now, name));
     }
