@@ -354,4 +354,25 @@ mod tests {
         };
         assert!(scan(&missing).unwrap().is_empty());
     }
+
+    /// A directory swapped for another while it was read (log rotation by rename, a volume
+    /// remounted) fails the walk rather than passing a mix of two directories' files.
+    #[test]
+    fn a_directory_replaced_during_the_walk_is_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("logs");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("a.json"), "{}").unwrap();
+        let source = Source {
+            name: "s".into(),
+            dir: dir.clone(),
+        };
+        walk(&source, |_| Ok(())).unwrap();
+        let err = walk(&source, |_| {
+            fs::rename(&dir, root.path().join("old"))?;
+            fs::create_dir(&dir)
+        })
+        .unwrap_err();
+        assert!(matches!(err, ScanError::Replaced { .. }), "{err:?}");
+    }
 }
