@@ -31,6 +31,8 @@ use crate::board::Board;
 
 /// The annotation of the Lease the leader keeps its open incidents in.
 pub const NOTE_ANNOTATION: &str = "ferrostack.io/healthcheck-incidents";
+/// The annotation of the Lease the leader keeps its `--advertise-url` in.
+pub const URL_ANNOTATION: &str = "ferrostack.io/healthcheck-leader-url";
 
 /// This replica's part: whether it leads, the `ferrostack_healthcheck_leader` gauge, and the
 /// incident note it keeps while leading.
@@ -97,6 +99,13 @@ impl Leadership {
     #[cfg(test)]
     pub(crate) fn elected_for_test(&self) {
         lock(&self.info).election = "lease";
+    }
+
+    /// The leader's `--advertise-url`, when another replica leads and advertises one: where
+    /// a follower forwards what only the leader may take in.
+    pub fn leader_url(&self) -> Option<url::Url> {
+        let elector = lock(&self.notes).clone()?;
+        elector.leader()?.advertised?.parse().ok()
     }
 
     /// The status API's view.
@@ -173,6 +182,10 @@ pub(crate) async fn start(
         identity: config.identity.clone(),
         duration: config.duration,
         note_annotation: NOTE_ANNOTATION.to_owned(),
+        advertise: config
+            .advertise_url
+            .as_ref()
+            .map(|u| (URL_ANNOTATION.to_owned(), u.to_string())),
     };
     *lock(&leadership.info) = LeaderInfo {
         leading: false,

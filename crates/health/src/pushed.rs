@@ -31,6 +31,8 @@ use crate::config::{ConfigError, Target};
 use crate::leader::Leadership;
 use crate::record::{Phases, Record};
 
+mod forward;
+
 /// Results waiting for the writer task, pushed and probed alike.
 const QUEUE: usize = 1024;
 /// The longest token file read (a token, not a document).
@@ -181,14 +183,20 @@ fn result(target: &Target, success: bool, error: Option<String>, seconds: f64) -
 pub(crate) fn routes(inbox: Arc<Inbox>, lead: Arc<Leadership>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(push_post))
-        .with_state(PushState { inbox, lead })
+        .with_state(PushState {
+            inbox,
+            lead,
+            client: forward::client(),
+        })
 }
 
-/// What the push handler needs: the writer's channel and whether this replica leads.
+/// What the push handler needs: the writer's channel, whether this replica leads, and the
+/// client a follower forwards to the leader with.
 #[derive(Clone)]
 struct PushState {
     inbox: Arc<Inbox>,
     lead: Arc<Leadership>,
+    client: Option<reqwest::Client>,
 }
 
 /// A push: the result in JSON (or, with `success` in the query, in Gatus' query form).
@@ -232,10 +240,14 @@ pub struct Pushed {
         (status = 401, description = "missing or wrong bearer token", body = runtime::error::ErrorBody),
         (status = 403, description = "no token configured for this target: push disabled", body = runtime::error::ErrorBody),
         (status = 404, description = "no push target of that name", body = runtime::error::ErrorBody),
-        (status = 503, description = "results queue full, or this replica is not the leader", body = runtime::error::ErrorBody),
+        (status = 503, description = "results queue full, or this replica is not the leader and could not forward the push to it (`not_leader`, `leader_unreachable`); a follower that knows the leader's --advertise-url answers with the leader's answer", body = runtime::error::ErrorBody),
 ))]
 async fn push_post(
-    State(PushState { inbox, lead }): State<PushState>,
+    State(PushState {
+        inbox,
+        lead,
+        client,
+    }): State<PushState>,
     UrlPath(name): UrlPath<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -251,9 +263,16 @@ async fn push_post(
         )
     })?;
     authorize(target, &headers)?;
-    // Only the leader writes the history; a follower would drop the result, so it says so
-    // and the pusher retries (the next attempt may reach the leader).
+    // Only the leader writes the history: a follower forwards to the leader it read in the
+    // Lease, once; without one (none advertised, or mid-failover) it says so and the pusher
+    // retries.
     if lead.follower() {
+        if !headers.contains_key(forward::FORWARDED)
+            && let (Some(leader), Some(client)) = (lead.leader_url(), client.as_ref())
+        {
+            return forward::to_leader(client, &leader, &name, query.as_deref(), &headers, body)
+                .await;
+        }
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_leader",

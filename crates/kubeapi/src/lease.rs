@@ -8,7 +8,8 @@
 //!
 //! The leader may also keep a small note in one annotation of the Lease (written with its
 //! renewals), which the next leader is handed when it takes over: state that must survive a
-//! failover without a shared volume.
+//! failover without a shared volume. And it may advertise where it is (say, its URL) in
+//! another, which the other candidates read at every try (see [`Elector::leader`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +41,9 @@ pub struct LeaseConfig {
     pub duration: Duration,
     /// The annotation the leader's note is kept in (see [`Elector::set_note`]).
     pub note_annotation: String,
+    /// An annotation and its value this candidate writes whenever it takes or renews the
+    /// Lease, for the others to read (see [`Elector::leader`]).
+    pub advertise: Option<(String, String)>,
 }
 
 impl LeaseConfig {
@@ -88,7 +92,20 @@ pub struct Elector {
     leading: watch::Receiver<Option<Term>>,
     note: watch::Sender<Option<String>>,
     valid_until: Valid,
+    holder: Seen,
 }
+
+/// Another candidate holding the Lease, as last read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Its `holderIdentity`.
+    pub identity: String,
+    /// What it advertises in [`LeaseConfig::advertise`]'s annotation, if anything.
+    pub advertised: Option<String>,
+}
+
+/// The holder as last read (`None`: no holder, this candidate, or not read yet).
+type Seen = Arc<Mutex<Option<Holder>>>;
 
 /// Until when the current term holds without another renewal: the last renewal plus the
 /// renew deadline (`None`: not leading).
@@ -101,8 +118,10 @@ impl Elector {
         let (leading_tx, leading) = watch::channel(None);
         let (note, note_rx) = watch::channel(None);
         let valid_until = Valid::default();
+        let holder = Seen::default();
         let campaign = Campaign {
             valid_until: valid_until.clone(),
+            holder: holder.clone(),
             api: Api::namespaced(client, &config.namespace),
             config,
             observed: None,
@@ -114,7 +133,17 @@ impl Elector {
             leading,
             note,
             valid_until,
+            holder,
         }
+    }
+
+    /// Another candidate that held the Lease when it was last read (every retry period),
+    /// and what it advertised; `None` when nobody or this candidate holds it.
+    pub fn leader(&self) -> Option<Holder> {
+        self.holder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Leadership as it changes: `Some` while this candidate leads.
@@ -155,6 +184,7 @@ struct Campaign {
     leading: watch::Sender<Option<Term>>,
     note: watch::Receiver<Option<String>>,
     valid_until: Valid,
+    holder: Seen,
 }
 
 impl Campaign {
@@ -242,6 +272,7 @@ impl Campaign {
             return self.create(now).await;
         };
         let spec = lease.spec.clone().unwrap_or_default();
+        self.saw_holder(&lease);
         let seen = Observed::of(&spec, Instant::now());
         self.observed = Some(match self.observed.take() {
             Some(old) if old.same_record(&seen) => old,
@@ -264,13 +295,11 @@ impl Campaign {
             .as_ref()
             .and_then(|a| a.get(&self.config.note_annotation).cloned());
         lease.spec = Some(self.next_spec(&spec, now));
+        let annotations = lease.metadata.annotations.get_or_insert_with(BTreeMap::new);
         if leading && let Some(ours) = self.note.borrow_and_update().clone() {
-            lease
-                .metadata
-                .annotations
-                .get_or_insert_with(BTreeMap::new)
-                .insert(self.config.note_annotation.clone(), ours);
+            annotations.insert(self.config.note_annotation.clone(), ours);
         }
+        self.advertise(annotations);
         self.write(lease, note).await
     }
 
@@ -315,14 +344,18 @@ impl Campaign {
 
     /// No Lease yet: create it held by this candidate (409: another candidate was first).
     async fn create(&mut self, now: Timestamp) -> Result<Option<Term>, LeaseError> {
-        let lease = Lease {
+        let mut lease = Lease {
             metadata: ObjectMeta {
                 name: Some(self.config.name.clone()),
                 namespace: Some(self.config.namespace.clone()),
+                annotations: Some(BTreeMap::new()),
                 ..ObjectMeta::default()
             },
             spec: Some(self.next_spec(&LeaseSpec::default(), now)),
         };
+        if let Some(annotations) = lease.metadata.annotations.as_mut() {
+            self.advertise(annotations);
+        }
         match self.api.create(&PostParams::default(), &lease).await {
             Ok(written) => Ok(Some(self.took(&written, None))),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
@@ -330,7 +363,35 @@ impl Campaign {
         }
     }
 
+    /// Adds what this candidate advertises to the annotations it is about to write.
+    fn advertise(&self, annotations: &mut BTreeMap<String, String>) {
+        if let Some((key, value)) = &self.config.advertise {
+            annotations.insert(key.clone(), value.clone());
+        }
+    }
+
+    /// Keeps who else holds `lease` and what it advertises, for [`Elector::leader`].
+    fn saw_holder(&self, lease: &Lease) {
+        let identity = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.clone())
+            .filter(|h| !h.is_empty() && *h != self.config.identity);
+        let holder = identity.map(|identity| Holder {
+            identity,
+            advertised: self.config.advertise.as_ref().and_then(|(key, _)| {
+                lease
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(key).cloned())
+            }),
+        });
+        *self.holder.lock().unwrap_or_else(PoisonError::into_inner) = holder;
+    }
+
     fn took(&mut self, written: &Lease, note: Option<String>) -> Term {
+        *self.holder.lock().unwrap_or_else(PoisonError::into_inner) = None;
         let spec = written.spec.clone().unwrap_or_default();
         self.observed = Some(Observed::of(&spec, Instant::now()));
         Term {

@@ -3,7 +3,7 @@
 
 import yaml
 
-from conftest import helm, name, one, pod_spec, render, template_args
+from conftest import name, one, pod_spec, render
 
 PUSH = ("healthcheck.push.tokenSecret=push-token", "healthcheck.serve.replicas=1",
         "healthcheck.externalEndpoints[0].name=nightly-backup",
@@ -47,11 +47,31 @@ def test_the_push_token_is_a_file_from_the_secret_and_the_targets_file_has_the_n
                                       "timezone": "Europe/Amsterdam"}
 
 
-def test_push_targets_need_one_serve_replica():
-    sets = [s for s in PUSH if not s.startswith("healthcheck.serve.replicas")]
-    args = template_args("default")
-    for s in sets:
-        args += ["--set", s]
-    out = helm(*args, check=False)
-    assert out.returncode != 0
-    assert "healthcheck.externalEndpoints needs healthcheck.serve.replicas: 1" in out.stderr
+def test_push_targets_with_replicas_advertise_the_leader_and_reach_one_another():
+    """With push targets the replicas stay two: each advertises its pod IP for the Lease, and
+    the lease pods (only them) may reach one another on the status port, so that a follower
+    forwards a push to the leader (README "Pushed results")."""
+    docs = render("default", *[s for s in PUSH if not s.startswith("healthcheck.serve.replicas")])
+    assert one(docs, "Deployment", name("healthcheck"))["spec"]["replicas"] == 2
+    _, c = serve_container(docs)
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert env["FERROSTACK_ADVERTISE_URL"]["value"] == "http://$(POD_IP):8082"
+    # $(POD_IP) expands only from a variable defined before it.
+    names = [e["name"] for e in c["env"]]
+    assert names.index("POD_IP") < names.index("FERROSTACK_ADVERTISE_URL")
+    policy = one(docs, "NetworkPolicy", name("healthcheck") + "-lease")["spec"]
+    peer = {"podSelector": {"matchLabels": {**policy["podSelector"]["matchLabels"]}}}
+    assert policy["ingress"] == [{"from": [peer], "ports": [{"protocol": "TCP", "port": 8082}]}]
+    assert {"to": [peer], "ports": [{"protocol": "TCP", "port": 8082}]} in policy["egress"]
+
+
+def test_without_push_targets_nothing_is_advertised_nor_opened():
+    docs = render("default")
+    _, c = serve_container(docs)
+    assert not {"POD_IP", "FERROSTACK_ADVERTISE_URL"} & {e["name"] for e in c["env"]}
+    policy = one(docs, "NetworkPolicy", name("healthcheck") + "-lease")["spec"]
+    assert "ingress" not in policy
+    assert all(rule.get("to", [{}])[0].get("podSelector") is None or
+               "ferrostack.io/leader-election" not in rule["to"][0]["podSelector"]["matchLabels"]
+               for rule in policy["egress"])

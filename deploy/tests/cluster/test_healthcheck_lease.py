@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -211,6 +212,80 @@ def test_replicas_alert_once_across_a_failover(cluster, namespace, tmp_path, sha
         target.close()
         receiver.close()
         for ident in IDENTITIES:
+            log = tmp_path / f"{ident}.log"
+            if log.exists():
+                print(f"--- {ident}\n{log.read_text()[-3000:]}")
+
+
+def push(port, body, token, target="nightly", forwarded=False):
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    if forwarded:
+        headers["X-Ferrostack-Forwarded"] = "1"
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/push/{target}",
+                                     data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_a_push_to_a_follower_is_forwarded_to_the_leader(cluster, namespace, tmp_path):
+    """A pusher behind the Service reaches any replica: a follower forwards to the leader the
+    Lease names (its --advertise-url), checks the token first, and never forwards twice."""
+    if not BINARY.exists():
+        pytest.fail(f"{BINARY} missing: cargo build -p ferrostack (make test-cluster does)")
+    kubeconfig = lease_kubeconfig(cluster, namespace, tmp_path)
+    token = "s3cret-push-token"
+    (tmp_path / "token").write_text(token)
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(yaml.safe_dump({"targets": [], "external-endpoints": [
+        {"name": "nightly", "token-file": str(tmp_path / "token")}]}))
+    procs, ports = {}, {}
+    try:
+        for ident in IDENTITIES[:2]:
+            ports[ident] = free_port()
+            log = open(tmp_path / f"{ident}.log", "w")  # noqa: SIM115 - closed with the process
+            procs[ident] = subprocess.Popen(
+                [str(BINARY), "healthcheck", "serve", "--port", str(ports[ident]),
+                 "--config", str(targets), "--history", str(tmp_path / f"history-{ident}.jsonl"),
+                 "--kubeconfig", str(kubeconfig), "--lease-namespace", namespace,
+                 "--lease-name", LEASE, "--lease-duration", f"{LEASE_SECONDS}s",
+                 "--lease-identity", ident, "--advertise-url", f"http://127.0.0.1:{ports[ident]}"],
+                stdout=log, stderr=subprocess.STDOUT,
+                env=dict(os.environ, FERROSTACK_DRAIN_DELAY="0s", FERROSTACK_LOG_LEVEL="info"))
+        wait_for("a leader", lambda: holder(cluster, namespace) in IDENTITIES[:2], 30)
+        leader = holder(cluster, namespace)
+        follower = next(i for i in IDENTITIES[:2] if i != leader)
+        wait_for(f"{leader} to say it leads", lambda: leading(ports[leader]), 10)
+        annotations = cluster.get("lease", LEASE, "-n", namespace)["metadata"]["annotations"]
+        assert annotations["ferrostack.io/healthcheck-leader-url"] == f"http://127.0.0.1:{ports[leader]}/"
+        # The follower reads the Lease every retry period: it knows the leader soon after.
+        status, answer = wait_for("the follower to forward", lambda: (
+            r := push(ports[follower], {"success": False, "error": "disk full"}, token))[0] == 200 and r,
+            3 * LEASE_SECONDS)
+        assert answer["target"] == "nightly" and answer["success"] is False, answer
+        # The leader recorded it (the follower's own history stays empty: it writes nothing).
+        wait_for("the result on the leader's board", lambda: any(
+            t["name"] == "nightly" and t["last"] and t["last"]["error"] == "disk full"
+            for t in json.loads(get(f"http://127.0.0.1:{ports[leader]}/api/status"))["targets"]), 10)
+        assert not (tmp_path / f"history-{follower}.jsonl").exists() or \
+            (tmp_path / f"history-{follower}.jsonl").read_text() == ""
+        # A wrong token is refused by the follower itself, not relayed.
+        assert push(ports[follower], {"success": True}, "wrong")[0] == 401
+        # One hop only: an already forwarded push reaching a follower is refused.
+        status, answer = push(ports[follower], {"success": True}, token, forwarded=True)
+        assert (status, answer["error"]["code"]) == (503, "not_leader"), answer
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for ident in IDENTITIES[:2]:
             log = tmp_path / f"{ident}.log"
             if log.exists():
                 print(f"--- {ident}\n{log.read_text()[-3000:]}")

@@ -37,6 +37,11 @@ pub struct LeaseArgs {
     /// its start time].
     #[arg(long, env = "FERROSTACK_LEASE_IDENTITY")]
     pub lease_identity: Option<String>,
+    /// The base URL other replicas reach this one at (e.g. http://10.0.0.7:8082), kept in the
+    /// Lease while it leads, so that a follower forwards a push to the leader instead of
+    /// refusing it. Unset: followers answer a push with 503 not_leader.
+    #[arg(long, env = "FERROSTACK_ADVERTISE_URL")]
+    pub advertise_url: Option<url::Url>,
 }
 
 /// Validated election settings.
@@ -52,6 +57,8 @@ pub struct ElectionConfig {
     pub duration: Duration,
     /// `holderIdentity`.
     pub identity: String,
+    /// Where the other replicas reach this one (kept in the Lease while it leads).
+    pub advertise_url: Option<url::Url>,
 }
 
 impl ElectionConfig {
@@ -80,12 +87,21 @@ impl ElectionConfig {
         if args.lease_identity.as_deref() == Some("") {
             return Err(ConfigError::flag("--lease-identity", "is empty".to_owned()));
         }
+        if let Some(u) = &args.advertise_url
+            && (!matches!(u.scheme(), "http" | "https") || u.host().is_none())
+        {
+            return Err(ConfigError::flag(
+                "--advertise-url",
+                format!("{u} is not an http(s) URL with a host"),
+            ));
+        }
         Ok(Self {
             access: ApiAccess::detect(args.kubeconfig.as_deref()),
             lease_name: args.lease_name.clone(),
             namespace: args.lease_namespace.clone(),
             duration: args.lease_duration,
             identity: args.lease_identity.clone().unwrap_or_else(default_identity),
+            advertise_url: args.advertise_url.clone(),
         })
     }
 }

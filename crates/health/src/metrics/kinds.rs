@@ -200,7 +200,7 @@ impl KindMetrics {
             "grpcs" => "grpc",
             other => other,
         };
-        let families: [(&str, _, &[(&str, Option<f64>)]); 3] = [
+        let families: [(&str, _, &[Phase]); 3] = [
             (
                 "dns",
                 &self.dns_phase,
@@ -262,6 +262,9 @@ fn set_or_remove(family: &Family<TargetLabel, Gauge>, label: &TargetLabel, value
         }
     }
 }
+
+/// A phase's name and what it measured.
+type Phase = (&'static str, Option<f64>);
 
 /// A gRPC probe's `check` phase: connect, TLS and the call, those measured.
 fn grpc_check(p: &crate::record::Phases) -> Option<f64> {
