@@ -8,49 +8,14 @@
 //! on by itself, no restart, until `verify` finds every line exactly once.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use test_support::faultfs::FaultMount;
 
+use crate::ship_proc::{TESTKIT, spawn_ship, verify};
 use crate::support::{Producer, count_files, wait_for, writer_config};
-
-const TESTKIT: &str = env!("CARGO_BIN_EXE_logship-testkit");
-
-/// The shipper process; killed if the test fails before stopping it.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_ship(src: &Path, state: &Path, to: &str, log: &Path) -> Running {
-    Running(
-        Command::new(TESTKIT)
-            .arg("ship")
-            .arg("--source")
-            .arg(src)
-            .args(["--to", to, "--state-dir"])
-            .arg(state)
-            .args(["--batch-max-files", "3"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn verify(to: &str) -> String {
-    let out = Command::new(TESTKIT)
-        .args(["verify", "--to", to])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Waits until faultfs injected a failure and the shipper reported an I/O error on stderr.
 fn wait_reported(fm: &FaultMount, log: &Path) {

@@ -6,57 +6,14 @@
 //! every line exactly once (the writer's refused lines counted as dropped, never half-written).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use test_support::loopfs::LoopFs;
 
+use crate::ship_proc::{TESTKIT, spawn_ship, terminate, verify};
 use crate::support::{Producer, count_files, wait_for, writer_config};
-
-const TESTKIT: &str = env!("CARGO_BIN_EXE_logship-testkit");
-
-/// The shipper process; killed if the test fails before stopping it.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_ship(src: &Path, state: &Path, to: &str, log: &Path) -> Running {
-    let log = std::fs::File::create(log).unwrap();
-    Running(
-        Command::new(TESTKIT)
-            .arg("ship")
-            .arg("--source")
-            .arg(src)
-            .args(["--to", to, "--state-dir"])
-            .arg(state)
-            .args(["--batch-max-files", "3"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn terminate(mut ship: Running) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &ship.0.id().to_string()])
-        .status();
-    assert!(ship.0.wait().unwrap().success(), "clean exit on SIGTERM");
-}
-
-fn verify(to: &str) -> String {
-    let out = Command::new(TESTKIT)
-        .args(["verify", "--to", to])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn a_full_state_disk_stops_shipping_loudly_and_it_resumes_by_itself_once_space_is_freed() {

@@ -21,6 +21,8 @@ mod full_disk;
 mod manifests;
 mod outage;
 mod s3_options;
+#[cfg(feature = "failpoints")]
+mod ship_proc;
 mod shipper;
 mod sink;
 mod source;

@@ -7,10 +7,7 @@
 use std::time::Duration;
 
 use ferrostack_health::leader::Term;
-use ferrostack_health::{AlertConfig, Config, Service, Thresholds};
-use runtime::Context;
-use runtime::http::{ServerArgs, ServerConfig};
-use runtime::telemetry::LogEvents;
+use ferrostack_health::{AlertConfig, Config, Thresholds};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -63,23 +60,7 @@ async fn start_elected(
     tokio_util::sync::DropGuard,
 ) {
     let shutdown = CancellationToken::new();
-    let ctx = Context::new("healthcheck", shutdown.clone(), LogEvents::default());
-    let mut registry = runtime::metrics::registry(&ctx);
-    let service = Service::new(config, &mut registry).unwrap();
-    let args = ServerArgs {
-        drain_delay: Duration::ZERO,
-        ..runtime::args::defaults().unwrap()
-    };
-    let server = ServerConfig::new(&args, 0).unwrap();
-    let router = runtime::http::app(
-        ferrostack_health::app(service.clone()),
-        registry,
-        &server,
-        &ctx,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { runtime::http::serve_on(listener, &server, &ctx, router).await });
+    let (base, service) = crate::serve::serve_app(config, &shutdown, false).await;
     let (lead, leading) = watch::channel(None);
     tokio::spawn(service.run_elected(shutdown.clone(), leading));
     (base, lead, shutdown.drop_guard())

@@ -28,10 +28,24 @@ impl Drop for Running {
 
 pub(crate) async fn start(config: Config) -> Running {
     let shutdown = CancellationToken::new();
+    let (base, service) = serve_app(config, &shutdown, true).await;
+    tokio::spawn(service.run(shutdown.clone()));
+    Running { base, shutdown }
+}
+
+/// A service for `config` (its history read first when `load`) and its HTTP app on a free
+/// loopback port until `shutdown`: the base URL. The caller starts the service's loop.
+pub(crate) async fn serve_app(
+    config: Config,
+    shutdown: &CancellationToken,
+    load: bool,
+) -> (String, Service) {
     let ctx = Context::new("healthcheck", shutdown.clone(), LogEvents::default());
     let mut registry = runtime::metrics::registry(&ctx);
     let service = Service::new(config, &mut registry).unwrap();
-    service.load().await.unwrap();
+    if load {
+        service.load().await.unwrap();
+    }
     let args = ServerArgs {
         drain_delay: Duration::ZERO,
         ..runtime::args::defaults().unwrap()
@@ -46,8 +60,7 @@ pub(crate) async fn start(config: Config) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { runtime::http::serve_on(listener, &server, &ctx, router).await });
-    tokio::spawn(service.run(shutdown.clone()));
-    Running { base, shutdown }
+    (base, service)
 }
 
 /// Polls `/api/status` until `done` holds (bounded: 20 s).
