@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::serve::{Running, start, target, wait_for};
-use crate::support::{Receiver, TargetServer, target_server, targets};
+use crate::support::{Receiver, TargetServer, config, history_in, target_server, webhook_alerts};
 
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap()
@@ -38,18 +38,8 @@ async fn serving(receiver: &Receiver, until: OffsetDateTime) -> (Running, Target
         url = server.url("/status"),
     );
     let running = start(Config {
-        targets: targets(&yaml),
-        history: None,
-        alerts: AlertConfig {
-            webhook_url: Some(format!("{}/hook", receiver.url())),
-            thresholds: Thresholds {
-                failure: 2,
-                success: 1,
-            },
-            ..AlertConfig::default()
-        },
-        pushgateway_url: None,
-        max_concurrent_probes: 8,
+        alerts: webhook_alerts(receiver, 2, 1),
+        ..config(&yaml)
     })
     .await;
     // Up once: failures of a target never yet up are degraded, and would never page.
@@ -165,22 +155,9 @@ async fn a_run_inside_a_window_records_marked_results_and_sends_nothing() {
         server.url("/status"),
     );
     let config = Config {
-        targets: targets(&yaml),
-        history: Some(ferrostack_health::HistoryConfig {
-            path: dir.path().join("h.jsonl"),
-            max_age: None,
-            max_bytes: None,
-        }),
-        alerts: AlertConfig {
-            webhook_url: Some(format!("{}/hook", receiver.url())),
-            thresholds: Thresholds {
-                failure: 1,
-                success: 1,
-            },
-            ..AlertConfig::default()
-        },
-        pushgateway_url: None,
-        max_concurrent_probes: 8,
+        history: history_in(dir.path()),
+        alerts: webhook_alerts(&receiver, 1, 1),
+        ..config(&yaml)
     };
     let report = ferrostack_health::run_once(&config).await;
     assert_eq!(
@@ -214,8 +191,6 @@ async fn a_firing_alert_is_not_refreshed_during_a_window_and_is_after_it() {
         rfc3339(until),
     );
     let running = start(Config {
-        targets: targets(&yaml),
-        history: None,
         alerts: AlertConfig {
             alertmanager_url: Some(receiver.url()),
             thresholds: Thresholds {
@@ -224,8 +199,7 @@ async fn a_firing_alert_is_not_refreshed_during_a_window_and_is_after_it() {
             },
             ..AlertConfig::default()
         },
-        pushgateway_url: None,
-        max_concurrent_probes: 8,
+        ..config(&yaml)
     })
     .await;
     // Up once, then failing: it fires and is refreshed before the window.

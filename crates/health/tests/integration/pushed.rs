@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
+use ferrostack_health::Config;
 use ferrostack_health::history::History;
-use ferrostack_health::{AlertConfig, Config, HistoryConfig, Thresholds};
 use reqwest::StatusCode;
 
 use crate::serve::{Running, start, target, wait_for};
-use crate::support::{Receiver, targets};
+use crate::support::{Receiver, config, history_in, webhook_alerts};
 
 const TOKEN: &str = "push-s3cret";
 
@@ -57,22 +57,9 @@ async fn pushing(receiver: &Receiver) -> Pushing {
         token.display()
     );
     let running = start(Config {
-        targets: targets(&yaml),
-        history: Some(HistoryConfig {
-            path: dir.path().join("h.jsonl"),
-            max_age: None,
-            max_bytes: None,
-        }),
-        alerts: AlertConfig {
-            webhook_url: Some(format!("{}/hook", receiver.url())),
-            thresholds: Thresholds {
-                failure: 2,
-                success: 1,
-            },
-            ..AlertConfig::default()
-        },
-        pushgateway_url: None,
-        max_concurrent_probes: 8,
+        history: history_in(dir.path()),
+        alerts: webhook_alerts(receiver, 2, 1),
+        ..config(&yaml)
     })
     .await;
     Pushing {
@@ -289,14 +276,7 @@ async fn pushes_within_the_heartbeat_keep_the_target_up() {
         "external-endpoints: [{{name: beat, heartbeat: 2s, token-file: '{}'}}]",
         token.display()
     );
-    let running = start(Config {
-        targets: targets(&yaml),
-        history: None,
-        alerts: AlertConfig::default(),
-        pushgateway_url: None,
-        max_concurrent_probes: 8,
-    })
-    .await;
+    let running = start(config(&yaml)).await;
     let client = reqwest::Client::new();
     for _ in 0..10 {
         let r = client

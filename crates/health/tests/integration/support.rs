@@ -277,3 +277,36 @@ impl Receiver {
 pub(crate) fn targets(yaml: &str) -> Vec<ferrostack_health::Target> {
     ferrostack_health::config::parse_targets("test.yaml", yaml).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// `yaml`'s targets, no history, no alerts, 8 probes at once: what a test starts from.
+pub(crate) fn config(yaml: &str) -> ferrostack_health::Config {
+    ferrostack_health::Config {
+        targets: targets(yaml),
+        history: None,
+        alerts: ferrostack_health::AlertConfig::default(),
+        pushgateway_url: None,
+        max_concurrent_probes: 8,
+    }
+}
+
+/// A history file `h.jsonl` in `dir`, kept whole.
+pub(crate) fn history_in(dir: &Path) -> Option<ferrostack_health::HistoryConfig> {
+    Some(ferrostack_health::HistoryConfig {
+        path: dir.join("h.jsonl"),
+        max_age: None,
+        max_bytes: None,
+    })
+}
+
+/// Alerts to `receiver`'s `/hook` after `failure` failures, resolved after `success` passes.
+pub(crate) fn webhook_alerts(
+    receiver: &Receiver,
+    failure: u32,
+    success: u32,
+) -> ferrostack_health::AlertConfig {
+    ferrostack_health::AlertConfig {
+        webhook_url: Some(format!("{}/hook", receiver.url())),
+        thresholds: ferrostack_health::Thresholds { failure, success },
+        ..ferrostack_health::AlertConfig::default()
+    }
+}
