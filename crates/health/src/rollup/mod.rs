@@ -184,6 +184,14 @@ impl Rollups {
         }
     }
 
+    /// The target has succeeded before, as another source knows (a new leader's board,
+    /// resumed from the old leader's note): its failures are outages, not degraded results.
+    pub fn mark_succeeded(&mut self, target: &str) {
+        if let Some(s) = self.series.get_mut(target) {
+            s.freshness.succeeded = true;
+        }
+    }
+
     /// One target's rollups.
     pub fn get(&self, target: &str) -> Option<&Series> {
         self.series.get(target)

@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{RETAIN_EVERY, SAVE_EVERY, SYNC_EVERY, Service, write};
+use super::{RETAIN_EVERY, SAVE_EVERY, SYNC_EVERY, Service, read, write};
 use crate::leader::LeaderInfo;
 use crate::probe::probe;
 use crate::record::Record;
@@ -128,6 +128,16 @@ impl Service {
         self.shared
             .lead
             .take_over(term, &mut write(&self.shared.board));
+        // The rollups, kept apart from the board, learn what the note told it: a resumed
+        // incident's target has been up, so its failures charge the SLO, not `degraded`.
+        let succeeded: Vec<String> = read(&self.shared.board)
+            .targets()
+            .filter(|v| v.freshness.succeeded)
+            .map(|v| v.name.clone())
+            .collect();
+        let mut rollups = write(&self.shared.rollups);
+        succeeded.iter().for_each(|t| rollups.mark_succeeded(t));
+        drop(rollups);
         self.shared.lead.set_leading(true);
     }
 

@@ -110,6 +110,11 @@ async fn a_follower_stays_silent_and_a_new_leader_resumes_the_open_incident() {
         hooks.is_empty(),
         "the resumed incident fired again: {hooks:?}"
     );
+    // The rollups resumed it too: the target was up before, so these are failures (charged
+    // to the SLO), not the degraded results of a target never yet up.
+    let day = &v["targets"][0]["windows"]["24h"];
+    assert!(day["failures"].as_u64().unwrap() >= 2, "{v}");
+    assert_eq!(day["degraded"], 0, "{v}");
 
     s.fail_with(200);
     let mut hooks = Vec::new();
