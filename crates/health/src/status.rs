@@ -36,9 +36,9 @@ pub struct TargetStatus<'a> {
     pub configured: bool,
     /// Share of results that did not fail per window, shortest first (`1h`, `24h`, `7d`,
     /// `30d`, `90d`, `365d`); null without results.
-    pub uptime: Uptime,
+    pub uptime: ByWindow<Option<f64>>,
     /// Per rollup window, in order: counts, uptime, latency percentiles, error budget.
-    pub windows: Windows,
+    pub windows: ByWindow<WindowStats>,
     /// The target's SLO in percent (`slo:` in the targets file); absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo: Option<f64>,
@@ -57,22 +57,12 @@ pub struct TargetStatus<'a> {
     pub recent_outcomes: Vec<Outcome>,
 }
 
-/// Window stats in `rollup::WINDOWS` order, serialised as a JSON object.
+/// Values per window, serialised as a JSON object in window order, shortest first (a sorted
+/// map would put `365d` before `7d`).
 #[derive(Debug, Default)]
-pub struct Windows(pub Vec<(&'static str, WindowStats)>);
+pub struct ByWindow<T>(pub Vec<(&'static str, T)>);
 
-impl Serialize for Windows {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
-    }
-}
-
-/// Uptime per window, serialised as a JSON object in window order (a sorted map would put
-/// `365d` before `7d`).
-#[derive(Debug, Default)]
-pub struct Uptime(pub Vec<(&'static str, Option<f64>)>);
-
-impl Serialize for Uptime {
+impl<T: Serialize> Serialize for ByWindow<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
@@ -127,7 +117,7 @@ fn target_status<'a>(
     now: OffsetDateTime,
 ) -> TargetStatus<'a> {
     let series = rollups.get(&t.name);
-    let windows = Windows(series.map(|s| s.windows(now)).unwrap_or_default());
+    let windows = ByWindow(series.map(|s| s.windows(now)).unwrap_or_default());
     // The board's short windows the rollups do not cover (1 h), then the rollups'.
     let mut uptime: Vec<(&'static str, Option<f64>)> = WINDOWS
         .iter()
@@ -140,7 +130,7 @@ fn target_status<'a>(
         url: &t.url,
         state: t.state(),
         configured: t.configured,
-        uptime: Uptime(uptime),
+        uptime: ByWindow(uptime),
         windows,
         slo: series
             .and_then(rollup::Series::slo)

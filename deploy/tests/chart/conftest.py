@@ -3,7 +3,6 @@
 import functools
 import json
 import os
-import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testsupport import tool  # noqa: F401 - re-exported: the suite's modules import it from here
+from testsupport import free_port, tool  # noqa: F401 - re-exported: the suite's modules import them from here
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "deploy" / "helm" / "ferrostack"
@@ -133,13 +132,6 @@ def profile(request):
 @pytest.fixture
 def docs(profile):
     return render(profile)
-
-
-def free_port():
-    """A loopback port free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url, timeout=10):

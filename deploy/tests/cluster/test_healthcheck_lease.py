@@ -10,7 +10,6 @@ note)."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -22,19 +21,14 @@ import pytest
 import yaml
 
 from conftest import CHART, ROOT, helm_template
-from testsupport import tool
+from testsupport import free_port, tool, wait_for
+from testsupport import http_get as get
 
 BINARY = ROOT / "target" / "debug" / "ferrostack"
 LEASE = "fs-healthcheck"
 ACCOUNT = "fs-healthcheck-serve"
 LEASE_SECONDS = 5
 IDENTITIES = ("r0", "r1", "r2")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Recorder:
@@ -104,25 +98,6 @@ def lease_kubeconfig(cluster, namespace, tmp_path):
     path = tmp_path / "serve.kubeconfig"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.read().decode()
-    except OSError:
-        return None
-
-
-def wait_for(what, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def holder(cluster, namespace):

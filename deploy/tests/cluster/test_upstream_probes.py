@@ -17,8 +17,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
-import urllib.request
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,16 +27,11 @@ import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from conftest import K8S_BIN, ROOT, require_components
+from testsupport import free_port, http_get, wait_for
 
 BINARY = ROOT / "target" / "debug" / "ferrostack"
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def parse(text):
@@ -54,24 +47,6 @@ def parse(text):
             samples.setdefault(m.group(1), []).append(
                 (dict(LABEL.findall(m.group(2) or "")), float(m.group(3))))
     return {name: (types.get(name), s) for name, s in samples.items()}
-
-
-def wait_for(what, predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.read().decode()
-    except OSError:
-        return None
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +132,10 @@ def blackbox(tools, tmp_path_factory):
                              f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    wait_for("blackbox_exporter", lambda: get(f"{base}/-/healthy") is not None)
+    wait_for("blackbox_exporter", lambda: http_get(f"{base}/-/healthy") is not None)
 
     def probe(module, target):
-        return parse(get(f"{base}/probe?module={module}&target={target}") or "")
+        return parse(http_get(f"{base}/probe?module={module}&target={target}", timeout=10) or "")
 
     yield probe
     proc.kill()
@@ -187,7 +162,7 @@ def serve(tools, web, grpc_port, dns_port, tmp_path_factory):
                             start_new_session=True)
 
     def every_target_probed():
-        text = get(f"http://127.0.0.1:{port}/metrics")
+        text = http_get(f"http://127.0.0.1:{port}/metrics")
         if not text:
             return None
         families = parse(text)

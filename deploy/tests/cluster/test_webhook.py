@@ -3,7 +3,6 @@ with the real API server through the chart's own webhook configurations, answers
 import base64
 import json
 import re
-import socket
 import subprocess
 import tempfile
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CHART, ROOT, helm_template
+from testsupport import free_port
 
 BINARY = ROOT / "target" / "debug" / "ferrostack"
 RELEASE = "e2e"
@@ -20,12 +20,6 @@ RELEASE = "e2e"
 HOME = "e2e-webhook-home"
 ENFORCE = {"ferrostack.io/admission": "enforce"}
 VALIDATE = "validate.webhook.ferrostack.io"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def chart_configurations():
